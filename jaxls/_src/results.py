@@ -1,0 +1,90 @@
+"""Result types shared by every search: a `Status` enumeration and small NamedTuples.
+
+Results are pytrees of arrays, so they pass through `jax.jit` and `jax.vmap`; under `vmap`
+each member carries its own `status` and `num_evals`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["ScalarResult", "Status", "status_message"]
+
+
+class Status(enum.IntEnum):
+    """Outcome of a search, stored as an ``int32`` array in every result.
+
+    ``Status(int(result.status)).message`` reads it; `status_message` does so for a batch.
+    """
+
+    SUCCESS = 0
+    MAX_EVALS = 1
+    NONFINITE = 2
+    INVALID_INPUT = 3
+    NOT_DESCENT = 4
+    NO_BRACKET = 5
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+
+_MESSAGES = {
+    Status.SUCCESS: "converged: the requested tolerance or condition is met",
+    Status.MAX_EVALS: "the evaluation budget `max_evals` ran out before convergence; "
+    "the result is the best point found",
+    Status.NONFINITE: "the objective returned NaN or inf; the result is the best finite point "
+    "found (or the first point evaluated, if none was finite)",
+    Status.INVALID_INPUT: "invalid traced input (bounds not finite or not ordered, or a "
+    "non-positive tolerance); nothing was evaluated",
+    Status.NOT_DESCENT: "the direction is not a descent direction (slope >= 0); step 0 returned",
+    Status.NO_BRACKET: "no bracket was found within the evaluation budget (the objective may be "
+    "unbounded below or monotone along the search)",
+}
+
+# Internal marker while a loop runs; never returned to the user.
+RUNNING = -1
+
+
+def status_message(status) -> str | list:
+    """Human-readable message(s) for a status array, scalar or batched."""
+    codes = jax.device_get(status)
+    if getattr(codes, "ndim", 0) == 0:
+        return Status(int(codes)).message
+    return [status_message(c) for c in codes]
+
+
+class ScalarResult(NamedTuple):
+    """Result of a 1-D search on an interval.
+
+    Attributes:
+        x: the best point found; always inside the original interval and finite when the input
+            was valid.
+        value: ``fun(x)``, the value actually computed at ``x``.
+        lower: lower end of the final bracket, which contains ``x`` (and, for a unimodal
+            objective, the minimiser).
+        upper: upper end of the final bracket.
+        num_evals: number of objective evaluations the search made (``int32``).
+        status: a `Status` code (``int32``).
+    """
+
+    x: jax.Array
+    value: jax.Array
+    lower: jax.Array
+    upper: jax.Array
+    num_evals: jax.Array
+    status: jax.Array
+
+    @property
+    def converged(self) -> jax.Array:
+        """Boolean array: ``status == Status.SUCCESS``."""
+        return jnp.asarray(self.status) == Status.SUCCESS
+
+    @property
+    def message(self):
+        """Readable message(s) for ``status`` (host-side; not for use under ``jit``)."""
+        return status_message(self.status)

@@ -1,0 +1,56 @@
+"""Test problems shared by the test suite, the benchmarks and ``python -m jaxls``.
+
+``INTERVAL`` holds unimodal problems on an interval with their exact minimiser ``xmin``
+(some at a bound, some far from 0, one non-smooth, one flat), written in ``jax.numpy`` so
+that they run under ``jit`` and ``vmap``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+__all__ = ["INTERVAL", "SMOOTH_INTERVAL", "IntervalProblem", "lecture"]
+
+
+class IntervalProblem(NamedTuple):
+    name: str
+    fun: Callable
+    lower: float
+    upper: float
+    xmin: float  # exact minimiser on [lower, upper]
+    smooth: bool = True
+
+
+def lecture(x):
+    """The lecture's Figure 18 function, minimised at ``2 sqrt(2)`` on ``[0, 6]``."""
+    return 1.0 - jnp.sqrt(2.0 / jnp.pi) * x**2 * jnp.exp(-(x**2) / 8.0) / 8.0
+
+
+INTERVAL = (
+    IntervalProblem("lecture", lecture, 0.0, 6.0, 2.0 * math.sqrt(2.0)),
+    IntervalProblem("quadratic", lambda x: (x - 2.0) ** 2, 0.0, 5.0, 2.0),
+    IntervalProblem("far_quadratic", lambda x: (x - 1000.25) ** 2, 1000.0, 1003.0, 1000.25),
+    IntervalProblem("quartic", lambda x: (x - 1.0) ** 4, -2.0, 3.0, 1.0),
+    IntervalProblem("exp_linear", lambda x: jnp.exp(x) - 2.0 * x, 0.0, 2.0, math.log(2.0)),
+    IntervalProblem("x_log_x", lambda x: x * jnp.log(x), 0.1, 2.0, math.exp(-1.0)),
+    IntervalProblem("cosh", lambda x: jnp.cosh(x - 3.0), 2.5, 10.0, 3.0),
+    IntervalProblem("bound", lambda x: x**2, 1.0, 4.0, 1.0),
+    IntervalProblem("sin", jnp.sin, 3.0, 6.0, 1.5 * math.pi),
+    IntervalProblem("x_plus_inverse", lambda x: x + 1.0 / x, 0.5, 5.0, 1.0),
+    IntervalProblem("gamma_like", lambda x: -x * jnp.exp(-x), 0.0, 5.0, 1.0),
+    # minimiser: 2 y + exp(y) = 0 with y = x + 7.5
+    IntervalProblem(
+        "negative_side",
+        lambda x: (x + 7.5) ** 2 + jnp.exp(x + 7.5),
+        -20.0,
+        -4.0,
+        -7.5 - 0.35173371124919584,
+    ),
+    IntervalProblem("abs", lambda x: jnp.abs(x - 0.3), -1.0, 1.0, 0.3, smooth=False),
+)
+
+SMOOTH_INTERVAL = tuple(p for p in INTERVAL if p.smooth)
