@@ -73,8 +73,11 @@ def setup(call: str, fun: Callable, lower, upper, tol, max_evals: int, min_evals
             f"`jaxls.{call}`: `lower` and `upper` must be scalars, got shapes "
             f"{lower.shape} and {upper.shape}. Use `jax.vmap` for many problems."
         )
+    # A concrete tol was checked above; casting it may underflow (1e-300 in float32), which
+    # the clip to the resolution below repairs. A traced tol is checked here.
+    tol_ok = True if checks.is_concrete(tol) else jnp.asarray(tol) > 0
     tol = jnp.asarray(tol, dtype)
-    invalid = ~(jnp.isfinite(lower) & jnp.isfinite(upper) & (lower < upper) & (tol > 0))
+    invalid = ~(jnp.isfinite(lower) & jnp.isfinite(upper) & (lower < upper) & tol_ok)
     safe_lower = jnp.where(invalid, jnp.zeros((), dtype), lower)
     safe_upper = jnp.where(invalid, jnp.ones((), dtype), upper)
     tol = jnp.maximum(jnp.where(invalid, 1, tol), resolution(safe_lower, safe_upper))
