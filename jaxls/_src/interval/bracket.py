@@ -1,0 +1,177 @@
+"""Bracketing a minimum from a starting point: downhill expansion by a constant factor.
+
+State: two points ``a`` and ``b`` with ``fun(b) <= fun(a)``, ``b`` the lowest point seen, and
+the search moving from ``a`` through ``b``. A step evaluates ``c = b + grow (b - a)``: if
+``fun(c) > fun(b)`` then ``(a, b, c)`` is a bracket, otherwise ``(a, b) <- (b, c)``. The first
+two steps evaluate ``x0`` and ``x0 + step`` (turning round if the second went uphill).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxls._src import checks
+from jaxls._src.interval import common
+from jaxls._src.results import RUNNING, ScalarResult, Status
+
+
+class BracketState(NamedTuple):
+    a: jax.Array  # the previous point: fun(b) <= fun(a)
+    b: jax.Array  # the lowest point seen
+    value: jax.Array  # fun(b)
+    c: jax.Array  # the far end, once fun(c) > fun(b) (SUCCESS); b until then
+    num_evals: jax.Array
+    status: jax.Array
+
+
+def make_step(fun: Callable, x0, step, grow, value_dtype) -> Callable:
+    def body(s: BracketState) -> BracketState:
+        first = s.num_evals == 0
+        second = s.num_evals == 1
+        u = jnp.where(first, x0, jnp.where(second, x0 + step, s.b + grow * (s.b - s.a)))
+        fu = common.evaluate(fun, u, value_dtype)
+
+        downhill = first | (fu <= s.value)  # ties go on: a plateau is not a bracket
+        turn = second & ~downhill  # x0 + step went uphill: search from x0 the other way
+        found = ~first & ~second & ~downhill
+        a = jnp.where(downhill, s.b, jnp.where(turn, u, s.a))
+        b = jnp.where(downhill, u, s.b)
+        value = jnp.where(downhill, fu, s.value)
+        c = jnp.where(found, u, b)
+
+        # The next trial point must be finite and move, or no bracket can be found.
+        following = b + grow * (b - a)
+        stuck = ~first & ~found & (~jnp.isfinite(following) | (following == b))
+        status = jnp.where(found, Status.SUCCESS, jnp.where(stuck, Status.NO_BRACKET, RUNNING))
+
+        # A NaN or inf stops the search on the best finite point; if it is the very first
+        # value, the result is x0 with that value.
+        finite = jnp.isfinite(fu)
+        a = jnp.where(finite | first, a, s.a)
+        b = jnp.where(finite | first, b, s.b)
+        value = jnp.where(finite | first, value, s.value)
+        c = jnp.where(finite, c, b)
+        status = jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
+        return BracketState(a, b, value, c, s.num_evals + 1, status)
+
+    return body
+
+
+def bracket(fun: Callable, x0, *, step=1.0, grow=1.618034, max_evals: int = 50) -> ScalarResult:
+    r"""Find ``a < b < c`` (or ``a > b > c``) with ``fun(b) <= fun(a)`` and ``fun(b) < fun(c)``.
+
+    Evaluates ``fun(x0)`` and ``fun(x0 + step)``, turns round if the second went uphill so
+    that ``a -> b`` goes downhill, then steps ``c = b + grow (b - a)``, one evaluation per
+    step, shifting ``(a, b) <- (b, c)`` until ``fun(c) > fun(b)``. The trial points grow
+    geometrically away from ``x0``, so a minimum at distance ``d`` is bracketed after about
+    ``log(d / |step|) / log(grow)`` evaluations. For a continuous ``fun`` the bracket
+    ``[lower, upper]`` holds a local minimiser, and the minimiser itself if ``fun`` is
+    unimodal; pass it to `golden_section`, `dichotomy` or `fibonacci`.
+
+    A flat start (``fun(x0 + step) == fun(x0)``) goes on in the direction of ``step``, and so
+    does any tie: a bracket needs a strict rise ``fun(c) > fun(b)``, since a plateau (a
+    constant ``fun``, or ``exp(-x)`` once it underflows to 0) cannot be told from a slow
+    descent. This follows Numerical Recipes' ``mnbrak`` without its parabolic extrapolation,
+    and ``scipy.optimize.bracket``'s final check (at least one strict inequality).
+
+    Args:
+      fun: scalar function of a scalar, written in ``jax.numpy``.
+      x0: starting point (may be traced).
+      step: first trial step, finite and non-zero; its sign sets the first direction (may
+        be traced).
+      grow: expansion factor ``> 1`` between successive steps (the default is the golden
+        ratio, so a bracket found here is in golden-section proportion).
+      max_evals: hard cap on evaluations (static Python int, ``>= 3``).
+
+    Returns:
+      A `ScalarResult`. On ``SUCCESS``, ``x`` is the middle point ``b``, the lowest value
+      seen, ``value = fun(x)`` and ``lower < x < upper`` with ``value <= fun(lower)`` and
+      ``value < fun(upper)`` (the outer points ``a`` and ``c``, sorted). Otherwise ``x`` is
+      the lowest point seen and ``[lower, upper]`` the last step (``x`` at one end), with
+      ``status`` ``NO_BRACKET`` (``max_evals`` spent, or the steps overflowed, with ``fun``
+      never rising: unbounded below, monotone or flat), ``NONFINITE`` (``fun`` returned NaN
+      or inf; if at ``x0``, the result is ``x0`` with that value) or ``INVALID_INPUT`` (traced
+      ``x0`` or ``step`` not finite, ``step == 0`` or too small to move ``x0``, or
+      ``grow <= 1``: nothing is evaluated, ``x``, ``value``, ``lower``, ``upper`` are NaN).
+
+    Raises:
+      ValueError: for a concrete ``x0`` or ``step`` that is not finite, ``step == 0`` or
+        ``x0 + step == x0`` in the dtype, ``grow <= 1`` or ``max_evals < 3``.
+
+    References:
+      W. H. Press et al., Numerical Recipes (3rd ed., 2007), sec. 10.1, routine ``mnbrak``;
+      D. J. Wilde, Optimum Seeking Methods (1964), ch. 2.
+
+    Example:
+      >>> import jaxls
+      >>> f = lambda x: (x - 10.0) ** 2
+      >>> b = jaxls.bracket(f, 0.0)
+      >>> print(f"{float(b.lower):.3f} {float(b.x):.3f} {float(b.upper):.3f}", int(b.num_evals))
+      5.236 9.472 16.326 6
+      >>> print(float(f(b.x)) <= float(f(b.lower)), float(f(b.x)) < float(f(b.upper)))
+      True True
+      >>> res = jaxls.golden_section(f, b.lower, b.upper, tol=1e-4)
+      >>> print(f"{float(res.x):.4f}", bool(res.converged))
+      10.0000 True
+    """
+    call = "bracket"
+    checks.finite(call, "x0", x0)
+    checks.nonzero(call, "step", step)
+    checks.greater_than(call, "grow", grow, 1.0)
+    checks.int_at_least(call, "max_evals", max_evals, 3)
+    dtype = jnp.result_type(x0, step, 1.0)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"`jaxls.{call}`: `x0` and `step` must be real numbers, got {dtype}.")
+    if checks.is_concrete(x0) and checks.is_concrete(step):
+        x0_, step_ = np.asarray(x0, dtype), np.asarray(step, dtype)
+        if x0_ + step_ == x0_:
+            raise ValueError(
+                f"`jaxls.{call}(x0={x0!r}, step={step!r})`: `step` must move `x0`, but "
+                f"`x0 + step == x0` in {np.dtype(dtype).name}."
+            )
+    x0 = jnp.asarray(x0, dtype)
+    step = jnp.asarray(step, dtype)
+    grow = jnp.asarray(grow, dtype)
+    if x0.shape != () or step.shape != () or grow.shape != ():
+        raise ValueError(
+            f"`jaxls.{call}`: `x0`, `step` and `grow` must be scalars, got shapes {x0.shape}, "
+            f"{step.shape} and {grow.shape}. Use `jax.vmap` for many problems."
+        )
+    invalid = ~(
+        jnp.isfinite(x0)
+        & jnp.isfinite(step)
+        & jnp.isfinite(x0 + step)
+        & (x0 + step != x0)
+        & jnp.isfinite(grow)
+        & (grow > 1)
+    )
+    x0 = jnp.where(invalid, jnp.zeros((), dtype), x0)
+    step = jnp.where(invalid, jnp.ones((), dtype), step)
+    grow = jnp.where(invalid, jnp.asarray(2, dtype), grow)
+    value_dtype = common.value_dtype(call, fun, x0)
+
+    state = BracketState(
+        a=x0,
+        b=x0,
+        value=jnp.asarray(jnp.inf, value_dtype),
+        c=x0,
+        num_evals=jnp.zeros((), jnp.int32),
+        status=jnp.where(invalid, Status.INVALID_INPUT, RUNNING).astype(jnp.int32),
+    )
+    state = common.run_while(make_step(fun, x0, step, grow, value_dtype), state, max_evals)
+    status = jnp.where(state.status == Status.MAX_EVALS, Status.NO_BRACKET, state.status)
+    far = jnp.where(status == Status.SUCCESS, state.c, state.b)  # else x at one end
+    nan = jnp.asarray(np.nan, dtype)
+    return ScalarResult(
+        x=jnp.where(invalid, nan, state.b),
+        value=jnp.where(invalid, jnp.asarray(np.nan, value_dtype), state.value),
+        lower=jnp.where(invalid, nan, jnp.minimum(state.a, far)),
+        upper=jnp.where(invalid, nan, jnp.maximum(state.a, far)),
+        num_evals=state.num_evals,
+        status=status.astype(jnp.int32),
+    )
