@@ -18,8 +18,9 @@ settings.register_profile(
     derandomize=True,
 )
 settings.register_profile(
-    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "thorough", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+# HYPOTHESIS_PROFILE=thorough python -m pytest  for a longer, randomised search.
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 

@@ -39,8 +39,8 @@ _MESSAGES = {
     "the result is the best point found",
     Status.NONFINITE: "the objective returned NaN or inf; the result is the best finite point "
     "found (or the first point evaluated, if none was finite)",
-    Status.INVALID_INPUT: "invalid traced input (bounds not finite or not ordered, or a "
-    "non-positive tolerance); nothing was evaluated",
+    Status.INVALID_INPUT: "invalid traced input (bounds not finite or not ordered, a "
+    "non-positive tolerance, a zero or non-finite step, ...); nothing was evaluated",
     Status.NOT_DESCENT: "the direction is not a descent direction (slope >= 0); step 0 returned",
     Status.NO_BRACKET: "no bracket was found within the evaluation budget (the objective may be "
     "unbounded below or monotone along the search)",

@@ -71,9 +71,9 @@ def fibonacci(fun: Callable, lower, upper, *, num_evals: int) -> ScalarResult:
     Example:
       >>> import jaxls
       >>> res = jaxls.fibonacci(lambda x: (x - 2.0) ** 2, 0.0, 5.0, num_evals=30)
-      >>> width = float(res.upper - res.lower)  # <= 5 * 1.02 / F_30, F_30 = 1346269
-      >>> print(f"{float(res.x):.5f}", int(res.num_evals), width <= 5 * 1.02 / 1346269)
-      2.00000 30 True
+      >>> width = float(res.upper - res.lower)  # 5 * (1 + 2 delta) / F_30, F_30 = 1346269
+      >>> print(f"{float(res.x):.5f}", int(res.num_evals), f"{width * 1346269 / 5:.3f}")
+      2.00000 30 1.020
     """
     call = "fibonacci"
     checks.int_at_least(call, "num_evals", num_evals, 1)

@@ -1,0 +1,248 @@
+"""Successive parabolic interpolation on a bracketing triple, safeguarded by golden section.
+
+State: three evaluated points ``x1 < x2 < x3`` and the bracket they certify. When the middle
+one is the best (``f2 <= f1, f2 <= f3``) the bracket is ``[x1, x3]``; when an end is the
+best, which happens only when the start did not bracket (a function monotone near a bound),
+it is the half next to that end (``[x1, x2]`` or ``[x2, x3]``). A step computes the vertex
+``u`` of the parabola through the triple and a golden-section point in the larger part of
+the bracket, selects one with `jnp.where`, evaluates ``fun`` once, and keeps the three
+consecutive points around the best of the four.
+
+The first steps evaluate the initial triple ``(lower, x_init, upper)``, one point per step
+(``x_init`` first); unevaluated points hold ``+inf``. When ``f(lower) < f(x_init)`` the
+minimiser lies in ``[lower, x_init]``, and ``upper`` is not evaluated: a point inside
+``[lower, x_init]`` is searched instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxls._src import checks
+from jaxls._src.interval import common
+from jaxls._src.interval.golden import RHO
+from jaxls._src.results import RUNNING, ScalarResult, Status
+
+# Fall back to golden section after this many steps in a row that did not halve the bracket.
+MAX_STALLS = 2
+
+
+class Point(NamedTuple):
+    x: jax.Array
+    value: jax.Array
+
+
+class ParabolicState(NamedTuple):
+    lower: jax.Array  # the bracket certified by the triple
+    upper: jax.Array
+    best: Point  # the best point evaluated
+    p1: Point  # the triple x1 < x2 < x3
+    p2: Point
+    p3: Point
+    width: jax.Array  # bracket width when it last halved
+    stalls: jax.Array  # steps since then (int32)
+    num_evals: jax.Array
+    status: jax.Array
+
+
+def init(problem: common.Interval, x_init) -> ParabolicState:
+    unknown = jnp.asarray(jnp.inf, problem.value_dtype)
+    middle = Point(x_init, unknown)
+    return ParabolicState(
+        lower=problem.lower,
+        upper=problem.upper,
+        best=middle,
+        p1=Point(problem.lower, unknown),
+        p2=middle,
+        p3=Point(problem.upper, unknown),
+        width=problem.upper - problem.lower,
+        stalls=jnp.zeros((), jnp.int32),
+        num_evals=jnp.zeros((), jnp.int32),
+        status=common.initial_status(problem),
+    )
+
+
+def certify(p1: Point, p2: Point, p3: Point):
+    """The best of the triple and the bracket around it: ``(lower, upper, best)``."""
+    middle = (p2.value <= p1.value) & (p2.value <= p3.value)
+    left = ~middle & (p1.value <= p3.value)
+    best = _select(middle, p2, _select(left, p1, p3))
+    lower = jnp.where(middle | left, p1.x, p2.x)
+    upper = jnp.where(left, p2.x, p3.x)
+    return lower, upper, best
+
+
+def make_step(fun: Callable, problem: common.Interval) -> Callable:
+    """One evaluation; converged when ``max(x - lower, upper - x) <= tol``."""
+    dtype = problem.lower.dtype
+    tol = problem.tol
+    half = tol / 2
+
+    def step(s: ParabolicState) -> ParabolicState:
+        (x1, f1), (x2, f2), (x3, f3) = s.p1, s.p2, s.p3
+        x, lower, upper = s.best.x, s.lower, s.upper
+        bracketing = (f2 <= f1) & (f2 <= f3)
+
+        # Vertex of the parabola through the triple, u = x2 - numerator / (2 denominator):
+        #   numerator = (x2-x1)^2 (f2-f3) - (x2-x3)^2 (f2-f1),
+        #   denominator = (x2-x1)(f2-f3) - (x2-x3)(f2-f1) = -(x2-x1)(x3-x2)(x3-x1) f[x1,x2,x3],
+        # negative iff the parabola is convex. Any other case (flat or concave parabola, an
+        # unevaluated point) is rejected, so the division is always by a negative number.
+        a = (x2 - x1) * (f2 - f3)
+        c = (x2 - x3) * (f2 - f1)
+        numerator = (x2 - x1) * a - (x2 - x3) * c
+        denominator = a - c
+        convex = (denominator < 0) & jnp.isfinite(f1) & jnp.isfinite(f2) & jnp.isfinite(f3)
+        vertex = (x2 - numerator / (2 * jnp.where(convex, denominator, -1))).astype(dtype)
+        # Accept a vertex inside the bracket, or beyond the end that holds the best point
+        # (a triple that does not bracket): the minimiser is then likely at that end.
+        inside = (vertex > lower) & (vertex < upper)
+        beyond = ((x == lower) & (vertex <= lower)) | ((x == upper) & (vertex >= upper))
+        parabolic = convex & (inside | beyond) & (s.stalls < MAX_STALLS)
+
+        # Otherwise a golden-section step from the best point into the larger segment.
+        right = upper - x >= x - lower
+        golden = x + RHO * (jnp.where(right, upper, lower) - x)
+        u = jnp.where(parabolic, jnp.clip(vertex, lower, upper), golden)
+        # Never closer than tol / 2 to the best point: this is what makes the bracket shrink
+        # to the tolerance once the vertex sits on the best point.
+        u = jnp.where(jnp.abs(u - x) < half, x + jnp.where(right, half, -half), u)
+        u = jnp.clip(u, lower, upper)
+
+        # The initial triple: x_init, lower, then upper if the bracket still reaches it.
+        n = s.num_evals
+        init_x2 = n == 0
+        init_x1 = n == 1
+        init_x3 = (n == 2) & (f2 <= f1)
+        u = jnp.where(init_x2, x2, jnp.where(init_x1, x1, jnp.where(init_x3, x3, u)))
+        fu = common.evaluate(fun, u, problem.value_dtype)
+        new = Point(u, fu)
+
+        # Keep the three consecutive points around the best of the four. When the best is
+        # an end of the triple, u lies between it and x2 and is kept next to it. A tie keeps
+        # the old best point, so that on a plateau of equal values the bracket closes on it.
+        better = (fu < s.best.value) | ~bracketing
+        left = u < x2
+        p1 = _select(left, _select(better, s.p1, new), _select(better, s.p2, s.p1))
+        p2 = _select(better, new, s.p2)
+        p3 = _select(left, _select(better, s.p2, s.p3), _select(better, s.p3, new))
+        searching = ~(init_x1 | init_x2 | init_x3)
+        p1 = _select(searching, p1, _select(init_x1, new, s.p1))
+        p2 = _select(searching, p2, _select(init_x2, new, s.p2))
+        p3 = _select(searching, p3, _select(init_x3, new, s.p3))
+        lower, upper, best = certify(p1, p2, p3)
+
+        # Fall back to golden section until the bracket halves again.
+        width = upper - lower
+        halved = ~searching | (width <= s.width / 2)
+        stalls = jnp.where(halved, 0, s.stalls + 1).astype(jnp.int32)
+        width = jnp.where(halved, width, s.width)
+
+        # A NaN or inf stops the search on the best finite point; if it is the very first
+        # value, the result is that point (finite, inside the interval) with its value.
+        finite = jnp.isfinite(fu)
+        first = n == 0
+        lower = jnp.where(finite, lower, s.lower)
+        upper = jnp.where(finite, upper, s.upper)
+        best = _select(finite, best, _select(first, new, s.best))
+        p1, p2, p3 = (_select(finite, p, old) for p, old in zip((p1, p2, p3), (s.p1, s.p2, s.p3)))
+
+        done = common.spread(best.x, lower, upper) <= tol
+        status = jnp.where(finite, jnp.where(done, Status.SUCCESS, RUNNING), Status.NONFINITE)
+        return ParabolicState(
+            lower, upper, best, p1, p2, p3, width, stalls, n + 1, status.astype(jnp.int32)
+        )
+
+    return step
+
+
+def finish(problem: common.Interval, s: ParabolicState) -> ScalarResult:
+    return common.result(problem, s.best.x, s.best.value, s.lower, s.upper, s.num_evals, s.status)
+
+
+def _select(pred, on_true: Point, on_false: Point) -> Point:
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def parabolic(
+    fun: Callable, lower, upper, *, tol=1e-6, max_evals: int = 100, x_init=None
+) -> ScalarResult:
+    r"""Minimise ``fun`` on ``[lower, upper]`` by successive parabolic interpolation.
+
+    Each step jumps to the vertex of the parabola through a bracketing triple
+    ``x1 < x2 < x3`` (``f2 <= f1, f2 <= f3``),
+    ``u = x2 - ((x2-x1)^2 (f2-f3) - (x2-x3)^2 (f2-f1)) / (2 [(x2-x1)(f2-f3) - (x2-x3)(f2-f1)])``,
+    and replaces a point so that the triple brackets again. Near a smooth minimum the
+    iteration converges with order about 1.32.
+
+    Departures from the lecture's listing, which divides by zero on an exact quadratic (the
+    first jump lands on the minimiser and the triple degenerates) and may stall or leave the
+    bracket: here the step is safeguarded. The denominator is never used when it is not
+    negative (flat or concave parabola); a golden-section step into the larger segment
+    replaces the jump when the vertex is not inside the bracket, and when two steps in a row
+    failed to halve the bracket (until it has halved); and no point is placed closer than
+    ``tol / 2`` to the best one (it is moved to ``x2 +- tol / 2``, toward the larger
+    segment), which is what shrinks the bracket to the tolerance. A start that does not
+    bracket (``f(lower) < f(x_init)``, say, on a function increasing on the interval) is
+    handled by searching the half next to the better end, where a vertex beyond that end
+    sends the next point to ``tol / 2`` from it. The result is the best evaluated point with
+    its value, not the midpoint ``(x1 + x3) / 2`` whose value is never computed; and the
+    values of the triple are kept with its points, so each point is evaluated once.
+
+    Args:
+      fun: scalar function of a scalar, written in ``jax.numpy``.
+      lower: lower end of the interval (may be traced).
+      upper: upper end, ``> lower`` (may be traced).
+      tol: absolute tolerance on the minimiser: on success the final bracket satisfies
+        ``max(x - lower, upper - x) <= tol``. Tolerances below what the dtype resolves
+        (``16 eps max(|lower|, |upper|)``) are clipped to it, so the loop always ends.
+      max_evals: hard cap on evaluations (static Python int, ``>= 1``).
+      x_init: the initial middle point, strictly inside ``(lower, upper)`` (may be traced);
+        by default the midpoint. The initial triple is ``(lower, x_init, upper)``.
+
+    Returns:
+      A `ScalarResult`: ``x`` the best point evaluated, ``value = fun(x)``, ``[lower, upper]``
+      the final bracket. ``status`` is ``SUCCESS``, ``MAX_EVALS`` (budget spent: the best
+      point and its bracket are returned), ``NONFINITE`` (``fun`` returned NaN or inf: the
+      search stops on the best finite point) or ``INVALID_INPUT`` (traced bounds not finite
+      or not ordered, ``tol <= 0``, or ``x_init`` not strictly inside: nothing is evaluated,
+      ``x`` and ``value`` are NaN).
+
+    Raises:
+      ValueError: for concrete bounds that are not finite or not ordered, ``tol <= 0``,
+        ``max_evals < 1``, or a concrete ``x_init`` not strictly inside ``(lower, upper)``.
+
+    References:
+      Nocedal & Wright, Numerical Optimization (2006), sec. 3.5; R. P. Brent, Algorithms for
+      Minimization without Derivatives (1973), ch. 5; M. T. Heath, Scientific Computing
+      (2002), sec. 6.4.2 (successive parabolic interpolation).
+
+    Example:
+      >>> import jaxls
+      >>> res = jaxls.parabolic(lambda x: (x - 2.0) ** 2, 0.0, 5.0, tol=1e-6)
+      >>> print(f"{float(res.x):.6f}", int(res.num_evals), bool(res.converged))
+      2.000000 6 True
+    """
+    call = "parabolic"
+    problem = common.setup(call, fun, lower, upper, tol, max_evals)
+    dtype = problem.lower.dtype
+    if x_init is None:
+        x_init = (problem.lower + problem.upper) / 2
+    else:
+        checks.finite(call, "x_init", x_init)
+        if checks.is_concrete(x_init) and checks.is_concrete(lower) and checks.is_concrete(upper):
+            checks.open_interval(call, "x_init", x_init, float(lower), float(upper))
+        x_init = jnp.asarray(x_init, dtype)
+        if x_init.shape != ():
+            raise ValueError(
+                f"`jaxls.{call}`: `x_init` must be a scalar, got shape {x_init.shape}."
+            )
+        bad = ~((problem.given_lower < x_init) & (x_init < problem.given_upper))
+        problem = problem._replace(invalid=problem.invalid | bad)
+        x_init = jnp.where(problem.invalid, (problem.lower + problem.upper) / 2, x_init)
+    state = common.run_while(make_step(fun, problem), init(problem, x_init), max_evals)
+    return finish(problem, state)
