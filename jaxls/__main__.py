@@ -14,11 +14,11 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
 
-import jaxls  # noqa: E402
-from jaxls import zoo  # noqa: E402
+import jaxls
+from jaxls import zoo
 
 METHODS = ("dichotomy", "golden_section", "fibonacci", "parabolic", "brent")
 
@@ -42,8 +42,10 @@ def comparison(tol: float) -> str:
         golden = run("golden_section", problem, tol, 0)
         cells = []
         for method in METHODS:
-            res = golden if method == "golden_section" else run(
-                method, problem, tol, int(golden.num_evals)
+            res = (
+                golden
+                if method == "golden_section"
+                else run(method, problem, tol, int(golden.num_evals))
             )
             flag = "" if bool(res.converged) else "!"
             totals[method] += int(res.num_evals)
@@ -60,7 +62,7 @@ def throughput(n: int) -> str:
     @jax.jit
     @jax.vmap
     def solve(c):
-        fun = lambda x: zoo.lecture(x + 2.0 * np.sqrt(2.0) - c)  # noqa: E731
+        fun = lambda x: zoo.lecture(x * (2.0 * np.sqrt(2.0) / c))
         return jaxls.golden_section(fun, 0.0, 6.0, tol=1e-6)
 
     jax.block_until_ready(solve(centres))

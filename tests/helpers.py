@@ -18,16 +18,31 @@ def count_primitive(jaxpr, name: str) -> int:
     return total
 
 
-def while_bodies(jaxpr):
-    """The body jaxprs of every `while` loop in a jaxpr, searched recursively."""
+def loop_eqns(jaxpr, primitive: str) -> list:
+    """Every equation of ``primitive`` (``"while"``, ``"scan"``) in a jaxpr, recursively."""
     jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
     found = []
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "while":
-            found.append(eqn.params["body_jaxpr"])
+        if eqn.primitive.name == primitive:
+            found.append(eqn)
         for sub in jex.core.jaxprs_in_params(eqn.params):
-            found.extend(while_bodies(sub))
+            found.extend(loop_eqns(sub, primitive))
     return found
+
+
+def while_bodies(jaxpr) -> list:
+    """The body jaxprs of every `while` loop in a jaxpr, searched recursively."""
+    return [eqn.params["body_jaxpr"] for eqn in loop_eqns(jaxpr, "while")]
+
+
+def check_fixed_budget_loop(jaxpr, marker: str, length: int) -> None:
+    """A fixed budget is one `scan` of ``length`` steps, one evaluation each, no `while`."""
+    assert while_bodies(jaxpr) == []
+    (scan,) = loop_eqns(jaxpr, "scan")
+    assert scan.params["length"] == length
+    assert count_primitive(scan.params["jaxpr"], marker) == 1
+    assert count_primitive(jaxpr, marker) == 1
+    assert count_primitive(jaxpr, "cond") == 0
 
 
 class EvalCounter:

@@ -70,7 +70,7 @@ def test_zoo_bracket_property(problem, tol):
 def test_jit_equals_eager(problem):
     eager = jaxls.brent(guarded(problem), problem.lower, problem.upper, tol=1e-9)
     jitted = solver(problem)(problem.lower, problem.upper, 1e-9)
-    for a, b in zip(eager, jitted):
+    for a, b in zip(eager, jitted, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -296,7 +296,7 @@ def test_vmap_mixed_batch():
     np.testing.assert_array_equal(batch.status, np.asarray(expected))
     for i in range(len(expected)):
         alone = single(lower[i], upper[i], centre[i], k[i], tol[i])
-        for a, b in zip(batch, alone):
+        for a, b in zip(batch, alone, strict=True):
             np.testing.assert_array_equal(a[i], b)  # bitwise, NaN in the same places
     assert int(batch.num_evals[2]) == 0 and int(batch.num_evals[3]) == 1
     assert int(batch.num_evals[4]) == max_evals
@@ -311,7 +311,7 @@ def test_vmap_over_closed_over_parameter():
     batch = jax.vmap(solve)(centres)
     for i, c in enumerate(centres):
         alone = jax.jit(solve)(c)
-        for a, b in zip(batch, alone):
+        for a, b in zip(batch, alone, strict=True):
             np.testing.assert_array_equal(a[i], b)
     np.testing.assert_allclose(batch.x, np.clip(centres, -1.0, 2.0), atol=1e-7)
 

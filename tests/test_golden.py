@@ -17,7 +17,7 @@ import jaxls
 from jaxls import zoo
 from jaxls._src.interval.fibonacci import DELTA, fibonacci_numbers
 from jaxls._src.interval.golden import RATIO
-from tests.helpers import EvalCounter, count_primitive, tree_equal_bitwise, while_bodies
+from tests.helpers import EvalCounter, check_fixed_budget_loop, tree_equal_bitwise
 
 S = jaxls.Status
 
@@ -29,7 +29,7 @@ def theoretical_golden_evals(width: float, tol: float) -> int:
 
 @jax.jit
 def _golden_cosh(lower, upper, centre, scale, tol):
-    fun = lambda x: jnp.cosh(scale * (x - centre) / (upper - lower))  # noqa: E731
+    fun = lambda x: jnp.cosh(scale * (x - centre) / (upper - lower))
     return jaxls.golden_section(fun, lower, upper, tol=tol, max_evals=200)
 
 
@@ -92,16 +92,14 @@ def test_golden_fixed_budget_equals_while_loop_run():
     assert tree_equal_bitwise(run, fixed)
 
 
-def test_fixed_budget_is_unrolled_without_a_loop():
-    fun = lambda x: jnp.expm1(x) - 2.0 * x  # noqa: E731
+def test_fixed_budget_is_a_scan_without_predicate():
+    fun = lambda x: jnp.expm1(x) - 2.0 * x  # expm1 marks an evaluation
     for solve in [
         lambda lo, hi: jaxls.golden_section(fun, lo, hi, num_evals=12),
         lambda lo, hi: jaxls.fibonacci(fun, lo, hi, num_evals=12),
     ]:
         jaxpr = jax.make_jaxpr(jax.vmap(solve))(jnp.zeros(4), jnp.ones(4))
-        assert while_bodies(jaxpr) == []
-        assert count_primitive(jaxpr, "expm1") == 12
-        assert count_primitive(jaxpr, "cond") == 0
+        check_fixed_budget_loop(jaxpr, "expm1", 12)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 13, 30, 60])
@@ -118,7 +116,8 @@ def test_fibonacci_final_width_is_optimal(n):
         resolution = 64 * np.finfo(float).eps * max(abs(problem.lower), abs(problem.upper))
         assert float(res.upper - res.lower) <= bound + resolution, problem.name
         assert float(res.lower) <= float(res.x) <= float(res.upper)
-        assert float(res.value) == float(problem.fun(res.x))
+        # fun(x) as computed in the loop; compiled code may differ from eager in the last ulp.
+        np.testing.assert_allclose(res.value, problem.fun(res.x), rtol=4 * np.finfo(float).eps)
         # The minimiser stays in the bracket (when the bracket is still resolvable).
         if bound > 1e-6 * width:
             assert float(res.lower) - 1e-12 <= problem.xmin <= float(res.upper) + 1e-12, (
@@ -138,7 +137,7 @@ def test_fibonacci_beats_golden_for_the_same_budget():
 @pytest.mark.parametrize("solver", ["fibonacci", "golden_section"])
 def test_fixed_budget_vmap_mixed_batch(solver):
     def solve(lower, upper, barrier):
-        fun = lambda x: jnp.where(x > barrier, jnp.nan, (x - 1.0) ** 2)  # noqa: E731
+        fun = lambda x: jnp.where(x > barrier, jnp.nan, (x - 1.0) ** 2)
         return getattr(jaxls, solver)(fun, lower, upper, num_evals=25)
 
     lowers = jnp.array([0.0, 2.0, 0.0, -1.0])

@@ -172,7 +172,7 @@ def test_jit_equals_eager(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_float32_preserved(name):
     lower, upper = jnp.float32(0.0), jnp.float32(6.0)
-    fun = lambda x: zoo.lecture(x).astype(jnp.float32)  # noqa: E731
+    fun = lambda x: zoo.lecture(x).astype(jnp.float32)
     res = METHODS[name](fun, lower, upper, tol=1e-4, max_evals=100)
     assert res.x.dtype == jnp.float32 and res.value.dtype == jnp.float32
     assert res.lower.dtype == jnp.float32 and res.upper.dtype == jnp.float32
@@ -185,7 +185,7 @@ def test_vmap_mixed_batch_matches_unbatched_runs(name):
     """Good members bitwise equal to their own runs; failing ones get their own status."""
 
     def solve(lower, upper, shift):
-        fun = lambda x: jnp.where(x > shift + 7.0, jnp.nan, jnp.cosh(x - shift))  # noqa: E731
+        fun = lambda x: jnp.where(x > shift + 7.0, jnp.nan, jnp.cosh(x - shift))
         return METHODS[name](fun, lower, upper, tol=1e-9, max_evals=60)
 
     lowers = jnp.array([0.0, 1000.0, 2.0, -5.0, 0.0, -3.0])
@@ -218,8 +218,8 @@ def test_vmap_over_closed_over_parameter(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_one_evaluation_per_iteration_under_vmap(name):
-    fun = lambda x: jnp.expm1(x) - 2.0 * x  # noqa: E731  (expm1 marks an evaluation)
-    solve = lambda lo, hi: METHODS[name](fun, lo, hi, tol=1e-8, max_evals=100)  # noqa: E731
+    fun = lambda x: jnp.expm1(x) - 2.0 * x
+    solve = lambda lo, hi: METHODS[name](fun, lo, hi, tol=1e-8, max_evals=100)
     jaxpr = jax.make_jaxpr(jax.vmap(solve))(jnp.zeros(3), jnp.ones(3))
     bodies = while_bodies(jaxpr)
     assert len(bodies) == 1

@@ -67,7 +67,7 @@ def test_zoo_bracket_property(problem, tol):
 def test_jit_equals_eager(problem):
     eager = jaxls.parabolic(guarded(problem), problem.lower, problem.upper, tol=1e-9)
     jitted = solver(problem)(problem.lower, problem.upper, 1e-9)
-    for a, b in zip(eager, jitted):
+    for a, b in zip(eager, jitted, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -368,7 +368,7 @@ def test_vmap_mixed_batch():
     np.testing.assert_array_equal(batch.status, np.asarray(expected))
     for i in range(len(expected)):
         alone = single(lower[i], upper[i], centre[i], k[i], tol[i], x_init[i])
-        for a, b in zip(batch, alone):
+        for a, b in zip(batch, alone, strict=True):
             np.testing.assert_array_equal(a[i], b)  # bitwise, NaN in the same places
     np.testing.assert_array_equal(batch.num_evals[2:5], [0, 1, max_evals])
     assert int(batch.num_evals[6]) == 0
@@ -383,7 +383,7 @@ def test_vmap_over_closed_over_parameter():
     batch = jax.vmap(solve)(centres)
     for i, c in enumerate(centres):
         alone = jax.jit(solve)(c)
-        for a, b in zip(batch, alone):
+        for a, b in zip(batch, alone, strict=True):
             np.testing.assert_array_equal(a[i], b)
     np.testing.assert_allclose(batch.x, np.clip(centres, -1.0, 2.0), atol=1e-7)
 

@@ -21,13 +21,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxls._src.interval import common
+from jaxls._src.interval.common import Point, select
 from jaxls._src.interval.golden import RHO
 from jaxls._src.results import RUNNING, ScalarResult, Status
-
-
-class Point(NamedTuple):
-    x: jax.Array
-    value: jax.Array
 
 
 class BrentState(NamedTuple):
@@ -117,14 +113,14 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
         # Brent's bookkeeping: x best, w second best, v the previous w.
         to_w = ~better & ((fu <= fw) | (w == x))
         to_v = ~better & ~to_w & ((fu <= fv) | (v == x) | (v == w))
-        x_new = _select(better, new, s.x)
-        w_new = _select(better, s.x, _select(to_w, new, s.w))
-        v_new = _select(better | to_w, s.w, _select(to_v, new, s.v))
+        x_new = select(better, new, s.x)
+        w_new = select(better, s.x, select(to_w, new, s.w))
+        v_new = select(better | to_w, s.w, select(to_v, new, s.v))
         # After the first evaluation x = w = v, as before Brent's loop; e = 0 forces a
         # golden-section step next.
         lower = jnp.where(first, a, lower)
         upper = jnp.where(first, b, upper)
-        x_new, w_new, v_new = (_select(first, new, pt) for pt in (x_new, w_new, v_new))
+        x_new, w_new, v_new = (select(first, new, pt) for pt in (x_new, w_new, v_new))
         d = jnp.where(first, 0, d)
         e = jnp.where(first, 0, e)
 
@@ -135,7 +131,8 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
         lower = jnp.where(finite, lower, a)
         upper = jnp.where(finite, upper, b)
         x_new, w_new, v_new = (
-            _select(keep, old, pt) for old, pt in zip((s.x, s.w, s.v), (x_new, w_new, v_new))
+            select(keep, old, pt)
+            for old, pt in zip((s.x, s.w, s.v), (x_new, w_new, v_new), strict=True)
         )
 
         done = common.spread(x_new.x, lower, upper) <= tol2
@@ -149,10 +146,6 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
 
 def finish(problem: common.Interval, s: BrentState) -> ScalarResult:
     return common.result(problem, s.x.x, s.x.value, s.lower, s.upper, s.num_evals, s.status)
-
-
-def _select(pred, on_true: Point, on_false: Point) -> Point:
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
 def brent(fun: Callable, lower, upper, *, tol=1e-6, max_evals: int = 100) -> ScalarResult:

@@ -6,13 +6,14 @@ same step runs in two drivers:
 
 * `run_while`: a `lax.while_loop` that stops when the tolerance is met or `max_evals` is
   spent (the default; under `vmap`, JAX freezes finished members by selecting their carry);
-* `run_fixed`: a Python loop of a static number of steps that XLA unrolls into one fused
-  kernel (the fixed-budget mode), freezing finished members explicitly.
+* `run_fixed`: a `lax.scan` of a static number of steps (the fixed-budget mode): no
+  data-dependent loop predicate, several steps unrolled per iteration, finished members
+  frozen explicitly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -105,8 +106,20 @@ def spread(x, lower, upper):
     return jnp.maximum(x - lower, upper - x)
 
 
-def _freeze(running, new, old):
-    return jax.tree.map(lambda a, b: jnp.where(running, a, b), new, old)
+class Point(NamedTuple):
+    """A point and the objective value there."""
+
+    x: jax.Array
+    value: jax.Array
+
+
+def select(pred, on_true, on_false):
+    """`jnp.where` over two pytrees of the same structure (states, `Point`s)."""
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+# Steps unrolled per iteration of the fixed-budget scan.
+FIXED_UNROLL = 4
 
 
 def run_while(step: Callable, state, max_evals: int):
@@ -121,17 +134,24 @@ def run_while(step: Callable, state, max_evals: int):
     )
 
 
-def run_fixed(steps: Sequence[Callable], state):
-    """Apply each step once (unrolled); members that stopped (NaN, invalid) stay frozen.
+def run_fixed(step: Callable, state, length: int, xs=None, unroll: int = FIXED_UNROLL):
+    """Apply ``step`` exactly ``length`` times; members that stopped (NaN, invalid) stay frozen.
 
+    A `lax.scan` with a static trip count: no data-dependent predicate, ``unroll`` steps per
+    loop iteration. ``xs`` (optional) gives each step a parameter: ``step(state, xs[i])``.
     The objective executes once per step for every member; a stopped member's result is
-    discarded. An optimization barrier closes each step: without it XLA's fusion duplicates
-    work across steps and compile time grows exponentially with the budget (15 s for 10
-    golden steps, minutes for 33, on a 2-core CPU), for no gain in run time.
+    discarded. Measured on a 2-core CPU (golden section, 33 steps, 10^6 problems): the scan
+    runs 3.3-3.9 million problems/s and compiles in 0.2-0.3 s, while a fully unrolled
+    Python loop took 15 s to compile at 10 steps (XLA duplicates work across the fused
+    steps, exponentially), and unrolling with a barrier after each step ran 5 times slower
+    than the scan, its fusions growing with the step count.
     """
-    for step in steps:
-        state = _freeze(state.status == RUNNING, step(state), state)
-        state = jax.lax.optimization_barrier(state)
+
+    def body(s, x):
+        new = step(s) if xs is None else step(s, x)
+        return select(s.status == RUNNING, new, s), None
+
+    state, _ = jax.lax.scan(body, state, xs, length=length, unroll=unroll)
     return state._replace(
         status=jnp.where(state.status == RUNNING, Status.SUCCESS, state.status).astype(jnp.int32)
     )

@@ -125,7 +125,7 @@ def dichotomy(
         (``16 eps max(|lower|, |upper|)``) are clipped to it, so the loop always ends.
       max_evals: hard cap on evaluations (static Python int, ``>= 1``).
       num_evals: fixed-budget mode. If given, make exactly this many evaluations in a fully
-        unrolled loop (one fused kernel under ``jit``/``vmap``); ``tol`` and ``max_evals``
+        fixed-count loop (a `lax.scan`: no data-dependent predicate); ``tol`` and ``max_evals``
         are then not used. The bracket then has width ``2^{-h} (upper - lower)`` after the
         ``h`` halvings completed, ``(N - 1) / 2 <= h <= N - 1``.
 
@@ -159,7 +159,7 @@ def dichotomy(
     state = init(problem)
     if num_evals is not None:
         checks.int_at_least(call, "num_evals", num_evals, 1)
-        state = common.run_fixed([make_step(fun, problem, 0.0)] * num_evals, state)
+        state = common.run_fixed(make_step(fun, problem, 0.0), state, num_evals)
     else:
         state = common.run_while(make_step(fun, problem, problem.tol), state, max_evals)
     return common.result(

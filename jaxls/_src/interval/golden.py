@@ -45,7 +45,7 @@ def golden_section(
         (``16 eps max(|lower|, |upper|)``) are clipped to it, so the loop always ends.
       max_evals: hard cap on evaluations (static Python int, ``>= 1``).
       num_evals: fixed-budget mode. If given, make exactly this many evaluations in a fully
-        unrolled loop (one fused kernel under ``jit``/``vmap``); ``tol`` and ``max_evals``
+        fixed-count loop (a `lax.scan`: no data-dependent predicate); ``tol`` and ``max_evals``
         are then not used. See also `fibonacci`, optimal for a fixed budget.
 
     Returns:
@@ -73,9 +73,9 @@ def golden_section(
     state = section.init(problem)
     if num_evals is not None:
         checks.int_at_least(call, "num_evals", num_evals, 1)
-        step = section.make_step(fun, problem, RHO, 0.0)
-        state = common.run_fixed([step] * num_evals, state)
+        step = section.make_step(fun, problem, 0.0, RHO)
+        state = common.run_fixed(step, state, num_evals)
     else:
-        step = section.make_step(fun, problem, RHO, problem.tol)
+        step = section.make_step(fun, problem, problem.tol, RHO)
         state = common.run_while(step, state, max_evals)
     return section.finish(problem, state)

@@ -24,16 +24,12 @@ import jax.numpy as jnp
 
 from jaxls._src import checks
 from jaxls._src.interval import common
+from jaxls._src.interval.common import Point, select
 from jaxls._src.interval.golden import RHO
 from jaxls._src.results import RUNNING, ScalarResult, Status
 
 # Fall back to golden section after this many steps in a row that did not halve the bracket.
 MAX_STALLS = 2
-
-
-class Point(NamedTuple):
-    x: jax.Array
-    value: jax.Array
 
 
 class ParabolicState(NamedTuple):
@@ -70,7 +66,7 @@ def certify(p1: Point, p2: Point, p3: Point):
     """The best of the triple and the bracket around it: ``(lower, upper, best)``."""
     middle = (p2.value <= p1.value) & (p2.value <= p3.value)
     left = ~middle & (p1.value <= p3.value)
-    best = _select(middle, p2, _select(left, p1, p3))
+    best = select(middle, p2, select(left, p1, p3))
     lower = jnp.where(middle | left, p1.x, p2.x)
     upper = jnp.where(left, p2.x, p3.x)
     return lower, upper, best
@@ -127,13 +123,13 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
         # the old best point, so that on a plateau of equal values the bracket closes on it.
         better = (fu < s.best.value) | ~bracketing
         left = u < x2
-        p1 = _select(left, _select(better, s.p1, new), _select(better, s.p2, s.p1))
-        p2 = _select(better, new, s.p2)
-        p3 = _select(left, _select(better, s.p2, s.p3), _select(better, s.p3, new))
+        p1 = select(left, select(better, s.p1, new), select(better, s.p2, s.p1))
+        p2 = select(better, new, s.p2)
+        p3 = select(left, select(better, s.p2, s.p3), select(better, s.p3, new))
         searching = ~(init_x1 | init_x2 | init_x3)
-        p1 = _select(searching, p1, _select(init_x1, new, s.p1))
-        p2 = _select(searching, p2, _select(init_x2, new, s.p2))
-        p3 = _select(searching, p3, _select(init_x3, new, s.p3))
+        p1 = select(searching, p1, select(init_x1, new, s.p1))
+        p2 = select(searching, p2, select(init_x2, new, s.p2))
+        p3 = select(searching, p3, select(init_x3, new, s.p3))
         lower, upper, best = certify(p1, p2, p3)
 
         # Fall back to golden section until the bracket halves again.
@@ -148,8 +144,10 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
         first = n == 0
         lower = jnp.where(finite, lower, s.lower)
         upper = jnp.where(finite, upper, s.upper)
-        best = _select(finite, best, _select(first, new, s.best))
-        p1, p2, p3 = (_select(finite, p, old) for p, old in zip((p1, p2, p3), (s.p1, s.p2, s.p3)))
+        best = select(finite, best, select(first, new, s.best))
+        p1, p2, p3 = (
+            select(finite, p, old) for p, old in zip((p1, p2, p3), (s.p1, s.p2, s.p3), strict=True)
+        )
 
         done = common.spread(best.x, lower, upper) <= tol
         status = jnp.where(finite, jnp.where(done, Status.SUCCESS, RUNNING), Status.NONFINITE)
@@ -162,10 +160,6 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
 
 def finish(problem: common.Interval, s: ParabolicState) -> ScalarResult:
     return common.result(problem, s.best.x, s.best.value, s.lower, s.upper, s.num_evals, s.status)
-
-
-def _select(pred, on_true: Point, on_false: Point) -> Point:
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
 def parabolic(

@@ -42,14 +42,14 @@ def init(problem: common.Interval) -> SectionState:
     )
 
 
-def make_step(fun: Callable, problem: common.Interval, rho: float, tol) -> Callable:
+def make_step(fun: Callable, problem: common.Interval, tol, rho=None) -> Callable:
     """One evaluation at ``rho * (upper - lower)`` from the end far from ``x``.
 
     The search is declared converged when ``max(x - lower, upper - x) <= tol`` (pass
-    ``tol=0`` for a fixed budget).
+    ``tol=0`` for a fixed budget). ``rho`` is fixed here or given to each call of the step.
     """
 
-    def step(s: SectionState) -> SectionState:
+    def step(s: SectionState, rho=rho) -> SectionState:
         width = s.upper - s.lower
         x_right = s.x - s.lower > s.upper - s.x
         u = jnp.where(x_right, s.lower + rho * width, s.upper - rho * width)
