@@ -1,0 +1,18 @@
+"""`python -m jaxls`, the main job named in the README, runs and reports every search."""
+
+import jaxls.__main__ as main_module
+from jaxls import zoo
+
+
+def test_main_job_prints_every_search_and_problem(capsys):
+    main_module.main(["--problems", "1000"])
+    out = capsys.readouterr().out
+    for name in main_module.METHODS:
+        assert name in out
+    for problem in zoo.INTERVAL:
+        assert problem.name in out
+    assert "problems/s" in out
+    names = {p.name for p in zoo.INTERVAL}
+    rows = [line for line in out.splitlines() if line.split() and line.split()[0] in names]
+    assert len(rows) == len(zoo.INTERVAL)
+    assert not any("!" in row for row in rows)  # "!" marks a search that did not converge
