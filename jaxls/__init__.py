@@ -6,18 +6,37 @@ from jaxls._src.interval.dichotomy import dichotomy
 from jaxls._src.interval.fibonacci import fibonacci
 from jaxls._src.interval.golden import golden_section
 from jaxls._src.interval.parabolic import parabolic
-from jaxls._src.results import ScalarResult, Status, status_message
+from jaxls._src.results import LineSearchResult, ScalarResult, Status, status_message
+from jaxls._src.step.backtracking import backtracking
+from jaxls._src.step.conditions import (
+    approximate_wolfe_condition,
+    armijo_condition,
+    curvature_condition,
+    goldstein_condition,
+    strong_curvature_condition,
+    strong_wolfe_condition,
+    wolfe_condition,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LineSearchResult",
     "ScalarResult",
     "Status",
+    "approximate_wolfe_condition",
+    "armijo_condition",
+    "backtracking",
     "bracket",
     "brent",
+    "curvature_condition",
     "dichotomy",
     "fibonacci",
     "golden_section",
+    "goldstein_condition",
     "parabolic",
     "status_message",
+    "strong_curvature_condition",
+    "strong_wolfe_condition",
+    "wolfe_condition",
 ]

@@ -7,7 +7,7 @@ each member carries its own `status` and `num_evals`.
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +27,8 @@ class Status(enum.IntEnum):
     INVALID_INPUT = 3
     NOT_DESCENT = 4
     NO_BRACKET = 5
+    STEP_LIMIT = 6
+    ROUNDING = 7
 
     @property
     def message(self) -> str:
@@ -42,6 +44,10 @@ _MESSAGES = {
     Status.INVALID_INPUT: "invalid traced input (bounds not finite or not ordered, a "
     "non-positive tolerance, a zero or non-finite step, ...); nothing was evaluated",
     Status.NOT_DESCENT: "the direction is not a descent direction (slope >= 0); step 0 returned",
+    Status.STEP_LIMIT: "the step reached `step_max` with the conditions unmet (the objective may "
+    "be unbounded below along the direction); the best point found is returned",
+    Status.ROUNDING: "the step interval shrank to rounding level before the conditions held; "
+    "the best point satisfying sufficient decrease (or step 0) is returned",
     Status.NO_BRACKET: "no bracket was found within the evaluation budget (the objective may be "
     "unbounded below or monotone along the search)",
 }
@@ -76,6 +82,41 @@ class ScalarResult(NamedTuple):
     value: jax.Array
     lower: jax.Array
     upper: jax.Array
+    num_evals: jax.Array
+    status: jax.Array
+
+    @property
+    def converged(self) -> jax.Array:
+        """Boolean array: ``status == Status.SUCCESS``."""
+        return jnp.asarray(self.status) == Status.SUCCESS
+
+    @property
+    def message(self):
+        """Readable message(s) for ``status`` (host-side; not for use under ``jit``)."""
+        return status_message(self.status)
+
+
+class LineSearchResult(NamedTuple):
+    """Result of a step-size search along a direction: ``phi(t) = f(x + t d)``.
+
+    ``step``, ``value``, ``grad`` and ``slope`` always belong to the same point
+    ``x + step * direction`` (step 0, the starting point, when the search failed without
+    finding a better one).
+
+    Attributes:
+      step: the step ``t >= 0``.
+      value: ``f(x + t d)``.
+      grad: ``grad f(x + t d)``, a pytree like ``x``.
+      slope: ``phi'(t) = <grad f(x + t d), d>``.
+      num_evals: number of value-and-gradient evaluations made, the one at ``x`` included
+        when ``value``/``grad`` were not given (``int32``).
+      status: a `Status` code (``int32``).
+    """
+
+    step: jax.Array
+    value: jax.Array
+    grad: Any
+    slope: jax.Array
     num_evals: jax.Array
     status: jax.Array
 

@@ -1,0 +1,122 @@
+r"""The step-size conditions of inexact line search, as pure predicates.
+
+All take scalars of ``phi(t) = f(x + t d)``: ``value0 = phi(0)``, ``slope0 = phi'(0) < 0``,
+``value = phi(t)``, ``slope = phi'(t)`` and the step ``t``; they broadcast, work under
+``jit`` and ``vmap``, and return boolean arrays (False wherever an input is NaN).
+
+References:
+  J. Nocedal & S. J. Wright, Numerical Optimization, 2nd ed. (2006), sec. 3.1, eqs. (3.4),
+  (3.6), (3.7), (3.11); W. W. Hager & H. Zhang, SIAM J. Optim. 16 (2005), eq. (4.1).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+__all__ = [
+    "approximate_wolfe_condition",
+    "armijo_condition",
+    "curvature_condition",
+    "goldstein_condition",
+    "strong_curvature_condition",
+    "strong_wolfe_condition",
+    "wolfe_condition",
+]
+
+
+def armijo_condition(value0, slope0, value, step, c1=1e-4):
+    r"""Sufficient decrease: ``phi(t) <= phi(0) + c1 t phi'(0)``.
+
+    The lecture's ``f(x_k - a grad f) <= f(x_k) - c1 a ||grad f||^2`` for ``d = -grad f``.
+
+    Example:
+      >>> import jaxls
+      >>> bool(jaxls.armijo_condition(1.0, -2.0, 0.5, 0.1, c1=1e-4))
+      True
+    """
+    return value <= value0 + c1 * step * slope0
+
+
+def goldstein_condition(value0, slope0, value, step, c=0.25):
+    r"""Goldstein: ``phi(0) + (1 - c) t phi'(0) <= phi(t) <= phi(0) + c t phi'(0)``, 0 < c < 1/2.
+
+    The lecture writes it with lines of slopes ``c1 = rho`` and ``c2 = 1 - rho`` times
+    ``phi'(0)``, ``rho in (1/2, 1)``: the same condition with ``c = 1 - rho``. The lower line
+    rules out steps that are too short, the upper one is the Armijo condition.
+
+    Example:
+      >>> import jaxls
+      >>> bool(jaxls.goldstein_condition(1.0, -2.0, 0.5, 0.5, c=0.25))  # 0.25 <= 0.5 <= 0.75
+      True
+    """
+    return (value0 + (1 - c) * step * slope0 <= value) & armijo_condition(
+        value0, slope0, value, step, c
+    )
+
+
+def curvature_condition(slope0, slope, c2=0.9):
+    r"""Curvature: ``phi'(t) >= c2 phi'(0)``: the slope has flattened enough.
+
+    Example:
+      >>> import jaxls
+      >>> bool(jaxls.curvature_condition(-2.0, -0.1, c2=0.9))
+      True
+    """
+    return slope >= c2 * slope0
+
+
+def strong_curvature_condition(slope0, slope, c2=0.9):
+    r"""Strong curvature: ``|phi'(t)| <= c2 |phi'(0)|``.
+
+    Example:
+      >>> import jaxls
+      >>> bool(jaxls.strong_curvature_condition(-2.0, 1.9, c2=0.9))
+      False
+    """
+    return jnp.abs(slope) <= c2 * jnp.abs(slope0)
+
+
+def wolfe_condition(value0, slope0, value, slope, step, c1=1e-4, c2=0.9):
+    r"""Weak Wolfe: Armijo with ``c1`` and curvature with ``c2``, ``0 < c1 < c2 < 1``.
+
+    Example:
+      >>> import jaxls
+      >>> bool(jaxls.wolfe_condition(1.0, -2.0, 0.2, -0.1, 0.5))
+      True
+    """
+    return armijo_condition(value0, slope0, value, step, c1) & curvature_condition(
+        slope0, slope, c2
+    )
+
+
+def strong_wolfe_condition(value0, slope0, value, slope, step, c1=1e-4, c2=0.9):
+    r"""Strong Wolfe: Armijo with ``c1`` and ``|phi'(t)| <= c2 |phi'(0)|``.
+
+    Example:
+      >>> import jaxls
+      >>> bool(jaxls.strong_wolfe_condition(1.0, -2.0, 0.2, 1.9, 0.5))
+      False
+    """
+    return armijo_condition(value0, slope0, value, step, c1) & strong_curvature_condition(
+        slope0, slope, c2
+    )
+
+
+def approximate_wolfe_condition(value0, slope0, value, slope, c1=0.1, c2=0.9, epsilon=1e-6):
+    r"""Hager-Zhang's approximate Wolfe conditions.
+
+    ``(2 c1 - 1) phi'(0) >= phi'(t) >= c2 phi'(0)`` and
+    ``phi(t) <= phi(0) + epsilon |phi(0)|``: the Armijo condition with ``phi`` replaced by
+    its quadratic model, which stays meaningful where ``phi(t) - phi(0)`` is lost to
+    rounding. Requires ``0 < c1 < 1/2``, ``c1 <= c2 < 1``.
+
+    Example:
+      >>> import jaxls
+      >>> bool(jaxls.approximate_wolfe_condition(1.0, -2.0, 1.0, -1.0))
+      True
+    """
+    return (
+        ((2 * c1 - 1) * slope0 >= slope)
+        & curvature_condition(slope0, slope, c2)
+        & (value <= value0 + epsilon * jnp.abs(value0))
+    )
