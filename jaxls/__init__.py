@@ -17,6 +17,9 @@ from jaxls._src.step.conditions import (
     strong_wolfe_condition,
     wolfe_condition,
 )
+from jaxls._src.step.goldstein import goldstein
+from jaxls._src.step.hager_zhang import hager_zhang
+from jaxls._src.step.wolfe import wolfe
 
 __version__ = "0.1.0"
 
@@ -33,10 +36,13 @@ __all__ = [
     "dichotomy",
     "fibonacci",
     "golden_section",
+    "goldstein",
     "goldstein_condition",
+    "hager_zhang",
     "parabolic",
     "status_message",
     "strong_curvature_condition",
     "strong_wolfe_condition",
+    "wolfe",
     "wolfe_condition",
 ]

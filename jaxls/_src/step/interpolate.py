@@ -31,3 +31,14 @@ def cubic_minimizer(a, fa, da, b, fb, db):
     radicand = d1 * d1 - da * db
     d2 = jnp.sign(b - a) * jnp.sqrt(jnp.where(radicand >= 0, radicand, jnp.nan))
     return b - (b - a) * _safe_div(db + d2 - d1, db - da + 2 * d2)
+
+
+def secant_minimizer(a, da, b, db):
+    """Zero of the secant of ``phi'`` through ``(a, da)`` and ``(b, db)``: the minimiser of the
+    quadratic with those slopes, NaN unless the slope increases from ``a`` to ``b``.
+
+    The step of Hager & Zhang's secant and double secant (2005, sec. 4), in the form
+    ``a - da (b - a) / (db - da)``.
+    """
+    x = a - da * _safe_div(b - a, db - da)
+    return jnp.where((db - da) * (b - a) > 0, x, jnp.nan)

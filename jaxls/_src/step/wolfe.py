@@ -1,0 +1,306 @@
+"""Wolfe line search by safeguarded cubic interpolation (Moré & Thuente 1994, MINPACK-2 dcsrch)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxls._src import checks, loop
+from jaxls._src.results import RUNNING, LineSearchResult, Status
+from jaxls._src.step import common
+from jaxls._src.step.conditions import (
+    armijo_condition,
+    curvature_condition,
+    strong_curvature_condition,
+)
+from jaxls._src.step.line import LinePoint
+
+# dcsrch's constants: extrapolate at least by EXTRAPOLATE_MIN, bisect when the bracket has not
+# shrunk below SHRINK of its width two steps earlier, keep a step inside a bracket at most
+# SHRINK of the way to its far end (dcstep, third case).
+EXTRAPOLATE_MIN = 1.1
+SHRINK = 0.66
+# Give up (ROUNDING) when the bracket is narrower than this many ulps of its upper end
+# (scipy passes xtol = 1e-14 ~ 45 eps in float64).
+ROUNDING_ULPS = 64
+
+
+class WolfeState(NamedTuple):
+    best: LinePoint  # dcsrch's stx: least (modified) value; its slope points into the bracket
+    other: LinePoint  # dcsrch's sty: the bracket's other end (the origin until one is found)
+    bounds: jax.Array  # [lower, upper]: where the next step may go (extrapolation or bracket)
+    widths: jax.Array  # the bracket's width one and two steps ago (bisection safeguard)
+    bracketed: jax.Array  # [best, other] holds a minimiser of psi or phi, so a Wolfe step
+    stage2: jax.Array  # a step with psi <= 0 and phi' >= 0 has been seen: use phi, not psi
+    trial: jax.Array  # the step to evaluate next
+    accepted: LinePoint  # the result: the converged step, else the lowest Armijo step, else 0
+    num_evals: jax.Array
+    status: jax.Array
+
+
+def _gamma(theta, da, db, sign, clamp=False):
+    """dcstep's ``gamma``, the discriminant's root of the cubic, scaled against overflow."""
+    s = jnp.maximum(jnp.maximum(jnp.abs(theta), jnp.abs(da)), jnp.abs(db))
+    radicand = (theta / s) ** 2 - (da / s) * (db / s)
+    return sign * s * jnp.sqrt(jnp.maximum(radicand, 0) if clamp else radicand)
+
+
+def dcstep(x: LinePoint, y: LinePoint, p: LinePoint, bracketed, lower, upper):
+    """The next trial step of Moré & Thuente's ``dcstep``, and which case applied.
+
+    ``x`` is the best step (its slope points towards ``p``), ``y`` the bracket's other end,
+    ``p`` the step just evaluated; ``[lower, upper]`` is the range allowed for the next step.
+    All four cases are computed and one is selected, so no branch is taken; a non-finite
+    model (coincident steps, a negative discriminant) is replaced by the safe step afterwards.
+
+    Returns ``(step, higher, opposite)``: ``higher`` is case 1 (``phi(p) > phi(x)``),
+    ``opposite`` case 2 (a lower value, slopes of opposite signs): both bracket a minimiser.
+    """
+    tx, fx, dx = x.step, x.value, x.slope
+    ty, fy, dy = y.step, y.value, y.slope
+    tp, fp, dp = p.step, p.value, p.slope
+    higher = fp > fx
+    opposite = ~higher & (jnp.sign(dp) * jnp.sign(dx) < 0)
+    smaller = ~higher & ~opposite & (jnp.abs(dp) < jnp.abs(dx))
+    one = jnp.ones_like(tp)
+
+    # Cubic through (x, p). Case 1: a higher value; the cubic step if it is closer to x than
+    # the quadratic (values at x and p, slope at x), else their average.
+    theta = 3 * (fx - fp) / (tp - tx) + dx + dp
+    gamma = _gamma(theta, dx, dp, jnp.where(tp < tx, -one, one))
+    cubic = tx + ((gamma - dx) + theta) / (((gamma - dx) + gamma) + dp) * (tp - tx)
+    quad = tx + (dx / ((fx - fp) / (tp - tx) + dx)) / 2 * (tp - tx)
+    step1 = jnp.where(jnp.abs(cubic - tx) <= jnp.abs(quad - tx), cubic, cubic + (quad - cubic) / 2)
+
+    # Case 2: a lower value, slopes of opposite signs: the cubic step if it is farther from p
+    # than the secant step, else the secant step.
+    toward_x = jnp.where(tp > tx, -one, one)
+    gamma = _gamma(theta, dx, dp, toward_x)
+    cubic = tp + ((gamma - dp) + theta) / (((gamma - dp) + gamma) + dx) * (tx - tp)
+    secant = tp + dp / (dp - dx) * (tx - tp)
+    step2 = jnp.where(jnp.abs(cubic - tp) > jnp.abs(secant - tp), cubic, secant)
+
+    # Case 3: a lower value, same signs, the slope decreases in magnitude. The cubic step
+    # only if the cubic tends to infinity in the step's direction or its minimiser lies
+    # beyond p; else the limit of the allowed range.
+    gamma = _gamma(theta, dx, dp, toward_x, clamp=True)
+    r = ((gamma - dp) + theta) / ((gamma + (dx - dp)) + gamma)
+    cubic = jnp.where((r < 0) & (gamma != 0), tp + r * (tx - tp), jnp.where(tp > tx, upper, lower))
+    closer = jnp.where(jnp.abs(cubic - tp) < jnp.abs(secant - tp), cubic, secant)
+    limit = tp + SHRINK * (ty - tp)
+    inside = jnp.where(tp > tx, jnp.minimum(limit, closer), jnp.maximum(limit, closer))
+    farther = jnp.where(jnp.abs(cubic - tp) > jnp.abs(secant - tp), cubic, secant)
+    step3 = jnp.where(bracketed, inside, jnp.clip(farther, lower, upper))
+
+    # Case 4: a lower value, same signs, the slope does not decrease: inside a bracket the
+    # cubic through (p, y), else the limit of the allowed range.
+    theta = 3 * (fp - fy) / (ty - tp) + dy + dp
+    gamma = _gamma(theta, dy, dp, jnp.where(tp > ty, -one, one))
+    cubic = tp + ((gamma - dp) + theta) / (((gamma - dp) + gamma) + dy) * (ty - tp)
+    step4 = jnp.where(bracketed, cubic, jnp.where(tp > tx, upper, lower))
+
+    step = jnp.where(higher, step1, jnp.where(opposite, step2, jnp.where(smaller, step3, step4)))
+    return step, higher, opposite
+
+
+def _shifted(point: LinePoint, shift) -> LinePoint:
+    """The point on ``psi(t) = phi(t) - t * shift``; without its gradient (not needed)."""
+    return LinePoint(point.step, point.value - point.step * shift, point.slope - shift, None)
+
+
+def wolfe(
+    fun: Callable | None,
+    x,
+    direction,
+    *,
+    value=None,
+    grad=None,
+    value_and_grad: Callable | None = None,
+    step_init=1.0,
+    c1: float = 1e-4,
+    c2: float = 0.9,
+    strong: bool = True,
+    grow: float = 4.0,
+    step_max: float = math.inf,
+    max_evals: int = 30,
+) -> LineSearchResult:
+    r"""Wolfe search: ``phi(t) <= phi(0) + c1 t phi'(0)`` and ``|phi'(t)| <= c2 |phi'(0)|``.
+
+    For ``phi(t) = f(x + t d)``, finds a step ``t > 0`` satisfying sufficient decrease and
+    the strong curvature condition above, or with ``strong=False`` the weak one
+    ``phi'(t) >= c2 phi'(0)``, by Moré & Thuente's search (MINPACK-2 ``dcsrch``), whose
+    trial steps it reproduces. Each iteration evaluates ``value_and_grad`` once, at one step.
+
+    The search keeps the best step so far and the far end of an interval, and picks each
+    trial by the safeguarded cubic or quadratic interpolation of ``dcstep`` through the
+    values and slopes at the best step and the last trial. Until a minimiser is bracketed it
+    extrapolates, the next step lying in ``[t + 1.1 (t - b), t + grow (t - b)]`` (``t`` the
+    trial, ``b`` the best step before it); inside a bracket it bisects whenever the bracket
+    has not shrunk to 0.66 of its width two trials earlier. Until some step has
+    ``psi(t) = phi(t) - phi(0) - c1 t phi'(0) <= 0`` and ``phi'(t) >= 0``, it fits ``psi``
+    instead of ``phi`` where this helps. A NaN or inf at a trial step counts as too far: the
+    step becomes the interval's far end and the next trial bisects back towards the best
+    step. The search stops with ``ROUNDING``, before evaluating anything, once the bracket
+    is a few ulps wide.
+
+    Args:
+      fun: scalar objective of a pytree (unused if ``value_and_grad`` is given).
+      x: the current point, a pytree of float32 or float64 arrays.
+      direction: a pytree like ``x``; must be a descent direction.
+      value: ``f(x)``, if known (saves an evaluation together with ``grad``).
+      grad: ``grad f(x)``, if known.
+      value_and_grad: ``x -> (f(x), grad f(x))``; defaults to ``jax.value_and_grad(fun)``.
+      step_init: first trial step, ``> 0`` (may be traced); clipped to ``step_max``.
+      c1: sufficient-decrease constant in ``(0, 1)``.
+      c2: curvature constant, ``c1 <= c2 < 1`` (0.9 for quasi-Newton directions, 0.1 for
+        nonlinear conjugate gradients).
+      strong: the strong curvature condition ``|phi'(t)| <= c2 |phi'(0)|`` (default), else
+        the weak one ``phi'(t) >= c2 phi'(0)``.
+      grow: bound on the extrapolation while no minimiser is bracketed (above); ``> 1``.
+        The default is dcsrch's 4: from ``b = 0``, each trial at most 5 times the last.
+      step_max: largest step tried, ``> 0`` (default: no limit).
+      max_evals: hard cap on evaluations of ``value_and_grad``, the one at ``x`` included.
+
+    Returns:
+      A `LineSearchResult`. ``status``: ``SUCCESS`` (the conditions hold at ``step``);
+      ``MAX_EVALS``, ``ROUNDING`` (the bracket shrank to rounding level) or ``STEP_LIMIT``
+      (``step_max`` reached with ``phi'`` still below ``c1 phi'(0)``): the step of least
+      value among those satisfying sufficient decrease, or step 0 if none did, never an
+      uphill step; ``NOT_DESCENT`` (``phi'(0) >= 0``: step 0, nothing tried); ``NONFINITE``
+      (``f`` or its gradient not finite at ``x``); ``INVALID_INPUT`` (traced ``step_init``
+      not positive and finite, or traced ``step_max`` not positive).
+
+    Raises:
+      ValueError: ``c1`` or ``c2`` outside ``(0, 1)``, ``c2 < c1``, ``grow <= 1``,
+        ``step_init <= 0``, ``step_max <= 0``, ``max_evals < 1``.
+
+    References:
+      J. J. Moré & D. J. Thuente, Line search algorithms with guaranteed sufficient
+      decrease, ACM TOMS 20 (1994) 286-307 (the search, and the MINPACK-2 routines
+      ``dcsrch``/``dcstep`` it follows case by case); Nocedal & Wright (2006), Algorithms
+      3.5 and 3.6, eqs. (3.6)-(3.7) and (3.59).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxls
+      >>> f = lambda x: jnp.sum(x**4) / 4 - jnp.sum(x)
+      >>> x = jnp.zeros(2)
+      >>> res = jaxls.wolfe(f, x, direction=jnp.ones(2), step_init=0.1, c2=0.1)
+      >>> print(f"{float(res.step):.3f}", int(res.num_evals), bool(res.converged))
+      1.006 6 True
+    """
+    call = "wolfe"
+    checks.open_interval(call, "c1", c1, 0.0, 1.0)
+    checks.open_interval(call, "c2", c2, 0.0, 1.0)
+    if checks.is_concrete(c1) and checks.is_concrete(c2) and not float(c1) <= float(c2):
+        raise ValueError(
+            f"`jaxls.{call}(c1={c1!r}, c2={c2!r})`: `c2` must be at least `c1` "
+            "(0 < c1 <= c2 < 1), else no step need satisfy both conditions."
+        )
+    checks.greater_than(call, "grow", grow, 1.0)
+    if checks.is_concrete(step_max) and not float(step_max) > 0:  # also rejects NaN
+        raise ValueError(f"`jaxls.{call}(step_max={step_max!r})`: `step_max` must be > 0.")
+    start = common.setup(
+        call,
+        fun,
+        x,
+        direction,
+        value=value,
+        grad=grad,
+        value_and_grad=value_and_grad,
+        step_init=step_init,
+        max_evals=max_evals,
+    )
+    origin, dtype = start.origin, start.dtype
+    step_max = jnp.asarray(step_max, dtype)
+    valid = step_max > 0  # a traced `step_max` is data: a bad one is INVALID_INPUT
+    status = jnp.where(valid, start.status, Status.INVALID_INPUT).astype(jnp.int32)
+    t0 = jnp.where(valid, jnp.minimum(start.step_init, step_max), 0)
+    decrease = c1 * origin.slope  # the slope of the sufficient-decrease line
+    rounding = ROUNDING_ULPS * jnp.finfo(dtype).eps
+
+    def step(s: WolfeState) -> WolfeState:
+        trial = start.phi(s.trial)
+        t, f, g = trial.step, trial.value, trial.slope
+        finite = jnp.isfinite(f) & jnp.isfinite(g)
+        armijo = finite & armijo_condition(origin.value, origin.slope, f, t, c1)
+        curvature = (strong_curvature_condition if strong else curvature_condition)(
+            origin.slope, g, c2
+        )
+        converged = armijo & curvature
+        at_limit = armijo & (t == step_max) & (g <= decrease)
+        better = armijo & (f < s.accepted.value)
+        accepted = loop.select(converged | better, trial, s.accepted)
+
+        # Moré-Thuente: fit psi = phi - c1 phi'(0) t while in stage 1 and phi(t) is lower
+        # than at the best step but short of sufficient decrease.
+        stage2 = s.stage2 | (armijo & (g >= 0))
+        modified = ~stage2 & (f <= s.best.value) & ~armijo
+        shift = jnp.where(modified, decrease, 0)
+        lower, upper = s.bounds[0], s.bounds[1]
+        new, higher, opposite = dcstep(
+            _shifted(s.best, shift),
+            _shifted(s.other, shift),
+            _shifted(trial, shift),
+            s.bracketed,
+            lower,
+            upper,
+        )
+        plain = trial._replace(grad=None)
+        best = loop.select(higher | ~finite, s.best, plain)
+        other = loop.select(higher | ~finite, plain, loop.select(opposite, s.best, s.other))
+        bracketed = s.bracketed | higher | opposite | ~finite
+        # A non-finite trial is too far: bisect back towards the best step.
+        halfway = best.step + (other.step - best.step) / 2
+        new = jnp.where(finite & jnp.isfinite(new), new, jnp.where(bracketed, halfway, upper))
+
+        # Bisect if the bracket has not shrunk enough over two steps; bound the next step.
+        width = jnp.abs(other.step - best.step)
+        new = jnp.where(bracketed & (width >= SHRINK * s.widths[1]), halfway, new)
+        widths = jnp.where(bracketed, jnp.stack([width, s.widths[0]]), s.widths)
+        bounds = jnp.where(
+            bracketed,
+            jnp.stack([jnp.minimum(best.step, other.step), jnp.maximum(best.step, other.step)]),
+            jnp.stack(
+                [
+                    new + min(EXTRAPOLATE_MIN, grow) * (new - best.step),
+                    new + grow * (new - best.step),
+                ]
+            ),
+        )
+        new = jnp.clip(new, 0, step_max)
+        stuck = (
+            bracketed & ((new <= bounds[0]) | (new >= bounds[1]) | (width <= rounding * bounds[1]))
+        ) | (new == t)
+
+        status = jnp.where(
+            converged,
+            Status.SUCCESS,
+            jnp.where(
+                at_limit | (stuck & (t == step_max)),
+                Status.STEP_LIMIT,
+                jnp.where(stuck, Status.ROUNDING, RUNNING),
+            ),
+        ).astype(jnp.int32)
+        return WolfeState(
+            best, other, bounds, widths, bracketed, stage2, new, accepted, s.num_evals + 1, status
+        )
+
+    plain = origin._replace(grad=None)
+    state = WolfeState(
+        best=plain,
+        other=plain,
+        bounds=jnp.stack([jnp.zeros_like(t0), t0 + grow * t0]),
+        widths=jnp.stack([step_max, 2 * step_max]),
+        bracketed=jnp.zeros((), bool),
+        stage2=jnp.zeros((), bool),
+        trial=t0,
+        accepted=origin,
+        num_evals=start.num_evals,
+        status=status,
+    )
+    state = loop.run_while(step, state, max_evals)
+    return common.result(state.accepted, state.num_evals, state.status)

@@ -1,0 +1,465 @@
+"""Goldstein search: the conditions recomputed in NumPy, scipy's strong-Wolfe search as reference.
+
+The oracles: on every problem and direction the returned step satisfies
+``phi(0) + (1 - c) t phi'(0) <= phi(t) <= phi(0) + c t phi'(0)`` with ``phi`` and ``phi'``
+re-evaluated in NumPy at ``x + t d``; `scipy.optimize.line_search` (strong Wolfe) on the
+same problems reaches a comparable decrease. The search can grow the step as well as shrink
+it, so a first step that is far too short still succeeds; every failure returns a point
+satisfying Armijo, or step 0.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from scipy.optimize import line_search
+
+import jaxls
+from jaxls._src.step.goldstein import midline_root
+from jaxls._src.step.line import LinePoint
+from tests.helpers import EvalCounter, count_primitive, tree_equal_bitwise, while_bodies
+
+S = jaxls.Status
+EPS = float(np.finfo(np.float64).eps)
+C = 0.25  # the default
+
+
+def rosenbrock(x):
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+PROBLEMS = {
+    "rosenbrock": (rosenbrock, [-1.2, 1.0, -0.5, 0.3]),
+    "quadratic": (lambda x: 0.5 * jnp.sum(jnp.arange(1.0, 6.0) * x**2), [1.0, 1.25, 1.5, 1.75, 2]),
+    "exp": (lambda x: jnp.sum(jnp.exp(x) - x), [2.0, -1.0, 0.5]),
+    "log_cosh": (lambda x: jnp.sum(jnp.log(jnp.cosh(3.0 * x))), [1.0, -2.0, 0.3]),
+    "steep": (lambda x: jnp.sum(x**10 / 10.0 - x), [0.0, 0.1]),
+}
+
+
+def directions(fun, x):
+    """Steepest descent, scaled so that a first step of 1 is right, too long, too short."""
+    g = np.asarray(jax.grad(fun)(x))
+    return {
+        "-g": -g,
+        "-g/4": -g / 4,
+        "-10g": -10 * g,
+        "tiny": -1e-3 * g / np.linalg.norm(g),
+    }
+
+
+CASES = [(name, dname) for name in PROBLEMS for dname in ("-g", "-g/4", "-10g", "tiny")]
+
+
+def line(fun, x, d, t):
+    """``phi(t)``, ``phi'(t)`` and the gradient, re-evaluated at ``x + t d`` built in NumPy."""
+    point = np.asarray(x, np.float64) + t * np.asarray(d, np.float64)
+    value, grad = jax.value_and_grad(fun)(jnp.asarray(point))
+    grad = np.asarray(grad)
+    return float(value), float(grad @ np.asarray(d)), grad
+
+
+def check_goldstein(fun, x, d, res, c=C):
+    """SUCCESS, the conditions in NumPy, and the result's fields all of the one point."""
+    assert int(res.status) == S.SUCCESS, res.message
+    v0, s0, _ = line(fun, x, d, 0.0)
+    t = float(res.step)
+    v, s, g = line(fun, x, d, t)
+    tol = 16 * EPS * (abs(v0) + abs(v) + abs(t * s0))
+    assert v0 + (1 - c) * t * s0 - tol <= v <= v0 + c * t * s0 + tol, (t, v, v0, s0)
+    np.testing.assert_allclose(float(res.value), v, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(float(res.slope), s, rtol=1e-10, atol=1e-12 * abs(s0))
+    np.testing.assert_allclose(np.asarray(res.grad), g, rtol=1e-10, atol=1e-12)
+    return v0, v
+
+
+def check_safe_failure(fun, x, d, res, c=C):
+    """A failure returns step 0 or a point satisfying Armijo: never an uphill step."""
+    v0, s0, _ = line(fun, x, d, 0.0)
+    t = float(res.step)
+    assert np.isfinite(t) and t >= 0.0 and np.isfinite(float(res.value))
+    if t == 0.0:
+        assert float(res.value) == v0
+    else:
+        v, _, _ = line(fun, x, d, t)
+        assert v <= v0 + c * t * s0 + 16 * EPS * (abs(v0) + abs(v)), (t, v, v0)
+
+
+@functools.cache
+def solver(name, max_evals=30):
+    """One compilation per problem: ``x``, ``d`` and ``step_init`` are traced."""
+    fun = PROBLEMS[name][0]
+    return jax.jit(
+        lambda x, d, step_init: jaxls.goldstein(fun, x, d, step_init=step_init, max_evals=max_evals)
+    )
+
+
+@pytest.mark.parametrize(("name", "dname"), CASES)
+def test_conditions_hold_and_scipy_decrease_is_matched(name, dname):
+    fun, x = PROBLEMS[name]
+    x = np.asarray(x, np.float64)
+    d = directions(fun, x)[dname]
+    res = solver(name)(x, d, 1.0)
+    v0, v = check_goldstein(fun, x, d, res)
+    # Reference: scipy's strong-Wolfe search (c1 = 1e-4, c2 = 0.9) on the same line.
+    f = lambda z: float(fun(jnp.asarray(z)))
+    fprime = lambda z: np.asarray(jax.grad(fun)(jnp.asarray(z)))
+    alpha, *_ = line_search(f, fprime, x, d, maxiter=30)
+    assert alpha is not None
+    v_ref, s_ref, _ = line(fun, x, d, alpha)
+    s0 = line(fun, x, d, 0.0)[1]
+    assert v_ref <= v0 + 1e-4 * alpha * s0 and abs(s_ref) <= 0.9 * abs(s0)
+    # Measured: our decrease is 0.81 to 5 times scipy's on these lines.
+    assert v0 - v >= 0.5 * (v0 - v_ref)
+
+
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_too_short_first_step_grows_and_succeeds(name):
+    fun, x = PROBLEMS[name]
+    x = np.asarray(x, np.float64)
+    d = directions(fun, x)["-g"]
+    res = solver(name, 60)(x, d, 1e-6)
+    check_goldstein(fun, x, d, res)
+    assert float(res.step) > 1e-4
+    # Doubling from 1e-6 to the Goldstein band, then at most a few interpolations.
+    assert int(res.num_evals) <= 1 + np.ceil(np.log2(float(res.step) / 1e-6)) + 6
+
+
+def test_quadratic_interpolation_is_exact_on_a_quadratic():
+    """From ``lo = 0`` the midline root of the model is the minimiser of the quadratic, which
+    meets the conditions for any ``c < 1/2``: one shrink from a step too long suffices."""
+    fun = PROBLEMS["quadratic"][0]
+    x = np.asarray(PROBLEMS["quadratic"][1], np.float64)
+    d = directions(fun, x)["-g"]  # the minimiser, 0.23, is inside the safeguard [0.1, 0.9]
+    res = solver("quadratic")(x, d, 1.0)
+    a = np.arange(1.0, 6.0)
+    exact = -((a * x) @ d) / ((a * d) @ d)
+    assert int(res.num_evals) == 3  # the origin, t = 1, the minimiser
+    np.testing.assert_allclose(float(res.step), exact, rtol=1e-12)
+
+
+def test_midline_root_lands_in_the_band_of_a_deep_valley():
+    """``phi(t) = -t + t^10 / 10``: the minimiser (t = 1, phi = -0.9) is too short for
+    ``c = 0.25``, so a minimising interpolation would crawl; the midline root does not."""
+    fun = lambda x: jnp.sum(x**10 / 10.0 - x)
+    x, d = np.zeros(1), np.ones(1)
+    counter = EvalCounter(fun)
+    res = jaxls.goldstein(counter, x, d, step_init=1.0)
+    jax.effects_barrier()
+    check_goldstein(fun, x, d, res)
+    assert float(res.step) > 1.0
+    assert counter.count == int(res.num_evals) <= 6
+
+
+def test_midline_root_is_the_bracketed_root_of_the_model():
+    """Against the root found by NumPy's polynomial solver, inside the safeguard."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        v0, s0 = rng.normal(), -rng.uniform(0.1, 5.0)
+        lo_t = rng.uniform(0.0, 2.0) * rng.integers(0, 2)
+        w = rng.uniform(0.01, 3.0)
+        hi_t = lo_t + w
+        # A too-short lo (psi(lo) < 0) and a too-long hi (psi(hi) > 0).
+        lo_v = v0 + 0.5 * lo_t * s0 - rng.uniform(0.0, 2.0) * lo_t
+        lo_s = rng.normal() * 3 if lo_t > 0 else s0  # lo = 0 is the origin
+        hi_v = v0 + 0.5 * hi_t * s0 + rng.uniform(0.01, 2.0)
+        origin = LinePoint(0.0, v0, s0, None)
+        lo = LinePoint(lo_t, lo_v, lo_s, None)
+        hi = LinePoint(hi_t, hi_v, np.nan, None)
+        got = float(midline_root(origin, lo, hi))
+        a = (hi_v - lo_v - lo_s * w) / w**2
+        psi = np.polynomial.Polynomial([lo_v - v0 - 0.5 * s0 * lo_t, lo_s - 0.5 * s0, a])
+        # One root in (0, w]; from lo = 0 the other root, psi(0) = 0, is excluded.
+        (h,) = [r.real for r in psi.roots() if r.imag == 0 and 1e-12 * w < r.real <= w]
+        expected = lo_t + min(max(h, 0.1 * w), 0.9 * w)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# Failures: budget, unbounded below, no Goldstein point, non-finite values, bad directions.
+
+
+def test_exhausted_budget_returns_the_longest_armijo_step():
+    fun = lambda x: jnp.sum((x - 1.0) ** 2)
+    x, d = np.zeros(1), np.ones(1)
+    for max_evals, step_init, expected in [(3, 1e-3, 2e-3), (4, 1e-3, 4e-3), (2, 1e3, 0.0)]:
+        counter = EvalCounter(fun)
+        res = jaxls.goldstein(counter, x, d, step_init=step_init, max_evals=max_evals)
+        jax.effects_barrier()
+        assert int(res.status) == S.MAX_EVALS
+        assert counter.count == int(res.num_evals) == max_evals
+        assert float(res.step) == expected
+        check_safe_failure(fun, x, d, res)
+
+
+def test_unbounded_below_terminates_with_an_armijo_point():
+    fun = lambda x: -jnp.sum(x)
+    x, d = jnp.zeros(3), jnp.ones(3)
+    solve = jax.jit(lambda s, m: jaxls.goldstein(fun, x, d, step_init=s, step_max=m))
+    res = solve(1.0, jnp.inf)
+    assert int(res.status) == S.MAX_EVALS
+    assert float(res.step) == 2.0**28  # 29 trials after the origin, all too short
+    res = solve(1.0, 100.0)
+    assert int(res.status) == S.STEP_LIMIT
+    assert float(res.step) == 100.0 and int(res.num_evals) == 9  # 1, 2, ..., 64, 100
+    check_safe_failure(fun, x, d, res)
+    # float32: growth stops at the largest finite step.
+    res = jaxls.goldstein(fun, jnp.zeros(1, jnp.float32), jnp.ones(1, jnp.float32), max_evals=200)
+    assert int(res.status) == S.STEP_LIMIT
+    assert float(res.step) == float(jnp.finfo(jnp.float32).max)
+
+
+def test_empty_goldstein_band_stops_at_rounding_level():
+    """``phi`` drops below the lower line and jumps above the Armijo line at ``t = 1``: no step
+    meets the conditions, and the bracket closes on the jump."""
+    fun = lambda x: jnp.sum(jnp.where(x < 1.0, -x, 5.0))
+    x, d = jnp.zeros(1), jnp.ones(1)
+    res = jaxls.goldstein(fun, x, d, step_init=3.0, max_evals=200)
+    assert int(res.status) == S.ROUNDING
+    assert 1.0 - 1e-14 < float(res.step) < 1.0
+    check_safe_failure(fun, x, d, res)
+
+
+def test_nan_beyond_some_step_is_too_long():
+    def fun(x):
+        return jnp.where(x[0] > 0.3, jnp.nan, jnp.sum((x - 1.0) ** 2))
+
+    x, d = np.zeros(2), np.ones(2)
+    for step_init in (1.0, 1e3, 1e-4):
+        res = jaxls.goldstein(fun, x, d, step_init=step_init)
+        # (x - 1)^2 on [0, 0.3] is all too short (the band starts at 0.5): the search must
+        # fail, with the longest too-short step found below the NaN barrier.
+        assert int(res.status) in (S.MAX_EVALS, S.ROUNDING), res.message
+        assert 0.2 < float(res.step) <= 0.3
+        check_safe_failure(fun, x, d, res)
+    # A barrier beyond the band does not matter.
+    res = jaxls.goldstein(lambda x: jnp.where(x[0] > 0.9, jnp.inf, jnp.sum((x - 1) ** 2)), x, d)
+    check_goldstein(lambda x: jnp.sum((x - 1) ** 2), x, d, res)
+
+
+@pytest.mark.parametrize("given_origin", [False, True])
+def test_non_descent_direction(given_origin):
+    fun = PROBLEMS["exp"][0]
+    x = jnp.asarray(PROBLEMS["exp"][1])
+    value, grad = jax.value_and_grad(fun)(x)
+    extra = {"value": value, "grad": grad} if given_origin else {}
+    for d in (grad, jnp.zeros(3)):
+        counter = EvalCounter(fun)
+        res = jaxls.goldstein(counter, x, d, **extra)
+        jax.effects_barrier()
+        assert int(res.status) == S.NOT_DESCENT
+        assert float(res.step) == 0.0 and float(res.value) == float(value)
+        assert int(res.num_evals) == counter.count == (0 if given_origin else 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Configuration.
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "error"),
+    [
+        ("c", 0.0, ValueError),
+        ("c", 0.5, ValueError),
+        ("c", -0.1, ValueError),
+        ("c", float("nan"), ValueError),
+        ("grow", 1.0, ValueError),
+        ("grow", float("inf"), ValueError),
+        ("step_init", 0.0, ValueError),
+        ("step_max", -1.0, ValueError),
+        ("max_evals", 0, ValueError),
+        ("max_evals", 3.0, TypeError),
+    ],
+)
+def test_invalid_python_constant_raises(argument, value, error):
+    with pytest.raises(error, match=rf"jaxls\.goldstein.*`{argument}`"):
+        jaxls.goldstein(lambda x: jnp.sum(x**2), jnp.ones(2), -jnp.ones(2), **{argument: value})
+
+
+def test_traced_invalid_step_gives_invalid_input():
+    counter = EvalCounter(lambda x: jnp.sum((x - 1.0) ** 2))
+    x, d = jnp.zeros(2), jnp.ones(2)
+    solve = jax.jit(lambda s, m: jaxls.goldstein(counter, x, d, step_init=s, step_max=m))
+    bad = [(0.0, 1.0), (np.nan, 1.0), (np.inf, 1.0), (1.0, 0.0), (1.0, np.nan)]
+    for step_init, step_max in bad:
+        counter.count = 0
+        res = solve(step_init, step_max)
+        jax.effects_barrier()
+        assert int(res.status) == S.INVALID_INPUT
+        assert float(res.step) == 0.0 and float(res.value) == 2.0
+        assert int(res.num_evals) == counter.count == 1
+    assert int(solve(5.0, 0.75).status) == S.SUCCESS  # step_init clipped to step_max
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluations, transformations, dtypes.
+
+
+def test_given_value_and_grad_saves_one_evaluation(maybe_jit):
+    fun = PROBLEMS["rosenbrock"][0]
+    x = jnp.asarray(PROBLEMS["rosenbrock"][1])
+    value, grad = jax.value_and_grad(fun)(x)
+    for step_init in (1e-4, 1.0):
+        counts = []
+        for extra in ({}, {"value": value, "grad": grad}):
+            counter = EvalCounter(fun)
+            res = maybe_jit(
+                lambda x, d, c=counter, e=extra, s=step_init: jaxls.goldstein(
+                    c, x, d, step_init=s, **e
+                )
+            )(x, -grad)
+            jax.effects_barrier()
+            assert counter.count == int(res.num_evals)
+            counts.append((int(res.num_evals), float(res.step)))
+        assert counts[0][0] == counts[1][0] + 1 and counts[0][1] == counts[1][1]
+
+
+def test_jit_equals_eager():
+    for name in ("rosenbrock", "steep"):
+        fun, x = PROBLEMS[name]
+        x = jnp.asarray(x)
+        d = jnp.asarray(directions(fun, x)["tiny"])
+        eager = jaxls.goldstein(fun, x, d, step_init=0.5)
+        assert tree_equal_bitwise(eager, solver(name)(x, d, 0.5))
+
+
+def test_float32():
+    fun = PROBLEMS["log_cosh"][0]
+    x = jnp.asarray(PROBLEMS["log_cosh"][1], jnp.float32)
+    d = -jax.grad(fun)(x)
+    for step_init in (1e-4, 1.0, 100.0):
+        res = jaxls.goldstein(fun, x, d, step_init=step_init)
+        assert int(res.status) == S.SUCCESS
+        assert res.step.dtype == res.value.dtype == res.slope.dtype == res.grad.dtype
+        assert res.step.dtype == jnp.float32
+        x64, d64 = np.asarray(x, np.float64), np.asarray(d, np.float64)
+        v0, s0, _ = line(fun, x64, d64, 0.0)
+        v, _, _ = line(fun, x64, d64, float(res.step))
+        t = float(res.step)
+        slack = 1e-5 * abs(v0)
+        assert v0 + (1 - C) * t * s0 - slack <= v <= v0 + C * t * s0 + slack
+
+
+def _member(x, d, step_init, barrier):
+    fun = lambda y: jnp.where(y[0] > barrier, jnp.nan, jnp.sum(jnp.cosh(y - 1.0)))
+    return jaxls.goldstein(fun, x, d, step_init=step_init, max_evals=20)
+
+
+def test_vmap_mixed_batch_matches_unbatched_runs():
+    # good; too short first; uphill; NaN barrier; budget (1e30); invalid step_init.
+    xs = jnp.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    ds = jnp.array([[1.0, 1.0], [1.0, 0.5], [-1.0, -1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    step_inits = jnp.array([1.0, 1e-3, 1.0, 1.0, 1e30, -1.0])
+    barriers = jnp.array([jnp.inf, jnp.inf, jnp.inf, 0.3, jnp.inf, jnp.inf])
+    batched = jax.jit(jax.vmap(_member))(xs, ds, step_inits, barriers)
+    assert [int(s) for s in batched.status] == [
+        S.SUCCESS,
+        S.SUCCESS,
+        S.NOT_DESCENT,
+        S.MAX_EVALS,
+        S.MAX_EVALS,
+        S.INVALID_INPUT,
+    ]
+    single = jax.jit(_member)
+    for i in range(len(xs)):
+        member = jax.tree.map(lambda leaf, i=i: leaf[i], batched)
+        assert tree_equal_bitwise(member, single(xs[i], ds[i], step_inits[i], barriers[i])), i
+
+
+def test_one_evaluation_per_iteration_and_no_cond():
+    fun = lambda x: jnp.sum(jnp.expm1(x) - 2.0 * x)  # expm1 marks an evaluation
+    solve = lambda x, d: jaxls.goldstein(fun, x, d)
+    for jaxpr in (
+        jax.make_jaxpr(solve)(jnp.zeros(2), jnp.ones(2)),
+        jax.make_jaxpr(jax.vmap(solve))(jnp.zeros((3, 2)), jnp.ones((3, 2))),
+    ):
+        (body,) = while_bodies(jaxpr)
+        assert count_primitive(body, "expm1") == 1
+        assert count_primitive(jaxpr, "expm1") == 2  # the origin and the loop body
+        assert count_primitive(jaxpr, "cond") == 0
+
+
+# ---------------------------------------------------------------------------------------
+# Hypothesis: smooth problems on pytrees, descent directions, conditions in NumPy.
+
+
+def tree_objective(xp, p, x):
+    """``sum a (u - c)^2 + b u^4 + sum e cosh(v - q)``, in ``xp`` (jnp or NumPy)."""
+    u, (v, w) = x["u"], x["vw"]
+    return (
+        xp.sum(p["a"] * (u - p["c"]) ** 2 + p["b"] * u**4)
+        + xp.sum(p["e"] * xp.cosh(v - p["q"]))
+        + p["e0"] * xp.cosh(w - p["q0"])
+    )
+
+
+def tree_grad(p, x):
+    u, (v, w) = x["u"], x["vw"]
+    return {
+        "u": 2 * p["a"] * (u - p["c"]) + 4 * p["b"] * u**3,
+        "vw": (p["e"] * np.sinh(v - p["q"]), p["e0"] * np.sinh(w - p["q0"])),
+    }
+
+
+def tree_dot(a, b):
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return float(sum(np.vdot(u, v) for u, v in pairs))
+
+
+@jax.jit
+def _solve_tree(p, x, d, step_init):
+    return jaxls.goldstein(lambda y: tree_objective(jnp, p, y), x, d, step_init=step_init)
+
+
+def arrays(lo, hi, shape):
+    n = int(np.prod(shape))
+    return st.lists(st.floats(lo, hi), min_size=n, max_size=n).map(
+        lambda v: np.asarray(v, np.float64).reshape(shape)
+    )
+
+
+@given(
+    p=st.fixed_dictionaries(
+        {
+            "a": arrays(0.1, 10.0, (3,)),
+            "c": arrays(-2.0, 2.0, (3,)),
+            "b": arrays(0.0, 1.0, (3,)),
+            "e": arrays(0.1, 3.0, (2, 2)),
+            "q": arrays(-2.0, 2.0, (2, 2)),
+            "e0": st.floats(0.1, 3.0),
+            "q0": st.floats(-2.0, 2.0),
+        }
+    ),
+    x=st.fixed_dictionaries(
+        {"u": arrays(-2.0, 2.0, (3,)), "vw": st.tuples(arrays(-2.0, 2.0, (2, 2)), st.floats(-2, 2))}
+    ),
+    scale=arrays(0.05, 20.0, (8,)),
+    log_step=st.floats(-4.0, 3.0),
+)
+def test_hypothesis_pytree_problems(p, x, scale, log_step):
+    """A diagonally scaled steepest-descent direction: always a descent direction."""
+    g = tree_grad(p, x)
+    leaves, tree = jax.tree.flatten(g)
+    sizes = np.cumsum([0] + [np.size(leaf) for leaf in leaves])
+    d = jax.tree.unflatten(
+        tree,
+        [
+            -np.reshape(scale[sizes[i] : sizes[i + 1]], np.shape(leaf)) * leaf
+            for i, leaf in enumerate(leaves)
+        ],
+    )
+    s0 = tree_dot(g, d)
+    assume(s0 < -1e-8)
+    res = _solve_tree(p, x, d, 10.0**log_step)
+    assert int(res.status) == S.SUCCESS, res.message
+    t = float(res.step)
+    moved = jax.tree.map(lambda a, b: a + t * b, x, d)
+    v0, v = tree_objective(np, p, x), tree_objective(np, p, moved)
+    tol = 1e-12 * (abs(v0) + abs(v) + abs(t * s0))
+    assert v0 + (1 - C) * t * s0 - tol <= v <= v0 + C * t * s0 + tol
+    np.testing.assert_allclose(float(res.value), v, rtol=1e-12)
+    np.testing.assert_allclose(float(res.slope), tree_dot(tree_grad(p, moved), d), rtol=1e-8)
