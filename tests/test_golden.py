@@ -17,7 +17,14 @@ import jaxls
 from jaxls import zoo
 from jaxls._src.interval.fibonacci import DELTA, fibonacci_numbers
 from jaxls._src.interval.golden import RATIO
-from tests.helpers import EvalCounter, check_fixed_budget_loop, tree_equal_bitwise
+from tests.helpers import (
+    EvalCounter,
+    assert_members_match,
+    check_fixed_budget_loop,
+    member,
+    tree_equal_bitwise,
+    zoo_batch,
+)
 
 S = jaxls.Status
 
@@ -105,13 +112,18 @@ def test_fixed_budget_is_a_scan_without_predicate():
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 13, 30, 60])
 def test_fibonacci_final_width_is_optimal(n):
     f_n = fibonacci_numbers(n)[n]
-    for problem in zoo.INTERVAL:
-        counter = EvalCounter(problem.fun)
-        res = jaxls.fibonacci(counter, problem.lower, problem.upper, num_evals=n)
-        jax.effects_barrier()
+    # The whole zoo in one compiled search: member i evaluates problem i.
+    fun, *batch = zoo_batch(zoo.INTERVAL)
+    counter = EvalCounter(fun)
+    solve = lambda lo, up, i: jaxls.fibonacci(lambda x: counter(x, i), lo, up, num_evals=n)
+    batched = jax.jit(jax.vmap(solve))(*batch)
+    jax.effects_barrier()
+    assert counter.count == n * len(zoo.INTERVAL)  # one evaluation a step for every member
+    for i, problem in enumerate(zoo.INTERVAL):
+        res = member(batched, i)
         width = problem.upper - problem.lower
         assert int(res.status) == S.SUCCESS
-        assert int(res.num_evals) == n == counter.count
+        assert int(res.num_evals) == n
         bound = width * (1 + 2 * DELTA) / f_n
         resolution = 64 * np.finfo(float).eps * max(abs(problem.lower), abs(problem.upper))
         assert float(res.upper - res.lower) <= bound + resolution, problem.name
@@ -152,9 +164,7 @@ def test_fixed_budget_vmap_mixed_batch(solver):
     ]
     assert [int(n) for n in batched.num_evals] == [25, 0, 1, 0]
     assert 0.0 <= float(batched.x[2]) <= 3.0
-    for i in range(4):
-        member = jax.tree.map(lambda leaf, i=i: leaf[i], batched)
-        assert tree_equal_bitwise(member, jax.jit(solve)(lowers[i], uppers[i], barriers[i]))
+    assert_members_match(batched, jax.jit(solve), lowers, uppers, barriers)
 
 
 def test_fibonacci_float32():

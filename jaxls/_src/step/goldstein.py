@@ -49,7 +49,12 @@ def midline_root(origin: LinePoint, lo: LinePoint, hi: LinePoint):
     c = lo.value - origin.value - lo.step * half  # psi(lo) <= 0
     b = lo.slope - half  # psi'(lo)
     a = (hi.value - lo.value - lo.slope * w) / (w * w)  # curvature of q
-    sqrt_disc = jnp.sqrt(jnp.maximum(b * b - 4 * a * c, 0))
+    # sqrt(b^2 - 4ac), scaled so that steep objectives (|phi'| beyond sqrt(finfo.max)) do
+    # not overflow to inf.
+    scale = jnp.maximum(jnp.abs(b), jnp.sqrt(jnp.abs(a)) * jnp.sqrt(jnp.abs(c)))
+    scale = jnp.where(scale > 0, scale, 1)
+    bs, as_, cs = b / scale, a / scale, c / scale
+    sqrt_disc = scale * jnp.sqrt(jnp.maximum(bs * bs - 4 * as_ * cs, 0))
     # b <= 0 forces a > 0; b > 0 gives a positive denominator: neither form cancels.
     h = jnp.where(b <= 0, (sqrt_disc - b) / (2 * a), -2 * c / (b + sqrt_disc))
     h = jnp.clip(h, SAFEGUARD * w, (1 - SAFEGUARD) * w)
