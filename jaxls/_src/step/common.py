@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -19,7 +20,8 @@ class Start(NamedTuple):
 
     phi: Callable  # t -> LinePoint, one evaluation
     origin: LinePoint  # t = 0
-    step_init: jax.Array  # the first trial step (0 for members that will not run)
+    step_init: jax.Array  # the first trial step, at most step_max (0 for members that won't run)
+    step_max: jax.Array  # the largest step tried (+inf: no limit)
     num_evals: jax.Array  # 1 if the origin had to be evaluated, else 0
     status: jax.Array  # RUNNING, or INVALID_INPUT / NONFINITE / NOT_DESCENT
     dtype: Any  # of steps, values and slopes
@@ -35,6 +37,7 @@ def setup(
     grad=None,
     value_and_grad: Callable | None = None,
     step_init=1.0,
+    step_max=math.inf,
     max_evals: int,
 ) -> Start:
     """Validate, build ``phi``, evaluate the origin if needed, and check for descent.
@@ -43,13 +46,17 @@ def setup(
     The origin is evaluated (one evaluation, counted) unless both ``value`` and ``grad``
     are given. A member whose ``phi'(0) >= 0`` gets ``NOT_DESCENT``; one whose ``phi(0)`` or
     ``phi'(0)`` is not finite gets ``NONFINITE``; a traced ``step_init`` that is not positive
-    and finite gets ``INVALID_INPUT``. Such members never run: their result is the origin.
+    and finite, or a traced ``step_max`` that is not positive, gets ``INVALID_INPUT``. Such
+    members never run: their result is the origin. ``step_max=None`` means the dtype's
+    largest finite number; the first trial step is ``min(step_init, step_max)``.
     """
     if value_and_grad is None:
         if fun is None:
             raise TypeError(f"`jaxls.{call}`: give `fun` or `value_and_grad`.")
         value_and_grad = jax.value_and_grad(fun)
     checks.positive(call, "step_init", step_init)
+    if step_max is not None and checks.is_concrete(step_max) and not float(step_max) > 0:
+        raise ValueError(f"`jaxls.{call}(step_max={step_max!r})`: `step_max` must be > 0.")
     checks.int_at_least(call, "max_evals", max_evals, 1)
     if jax.tree.structure(x) != jax.tree.structure(direction):
         raise ValueError(
@@ -81,8 +88,9 @@ def setup(
         num_evals = jnp.zeros((), jnp.int32)
 
     step_init = jnp.asarray(step_init, dtype)
+    step_max = jnp.asarray(jnp.finfo(dtype).max if step_max is None else step_max, dtype)
     status = jnp.where(
-        ~(jnp.isfinite(step_init) & (step_init > 0)),
+        ~(jnp.isfinite(step_init) & (step_init > 0) & (step_max > 0)),
         Status.INVALID_INPUT,
         jnp.where(
             ~(jnp.isfinite(origin.value) & jnp.isfinite(origin.slope)),
@@ -91,7 +99,8 @@ def setup(
         ),
     ).astype(jnp.int32)
     running = status == RUNNING
-    return Start(phi, origin, jnp.where(running, step_init, 0), num_evals, status, dtype)
+    first = jnp.where(running, jnp.minimum(step_init, step_max), 0)
+    return Start(phi, origin, first, step_max, num_evals, status, dtype)
 
 
 def result(point: LinePoint, num_evals, status) -> LineSearchResult:

@@ -130,8 +130,6 @@ def goldstein(
     call = "goldstein"
     checks.open_interval(call, "c", c, 0.0, 0.5)
     checks.greater_than(call, "grow", grow, 1.0)
-    if step_max is not None:
-        checks.positive(call, "step_max", step_max)
     start = common.setup(
         call,
         fun,
@@ -141,15 +139,11 @@ def goldstein(
         grad=grad,
         value_and_grad=value_and_grad,
         step_init=step_init,
+        step_max=step_max,
         max_evals=max_evals,
     )
     origin, dtype = start.origin, start.dtype
-    step_max = jnp.asarray(jnp.finfo(dtype).max if step_max is None else step_max, dtype)
-    bad_max = ~(step_max > 0)  # NaN included; +inf is allowed
-    status = jnp.where(
-        bad_max & (start.status == RUNNING), Status.INVALID_INPUT, start.status
-    ).astype(jnp.int32)
-    trial = jnp.where(status == RUNNING, jnp.minimum(start.step_init, step_max), 0)
+    step_max, status, trial = start.step_max, start.status, start.step_init
 
     def step(s: GoldsteinState) -> GoldsteinState:
         trial = start.phi(s.trial)

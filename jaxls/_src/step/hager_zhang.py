@@ -171,8 +171,6 @@ def hager_zhang(
     checks.open_interval(call, "theta", theta, 0.0, 1.0)
     checks.open_interval(call, "gamma", gamma, 0.0, 1.0)
     checks.greater_than(call, "rho", rho, 1.0)
-    if step_max is not None:
-        checks.positive(call, "step_max", step_max)
     start = common.setup(
         call,
         fun,
@@ -182,13 +180,11 @@ def hager_zhang(
         grad=grad,
         value_and_grad=value_and_grad,
         step_init=step_init,
+        step_max=step_max,
         max_evals=max_evals,
     )
     origin, dtype = start.origin, start.dtype
-    step_max = jnp.asarray(jnp.finfo(dtype).max if step_max is None else step_max, dtype)
-    status = jnp.where(
-        ~(step_max > 0) & (start.status == RUNNING), Status.INVALID_INPUT, start.status
-    ).astype(jnp.int32)
+    step_max, status = start.step_max, start.status
     ceiling = origin.value + epsilon * jnp.abs(origin.value)  # phi(0) + eps_k
 
     def step(s: HagerZhangState) -> HagerZhangState:
@@ -264,7 +260,7 @@ def hager_zhang(
         old=bracket,
         phase=jnp.asarray(Phase.EXPAND, jnp.int32),
         check=jnp.asarray(False),
-        trial=jnp.where(status == RUNNING, jnp.minimum(start.step_init, step_max), 0),
+        trial=start.step_init,
         best=origin,
         num_evals=start.num_evals,
         status=status,

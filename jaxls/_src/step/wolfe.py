@@ -201,8 +201,6 @@ def wolfe(
             "(0 < c1 <= c2 < 1), else no step need satisfy both conditions."
         )
     checks.greater_than(call, "grow", grow, 1.0)
-    if checks.is_concrete(step_max) and not float(step_max) > 0:  # also rejects NaN
-        raise ValueError(f"`jaxls.{call}(step_max={step_max!r})`: `step_max` must be > 0.")
     start = common.setup(
         call,
         fun,
@@ -212,13 +210,11 @@ def wolfe(
         grad=grad,
         value_and_grad=value_and_grad,
         step_init=step_init,
+        step_max=step_max,
         max_evals=max_evals,
     )
     origin, dtype = start.origin, start.dtype
-    step_max = jnp.asarray(step_max, dtype)
-    valid = step_max > 0  # a traced `step_max` is data: a bad one is INVALID_INPUT
-    status = jnp.where(valid, start.status, Status.INVALID_INPUT).astype(jnp.int32)
-    t0 = jnp.where(valid, jnp.minimum(start.step_init, step_max), 0)
+    step_max, status, t0 = start.step_max, start.status, start.step_init
     decrease = c1 * origin.slope  # the slope of the sufficient-decrease line
     rounding = ROUNDING_ULPS * jnp.finfo(dtype).eps
 
