@@ -593,15 +593,17 @@ def test_vmap_mixed_batch_matches_unbatched_runs(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_one_evaluation_per_iteration_under_vmap(name):
-    fun = lambda x: jnp.sum(jnp.expm1(x) - 2.0 * x)
-    jaxpr = jax.make_jaxpr(jax.vmap(lambda x, d: run(name, fun, x, d)))(
-        jnp.zeros((3, 2)), jnp.ones((3, 2))
-    )
-    bodies = while_bodies(jaxpr)
-    assert len(bodies) == 1
-    assert count_primitive(bodies[0], "expm1") == 1
-    assert count_primitive(jaxpr, "expm1") == 2  # the origin and the loop body
-    assert count_primitive(jaxpr, "cond") == 0
+    fun = lambda x: jnp.sum(jnp.expm1(x) - 2.0 * x)  # expm1 marks an evaluation
+    solve = lambda x, d: run(name, fun, x, d)
+    for jaxpr in (
+        jax.make_jaxpr(solve)(jnp.zeros(2), jnp.ones(2)),
+        jax.make_jaxpr(jax.vmap(solve))(jnp.zeros((3, 2)), jnp.ones((3, 2))),
+    ):
+        bodies = while_bodies(jaxpr)
+        assert len(bodies) == 1
+        assert count_primitive(bodies[0], "expm1") == 1
+        assert count_primitive(jaxpr, "expm1") == 2  # the origin and the loop body
+        assert count_primitive(jaxpr, "cond") == 0
 
 
 # ---------------------------------------------------------------------------------------
