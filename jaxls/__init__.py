@@ -1,5 +1,6 @@
 """jaxls: line searches and automatic differentiation for JAX."""
 
+from jaxls import optax
 from jaxls._src.interval.bracket import bracket
 from jaxls._src.interval.brent import brent
 from jaxls._src.interval.dichotomy import dichotomy
@@ -39,6 +40,7 @@ __all__ = [
     "goldstein",
     "goldstein_condition",
     "hager_zhang",
+    "optax",
     "parabolic",
     "status_message",
     "strong_curvature_condition",

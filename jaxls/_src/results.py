@@ -29,6 +29,8 @@ class Status(enum.IntEnum):
     NO_BRACKET = 5
     STEP_LIMIT = 6
     ROUNDING = 7
+    NO_DECREASE = 8
+    MAX_STEPS = 9
 
     @property
     def message(self) -> str:
@@ -48,6 +50,10 @@ _MESSAGES = {
     "be unbounded below along the direction); the best point found is returned",
     Status.ROUNDING: "the step interval shrank to rounding level before the conditions held; "
     "the best point satisfying sufficient decrease (or step 0) is returned",
+    Status.NO_DECREASE: "the best point the search found does not decrease the objective below "
+    "its value at the start; step 0 returned",
+    Status.MAX_STEPS: "the optimiser's step budget `max_steps` ran out before the gradient norm "
+    "reached `tol`",
     Status.NO_BRACKET: "no bracket was found within the evaluation budget (the objective may be "
     "unbounded below or monotone along the search)",
 }

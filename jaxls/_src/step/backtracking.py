@@ -54,6 +54,7 @@ def backtracking(
     grad=None,
     value_and_grad: Callable | None = None,
     step_init=1.0,
+    reference=None,
     c1: float = 1e-4,
     shrink: float = 0.5,
     interpolate: bool = False,
@@ -73,6 +74,10 @@ def backtracking(
       value_and_grad: ``x -> (f(x), grad f(x))``, e.g. the library's own AD; defaults to
         ``jax.value_and_grad(fun)``.
       step_init: first trial step, ``> 0`` (may be traced).
+      reference: the value the Armijo test compares against in place of ``phi(0)``:
+        ``phi(t) <= reference + c1 t phi'(0)``. Non-monotone rules pass a reference above
+        ``f(x)`` (e.g. Zhang & Hager's average of past values). It is raised to ``phi(0)`` if
+        below it, and ignored if not finite. Default: ``phi(0)`` (the monotone rule).
       c1: Armijo constant in ``(0, 1)``.
       shrink: factor in ``(0, 1)`` applied to a rejected step.
       interpolate: if True, the next step minimises the cubic (else quadratic) model of
@@ -118,13 +123,19 @@ def backtracking(
         max_evals=max_evals,
     )
     origin = start.origin
+    armijo_value = origin.value
+    if reference is not None:
+        reference = jnp.asarray(reference, start.dtype)
+        armijo_value = jnp.where(
+            jnp.isfinite(reference), jnp.maximum(reference, origin.value), origin.value
+        )
 
     def step(s: BacktrackingState) -> BacktrackingState:
         first = s.trial.step == 0
         t = jnp.where(first, start.step_init, next_step(origin, s.trial, shrink, interpolate))
         trial = start.phi(t)
         ok = (
-            armijo_condition(origin.value, origin.slope, trial.value, t, c1)
+            armijo_condition(armijo_value, origin.slope, trial.value, t, c1)
             & jnp.isfinite(trial.value)
             & jnp.isfinite(trial.slope)
         )

@@ -1,0 +1,276 @@
+"""Any jaxls search as an optax step-size rule, following optax's line-search protocol."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxls._src import checks
+from jaxls._src.adapters import common
+from jaxls._src.adapters.common import LineSearchInfo
+from jaxls._src.results import Status
+from jaxls._src.step.line import tree_axpy, tree_vdot
+
+CALL = "optax.scale_by_line_search"
+
+# Arguments the adapter fills in itself; `config` may not set them.
+_OWNED = {
+    "exact": {"fun", "lower", "upper"},
+    "inexact": {"fun", "x", "direction", "value", "grad", "value_and_grad", "step_init"},
+}
+
+
+class ScaleByLineSearchState(NamedTuple):
+    """State of `scale_by_line_search`.
+
+    Attributes:
+      step_init: where the next search starts (for an exact search: the upper end of its
+        interval ``[0, step_init]``).
+      value: the objective at the parameters after the last update (``inf`` before the
+        first), read by `optax.value_and_grad_from_state`.
+      grad: its gradient there (zeros before the first update).
+      info: a `LineSearchInfo` on the last search.
+    """
+
+    step_init: jax.Array
+    value: jax.Array
+    grad: Any
+    info: LineSearchInfo
+
+
+def search_kind(search: Callable) -> str:
+    """``"exact"`` for interval searches ``(fun, lower, upper)``, ``"inexact"`` for
+    step-size searches ``(fun, x, direction)``."""
+    if not callable(search):
+        raise TypeError(f"`jaxls.{CALL}`: `search` must be a jaxls search, got {search!r}.")
+    names = set(inspect.signature(search).parameters)
+    if {"lower", "upper"} <= names:
+        return "exact"
+    if {"x", "direction", "value_and_grad"} <= names:
+        return "inexact"
+    raise TypeError(
+        f"`jaxls.{CALL}`: `search` must be an interval search `(fun, lower, upper, ...)` such "
+        "as `jaxls.golden_section`, or a step-size search `(fun, x, direction, ...)` such as "
+        f"`jaxls.wolfe`; got {getattr(search, '__name__', search)!r}."
+    )
+
+
+def check_config(search: Callable, kind: str, config: dict) -> None:
+    """Reject unknown or adapter-owned keywords, and bad values, when the rule is built."""
+    name = getattr(search, "__name__", "search")
+    accepted = set(inspect.signature(search).parameters)
+    for key in config:
+        if key in _OWNED[kind]:
+            raise TypeError(f"`jaxls.{CALL}({name}, {key}=...)`: the adapter sets `{key}` itself.")
+        if key not in accepted:
+            raise TypeError(
+                f"`jaxls.{CALL}({name}, {key}=...)`: `jaxls.{name}` takes no argument `{key}`."
+            )
+    # Trace the search once on a toy problem so that its own checks raise now, not later.
+    f = lambda t: (t - 1.0) ** 2
+    if kind == "exact":
+        jax.eval_shape(lambda: search(f, 0.0, 1.0, **config))
+    else:
+        jax.eval_shape(lambda: search(f, jnp.zeros(()), jnp.ones(()), **config))
+
+
+def scale_by_line_search(
+    search: Callable,
+    *,
+    step_init: float = 1.0,
+    growth: float | None = None,
+    step_max: float | None = None,
+    failure_shrink: float = 0.1,
+    **config,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Scale ``updates`` by a step that a jaxls search finds along them.
+
+    ``update(updates, state, params, *, value, grad, value_fn, **extra_args)`` returns
+    ``t * d`` where ``d = updates`` (or ``-grad`` if ``updates`` does not descend) and ``t``
+    is what ``search`` finds for ``phi(t) = value_fn(params + t d, **extra_args)``:
+
+    * a step-size search (`jaxls.backtracking`, `jaxls.goldstein`, `jaxls.wolfe`,
+      `jaxls.hager_zhang`) starts from the state's ``step_init``;
+    * an interval search (`jaxls.golden_section`, `jaxls.brent`, `jaxls.dichotomy`,
+      `jaxls.fibonacci`, `jaxls.parabolic`) minimises ``phi`` on ``[0, step_init]``
+      (initially ``step_max``, which it requires): exact line search.
+
+    This is optax's own line-search protocol (as in `optax.scale_by_zoom_linesearch`): the
+    state holds ``value`` and ``grad`` at the new parameters, so the next step's
+    `optax.value_and_grad_from_state` costs no evaluation, and its dtypes never change, so a
+    jitted step compiles once. It drops into ``optax.lbfgs(linesearch=...)`` and after
+    ``optax.sgd(1.0)`` in `optax.chain`.
+
+    Failure policy, unlike optax's searches: a search never moves uphill (a failed search
+    returns step 0: the parameters do not change); a direction with ``<grad, updates> >= 0``
+    is replaced by ``-grad`` (``info.fallback``); after a failed search the next starts from
+    ``failure_shrink`` times this one's start instead of repeating the same failure, so a run
+    is never stuck at step 0 for ever. The state's ``info`` records the step, status and
+    evaluation counts of the last search.
+
+    Keyword arguments in ``extra_args`` that ``value_fn`` takes (a minibatch, say) are passed
+    to it; the others are ignored (optax raises ``TypeError`` for them). Everything the
+    update returns is wrapped in `jax.lax.stop_gradient`: differentiating through a training
+    step does not differentiate through the search by accident.
+
+    Args:
+      search: a jaxls search.
+      step_init: first trial step of a step-size search, ``> 0``.
+      growth: ``None``: every search starts from ``step_init`` (the quasi-Newton unit
+        step); a number ``>= 1``: from ``growth`` times the previous accepted step (optax's
+        ``increase_factor``; 2 suits gradient descent).
+      step_max: largest step; required for interval searches (their interval is
+        ``[0, step_max]``), optional otherwise. It is passed to searches that take it and
+        caps the first trial step of the others.
+      failure_shrink: factor in ``(0, 1)`` applied to the start after a failed search.
+      **config: keyword arguments of ``search`` (``c1``, ``c2``, ``tol``, ``max_evals``, ...),
+        checked now.
+
+    Returns:
+      An `optax.GradientTransformationExtraArgs` whose state is a `ScaleByLineSearchState`.
+
+    Raises:
+      TypeError: ``search`` is not a jaxls search, or ``config`` has a keyword it does not
+        take (or one the adapter sets: ``x``, ``direction``, ``value``, ``step_init``, ...).
+      ValueError: a bad constant, of the adapter or of ``search``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax, jaxls
+      >>> f = lambda w: jnp.sum((w - 1.0) ** 2) + 0.5 * jnp.sum(w ** 4)
+      >>> opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.wolfe))
+      >>> w = jnp.zeros(3)
+      >>> state = opt.init(w)
+      >>> value_and_grad = optax.value_and_grad_from_state(f)
+      >>> for _ in range(8):
+      ...     value, grad = value_and_grad(w, state=state)
+      ...     updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=f)
+      ...     w = optax.apply_updates(w, updates)
+      >>> print(jnp.round(w, 6))
+      [0.682328 0.682328 0.682328]
+    """
+    kind = search_kind(search)
+    checks.positive(CALL, "step_init", step_init)
+    if growth is not None:
+        checks.finite(CALL, "growth", growth)
+        if not float(growth) >= 1.0:
+            raise ValueError(f"`jaxls.{CALL}(growth={growth!r})`: `growth` must be >= 1 or None.")
+    checks.open_interval(CALL, "failure_shrink", failure_shrink, 0.0, 1.0)
+    if step_max is not None:
+        checks.positive(CALL, "step_max", step_max)
+    if kind == "exact" and step_max is None:
+        raise ValueError(
+            f"`jaxls.{CALL}({search.__name__})`: an interval search needs `step_max`: it "
+            "minimises along the direction on [0, step_max]."
+        )
+    passes_step_max = kind == "inexact" and "step_max" in inspect.signature(search).parameters
+    if passes_step_max and "step_max" in config:
+        raise TypeError(f"`jaxls.{CALL}`: give `step_max` once, to the adapter.")
+    if passes_step_max and step_max is not None:
+        config = {**config, "step_max": step_max}
+    check_config(search, kind, config)
+    first = step_max if kind == "exact" else min(step_init, step_max or math.inf)
+    restart = {
+        "step_init": first,
+        "growth": growth,
+        "failure_shrink": failure_shrink,
+        "step_max": step_max,
+    }
+
+    def init_fn(params) -> ScaleByLineSearchState:
+        dtype = common.float_dtype(params)
+        return ScaleByLineSearchState(
+            step_init=jnp.asarray(first, dtype),
+            value=jnp.asarray(jnp.inf, dtype),
+            grad=jax.tree.map(jnp.zeros_like, params),
+            info=common.initial_info(dtype),
+        )
+
+    def update_fn(updates, state, params, *, value, grad, value_fn, **extra_args):
+        f = common.objective(value_fn, extra_args)
+        direction, fallback = common.descent_direction(updates, grad)
+        dtype = state.step_init.dtype
+        value = jnp.asarray(value).astype(dtype)
+        if kind == "exact":
+            res = exact_step(search, f, params, direction, value, grad, state.step_init, config)
+        else:
+            res = search(
+                None,
+                params,
+                direction,
+                value=value,
+                grad=grad,
+                value_and_grad=jax.value_and_grad(f),
+                step_init=state.step_init,
+                **config,
+            )
+        step = res.step.astype(dtype)
+        stationary = fallback & (res.status == Status.NOT_DESCENT)  # grad is 0
+        failed = (step == 0) & ~stationary
+        info = LineSearchInfo(
+            step=step,
+            num_evals=res.num_evals,
+            total_evals=state.info.total_evals + res.num_evals,
+            status=res.status,
+            fallback=fallback,
+        )
+        new_state = ScaleByLineSearchState(
+            step_init=common.next_step_init(step, failed, state.step_init, **restart),
+            value=res.value,
+            grad=res.grad,
+            info=info,
+        )
+        new_state = optax.tree.cast_like(new_state, other_tree=state)
+        return jax.lax.stop_gradient((common.scale(step, direction), new_state))
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+class _ExactStep(NamedTuple):
+    step: jax.Array
+    value: jax.Array
+    grad: Any
+    num_evals: jax.Array
+    status: jax.Array
+
+
+def exact_step(search, f, params, direction, value, grad, upper, config) -> _ExactStep:
+    """Minimise ``phi(t) = f(params + t d)`` on ``[0, upper]``, then take value and gradient
+    at the minimiser (one more evaluation, which the next step reuses from the state).
+
+    The minimiser is kept only if it decreases ``f`` (else step 0, ``NO_DECREASE``, or
+    ``NOT_DESCENT`` if ``d`` does not descend, or ``NONFINITE`` if ``f(params)`` is not finite).
+    """
+    dtype = value.dtype
+    phi = lambda t: f(tree_axpy(t, direction, params))
+    res = search(phi, jnp.zeros((), dtype), upper, **config)
+    step = jnp.asarray(res.x, dtype)
+    new_value, new_grad = jax.value_and_grad(f)(tree_axpy(step, direction, params))
+    new_value = jnp.asarray(new_value).astype(dtype)
+    grad_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(new_grad)]))
+    descent = tree_vdot(grad, direction) < 0
+    better = descent & (new_value < value) & jnp.isfinite(new_value) & grad_finite
+    status = jnp.where(
+        better,
+        res.status,
+        jnp.where(
+            ~jnp.isfinite(value),
+            Status.NONFINITE,
+            jnp.where(descent, Status.NO_DECREASE, Status.NOT_DESCENT),
+        ),
+    )
+    return _ExactStep(
+        step=jnp.where(better, step, 0),
+        value=jnp.where(better, new_value, value),
+        grad=jax.tree.map(lambda new, old: jnp.where(better, new, old), new_grad, grad),
+        num_evals=(res.num_evals + 1).astype(jnp.int32),
+        status=status.astype(jnp.int32),
+    )
+
+
+__all__ = ["ScaleByLineSearchState", "scale_by_line_search"]

@@ -1,0 +1,147 @@
+"""A whole optimisation as one pure, jittable, vmappable function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxls._src import checks
+from jaxls._src.adapters.common import LineSearchInfo, grad_norm
+from jaxls._src.results import Status, status_message
+
+CALL = "optax.minimize"
+
+
+class MinimizeResult(NamedTuple):
+    """Result of `minimize`; under `jax.vmap` every field has a batch axis.
+
+    Attributes:
+      params: the last parameters.
+      value: the objective there.
+      grad: its gradient there.
+      grad_norm: the gradient's Euclidean norm.
+      num_steps: optimiser steps taken (``int32``).
+      num_evals: value-and-gradient evaluations made (``int32``): the driver's own and those
+        of jaxls's searches (read from their `LineSearchInfo`); evaluations made inside
+        other transformations (optax's own line searches) are not seen.
+      status: ``SUCCESS`` (``grad_norm <= tol``), ``MAX_STEPS`` or ``NONFINITE``.
+      state: the optimiser state after the last step.
+    """
+
+    params: Any
+    value: jax.Array
+    grad: Any
+    grad_norm: jax.Array
+    num_steps: jax.Array
+    num_evals: jax.Array
+    status: jax.Array
+    state: Any
+
+    @property
+    def converged(self) -> jax.Array:
+        return jnp.asarray(self.status) == Status.SUCCESS
+
+    @property
+    def message(self):
+        return status_message(self.status)
+
+
+def line_search_infos(state) -> list[LineSearchInfo]:
+    """Every jaxls `LineSearchInfo` inside an optimiser state."""
+    nodes = jax.tree.leaves(state, is_leaf=lambda s: isinstance(s, LineSearchInfo))
+    return [s for s in nodes if isinstance(s, LineSearchInfo)]
+
+
+def stored_value_and_grad(state):
+    """``(value, grad)`` kept in the state by a line search, or None if it keeps none."""
+    try:
+        value = optax.tree.get(state, "value")
+        grad = optax.tree.get(state, "grad")
+    except KeyError:  # several: ambiguous, evaluate instead
+        return None
+    return None if value is None or grad is None else (value, grad)
+
+
+def minimize(
+    fun: Callable,
+    params,
+    optimizer: optax.GradientTransformation,
+    *,
+    max_steps: int = 1000,
+    tol: float = 1e-6,
+) -> MinimizeResult:
+    r"""Run ``optimizer`` on ``fun`` from ``params`` until ``||grad fun|| <= tol``.
+
+    One `jax.lax.while_loop`: jit it once, and `jax.vmap` it over a batch of problems (data
+    closed over, or different starting points); each member stops on its own test and keeps
+    its own counts and status, members that finished are frozen while the others run.
+
+    Each step calls ``optimizer.update(grad, state, params, value=, grad=, value_fn=fun)``.
+    When the optimiser's state keeps the value and gradient at the new parameters (jaxls's
+    adapters and optax's line searches do, as the chain's last transformation), they are
+    reused: no evaluation besides the line search's.
+
+    Args:
+      fun: scalar objective of a pytree of parameters.
+      params: starting parameters.
+      optimizer: any optax transformation (plain ones are wrapped with
+        `optax.with_extra_args_support`).
+      max_steps: cap on optimiser steps, ``>= 0``.
+      tol: stop when the gradient norm is at most ``tol`` (``>= 0``).
+
+    Returns:
+      A `MinimizeResult`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax, jaxls
+      >>> rosenbrock = lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+      >>> opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.wolfe))
+      >>> res = jaxls.optax.minimize(rosenbrock, jnp.array([-1.2, 1.0]), opt, tol=1e-8)
+      >>> print(res.params, res.message)
+      [1. 1.] converged: the requested tolerance or condition is met
+    """
+    checks.int_at_least(CALL, "max_steps", max_steps, 0)
+    if checks.is_concrete(tol) and not float(tol) >= 0:
+        raise ValueError(f"`jaxls.{CALL}(tol={tol!r})`: `tol` must be >= 0.")
+    optimizer = optax.with_extra_args_support(optimizer)
+    value_and_grad = jax.value_and_grad(fun)
+    value, grad = value_and_grad(params)
+    state = optimizer.init(params)
+    reuse = stored_value_and_grad(state) is not None
+    dtype = jnp.asarray(value).dtype
+
+    def running(c):
+        params, state, value, grad, steps, evals = c
+        return jnp.isfinite(value) & (grad_norm(grad) > tol) & (steps < max_steps)
+
+    def step(c):
+        params, state, value, grad, steps, evals = c
+        updates, state = optimizer.update(
+            grad, state, params, value=value, grad=grad, value_fn=fun
+        )
+        params = optax.apply_updates(params, updates)
+        evals = evals + sum(info.num_evals for info in line_search_infos(state))
+        if reuse:
+            value, grad = stored_value_and_grad(state)
+        else:
+            value, grad = value_and_grad(params)
+            evals = evals + 1
+        return params, state, jnp.asarray(value, dtype), grad, steps + 1, evals
+
+    one = jnp.ones((), jnp.int32)
+    carry = (params, state, jnp.asarray(value, dtype), grad, 0 * one, one)
+    params, state, value, grad, steps, evals = jax.lax.while_loop(running, step, carry)
+    norm = grad_norm(grad)
+    status = jnp.where(
+        ~jnp.isfinite(value),
+        Status.NONFINITE,
+        jnp.where(norm <= tol, Status.SUCCESS, Status.MAX_STEPS),
+    ).astype(jnp.int32)
+    return MinimizeResult(params, value, grad, norm, steps, evals, status, state)
+
+
+__all__ = ["MinimizeResult", "minimize"]
