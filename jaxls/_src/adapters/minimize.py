@@ -50,6 +50,15 @@ class MinimizeResult(NamedTuple):
         return status_message(self.status)
 
 
+class _Carry(NamedTuple):
+    params: Any
+    state: Any
+    value: jax.Array
+    grad: Any
+    num_steps: jax.Array
+    num_evals: jax.Array
+
+
 def line_search_infos(state) -> list[LineSearchInfo]:
     """Every jaxls `LineSearchInfo` inside an optimiser state."""
     nodes = jax.tree.leaves(state, is_leaf=lambda s: isinstance(s, LineSearchInfo))
@@ -114,26 +123,24 @@ def minimize(
     reuse = stored_value_and_grad(state) is not None
     dtype = jnp.asarray(value).dtype
 
-    def running(c):
-        params, state, value, grad, steps, evals = c
-        return jnp.isfinite(value) & (grad_norm(grad) > tol) & (steps < max_steps)
+    def running(c: _Carry):
+        return jnp.isfinite(c.value) & (grad_norm(c.grad) > tol) & (c.num_steps < max_steps)
 
-    def step(c):
-        params, state, value, grad, steps, evals = c
+    def step(c: _Carry) -> _Carry:
         updates, state = optimizer.update(
-            grad, state, params, value=value, grad=grad, value_fn=fun
+            c.grad, c.state, c.params, value=c.value, grad=c.grad, value_fn=fun
         )
-        params = optax.apply_updates(params, updates)
-        evals = evals + sum(info.num_evals for info in line_search_infos(state))
+        params = optax.apply_updates(c.params, updates)
+        evals = c.num_evals + sum(info.num_evals for info in line_search_infos(state))
         if reuse:
             value, grad = stored_value_and_grad(state)
         else:
             value, grad = value_and_grad(params)
             evals = evals + 1
-        return params, state, jnp.asarray(value, dtype), grad, steps + 1, evals
+        return _Carry(params, state, jnp.asarray(value, dtype), grad, c.num_steps + 1, evals)
 
     one = jnp.ones((), jnp.int32)
-    carry = (params, state, jnp.asarray(value, dtype), grad, 0 * one, one)
+    carry = _Carry(params, state, jnp.asarray(value, dtype), grad, 0 * one, one)
     params, state, value, grad, steps, evals = jax.lax.while_loop(running, step, carry)
     norm = grad_norm(grad)
     status = jnp.where(
