@@ -11,11 +11,17 @@ jittable, vmappable function.
 from jaxls._src.adapters.common import LineSearchInfo
 from jaxls._src.adapters.line_search import ScaleByLineSearchState, scale_by_line_search
 from jaxls._src.adapters.minimize import MinimizeResult, minimize
+from jaxls._src.adapters.nonmonotone import NonmonotoneArmijoState, nonmonotone_armijo
+from jaxls._src.adapters.stochastic import StochasticArmijoState, stochastic_armijo
 
 __all__ = [
     "LineSearchInfo",
     "MinimizeResult",
+    "NonmonotoneArmijoState",
     "ScaleByLineSearchState",
+    "StochasticArmijoState",
     "minimize",
+    "nonmonotone_armijo",
     "scale_by_line_search",
+    "stochastic_armijo",
 ]

@@ -352,3 +352,13 @@ def test_minimize_statuses():
         minimize(quartic, jnp.ones(1), opt, tol=-1.0)
     with pytest.raises(ValueError, match="max_steps"):
         minimize(quartic, jnp.ones(1), opt, max_steps=-1)
+
+
+@pytest.mark.parametrize("search", INEXACT + EXACT, ids=lambda s: s.__name__)
+def test_non_finite_value_or_gradient_leaves_the_parameters_unchanged(search):
+    f = lambda w: jnp.sum(jnp.sqrt(w))  # NaN value and gradient at negative w
+    opt = optax.chain(optax.sgd(1.0), rule(search))
+    w = jnp.array([-1.0, 4.0])
+    updates, state = one_step(opt, f, w)
+    np.testing.assert_array_equal(updates, 0.0)
+    assert int(_infos(state)[0].status) == Status.NONFINITE

@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxls._src import checks
+from jaxls._src.results import Status
 from jaxls._src.step.line import tree_vdot
 
 
@@ -82,11 +84,6 @@ def descent_direction(updates, grad):
     return direction, fallback
 
 
-def scale(step, direction):
-    """``step * direction``, each leaf keeping its dtype."""
-    return jax.tree.map(lambda d: jnp.asarray(step, d.dtype) * d, direction)
-
-
 def next_step_init(step, failed, previous_init, *, step_init, growth, failure_shrink, step_max):
     """Where the next search starts.
 
@@ -114,12 +111,53 @@ def grad_norm(grad) -> jax.Array:
 
 __all__ = [
     "LineSearchInfo",
+    "check_restart",
     "descent_direction",
     "float_dtype",
     "grad_norm",
     "initial_info",
     "next_step_init",
     "objective",
+    "record",
     "routed",
-    "scale",
+    "scale_accepted",
 ]
+
+
+# Helpers of the step-size rules `stochastic_armijo` and `nonmonotone_armijo`.
+
+
+def check_restart(call: str, *, step_init, growth, failure_shrink, step_max) -> None:
+    """Eager checks of the constants that `next_step_init` takes; errors name ``call``."""
+    checks.positive(call, "step_init", step_init)
+    if growth is not None:
+        checks.finite(call, "growth", growth)
+        if not float(growth) >= 1.0:
+            raise ValueError(f"`jaxls.{call}(growth={growth!r})`: `growth` must be >= 1 or None.")
+    checks.open_interval(call, "failure_shrink", failure_shrink, 0.0, 1.0)
+    if step_max is not None:
+        checks.positive(call, "step_max", step_max)
+
+
+def record(previous: LineSearchInfo, step, num_evals, status, fallback):
+    """The `LineSearchInfo` of the search that just ran, and whether it failed.
+
+    A search fails when it returns step 0 along a descent direction; step 0 along ``-grad``
+    with ``NOT_DESCENT`` is no failure: ``grad`` is 0 (a stationary point).
+    """
+    stationary = fallback & (status == Status.NOT_DESCENT)
+    failed = (step == 0) & ~stationary
+    info = LineSearchInfo(
+        step=step,
+        num_evals=num_evals,
+        total_evals=previous.total_evals + num_evals,
+        status=status,
+        fallback=fallback,
+    )
+    return info, failed
+
+
+def scale_accepted(step, direction):
+    """``step * direction``, each leaf keeping its dtype, and exact zeros where ``step`` is 0:
+    a failed search along a non-finite direction leaves the parameters unchanged."""
+    return jax.tree.map(lambda d: jnp.where(step > 0, jnp.asarray(step, d.dtype) * d, 0), direction)

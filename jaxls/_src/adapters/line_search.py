@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxls._src import checks
 from jaxls._src.adapters import common
 from jaxls._src.adapters.common import LineSearchInfo
 from jaxls._src.results import Status
@@ -155,14 +154,9 @@ def scale_by_line_search(
       [0.682328 0.682328 0.682328]
     """
     kind = search_kind(search)
-    checks.positive(CALL, "step_init", step_init)
-    if growth is not None:
-        checks.finite(CALL, "growth", growth)
-        if not float(growth) >= 1.0:
-            raise ValueError(f"`jaxls.{CALL}(growth={growth!r})`: `growth` must be >= 1 or None.")
-    checks.open_interval(CALL, "failure_shrink", failure_shrink, 0.0, 1.0)
-    if step_max is not None:
-        checks.positive(CALL, "step_max", step_max)
+    common.check_restart(
+        CALL, step_init=step_init, growth=growth, failure_shrink=failure_shrink, step_max=step_max
+    )
     if kind == "exact" and step_max is None:
         raise ValueError(
             f"`jaxls.{CALL}({search.__name__})`: an interval search needs `step_max`: it "
@@ -210,15 +204,7 @@ def scale_by_line_search(
                 **config,
             )
         step = res.step.astype(dtype)
-        stationary = fallback & (res.status == Status.NOT_DESCENT)  # grad is 0
-        failed = (step == 0) & ~stationary
-        info = LineSearchInfo(
-            step=step,
-            num_evals=res.num_evals,
-            total_evals=state.info.total_evals + res.num_evals,
-            status=res.status,
-            fallback=fallback,
-        )
+        info, failed = common.record(state.info, step, res.num_evals, res.status, fallback)
         new_state = ScaleByLineSearchState(
             step_init=common.next_step_init(step, failed, state.step_init, **restart),
             value=res.value,
@@ -226,7 +212,7 @@ def scale_by_line_search(
             info=info,
         )
         new_state = optax.tree.cast_like(new_state, other_tree=state)
-        return jax.lax.stop_gradient((common.scale(step, direction), new_state))
+        return jax.lax.stop_gradient((common.scale_accepted(step, direction), new_state))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
