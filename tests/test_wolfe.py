@@ -555,3 +555,16 @@ def test_vmapped_jaxpr_one_evaluation_per_iteration_no_cond():
     assert count_primitive(body, "cosh") == 1  # the trial; the origin is outside the loop
     assert count_primitive(jaxpr, "cosh") == 2
     assert count_primitive(jaxpr, "cond") == 0
+
+
+def test_epsilon_is_a_rounding_allowance_on_sufficient_decrease():
+    """phi(t) = 1 + 1e-13 (t - 1)^2 + 1e-14 sin(1e6 t)^2: the decrease is below rounding
+    noise of f near 1, so the exact test can reject steps the allowance accepts.
+    (tests/test_training.py shows the stall and its cure in a whole L-BFGS run.)"""
+    f = lambda x: jnp.sum(1.0 + 1e-13 * (x - 1.0) ** 2 + 1e-14 * jnp.sin(1e6 * x) ** 2)
+    x, d = jnp.zeros(1), jnp.ones(1)
+    loose = jaxls.wolfe(f, x, d, epsilon=1e-12)
+    assert float(loose.value) <= float(f(x)) + 1e-12 * abs(float(f(x)))
+    assert float(loose.step) > 0
+    with pytest.raises(ValueError, match=r"jaxls\.wolfe\(epsilon=-1\.0\)"):
+        jaxls.wolfe(f, x, d, epsilon=-1.0)

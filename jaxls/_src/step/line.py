@@ -26,7 +26,7 @@ def tree_vdot(a, b) -> jax.Array:
 
 def tree_axpy(t, d, x):
     """``x + t d`` leaf by leaf, each leaf keeping its dtype (and, under jit, its sharding)."""
-    return jax.tree.map(lambda xi, di: xi + jnp.asarray(t, xi.dtype) * di, x, d)
+    return jax.tree.map(lambda xi, di: (xi + jnp.asarray(t, xi.dtype) * di).astype(xi.dtype), x, d)
 
 
 def restrict(value_and_grad: Callable, x, direction, dtype) -> Callable:

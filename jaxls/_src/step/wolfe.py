@@ -125,6 +125,7 @@ def wolfe(
     c2: float = 0.9,
     strong: bool = True,
     grow: float = 4.0,
+    epsilon: float = 0.0,
     step_max: float = math.inf,
     max_evals: int = 30,
 ) -> LineSearchResult:
@@ -162,6 +163,13 @@ def wolfe(
         the weak one ``phi'(t) >= c2 phi'(0)``.
       grow: bound on the extrapolation while no minimiser is bracketed (above); ``> 1``.
         The default is dcsrch's 4: from ``b = 0``, each trial at most 5 times the last.
+      epsilon: rounding allowance, ``>= 0``: sufficient decrease is tested as
+        ``phi(t) <= phi(0) + c1 t phi'(0) + epsilon |phi(0)|``. The default 0 is Moré and
+        Thuente's test. Near a minimum the decrease a step can make falls below the
+        rounding error of ``f`` (``|f| ~ 1e4`` in float64 resolves about ``2e-12``), and an
+        exact test then rejects every step; a small ``epsilon`` (``1e-12`` in float64, ``1e-5``
+        in float32; optax's zoom uses ``1e-6``) accepts a step whose value is within that
+        allowance, as Hager and Zhang's approximate Wolfe conditions do.
       step_max: largest step tried, ``> 0`` (default: no limit).
       max_evals: hard cap on evaluations of ``value_and_grad``, the one at ``x`` included.
 
@@ -201,6 +209,9 @@ def wolfe(
             "(0 < c1 <= c2 < 1), else no step need satisfy both conditions."
         )
     checks.greater_than(call, "grow", grow, 1.0)
+    checks.finite(call, "epsilon", epsilon)
+    if checks.is_concrete(epsilon) and not float(epsilon) >= 0:
+        raise ValueError(f"`jaxls.{call}(epsilon={epsilon!r})`: `epsilon` must be >= 0.")
     start = common.setup(
         call,
         fun,
@@ -217,12 +228,13 @@ def wolfe(
     step_max, status, t0 = start.step_max, start.status, start.step_init
     decrease = c1 * origin.slope  # the slope of the sufficient-decrease line
     rounding = ROUNDING_ULPS * jnp.finfo(dtype).eps
+    allowance = jnp.asarray(epsilon, dtype) * jnp.abs(origin.value)
 
     def step(s: WolfeState) -> WolfeState:
         trial = start.phi(s.trial)
         t, f, g = trial.step, trial.value, trial.slope
         finite = jnp.isfinite(f) & jnp.isfinite(g)
-        armijo = finite & armijo_condition(origin.value, origin.slope, f, t, c1)
+        armijo = finite & armijo_condition(origin.value + allowance, origin.slope, f, t, c1)
         curvature = (strong_curvature_condition if strong else curvature_condition)(
             origin.slope, g, c2
         )
