@@ -1,0 +1,268 @@
+"""Everything the AD interpreter reads from JAX's jaxpr structures, in one place.
+
+The interpreter walks jaxprs (equations, variables, literals, the parameters of
+higher-order primitives), which JAX changes between releases. This module is the only one
+that touches them: supported are the releases in ``SUPPORTED`` (``pyproject.toml`` pins the
+same range); a new release that renames a primitive or a parameter is adapted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import warnings
+
+import jax
+import jax.extend as jex
+import numpy as np
+
+SUPPORTED = ((0, 10), (0, 11))  # tested on 0.10.x; 0.11.x: the GPU machines' release
+
+Literal = jex.core.Literal
+
+# Higher-order primitives, by name (several names: the name changed between releases).
+CALLS = frozenset({"jit", "pjit", "closed_call", "core_call"})
+REMAT = frozenset({"remat2", "checkpoint", "remat"})
+CUSTOM_JVP = frozenset({"custom_jvp_call"})
+CUSTOM_VJP = frozenset({"custom_vjp_call", "custom_vjp_call_jaxpr"})
+COND = frozenset({"cond"})
+SCAN = frozenset({"scan"})
+WHILE = frozenset({"while"})
+LINEAR_SOLVE = frozenset({"custom_linear_solve"})
+
+
+def version() -> tuple[int, int]:
+    major, minor = jax.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def check_version() -> None:
+    """Warn once, at import, when the installed JAX is outside the supported releases."""
+    if version() not in SUPPORTED:
+        warnings.warn(
+            f"jaxls.ad supports JAX {', '.join(f'{a}.{b}' for a, b in SUPPORTED)}; found "
+            f"{jax.__version__}. Its jaxpr interpreter may meet unknown primitives or "
+            "parameters (adapt jaxls/_src/ad/jaxpr.py).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+class Closed(NamedTuple):
+    """A jaxpr with its constants: ``fun(*args) = eval(jaxpr, consts, *args)``."""
+
+    jaxpr: Any
+    consts: Sequence[Any]
+
+
+def closed(obj) -> Closed:
+    """A `Closed` from a ClosedJaxpr (``.jaxpr``, ``.consts``) or an open Jaxpr."""
+    if hasattr(obj, "consts"):
+        return Closed(obj.jaxpr, list(obj.consts))
+    return Closed(obj, [])
+
+
+def make_jaxpr(f: Callable, *args):
+    """Trace ``f(*args)`` (pytrees) once: ``(Closed, in_tree, out_tree)``."""
+    flat, in_tree = jax.tree.flatten(args)
+    out_tree_box = []
+
+    def flat_f(*flat_args):
+        out = f(*jax.tree.unflatten(in_tree, flat_args))
+        out_flat, out_tree = jax.tree.flatten(out)
+        out_tree_box.append(out_tree)
+        return out_flat
+
+    traced = jax.make_jaxpr(flat_f)(*flat)
+    return closed(traced), in_tree, out_tree_box[0]
+
+
+def name(eqn) -> str:
+    return eqn.primitive.name
+
+
+def is_literal(atom) -> bool:
+    return isinstance(atom, Literal)
+
+
+def literal_value(atom):
+    return atom.val
+
+
+def is_drop(var) -> bool:
+    """Whether an output variable is unused (``_`` in a printed jaxpr)."""
+    return type(var).__name__ == "DropVar"
+
+
+def aval(atom):
+    return atom.aval
+
+
+def is_float_aval(a) -> bool:
+    return np.issubdtype(a.dtype, np.inexact)
+
+
+def bind(eqn, args: Sequence[Any]) -> list:
+    """Evaluate one equation on ``args``: its outputs, always as a list."""
+    params = eqn.primitive.get_bind_params(eqn.params)
+    if isinstance(params, tuple):  # JAX < 0.7: (subfuns, params)
+        subfuns, params = params
+        out = eqn.primitive.bind(*subfuns, *args, **params)
+    else:
+        out = eqn.primitive.bind(*args, **params)
+    return list(out) if eqn.primitive.multiple_results else [out]
+
+
+def multiple_results(eqn) -> bool:
+    return eqn.primitive.multiple_results
+
+
+# --- parameters of higher-order primitives -------------------------------------------------
+
+
+def call_body(eqn) -> Closed:
+    """The jaxpr a ``jit`` / ``pjit`` / ``closed_call`` / ``remat`` equation calls."""
+    params = eqn.params
+    body = params.get("jaxpr", params.get("call_jaxpr"))
+    return closed(body)
+
+
+def cond_branches(eqn) -> list[Closed]:
+    return [closed(b) for b in eqn.params["branches"]]
+
+
+class ScanSpec(NamedTuple):
+    body: Closed
+    num_consts: int
+    num_carry: int
+    length: int
+    reverse: bool
+    unroll: Any
+
+
+def scan_spec(eqn) -> ScanSpec:
+    p = eqn.params
+    return ScanSpec(
+        closed(p["jaxpr"]), p["num_consts"], p["num_carry"], p["length"], p["reverse"], p["unroll"]
+    )
+
+
+class WhileSpec(NamedTuple):
+    cond: Closed
+    body: Closed
+    cond_nconsts: int
+    body_nconsts: int
+
+
+def while_spec(eqn) -> WhileSpec:
+    p = eqn.params
+    return WhileSpec(
+        closed(p["cond_jaxpr"]), closed(p["body_jaxpr"]), p["cond_nconsts"], p["body_nconsts"]
+    )
+
+
+def custom_jvp_parts(eqn):
+    """``(call, num_consts, jvp)``: the function, and its author's JVP as a `Closed` taking
+    ``(*primals, *tangents)`` (every tangent materialised, constants excluded) and returning
+    ``(*outs, *tangent_outs)``, with a list of which tangent outputs are symbolic zeros."""
+    p = eqn.params
+    num_consts = p["num_consts"]
+    num_args = len(eqn.invars) - num_consts
+    jvp_jaxpr, jvp_consts, out_zeros = p["jvp_jaxpr_fun"].call_wrapped(*([False] * num_args))
+    return closed(p["call_jaxpr"]), num_consts, Closed(jvp_jaxpr, list(jvp_consts)), out_zeros
+
+
+def custom_vjp_parts(eqn):
+    """``(call, num_consts, fwd, input_fwds, num_res, bwd)`` of a ``custom_vjp_call``.
+
+    ``fwd`` (a `Closed`) maps the non-constant inputs to ``(*residuals, *outs)`` where only
+    the residuals not forwarded from inputs appear; ``input_fwds[i]`` is the input index of
+    residual ``i`` if forwarded, else None. ``bwd(*residuals, *cts) -> cts_in``.
+    """
+    p = eqn.params
+    num_consts = p["num_consts"]
+    num_args = len(eqn.invars) - num_consts
+    fwd_jaxpr, fwd_consts = p["fwd_jaxpr_thunk"].call_wrapped(*([True] * num_args))
+    _, res_tree, input_fwds = p["out_trees"]()
+    bwd = p["bwd"].call_wrapped
+    return (
+        closed(p["call_jaxpr"]),
+        num_consts,
+        Closed(fwd_jaxpr, list(fwd_consts)),
+        list(input_fwds),
+        res_tree.num_leaves,
+        bwd,
+    )
+
+
+def is_symbolic_zero(x) -> bool:
+    """Whether ``x`` is one of JAX's symbolic-zero objects (returned by some ``bwd``)."""
+    return x is None or type(x).__name__ in ("Zero", "SymbolicZero")
+
+
+class LinearSolveSpec(NamedTuple):
+    matvec: Closed | None
+    vecmat: Closed | None
+    solve: Closed | None
+    transpose_solve: Closed | None
+    const_lengths: Any  # fields matvec, vecmat, solve, transpose_solve: consts counts
+
+
+def linear_solve_spec(eqn) -> LinearSolveSpec:
+    p = eqn.params
+    jaxprs = p["jaxprs"]
+    get = lambda j: None if j is None else closed(j)
+    return LinearSolveSpec(
+        get(jaxprs.matvec),
+        get(jaxprs.vecmat),
+        get(jaxprs.solve),
+        get(jaxprs.transpose_solve),
+        p["const_lengths"],
+    )
+
+
+def bind_transposed_linear_solve(eqn, groups, rhs) -> list | None:
+    """``A^{-T} rhs`` as the same primitive with the roles of ``A`` and ``A^T`` swapped (so
+    that differentiating it again reaches ``A`` through the matvec constants), or None if
+    the solve has no transpose (no ``vecmat``)."""
+    params = dict(eqn.params)
+    if params["jaxprs"].vecmat is None or params["jaxprs"].transpose_solve is None:
+        return None
+    params["jaxprs"] = params["jaxprs"].transpose()
+    params["const_lengths"] = params["const_lengths"].transpose()
+    matvec, vecmat, solve, transpose_solve = groups
+    return list(eqn.primitive.bind(*vecmat, *matvec, *transpose_solve, *solve, *rhs, **params))
+
+
+def optimization_barrier(values):
+    """Keep XLA from merging a recomputation with the original (used by `checkpoint`)."""
+    return jax.lax.optimization_barrier(values)
+
+
+__all__ = [
+    "CALLS",
+    "COND",
+    "CUSTOM_JVP",
+    "CUSTOM_VJP",
+    "LINEAR_SOLVE",
+    "REMAT",
+    "SCAN",
+    "SUPPORTED",
+    "WHILE",
+    "Closed",
+    "bind",
+    "call_body",
+    "closed",
+    "cond_branches",
+    "custom_jvp_parts",
+    "custom_vjp_parts",
+    "is_drop",
+    "is_literal",
+    "is_symbolic_zero",
+    "linear_solve_spec",
+    "literal_value",
+    "make_jaxpr",
+    "scan_spec",
+    "while_spec",
+]

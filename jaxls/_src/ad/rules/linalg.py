@@ -1,0 +1,374 @@
+r"""JVP and VJP rules of the dense linear-algebra primitives: ``lu``, ``triangular_solve``,
+``cholesky`` and ``eigh``.
+
+Each JVP rule is the linear map that JAX's own rule for the primitive computes (so the rules
+agree with `jax.jvp` of the primitive's ``bind``), derived here by hand; each VJP rule is the
+transpose of that map, so the dot-product identity ``<ct, jvp(t)> = <vjp(ct), t>`` holds
+exactly (up to rounding). Complex inputs follow JAX's convention: a VJP is the *linear
+transpose* (no conjugation) of the JVP, with ``conj`` transposing to ``conj``.
+
+The rules emit only ``dot_general``, ``triangular_solve``, ``transpose``, ``add``, ``sub``,
+``mul``, ``div``, ``neg``, ``select_n``, ``broadcast_in_dim``, ``iota``, ``eq``, ``ge``,
+``convert_element_type`` (plus ``conj`` / ``real`` for complex data), all of which have JVP
+rules of their own, so their output can be differentiated again. Row permutations and
+rectangular slices are written as products with 0/1 matrices (exact in floating point)
+rather than ``gather`` / ``slice``.
+
+Leading batch dimensions are supported wherever the primitive supports them.
+
+References:
+    F. R. de Hoog, R. S. Anderssen, M. A. Lukas (2011), "Differentiation of matrix
+    functionals using triangular factorization", Math. Comp. 80, 1585-1600.
+    I. Murray (2016), "Differentiation of the Cholesky decomposition", arXiv:1602.07527,
+    sec. 3 (the symbolic forward- and reverse-mode results).
+    M. B. Giles (2008), "An extended collection of matrix derivative results for forward
+    and reverse mode algorithmic differentiation", Oxford NA report 08/01 (the results for
+    linear solves and for the symmetric eigendecomposition).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+from jax.lax.linalg import triangular_solve as _triangular_solve
+
+from jaxls._src.ad.registry import defjvp, defvjp
+
+_HIGHEST = lax.Precision.HIGHEST
+
+
+# ------------------------------------------------------------------------------------------
+# Small helpers: matrix products, transposes and triangular masks built from `lax` directly
+# (`jnp.tril` and `jnp.where` wrap themselves in a nested `jit`, which the interpreter would
+# then have to open).
+
+
+def _mm(a, b):
+    """``a @ b`` over the last two axes, at full precision (no TF32/bf16 passes on GPU/TPU)."""
+    return jnp.matmul(a, b, precision=_HIGHEST)
+
+
+def _mT(x):
+    """Transpose of the last two axes (no conjugation)."""
+    return jnp.swapaxes(x, -1, -2)
+
+
+def _is_complex(x) -> bool:
+    return jnp.issubdtype(x.dtype, jnp.complexfloating)
+
+
+def _conj(x):
+    """Complex conjugate; the identity (and no equation at all) for real data."""
+    return lax.conj(x) if _is_complex(x) else x
+
+
+def _index_grids(shape):
+    """Row and column indices of a ``(..., m, n)`` array, shaped like it."""
+    rank = len(shape)
+    rows = lax.broadcasted_iota(jnp.int32, shape, rank - 2)
+    cols = lax.broadcasted_iota(jnp.int32, shape, rank - 1)
+    return rows, cols
+
+
+def _keep(mask, x):
+    """``x`` where ``mask`` holds, zero elsewhere (NaN-safe, unlike a product with 0/1)."""
+    return lax.select(mask, x, lax.full_like(x, 0))
+
+
+def _tril(x, k: int = 0):
+    """Lower triangle of the last two axes: entries with ``col <= row + k``."""
+    rows, cols = _index_grids(x.shape)
+    return _keep(rows + k >= cols, x)
+
+
+def _triu(x, k: int = 0):
+    """Upper triangle of the last two axes: entries with ``col >= row + k``."""
+    rows, cols = _index_grids(x.shape)
+    return _keep(cols >= rows + k, x)
+
+
+def _eye(shape, dtype):
+    """Identity (rectangular if ``shape`` is) of ``dtype``, broadcast over leading axes."""
+    rows, cols = _index_grids(shape)
+    return lax.convert_element_type(lax.eq(rows, cols), dtype)
+
+
+def _phi(x):
+    """Murray's ``Phi``: the lower triangle with the diagonal halved (self-adjoint)."""
+    rows, cols = _index_grids(x.shape)
+    return _keep(rows >= cols + 1, x) + _keep(rows == cols, x / 2)
+
+
+def _read_triangle(x, lower: bool, unit_diagonal: bool):
+    """The entries of ``x`` that `triangular_solve` reads (strict triangle if unit diagonal)."""
+    k = 1 if unit_diagonal else 0
+    return _tril(x, -k) if lower else _triu(x, k)
+
+
+def _op(x, transpose_a: bool, conjugate_a: bool):
+    """``op(x)`` as `triangular_solve` applies it: transposed and/or conjugated."""
+    x = _mT(x) if transpose_a else x
+    return _conj(x) if conjugate_a else x
+
+
+# ------------------------------------------------------------------------------------------
+# lu: P A = L U with L unit lower trapezoidal (m x k), U upper trapezoidal (k x n), k=min(m, n).
+
+
+def _lu_factors(lu):
+    """Square, invertible ``L`` (m x m) and ``U`` (n x n) from the packed ``lu`` (m x n).
+
+    As in JAX's rule, a tall factorisation pads ``L`` with the identity in its last ``m - k``
+    columns and a wide one pads ``U`` with the identity in its last ``n - k`` rows, so that
+    ``P A = L_pad [U; 0]`` (tall) or ``L [U_pad]_{:m}`` (wide).
+    """
+    *batch, m, n = lu.shape
+    dtype = lu.dtype
+    # Leading m x m and n x n blocks of lu (zero-padded), as products with 0/1 matrices.
+    lu_m = lu if m == n else _mm(lu, _eye((n, m), dtype))  # (m, m)
+    lu_n = lu if m == n else _mm(_eye((n, m), dtype), lu)  # (n, n)
+    l_pad = _tril(lu_m, -1) + _eye((*batch, m, m), dtype)
+    u_pad = _triu(lu_n)
+    if n > m:  # identity in the trailing (n - m) x (n - m) block
+        rows, _ = _index_grids((*batch, n, n))
+        u_pad = u_pad + _keep(rows >= m, _eye((*batch, n, n), dtype))
+    return l_pad, u_pad
+
+
+def _permutation_matrix(permutation, dtype):
+    """``P`` with ``(P x)[i] = x[permutation[i]]``, i.e. ``P[i, j] = (permutation[i] == j)``."""
+    m = permutation.shape[-1]
+    shape = (*permutation.shape, m)
+    rows = lax.broadcast_in_dim(permutation, shape, tuple(range(permutation.ndim)))
+    cols = lax.broadcasted_iota(permutation.dtype, shape, len(shape) - 1)
+    return lax.convert_element_type(lax.eq(rows, cols), dtype)
+
+
+@defjvp("lu")
+def lu_jvp(primals, tangents, out):
+    r"""``d(lu) = L tril(X, -1) + triu(X) U`` with ``X = L^{-1} P dA U^{-1}``.
+
+    From ``P A = L U``: ``L^{-1} P dA U^{-1} = L^{-1} dL + dU U^{-1}``, a strictly lower plus
+    an upper triangular matrix (de Hoog, Anderssen & Lukas 2011). Rectangular ``A`` uses the
+    padded factors of `_lu_factors`. The pivots and the permutation have no tangent.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jax.lax import linalg
+        >>> a = jnp.array([[1.0, 2.0], [3.0, 4.0]])
+        >>> out = list(linalg.lu_p.bind(a))
+        >>> d_lu, _, _ = lu_jvp((a,), (a,), out)  # dA = A: dL = 0, dU = U
+        >>> print(d_lu.round(4))
+        [[3.     4.    ]
+         [0.     0.6667]]
+    """
+    (da,) = tangents
+    if da is None:
+        return [None, None, None]
+    lu, _, permutation = out
+    l_pad, u_pad = _lu_factors(lu)
+    p_da = _mm(_permutation_matrix(permutation, lu.dtype), da)
+    x = _triangular_solve(l_pad, p_da, left_side=True, lower=True, unit_diagonal=True)
+    x = _triangular_solve(u_pad, x, left_side=False, lower=False)
+    return [_mm(l_pad, _tril(x, -1)) + _mm(_triu(x), u_pad), None, None]
+
+
+@defvjp("lu")
+def lu_vjp(cts, primals, out):
+    r"""``dA_bar = P^T L^{-T} (tril(L^T C, -1) + triu(C U^T)) U^{-T}``, the transpose of
+    `lu_jvp` for the cotangent ``C`` of the packed ``lu`` output."""
+    ct = cts[0]
+    if ct is None:
+        return (None,)
+    lu, _, permutation = out
+    l_pad, u_pad = _lu_factors(lu)
+    x_bar = _tril(_mm(_mT(l_pad), ct), -1) + _triu(_mm(ct, _mT(u_pad)))
+    y_bar = _triangular_solve(
+        l_pad, x_bar, left_side=True, lower=True, transpose_a=True, unit_diagonal=True
+    )
+    y_bar = _triangular_solve(u_pad, y_bar, left_side=False, lower=False, transpose_a=True)
+    return (_mm(_mT(_permutation_matrix(permutation, lu.dtype)), y_bar),)
+
+
+# ------------------------------------------------------------------------------------------
+# triangular_solve: X = op(T)^{-1} B (left_side) or X = B op(T)^{-1}, T the read triangle of a.
+
+
+@defjvp("triangular_solve")
+def triangular_solve_jvp(
+    primals, tangents, out, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal
+):
+    r"""``dX = op(T)^{-1} (dB - op(dT) X)`` (left side) or ``(dB - X op(dT)) op(T)^{-1}``.
+
+    ``dT`` is ``da`` restricted to the triangle the solve reads (the strict one when
+    ``unit_diagonal``): the other entries of ``a`` do not change the result.
+    """
+    a, _ = primals
+    da, db = tangents
+    flags = dict(lower=lower, transpose_a=transpose_a, conjugate_a=conjugate_a)
+    rhs = db
+    if da is not None:
+        op_dt = _op(_read_triangle(da, lower, unit_diagonal), transpose_a, conjugate_a)
+        delta = _mm(op_dt, out) if left_side else _mm(out, op_dt)
+        rhs = -delta if rhs is None else rhs - delta
+    if rhs is None:
+        return None
+    return _triangular_solve(a, rhs, left_side=left_side, unit_diagonal=unit_diagonal, **flags)
+
+
+@defvjp("triangular_solve")
+def triangular_solve_vjp(
+    ct, primals, out, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal
+):
+    r"""``B_bar = op(T)^{-T} X_bar``; ``a_bar = -op^T(B_bar X^T)`` (left side) or
+    ``-op^T(X^T B_bar)`` (right side), restricted to the triangle that is read.
+
+    ``op(T)^{-T}`` is the same solve with ``transpose_a`` flipped (Giles 2008).
+    ``op^T`` undoes ``op``: it transposes if ``transpose_a`` and conjugates if
+    ``conjugate_a``, the transpose of ``conj`` being ``conj`` in JAX's convention.
+    """
+    a, _ = primals
+    b_bar = _triangular_solve(
+        a,
+        ct,
+        left_side=left_side,
+        lower=lower,
+        transpose_a=not transpose_a,
+        conjugate_a=conjugate_a,
+        unit_diagonal=unit_diagonal,
+    )
+    g = _mm(b_bar, _mT(out)) if left_side else _mm(_mT(out), b_bar)
+    a_bar = -_read_triangle(_op(g, transpose_a, conjugate_a), lower, unit_diagonal)
+    return (a_bar, b_bar)
+
+
+# ------------------------------------------------------------------------------------------
+# cholesky: A = L L^H. The primitive reads the lower triangle of A and has no parameters in
+# JAX 0.10 (``jnp.linalg.cholesky`` / ``lax.linalg.cholesky(symmetrize_input=True)`` form
+# (A + A^H) / 2 with separate equations *before* binding it); its strict upper triangle is
+# unspecified (on CPU it is the input's). Like JAX's rule, ours take L = tril(out), give the
+# upper triangle a zero tangent and use the full dA (no symmetrisation, no masking).
+
+
+@defjvp("cholesky")
+def cholesky_jvp(primals, tangents, out, **params):
+    r"""``dL = L Phi(L^{-1} dA L^{-H})``, ``Phi`` the lower triangle with halved diagonal
+    (Murray 2016, sec. 3)."""
+    _check_cholesky_params(params)
+    (da,) = tangents
+    if da is None:
+        return None
+    chol = _tril(out)
+    tmp = _triangular_solve(
+        chol, da, left_side=False, lower=True, transpose_a=True, conjugate_a=True
+    )  # dA L^{-H}
+    tmp = _triangular_solve(chol, tmp, left_side=True, lower=True)  # L^{-1} dA L^{-H}
+    return _mm(chol, _phi(tmp))
+
+
+@defvjp("cholesky")
+def cholesky_vjp(ct, primals, out, **params):
+    r"""``A_bar = L^{-T} Phi(L^T L_bar) conj(L)^{-1}``, the transpose of `cholesky_jvp`.
+
+    For real data this is Murray's (2016, sec. 3) reverse-mode result before its
+    symmetrisation: the primitive's input cotangent is not symmetric, as with `jax.vjp` of
+    ``cholesky_p.bind``; the symmetrising equations that ``jnp.linalg.cholesky`` puts before
+    the primitive transpose to ``(A_bar + A_bar^H) / 2``.
+    """
+    _check_cholesky_params(params)
+    chol = _tril(out)
+    s = _phi(_mm(_mT(chol), ct))  # Phi(L^T L_bar)
+    s = _triangular_solve(chol, s, left_side=True, lower=True, transpose_a=True)  # L^{-T} s
+    a_bar = _triangular_solve(chol, s, left_side=False, lower=True, conjugate_a=True)
+    return (a_bar,)
+
+
+def _check_cholesky_params(params):
+    if params:
+        raise NotImplementedError(
+            f"The `cholesky` rules expect the parameter-less primitive of JAX 0.10, got {params}."
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# eigh: A = V diag(w) V^H, outputs (v, w) with w real.
+
+
+def _eigh_factor(w, dtype):
+    """``F[i, j] = 1 / (w[j] - w[i])`` off the diagonal, 0 on it (as JAX builds it)."""
+    w = lax.convert_element_type(w, dtype)
+    shape = (*w.shape, w.shape[-1])
+    w_i = lax.broadcast_in_dim(w, shape, (*range(w.ndim - 1), w.ndim - 1))
+    w_j = lax.broadcast_in_dim(w, shape, (*range(w.ndim - 1), w.ndim))
+    eye = _eye(shape, dtype)
+    return 1 / (eye + w_j - w_i) - eye
+
+
+def _diagonal(x):
+    """The diagonal of the last two axes, as a vector (sum of the masked matrix)."""
+    rows, cols = _index_grids(x.shape)
+    return jnp.sum(_keep(rows == cols, x), axis=-1)
+
+
+def _diag_embed(d, dtype):
+    """The square matrix with diagonal ``d``."""
+    shape = (*d.shape, d.shape[-1])
+    full = lax.broadcast_in_dim(lax.convert_element_type(d, dtype), shape, tuple(range(d.ndim)))
+    rows, cols = _index_grids(shape)
+    return _keep(rows == cols, full)
+
+
+def _check_eigh_params(a, params):
+    n = a.shape[-1]
+    subset = params.get("subset_by_index")
+    if subset is not None and tuple(subset) not in ((0, n), (-1, -1)):
+        raise NotImplementedError("The `eigh` rules do not support `subset_by_index`.")
+
+
+@defjvp("eigh")
+def eigh_jvp(primals, tangents, out, **params):
+    r"""``Z = V^H dA V``; ``dw = re diag(Z)``, ``dV = V (F o Z)``, ``F_ij = 1/(w_j - w_i)``.
+
+    Giles (2008). Like JAX's rule it uses the full ``dA`` and assumes distinct
+    eigenvalues (repeated ones give infinite or NaN ``dV``).
+    """
+    (a,) = primals
+    _check_eigh_params(a, params)
+    (da,) = tangents
+    if da is None:
+        return [None, None]
+    v, w = out
+    z = _mm(_mm(_conj(_mT(v)), da), v)
+    dv = _mm(v, _eigh_factor(w, v.dtype) * z)
+    dw = _diagonal(z)
+    dw = lax.real(dw) if _is_complex(dw) else dw
+    return [dv, dw]
+
+
+@defvjp("eigh")
+def eigh_vjp(cts, primals, out, **params):
+    r"""``A_bar = conj(V) (F o (V^T V_bar) + diag(w_bar)) V^T``, the transpose of `eigh_jvp`."""
+    (a,) = primals
+    _check_eigh_params(a, params)
+    v_bar, w_bar = cts
+    if v_bar is None and w_bar is None:
+        return (None,)
+    v, w = out
+    z_bar = jnp.zeros_like(v)
+    if v_bar is not None:
+        z_bar = z_bar + _eigh_factor(w, v.dtype) * _mm(_mT(v), v_bar)
+    if w_bar is not None:
+        z_bar = z_bar + _diag_embed(w_bar, v.dtype)
+    return (_mm(_mm(_conj(v), z_bar), _mT(v)),)
+
+
+__all__ = [
+    "cholesky_jvp",
+    "cholesky_vjp",
+    "eigh_jvp",
+    "eigh_vjp",
+    "lu_jvp",
+    "lu_vjp",
+    "triangular_solve_jvp",
+    "triangular_solve_vjp",
+]

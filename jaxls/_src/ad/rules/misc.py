@@ -1,0 +1,37 @@
+"""Rules for primitives that are neither arithmetic nor array structure: optimisation
+barriers (emitted by `jaxls.ad.checkpoint`'s recomputation) and boolean / integer
+bookkeeping that carries no derivative (``platform_index``, boolean reductions)."""
+
+from __future__ import annotations
+
+from jax import lax
+
+from jaxls._src.ad.registry import defjvp, defvjp, instantiate
+
+NO_DERIVATIVE = ("platform_index", "reduce_or", "reduce_and", "reduce_xor")
+
+
+@defjvp(*NO_DERIVATIVE)
+def _no_tangent(primals, tangents, out, **params):
+    return [None] * len(out) if isinstance(out, (list, tuple)) else None
+
+
+@defvjp(*NO_DERIVATIVE)
+def _no_cotangent(cts, primals, out, **params):
+    return [None] * len(primals)
+
+
+@defjvp("optimization_barrier")
+def _barrier_jvp(primals, tangents, out, **params):
+    """The barrier is the identity: tangents pass through (behind a barrier of their own)."""
+    present = [t for t in tangents if t is not None]
+    passed = iter(lax.optimization_barrier(present)) if present else iter(())
+    return [None if t is None else next(passed) for t in tangents]
+
+
+@defvjp("optimization_barrier")
+def _barrier_vjp(cts, primals, out, **params):
+    return [None if c is None else instantiate(c, p) for c, p in zip(cts, primals, strict=True)]
+
+
+__all__ = ["NO_DERIVATIVE"]

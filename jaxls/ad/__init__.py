@@ -1,0 +1,42 @@
+"""Hand-written automatic differentiation, with jax's signatures.
+
+Forward mode (``jvp``, ``jacfwd``) and reverse mode (``vjp``, ``grad``, ``jacrev``) trace a
+plain JAX function to a jaxpr and interpret it with jaxls's own rule per primitive:
+a JVP rule for forward mode; for reverse mode a forward sweep that keeps the intermediate
+values (the tape) and a backward sweep that accumulates adjoints. The results are ordinary
+JAX computations: `jax.jit` and `jax.vmap` compose with every transform.
+"""
+
+from jaxls._src.ad.api import (
+    checkpoint,
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacrev,
+    jvp,
+    value_and_grad,
+    vjp,
+)
+from jaxls._src.ad.finite_diff import check_grads, finite_difference_grad
+from jaxls._src.ad.graph import Graph, Node, trace
+from jaxls._src.ad.jaxpr import check_version as _check_version
+
+_check_version()
+
+__all__ = [
+    "Graph",
+    "Node",
+    "check_grads",
+    "checkpoint",
+    "finite_difference_grad",
+    "grad",
+    "hessian",
+    "hvp",
+    "jacfwd",
+    "jacrev",
+    "jvp",
+    "trace",
+    "value_and_grad",
+    "vjp",
+]

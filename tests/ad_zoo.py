@@ -1,0 +1,181 @@
+"""Functions to differentiate: the lecture's examples and what users write every day.
+
+Each case is ``(name, f, args)``: ``f(*args)`` is evaluated at points away from kinks.
+Shared by tests/test_ad.py and benchmarks/ad.py.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+
+class Case(NamedTuple):
+    name: str
+    f: object
+    args: tuple
+    scalar: bool = True  # real scalar output (grad, hessian, hvp apply)
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def lecture(w1, w2):
+    """The lecture's worked example: L = w2 log w1 + sqrt(w2 log w1)."""
+    return w2 * jnp.log(w1) + jnp.sqrt(w2 * jnp.log(w1))
+
+
+def rosenbrock(x):
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def logistic_loss(w, X, y):
+    z = X @ w
+    return jnp.mean(jnp.logaddexp(0.0, -y * z)) + 1e-2 * jnp.sum(w**2)
+
+
+def softmax_xent(W, X, labels):
+    logits = X @ W
+    logp = logits - jax.nn.logsumexp(logits, axis=1, keepdims=True)
+    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
+
+
+def mlp(params, X, labels):
+    h = X
+    for k, layer in enumerate(params):
+        h = h @ layer["w"] + layer["b"][None, :]
+        if k < len(params) - 1:
+            h = jax.nn.relu(h) if k % 2 == 0 else jnp.tanh(h)
+    return jnp.mean(
+        jax.nn.logsumexp(h, axis=1) - jnp.take_along_axis(h, labels[:, None], axis=1)[:, 0]
+    )
+
+
+def logdet(A):
+    return jnp.linalg.slogdet(A)[1]
+
+
+def solve_inv(A, b):
+    return jnp.sum(jnp.linalg.solve(A, b) ** 2) + jnp.trace(jnp.linalg.inv(A))
+
+
+def cholesky_logdet(A):
+    S = A @ A.T + A.shape[0] * jnp.eye(A.shape[0], dtype=A.dtype)
+    return 2.0 * jnp.sum(jnp.log(jnp.diag(jnp.linalg.cholesky(S))))
+
+
+def rnn(params, xs):
+    W, U = params
+
+    def step(h, x):
+        h = jnp.tanh(W @ h + U @ x)
+        return h, jnp.sum(h**2)
+
+    h, ys = lax.scan(step, jnp.zeros(W.shape[0], W.dtype), xs)
+    return jnp.sum(h) + jnp.sum(ys)
+
+
+def kinks(x):
+    """``where``, ``maximum``, ``abs``, ``clip``, evaluated away from their kinks."""
+    return jnp.sum(
+        jnp.where(x > 0.0, x**2, -x) + jnp.maximum(x, 0.3) + jnp.abs(x) + jnp.clip(x, -0.5, 0.5)
+    )
+
+
+def indexing(x):
+    """Gathers, scatter-add, dynamic slices, cumsum, pad, concatenate, sort-free."""
+    idx = jnp.array([0, 2, 2, 5])
+    y = x.at[idx].add(x[1:5] * 2.0)
+    z = lax.dynamic_slice(jnp.cumsum(y), (1,), (4,))
+    w = jnp.pad(z, (1, 2)) + jnp.concatenate([z, x[:3]])
+    u = lax.dynamic_update_slice(x, w[:3] ** 2, (2,))
+    return jnp.sum(w**2) + jnp.max(u) * jnp.min(x) + jnp.sum(x[::2] * x[1::2])
+
+
+def trig(x):
+    return jnp.sum(
+        jnp.sin(x) * jnp.cos(x)
+        + jnp.tan(x / 4)
+        + jnp.arctan(x)
+        + jnp.sinh(x / 2)
+        + jnp.cosh(x / 3)
+        + jnp.exp(-(x**2))
+        + jnp.log1p(x**2)
+        + jax.nn.sigmoid(x)
+        + jax.scipy.special.erf(x)
+        + jax.lax.rsqrt(1.0 + x**2)
+        + x**3
+        + jnp.abs(x) ** 2.5
+        + jax.nn.softplus(x)
+    )
+
+
+def pytree_out(p):
+    """A pytree in, a pytree out (not a scalar)."""
+    return {"a": p["w"] * jnp.sum(p["b"]), "b": (jnp.sin(p["w"]), p["b"] ** 2)}
+
+
+@jax.custom_vjp
+def clipped_identity(x):
+    return x
+
+
+clipped_identity.defvjp(lambda x: (x, None), lambda _, ct: (jnp.clip(ct, -1.0, 1.0),))
+
+
+def custom_vjp_user(x):
+    return jnp.sum(clipped_identity(x) * x)
+
+
+def nested_jit(x):
+    inner = jax.jit(lambda y: jnp.sin(y) * y)
+    return jnp.sum(inner(x) + jax.jit(inner)(2.0 * x))
+
+
+def cond_fn(x):
+    return lax.cond(jnp.sum(x) > 0, lambda y: jnp.sum(jnp.sin(y)), lambda y: jnp.sum(y**2), x)
+
+
+def checkpointed(x):
+    g = jax.checkpoint(lambda y: jnp.sin(jnp.sin(y)) * y)
+    return jnp.sum(g(g(x)))
+
+
+def cases(dtype=jnp.float64) -> list[Case]:
+    r = _rng(0)
+    a = lambda *shape: jnp.asarray(r.normal(size=shape), dtype)
+    X = a(20, 5)
+    y = jnp.sign(a(20))
+    labels = jnp.asarray(r.integers(0, 3, size=20))
+    spd = a(4, 4) + 4 * jnp.eye(4, dtype=dtype)
+    mlp_params = [
+        {"w": a(5, 8) / 2, "b": a(8) / 4},
+        {"w": a(8, 8) / 3, "b": a(8) / 4},
+        {"w": a(8, 3) / 3, "b": a(3) / 4},
+    ]
+    return [
+        Case("lecture", lecture, (jnp.asarray(2.0, dtype), jnp.asarray(5.0, dtype))),
+        Case("rosenbrock", rosenbrock, (a(6),)),
+        Case("logistic", lambda w: logistic_loss(w, X, y), (a(5),)),
+        Case("softmax_xent", lambda W: softmax_xent(W, X, labels), (a(5, 3),)),
+        Case("mlp", lambda p: mlp(p, X, labels), (mlp_params,)),
+        Case("logdet", logdet, (spd,)),
+        Case("solve_inv", solve_inv, (spd, a(4))),
+        Case("cholesky", cholesky_logdet, (a(4, 4),)),
+        Case("rnn", rnn, ((a(4, 4) / 2, a(4, 3) / 2), a(6, 3))),
+        Case("kinks", kinks, (jnp.asarray([-1.3, -0.7, 0.2, 0.45, 0.9, 1.6], dtype),)),
+        Case("indexing", indexing, (a(8),)),
+        Case("trig", trig, (jnp.asarray(r.uniform(0.1, 1.5, size=7), dtype),)),
+        Case("pytree_out", pytree_out, ({"w": a(3), "b": a(2)},), scalar=False),
+        Case("nested_jit", nested_jit, (a(4),)),
+        Case("cond", cond_fn, (a(3) + 1.0,)),
+        Case("checkpoint", checkpointed, (a(4),)),
+    ]
+
+
+CUSTOM_VJP = Case("custom_vjp", custom_vjp_user, (jnp.asarray([0.3, -2.0, 1.5]),))

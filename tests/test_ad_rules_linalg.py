@@ -1,0 +1,502 @@
+"""Tests of the linear-algebra AD rules (``lu``, ``triangular_solve``, ``cholesky``, ``eigh``).
+
+Oracles: `jax.jvp` / `jax.vjp` of the primitive's ``bind``, central finite differences of the
+primitive, closed forms (d log|det A| = A^{-T}), and the dot-product identity between each
+JVP rule and its VJP rule.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.extend as jex
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.lax import linalg as lax_linalg
+
+from jaxls._src.ad.registry import jvp_rules, vjp_rules
+from jaxls._src.ad.rules import linalg  # noqa: F401  (registers the rules)
+
+F64, F32, C128 = np.float64, np.float32, np.complex128
+RTOL = {F64: 1e-10, F32: 2e-4, C128: 1e-10}
+
+# What the rules may emit: every one of these has a JVP rule of its own (or is integer-only).
+ALLOWED = {
+    "dot_general", "triangular_solve", "transpose", "add", "sub", "mul", "div", "neg",
+    "select_n", "broadcast_in_dim", "iota", "eq", "ge", "reduce_sum",
+    "convert_element_type", "conj", "real",
+}  # fmt: skip
+
+TRI_FLAGS = ("left_side", "lower", "transpose_a", "conjugate_a", "unit_diagonal")
+
+
+# ------------------------------------------------------------------------------------------
+# Random, well-conditioned data.
+
+
+def _normal(rng, shape, dtype):
+    x = rng.standard_normal(shape)
+    if np.issubdtype(dtype, np.complexfloating):
+        x = x + 1j * rng.standard_normal(shape)
+    return x.astype(dtype)
+
+
+def _unitary(rng, n, dtype):
+    q, r = np.linalg.qr(_normal(rng, (n, n), np.complex128 if np.iscomplexobj(dtype(0)) else F64))
+    return q * (np.diagonal(r) / np.abs(np.diagonal(r)))
+
+
+def _general(rng, shape, dtype):
+    """``Q1 diag(s) Q2`` with singular values in [1, 3]: condition number <= 3, pivots vary."""
+    *batch, m, n = shape
+    k = min(m, n)
+    mats = []
+    for _ in range(int(np.prod(batch, dtype=int))):
+        s = rng.uniform(1.0, 3.0, k)
+        mats.append(_unitary(rng, m, dtype)[:, :k] * s @ _unitary(rng, n, dtype)[:k, :])
+    return jnp.asarray(np.reshape(mats, shape).astype(dtype))
+
+
+def _hermitian(rng, shape, dtype):
+    """``Q diag(s) Q^H`` with well separated eigenvalues in [1, 3]."""
+    *batch, n, _ = shape
+    mats = []
+    for _ in range(int(np.prod(batch, dtype=int))):
+        s = np.linspace(1.0, 3.0, n) + rng.uniform(-0.1, 0.1, n)
+        q = _unitary(rng, n, dtype)
+        mats.append((q * s) @ q.conj().T)
+    return jnp.asarray(np.reshape(mats, shape).astype(dtype))
+
+
+def _triangular(rng, shape, dtype, lower, unit_diagonal):
+    """Triangular with |diagonal| in [1, 2] and small off-diagonals; the other triangle (and,
+    if the diagonal is unit, the diagonal) holds large junk that the solve must not read."""
+    n = shape[-1]
+    x = _normal(rng, shape, dtype) / n
+    diag = (rng.uniform(1.0, 2.0, shape[:-1]) * rng.choice([-1, 1], shape[:-1])).astype(dtype)
+    x = x + diag[..., None] * np.eye(n, dtype=dtype)
+    junk = 100 * _normal(rng, shape, dtype)
+    keep = np.tril(np.ones((n, n), bool), -int(unit_diagonal))
+    keep = keep if lower else keep.T
+    return jnp.asarray(np.where(keep, x, junk).astype(dtype))
+
+
+# ------------------------------------------------------------------------------------------
+# The generic check: rule JVP vs jax.jvp, rule VJP vs jax.vjp, dot-product identity, dtypes.
+
+
+def _assert_close(actual, expected, rtol):
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    atol = rtol * max(1.0, float(np.max(np.abs(expected))))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
+def _pair(a, b):
+    """Real part of the bilinear pairing sum(a * b): JAX's VJP convention for complex data."""
+    return float(np.real(np.sum(np.asarray(a) * np.asarray(b))))
+
+
+def _as_list(out, prim):
+    return list(out) if prim.multiple_results else [out]
+
+
+def check_rules(prim, primals, params=None, *, argnums=(0,), seed=0):
+    """Check the registered JVP and VJP rules of ``prim`` at ``primals`` against JAX.
+
+    Rules and oracles run in one `jax.jit` (one compilation per case keeps the file fast);
+    `test_rules_under_jit_and_vmap` runs the rules eagerly too.
+    """
+    params = params or {}
+    multiple = prim.multiple_results
+    rng = np.random.default_rng(seed)
+    rtol = RTOL[np.dtype(primals[0].dtype).type]
+    bind = lambda *xs: _as_list(prim.bind(*xs, **params), prim)
+    out_avals = jax.eval_shape(bind, *primals)
+    floats = [i for i, o in enumerate(out_avals) if jnp.issubdtype(o.dtype, jnp.inexact)]
+    tans = tuple(jnp.asarray(_normal(rng, primals[i].shape, primals[i].dtype)) for i in argnums)
+    cts = tuple(jnp.asarray(_normal(rng, out_avals[i].shape, out_avals[i].dtype)) for i in floats)
+
+    @jax.jit
+    def compute(primals, tans, cts):
+        def f(*diff):
+            xs = list(primals)
+            for i, x in zip(argnums, diff, strict=True):
+                xs[i] = x
+            res = bind(*xs)
+            return tuple(res[i] for i in floats)
+
+        diff = tuple(primals[i] for i in argnums)
+        _, expected_t = jax.jvp(f, diff, tans)
+        _, pullback = jax.vjp(f, *diff)
+        expected_ct = pullback(cts)
+
+        out = bind(*primals) if multiple else bind(*primals)[0]
+        tangents = [None] * len(primals)
+        for i, t in zip(argnums, tans, strict=True):
+            tangents[i] = t
+        t_rule = _as_list(jvp_rules[prim.name](primals, tuple(tangents), out, **params), prim)
+        cts_rule = [None] * len(out_avals)
+        for i, c in zip(floats, cts, strict=True):
+            cts_rule[i] = c
+        cts_rule = cts_rule if multiple else cts_rule[0]
+        ct_rule = vjp_rules[prim.name](cts_rule, primals, out, **params)
+        return t_rule, expected_t, ct_rule, expected_ct
+
+    t_rule, expected_t, ct_rule, expected_ct = compute(tuple(primals), tans, cts)
+
+    # JVP: tangents of the float outputs only.
+    assert all(t_rule[i] is None for i in range(len(t_rule)) if i not in floats)
+    t_rule = [t_rule[i] for i in floats]
+    for actual, expected in zip(t_rule, expected_t, strict=True):
+        _assert_close(actual, expected, rtol)
+
+    # VJP: one cotangent per input, shaped and typed like it.
+    assert len(ct_rule) == len(primals)
+    for i, expected in zip(argnums, expected_ct, strict=True):
+        assert ct_rule[i].shape == primals[i].shape and ct_rule[i].dtype == primals[i].dtype
+        _assert_close(ct_rule[i], expected, rtol)
+
+    # Dot-product identity <ct, J t> = <J^T ct, t>, exact up to rounding.
+    lhs = sum(_pair(c, t) for c, t in zip(cts, t_rule, strict=True))
+    rhs = sum(_pair(ct_rule[i], t) for i, t in zip(argnums, tans, strict=True))
+    assert abs(lhs - rhs) <= 10 * rtol * (1 + abs(lhs))
+    return t_rule, ct_rule
+
+
+def check_finite_differences(fun, jvp, primals, tangents, h=1e-6):
+    """A float64 JVP rule ``jvp(primals, tangents)`` against central differences of ``fun``,
+    an oracle independent of JAX's rules (one `jax.jit`)."""
+
+    @jax.jit
+    def compute(primals, tangents):
+        step = lambda sign: [x + sign * h * t for x, t in zip(primals, tangents, strict=True)]
+        return (fun(*step(1)) - fun(*step(-1))) / (2 * h), jvp(primals, tangents)
+
+    fd, t = compute(tuple(primals), tuple(tangents))
+    np.testing.assert_allclose(t, fd, rtol=1e-7, atol=1e-7)
+
+
+# ------------------------------------------------------------------------------------------
+# lu.
+
+SQUARE = [(1, 1), (3, 3), (6, 6), (2, 3, 3)]
+RECTANGULAR = [(4, 3), (3, 5), (2, 5, 3)]
+
+
+LU_CASES = [(shape, F64) for shape in SQUARE + RECTANGULAR] + [
+    ((1, 1), F32),
+    ((6, 6), F32),
+    ((2, 3, 3), F32),
+    ((3, 5), F32),
+]
+
+
+@pytest.mark.parametrize(("shape", "dtype"), LU_CASES)
+def test_lu(shape, dtype):
+    check_rules(lax_linalg.lu_p, (_general(np.random.default_rng(1), shape, dtype),))
+
+
+def test_lu_complex():
+    check_rules(lax_linalg.lu_p, (_general(np.random.default_rng(2), (3, 3), C128),))
+
+
+def test_lu_data_pivots():
+    """The square cases above exercise a non-trivial row permutation."""
+    a = _general(np.random.default_rng(1), (6, 6), F64)
+    _, _, permutation = lax_linalg.lu_p.bind(a)
+    assert not np.array_equal(permutation, np.arange(6))
+
+
+def test_lu_zero_cotangent_and_tangent():
+    a = _general(np.random.default_rng(3), (3, 3), F64)
+    out = list(lax_linalg.lu_p.bind(a))
+    assert jvp_rules["lu"]((a,), (None,), out) == [None, None, None]
+    assert vjp_rules["lu"]([None, None, None], (a,), out) == (None,)
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (2, 5, 3)])
+def test_lu_jvp_finite_differences(shape):
+    rng = np.random.default_rng(4)
+    a = _general(rng, shape, F64)
+    da = jnp.asarray(_normal(rng, shape, F64))
+    lu = lambda x: lax_linalg.lu_p.bind(x)[0]
+    jvp = lambda p, t: jvp_rules["lu"](p, t, list(lax_linalg.lu_p.bind(*p)))[0]
+    check_finite_differences(lu, jvp, (a,), (da,))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 6, 6)])
+def test_lu_log_abs_det(shape):
+    """Composed by hand: log|det A| = sum log|diag U|, so its gradient through the lu rules
+    is A^{-T} and its derivative along dA is trace(A^{-1} dA)."""
+    rng = np.random.default_rng(5)
+    a = _general(rng, shape, F64)
+    da = jnp.asarray(_normal(rng, shape, F64))
+
+    @jax.jit
+    def grad_and_slope(a, da):
+        out = list(lax_linalg.lu_p.bind(a))
+        u = out[0]
+        n = u.shape[-1]
+        is_diag = jnp.broadcast_to(jnp.eye(n, dtype=bool), u.shape)
+        ct = jnp.where(is_diag, 1 / u, 0)  # d log|u_ii| / du_ii = 1 / u_ii
+        (grad,) = vjp_rules["lu"]([ct, None, None], (a,), out)
+        lu_dot = jvp_rules["lu"]((a,), (da,), out)[0]
+        slope = jnp.sum(jnp.where(is_diag, lu_dot / u, 0), axis=(-2, -1))
+        return grad, slope
+
+    grad, slope = grad_and_slope(a, da)
+    inv = np.linalg.inv(np.asarray(a))
+    np.testing.assert_allclose(grad, np.swapaxes(inv, -1, -2), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        slope, np.trace(inv @ np.asarray(da), axis1=-2, axis2=-1), rtol=1e-10
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# triangular_solve.
+
+
+def _tri_case(shape_a, n_rhs, dtype, flags, seed=0):
+    rng = np.random.default_rng(seed)
+    a = _triangular(rng, shape_a, dtype, flags["lower"], flags["unit_diagonal"])
+    m = shape_a[-1]
+    b_core = (m, n_rhs) if flags["left_side"] else (n_rhs, m)
+    b = jnp.asarray(_normal(rng, (*shape_a[:-2], *b_core), dtype))
+    return a, b
+
+
+ALL_FLAGS = [
+    dict(zip(TRI_FLAGS, (ls, lo, tr, False, ud), strict=True))
+    for ls in (True, False)
+    for lo in (True, False)
+    for tr in (True, False)
+    for ud in (True, False)
+]
+
+
+@pytest.mark.parametrize("flags", ALL_FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v))
+def test_triangular_solve_flags(flags):
+    a, b = _tri_case((3, 3), 2, F64, flags)
+    _, (a_bar, _) = check_rules(lax_linalg.triangular_solve_p, (a, b), flags, argnums=(0, 1))
+    # The cotangent of a lives on the triangle the solve reads.
+    k = int(flags["unit_diagonal"])
+    read = np.tril(np.ones((3, 3), bool), -k)
+    read = read if flags["lower"] else read.T
+    assert np.all(np.asarray(a_bar)[~read] == 0)
+
+
+@pytest.mark.parametrize(
+    ("shape_a", "dtype", "left_side"),
+    [
+        ((1, 1), F64, True),
+        ((6, 6), F64, False),
+        ((2, 3, 3), F64, True),
+        ((1, 1), F32, False),
+        ((6, 6), F32, True),
+        ((2, 3, 3), F32, False),
+    ],
+)
+def test_triangular_solve_shapes(shape_a, dtype, left_side):
+    flags = dict(left_side=left_side, lower=True, transpose_a=True, conjugate_a=False,
+                 unit_diagonal=False)  # fmt: skip
+    a, b = _tri_case(shape_a, 4, dtype, flags, seed=1)
+    check_rules(lax_linalg.triangular_solve_p, (a, b), flags, argnums=(0, 1))
+
+
+@pytest.mark.parametrize("transpose_a", [True, False])
+@pytest.mark.parametrize("conjugate_a", [True, False])
+def test_triangular_solve_complex(transpose_a, conjugate_a):
+    flags = dict(left_side=True, lower=False, transpose_a=transpose_a, conjugate_a=conjugate_a,
+                 unit_diagonal=False)  # fmt: skip
+    a, b = _tri_case((3, 3), 2, C128, flags, seed=2)
+    check_rules(lax_linalg.triangular_solve_p, (a, b), flags, argnums=(0, 1))
+
+
+@pytest.mark.parametrize("argnums", [(0,), (1,)])
+def test_triangular_solve_one_argument(argnums):
+    """A symbolic-zero tangent (None) for a or b."""
+    flags = dict(left_side=False, lower=True, transpose_a=False, conjugate_a=False,
+                 unit_diagonal=True)  # fmt: skip
+    a, b = _tri_case((3, 3), 2, F64, flags, seed=3)
+    check_rules(lax_linalg.triangular_solve_p, (a, b), flags, argnums=argnums)
+    assert jvp_rules["triangular_solve"]((a, b), (None, None), b, **flags) is None
+
+
+def test_triangular_solve_jvp_finite_differences():
+    flags = dict(left_side=True, lower=False, transpose_a=True, conjugate_a=False,
+                 unit_diagonal=True)  # fmt: skip
+    rng = np.random.default_rng(6)
+    a, b = _tri_case((2, 4, 4), 3, F64, flags, seed=6)
+    da, db = (jnp.asarray(_normal(rng, x.shape, F64)) for x in (a, b))
+    solve = lambda a, b: lax_linalg.triangular_solve_p.bind(a, b, **flags)
+    jvp = lambda p, t: jvp_rules["triangular_solve"](p, t, solve(*p), **flags)
+    check_finite_differences(solve, jvp, (a, b), (da, db))
+
+
+# ------------------------------------------------------------------------------------------
+# cholesky.
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("shape", SQUARE)
+def test_cholesky(shape, dtype):
+    check_rules(lax_linalg.cholesky_p, (_hermitian(np.random.default_rng(7), shape, dtype),))
+
+
+def test_cholesky_complex():
+    check_rules(lax_linalg.cholesky_p, (_hermitian(np.random.default_rng(8), (3, 3), C128),))
+
+
+def test_cholesky_conventions():
+    """JAX's conventions, matched: L = tril(out) whatever the primitive leaves above the
+    diagonal; the upper triangle gets a zero tangent; the input cotangent of the primitive is
+    not symmetric, and ``jnp.linalg.cholesky``'s symmetrisation (A + A^T) / 2 turns it into
+    (A_bar + A_bar^T) / 2; cotangents above the diagonal of the output are ignored."""
+    rng = np.random.default_rng(9)
+    a = _hermitian(rng, (4, 4), F64)
+    da, l_bar = (jnp.asarray(_normal(rng, (4, 4), F64)) for _ in range(2))
+
+    @jax.jit
+    def compute(a, da, l_bar):
+        out = lax_linalg.cholesky_p.bind(a)
+        dl = jvp_rules["cholesky"]((a,), (da,), out)
+        (a_bar,) = vjp_rules["cholesky"](jnp.tril(l_bar), (a,), out)
+        (a_bar_full,) = vjp_rules["cholesky"](l_bar, (a,), out)
+        (expected,) = jax.vjp(jnp.linalg.cholesky, a)[1](l_bar)
+        return dl, a_bar, a_bar_full, expected
+
+    dl, a_bar, a_bar_full, expected = compute(a, da, l_bar)
+    assert np.all(np.triu(np.asarray(dl), 1) == 0)
+    assert not np.allclose(a_bar, a_bar.T)
+    np.testing.assert_allclose(expected, (a_bar + a_bar.T) / 2, rtol=1e-10)
+    np.testing.assert_allclose(a_bar_full, a_bar, rtol=1e-10)
+
+
+def test_cholesky_jvp_finite_differences():
+    """For a symmetric dA (the only direction the symmetrised caller produces) the rule is the
+    derivative of the primitive."""
+    rng = np.random.default_rng(10)
+    a = _hermitian(rng, (2, 4, 4), F64)
+    da = _normal(rng, (2, 4, 4), F64)
+    da = jnp.asarray(da + np.swapaxes(da, -1, -2))
+    chol = lambda x: jnp.tril(lax_linalg.cholesky_p.bind(x))
+    jvp = lambda p, t: jvp_rules["cholesky"](p, t, lax_linalg.cholesky_p.bind(*p))
+    check_finite_differences(chol, jvp, (a,), (da,))
+
+
+# ------------------------------------------------------------------------------------------
+# eigh.
+
+EIGH_PARAMS = dict(lower=True, sort_eigenvalues=True, subset_by_index=None, algorithm=None)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"), [((1, 1), F64), ((6, 6), F64), ((2, 3, 3), F64), ((3, 3), F32)]
+)
+def test_eigh(shape, dtype):
+    a = _hermitian(np.random.default_rng(11), shape, dtype)
+    check_rules(lax_linalg.eigh_p, (a,), EIGH_PARAMS)
+
+
+def test_eigh_complex():
+    a = _hermitian(np.random.default_rng(12), (3, 3), C128)
+    check_rules(lax_linalg.eigh_p, (a,), EIGH_PARAMS)
+
+
+def test_eigh_one_cotangent():
+    """Only the eigenvalues carry a cotangent: d(sum w)/dA = V V^T = I."""
+    a = _hermitian(np.random.default_rng(13), (3, 3), F64)
+    out = list(lax_linalg.eigh_p.bind(a, **EIGH_PARAMS))
+    (a_bar,) = vjp_rules["eigh"]([None, jnp.ones(3)], (a,), out, **EIGH_PARAMS)
+    np.testing.assert_allclose(a_bar, np.eye(3), atol=1e-12)
+    assert vjp_rules["eigh"]([None, None], (a,), out, **EIGH_PARAMS) == (None,)
+
+
+# ------------------------------------------------------------------------------------------
+# jit, vmap, and what the rules emit.
+
+
+def _cases():
+    """(name, primals, tangents, cotangents, params) for one batched case per primitive."""
+    rng = np.random.default_rng(14)
+    shape = (2, 3, 3)
+    tri_flags = dict(left_side=True, lower=True, transpose_a=False, conjugate_a=False,
+                     unit_diagonal=False)  # fmt: skip
+    a_tri, b_tri = _tri_case(shape, 2, F64, tri_flags)
+    rand = lambda x: jnp.asarray(_normal(rng, x.shape, F64))
+    general, spd = _general(rng, shape, F64), _hermitian(rng, shape, F64)
+    return {
+        "lu": ((general,), (rand(general),), [rand(general), None, None], {}),
+        "triangular_solve": ((a_tri, b_tri), (rand(a_tri), rand(b_tri)), rand(b_tri), tri_flags),
+        "cholesky": ((spd,), (rand(spd),), rand(spd), {}),
+        "eigh": ((spd,), (rand(spd),), [rand(spd), rand(spd[..., 0])], EIGH_PARAMS),
+    }
+
+
+PRIMS = {
+    "lu": lax_linalg.lu_p,
+    "triangular_solve": lax_linalg.triangular_solve_p,
+    "cholesky": lax_linalg.cholesky_p,
+    "eigh": lax_linalg.eigh_p,
+}
+
+
+def _bind(name, primals, params):
+    out = PRIMS[name].bind(*primals, **params)
+    return list(out) if PRIMS[name].multiple_results else out
+
+
+def _rules_fn(name, params):
+    """Both rules of ``name`` as one function of arrays (None entries are dropped)."""
+
+    def fn(primals, tangents, cts):
+        out = _bind(name, primals, params)
+        t = jvp_rules[name](primals, tangents, out, **params)
+        c = vjp_rules[name](cts, primals, out, **params)
+        return t, c
+
+    return fn
+
+
+@pytest.mark.parametrize("name", sorted(PRIMS))
+def test_rules_under_jit_and_vmap(name):
+    primals, tangents, cts, params = _cases()[name]
+    fn = _rules_fn(name, params)
+    eager = fn(primals, tangents, cts)
+    jitted = jax.jit(fn)(primals, tangents, cts)
+    vmapped = jax.vmap(fn)(primals, tangents, cts)
+    for got in (jitted, vmapped):
+        jax.tree.map(
+            functools.partial(np.testing.assert_allclose, rtol=1e-10, atol=1e-12), got, eager
+        )
+
+
+def _primitive_names(jaxpr):
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for sub in jex.core.jaxprs_in_params(eqn.params):
+            names |= _primitive_names(sub)
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(PRIMS))
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_rules_emit_differentiable_primitives(name, dtype):
+    """Every primitive the rules emit has a JVP rule, so the rules can be differentiated again
+    (Hessians); ``conj``/``real`` appear for complex data only. The primitive itself is bound
+    outside the traced function."""
+    primals, tangents, cts, params = _cases()[name]
+    cast = lambda x: x.astype(dtype)
+    primals, tangents, cts = jax.tree.map(cast, (primals, tangents, cts))
+    if name == "eigh":  # the eigenvalues are real
+        cts = [cts[0], jnp.real(cts[1])]
+    out = _bind(name, primals, params)
+    jvp = lambda p, t, o: jvp_rules[name](p, t, o, **params)
+    vjp = lambda c, p, o: vjp_rules[name](c, p, o, **params)
+    names = _primitive_names(jax.make_jaxpr(jvp)(primals, tangents, out).jaxpr)
+    names |= _primitive_names(jax.make_jaxpr(vjp)(cts, primals, out).jaxpr)
+    allowed = ALLOWED if dtype == C128 else ALLOWED - {"conj", "real"}
+    assert names <= allowed, names - allowed
