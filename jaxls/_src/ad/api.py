@@ -194,7 +194,11 @@ def jacfwd(f: Callable, argnums=0) -> Callable:
 
 
 def jacrev(f: Callable, argnums=0) -> Callable:
-    """The Jacobian by reverse mode, one VJP per output coordinate (vmapped), like `jax.jacrev`."""
+    """The Jacobian by reverse mode, one VJP per output coordinate (vmapped), like `jax.jacrev`.
+
+    The pulled-back rows stay leaf by leaf (no flattening of the input pytree), so a large
+    parameter pytree costs no concatenation.
+    """
 
     def jac_f(*args):
         nums = _argnums("jacrev", argnums, len(args))
@@ -202,13 +206,19 @@ def jacrev(f: Callable, argnums=0) -> Callable:
         out, pull = vjp(g, *diff)
         flat_out, unravel_out = ravel_pytree(out)
         basis = jnp.eye(flat_out.size, dtype=flat_out.dtype)
-        rows = jax.vmap(lambda ct: ravel_pytree(pull(unravel_out(ct)))[0])(basis)
+        rows = jax.vmap(lambda ct: pull(unravel_out(ct)))(basis)  # leaves: (m, *leaf shape)
         out_leaves, out_tree = jax.tree.flatten(out)
-        sizes = [int(np.prod(jnp.shape(o))) for o in out_leaves]
-        cuts = np.cumsum(sizes)[:-1].tolist()
-        blocks = jnp.split(rows, cuts, axis=0) if cuts else [rows]
-        shaped = _jacobian_tree(blocks, [jnp.shape(o) for o in out_leaves], diff)
-        shaped = [s if not isinstance(argnums, int) else s[0] for s in shaped]
+        shaped, start = [], 0
+        for leaf in out_leaves:
+            size, shape = int(np.prod(jnp.shape(leaf))), jnp.shape(leaf)
+            block = (
+                rows
+                if len(out_leaves) == 1
+                else jax.tree.map(lambda r, s=start, n=size: r[s : s + n], rows)
+            )
+            tree = jax.tree.map(lambda r, shape=shape: r.reshape((*shape, *r.shape[1:])), block)
+            shaped.append(tree[0] if isinstance(argnums, int) else tree)
+            start += size
         return jax.tree.unflatten(out_tree, shaped)
 
     return jac_f

@@ -181,6 +181,22 @@ def _linear(*names, apply, transpose):
 
 _diagonal("add", "add_any", partials=(lambda v, out, x, y: v, lambda v, out, x, y: v))
 _diagonal("sub", partials=(lambda v, out, x, y: v, lambda v, out, x, y: -v))
+
+
+@defjvp("sub")
+def _sub_jvp(primals, tangents, out, **params):
+    """``t_x - t_y`` as one ``sub`` (the diagonal form would emit ``neg`` and ``add``)."""
+    tx, ty = (
+        t if t is not None and _is_float(x) else None
+        for t, x in zip(tangents, primals, strict=True)
+    )
+    if not _is_float(out) or (tx is None and ty is None):
+        return None
+    if tx is None:
+        return _fit(-ty, out)
+    return _fit(tx if ty is None else tx - ty, out)
+
+
 _diagonal("mul", partials=(lambda v, out, x, y: v * y, lambda v, out, x, y: x * v))
 _diagonal(
     "div",
