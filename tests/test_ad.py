@@ -150,6 +150,20 @@ def test_every_transform_composes_with_jit_and_vmap(name):
     )
 
 
+def test_the_other_transforms_under_jit_and_vmap():
+    f = ad_zoo.rosenbrock
+    x = jnp.linspace(-1.0, 1.2, 5)
+    xs = jnp.stack([x, 0.5 * x, x + 0.1])
+    close(jax.jit(ad.jacfwd(f))(x), jax.jacfwd(f)(x), jnp.float64)
+    close(jax.jit(ad.hessian(f))(x), jax.hessian(f)(x), jnp.float64)
+    close(jax.vmap(ad.hessian(f))(xs), jax.vmap(jax.hessian(f))(xs), jnp.float64)
+    close(jax.jit(ad.value_and_grad(f))(x), jax.value_and_grad(f)(x), jnp.float64)
+    pull = lambda z: ad.vjp(jnp.sin, z)[1](jnp.cos(z))[0]
+    close(jax.jit(jax.vmap(pull))(xs), jnp.sin(xs) * 0 + jnp.cos(xs) ** 2, jnp.float64)
+    _, pull_jit = jax.jit(lambda z: ad.vjp(f, z))(x)  # a vjp_fn returned from jit
+    close(pull_jit(1.0)[0], jax.grad(f)(x), jnp.float64)
+
+
 def test_custom_vjp_uses_the_authors_bwd_and_forward_mode_refuses():
     case = ad_zoo.CUSTOM_VJP
     close(ad.grad(case.f)(*case.args), jax.grad(case.f)(*case.args), jnp.float64)

@@ -79,22 +79,40 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
     else:
         diff_tree, num_diff = out_tree, out_tree.num_leaves
 
-    def vjp_fn(ct):
-        if jax.tree.structure(ct) != diff_tree:
+    static = _Pullback(
+        c,
+        in_tree,
+        diff_tree,
+        [jnp.result_type(o) for o in outs[:num_diff]],
+        len(outs) - num_diff,
+        [(jnp.shape(p), jnp.result_type(p)) for p in flat_p],
+    )
+    # A `Partial` is a pytree (its tape is the data): `vjp_fn` can leave a `jax.jit`.
+    vjp_fn = jax.tree_util.Partial(static, tape)
+    return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+
+
+class _Pullback:
+    """The backward sweep of one traced function, given its tape and an output cotangent."""
+
+    def __init__(self, c, in_tree, diff_tree, out_dtypes, num_aux, primals):
+        self.c, self.in_tree, self.diff_tree = c, in_tree, diff_tree
+        self.out_dtypes, self.num_aux, self.primals = out_dtypes, num_aux, primals
+
+    def __call__(self, tape, ct):
+        if jax.tree.structure(ct) != self.diff_tree:
             raise ValueError(
                 f"jaxls.ad.vjp: the cotangent's structure {jax.tree.structure(ct)} differs "
-                f"from the output's {diff_tree}."
+                f"from the output's {self.diff_tree}."
             )
         leaves = jax.tree.leaves(ct)
-        flat_ct = [
-            jnp.asarray(x, jnp.result_type(o)) for x, o in zip(leaves, outs[:num_diff], strict=True)
+        flat_ct = [jnp.asarray(x, d) for x, d in zip(leaves, self.out_dtypes, strict=True)]
+        cts = backward_sweep(self.c, tape, flat_ct + [None] * self.num_aux)
+        cts = [
+            jnp.zeros(shape, dtype) if x is None else x
+            for (shape, dtype), x in zip(self.primals, cts, strict=True)
         ]
-        flat_ct += [None] * (len(outs) - num_diff)
-        cts = backward_sweep(c, tape, flat_ct)
-        cts = [_zeros(p) if x is None else x for p, x in zip(flat_p, cts, strict=True)]
-        return jax.tree.unflatten(in_tree, cts)
-
-    return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+        return jax.tree.unflatten(self.in_tree, cts)
 
 
 def _argnums(call: str, argnums, nargs: int) -> tuple[int, ...]:
