@@ -1,6 +1,6 @@
 """jaxls: line searches and automatic differentiation for JAX."""
 
-from jaxls import optax
+from jaxls import ad, optax
 from jaxls._src.interval.bracket import bracket
 from jaxls._src.interval.brent import brent
 from jaxls._src.interval.dichotomy import dichotomy
@@ -28,6 +28,7 @@ __all__ = [
     "LineSearchResult",
     "ScalarResult",
     "Status",
+    "ad",
     "approximate_wolfe_condition",
     "armijo_condition",
     "backtracking",
