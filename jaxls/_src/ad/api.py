@@ -28,6 +28,12 @@ def _zeros(x):
     return jnp.zeros(jnp.shape(x), jnp.result_type(x))
 
 
+def _primals(c: jx.Closed, flat) -> list:
+    """The primals as arrays of the traced input types (a Python ``2.0`` is ``float32``
+    without x64, and every rule must see that dtype)."""
+    return [jnp.asarray(p, v.aval.dtype) for p, v in zip(flat, c.jaxpr.invars, strict=True)]
+
+
 def jvp(f: Callable, primals: Sequence, tangents: Sequence):
     """Forward mode: ``(f(*primals), J f(primals) . tangents)``, like `jax.jvp`.
 
@@ -45,7 +51,7 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence):
             f"{jax.tree.structure(tuple(primals))} and {jax.tree.structure(tuple(tangents))}."
         )
     c, _, out_tree = jx.make_jaxpr(f, *primals)
-    flat_p = jax.tree.leaves(tuple(primals))
+    flat_p = _primals(c, jax.tree.leaves(tuple(primals)))
     flat_t = []
     for p, t in zip(flat_p, jax.tree.leaves(tuple(tangents)), strict=True):
         if jnp.shape(t) != jnp.shape(p):
@@ -67,7 +73,7 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
     ``(out, aux)`` and the result is ``(out, vjp_fn, aux)``.
     """
     c, in_tree, out_tree = jx.make_jaxpr(f, *primals)
-    flat_p = jax.tree.leaves(primals)
+    flat_p = _primals(c, jax.tree.leaves(primals))
     outs, tape = forward_sweep(c, flat_p, [_is_float(p) for p in flat_p])
     out = jax.tree.unflatten(out_tree, outs)
     if has_aux:

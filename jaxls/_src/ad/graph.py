@@ -98,7 +98,10 @@ def trace(f: Callable, *args, tangents=None, cotangent=None) -> Graph:
       3.171448 3.171448
     """
     c, _, _ = jx.make_jaxpr(f, *args)
-    flat = jax.tree.leaves(args)
+    flat = [
+        jnp.asarray(p, v.aval.dtype)
+        for p, v in zip(jax.tree.leaves(args), c.jaxpr.invars, strict=True)
+    ]
     if tangents is None:
         tangents = jax.tree.map(jnp.ones_like, args)
     flat_t = [
