@@ -51,12 +51,17 @@ def random_like(tree, seed):
     )
 
 
+# float32 on the cases where its rounding differs most (the rest is float64 only, and the
+# rule-level tests run every primitive in both dtypes).
+FLOAT32 = {"lecture", "softmax_xent", "mlp", "logdet", "rnn", "trig", "cholesky"}
+
+
 def case_params(scalar_only=False):
     return [
         pytest.param(dtype, i, id=f"{IDS[i]}-{jnp.dtype(dtype).name}")
         for dtype in DTYPES
         for i, c in enumerate(CASES[dtype])
-        if c.scalar or not scalar_only
+        if (c.scalar or not scalar_only) and (dtype == jnp.float64 or c.name in FLOAT32)
     ]
 
 
