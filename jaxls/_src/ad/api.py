@@ -221,7 +221,8 @@ def jacrev(f: Callable, argnums=0) -> Callable:
     """The Jacobian by reverse mode, one VJP per output coordinate (vmapped), like `jax.jacrev`.
 
     The pulled-back rows stay leaf by leaf (no flattening of the input pytree), so a large
-    parameter pytree costs no concatenation.
+    parameter pytree costs no concatenation; a function with a single output gets one VJP
+    without a `vmap` over a batch of one.
     """
 
     def jac_f(*args):
@@ -230,7 +231,10 @@ def jacrev(f: Callable, argnums=0) -> Callable:
         out, pull = vjp(g, *diff)
         flat_out, unravel_out = ravel_pytree(out)
         basis = jnp.eye(flat_out.size, dtype=flat_out.dtype)
-        rows = jax.vmap(lambda ct: pull(unravel_out(ct)))(basis)  # leaves: (m, *leaf shape)
+        if flat_out.size == 1:  # one output: one VJP, no batch of one to vmap over
+            rows = jax.tree.map(lambda r: r[None], pull(unravel_out(basis[0])))
+        else:
+            rows = jax.vmap(lambda ct: pull(unravel_out(ct)))(basis)  # leaves: (m, *leaf)
         out_leaves, out_tree = jax.tree.flatten(out)
         shaped, start = [], 0
         for leaf in out_leaves:
