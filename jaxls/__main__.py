@@ -1,8 +1,10 @@
-"""``python -m jaxls``: compare the exact line searches on the lecture's problems.
+"""``python -m jaxls``: the library on the lecture's problems, end to end.
 
-Prints, for each problem of `jaxls.zoo.INTERVAL`, the evaluations each search needs to
-locate the minimiser to ``--tol`` and the error it reaches, then the throughput of
-golden-section search over many problems at once under ``jax.vmap``.
+Prints, for each problem of `jaxls.zoo.INTERVAL`, the evaluations each exact search needs
+to locate the minimiser to ``--tol`` and the error it reaches; the throughput of
+golden-section search over many problems at once under ``jax.vmap``; Rosenbrock minimised
+by steepest descent with exact line search and by L-BFGS with a Wolfe search, as optax
+rules; and the lecture's automatic-differentiation example, node by node.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import jaxls
 from jaxls import zoo
+from jaxls.optax import minimize, scale_by_line_search
 
 METHODS = ("dichotomy", "golden_section", "fibonacci", "parabolic", "brent")
 
@@ -76,6 +80,40 @@ def throughput(n: int) -> str:
     )
 
 
+def training() -> str:
+    rosenbrock = lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+    x0 = jnp.array([-1.2, 1.0])
+    rules = {
+        "steepest descent + golden section": optax.chain(
+            optax.sgd(1.0), scale_by_line_search(jaxls.golden_section, step_max=1.0, tol=1e-9)
+        ),
+        "L-BFGS + strong Wolfe": optax.lbfgs(linesearch=scale_by_line_search(jaxls.wolfe)),
+    }
+    lines = ["Rosenbrock from (-1.2, 1) to ||grad|| <= 1e-6, jaxls searches as optax rules:"]
+    for name, opt in rules.items():
+        res = jax.jit(lambda x, opt=opt: minimize(rosenbrock, x, opt, max_steps=20_000))(x0)
+        lines.append(
+            f"  {name:<35} steps {int(res.num_steps):>6,}  evaluations {int(res.num_evals):>7,}"
+            f"  x = {np.round(np.asarray(res.params), 6)}  {jaxls.Status(int(res.status)).name}"
+        )
+    return "\n".join(lines)
+
+
+def differentiation() -> str:
+    def lecture(w1, w2):  # L = w2 log w1 + sqrt(w2 log w1), the shared node written once
+        v2 = w2 * jnp.log(w1)
+        return v2 + jnp.sqrt(v2)
+
+    graph = jaxls.ad.trace(lecture, 2.0, 5.0, tangents=(1.0, 0.0))
+    ours = [float(g) for g in jaxls.ad.grad(lecture, argnums=(0, 1))(2.0, 5.0)]
+    theirs = [float(g) for g in jax.grad(lecture, argnums=(0, 1))(2.0, 5.0)]
+    return (
+        "L(w1, w2) = w2 log w1 + sqrt(w2 log w1) at (2, 5), forward mode seeded with dw1 = 1,"
+        f" reverse mode with dL = 1 (jaxls.ad):\n{graph}\n"
+        f"jaxls.ad.grad {np.round(ours, 9)}   jax.grad {np.round(theirs, 9)}"
+    )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxls", description=__doc__)
     parser.add_argument("--tol", type=float, default=1e-6)
@@ -84,7 +122,9 @@ def main(argv=None) -> None:
     print(f"jaxls {jaxls.__version__}, jax {jax.__version__}\n")
     print(comparison(args.tol))
     print("\n" + throughput(args.problems))
-    print("\nbenchmarks/exact.py compares with scipy; see benchmarks/README.md.")
+    print("\n" + training())
+    print("\n" + differentiation())
+    print("\nbenchmarks/*.py compare with scipy, optax, jaxopt and jax; see benchmarks/README.md.")
 
 
 if __name__ == "__main__":
