@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.extend as jex
 import jax.numpy as jnp
 import numpy as np
+from hypothesis import strategies as st
 
 from tests.interval_methods import METHODS
 
@@ -24,6 +29,17 @@ def count_primitive(jaxpr, name: str) -> int:
         for sub in jex.core.jaxprs_in_params(eqn.params):
             total += count_primitive(sub, name)
     return total
+
+
+def primitive_names(jaxpr) -> set[str]:
+    """Names of the primitives in a (closed) jaxpr and, recursively, in its sub-jaxprs."""
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for sub in jex.core.jaxprs_in_params(eqn.params):
+            names |= primitive_names(sub)
+    return names
 
 
 def loop_eqns(jaxpr, primitive: str) -> list:
@@ -159,3 +175,80 @@ def on_knife_edge(width: float, tol: float) -> bool:
     """``width / (2 tol)`` a power of two, up to rounding: `halvings` may go either way."""
     ratio = math.log2(width / (2 * tol))
     return abs(ratio - round(ratio)) < 1e-9
+
+
+# --- smooth problems on pytrees, shared by the hypothesis tests of the step searches -------
+
+
+def arrays(lo, hi, shape):
+    """Hypothesis strategy: float64 arrays of ``shape`` with entries in ``[lo, hi]``."""
+    n = int(np.prod(shape))
+    return st.lists(st.floats(lo, hi), min_size=n, max_size=n).map(
+        lambda v: np.asarray(v, np.float64).reshape(shape)
+    )
+
+
+tree_params = st.fixed_dictionaries(
+    {
+        "a": arrays(0.1, 10.0, (3,)),
+        "c": arrays(-2.0, 2.0, (3,)),
+        "b": arrays(0.0, 1.0, (3,)),
+        "e": arrays(0.1, 3.0, (2, 2)),
+        "q": arrays(-2.0, 2.0, (2, 2)),
+        "e0": st.floats(0.1, 3.0),
+        "q0": st.floats(-2.0, 2.0),
+    }
+)
+tree_points = st.fixed_dictionaries(
+    {"u": arrays(-2.0, 2.0, (3,)), "vw": st.tuples(arrays(-2.0, 2.0, (2, 2)), st.floats(-2, 2))}
+)
+
+
+def tree_objective(xp, p, x):
+    """``sum a (u - c)^2 + b u^4 + sum e cosh(v - q) + e0 cosh(w - q0)``, in jnp or NumPy."""
+    u, (v, w) = x["u"], x["vw"]
+    return (
+        xp.sum(p["a"] * (u - p["c"]) ** 2 + p["b"] * u**4)
+        + xp.sum(p["e"] * xp.cosh(v - p["q"]))
+        + p["e0"] * xp.cosh(w - p["q0"])
+    )
+
+
+def tree_grad(p, x):
+    u, (v, w) = x["u"], x["vw"]
+    return {
+        "u": 2 * p["a"] * (u - p["c"]) + 4 * p["b"] * u**3,
+        "vw": (p["e"] * np.sinh(v - p["q"]), p["e0"] * np.sinh(w - p["q0"])),
+    }
+
+
+def tree_dot(a, b):
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return float(sum(np.vdot(u, v) for u, v in pairs))
+
+
+def run_on_devices(script: str, args, *, devices: int = 8, timeout: int = 600, x64: bool = False):
+    """Run ``python -c script *args`` in a fresh process on ``devices`` CPU devices (from the
+    repository root, which is on its path); return its output lines, checked to exit 0 and
+    to end with ``DONE``, without that last line."""
+    root = pathlib.Path(__file__).parent.parent
+    env = dict(os.environ)
+    flag = f"--xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flag).strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    if x64:
+        env["JAX_ENABLE_X64"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    lines = done.stdout.splitlines()
+    assert lines and lines[-1] == "DONE", output
+    return lines[:-1], output

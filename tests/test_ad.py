@@ -4,10 +4,11 @@ other, jit and vmap, coverage of the rule tables, random compositions, the graph
 from __future__ import annotations
 
 import jax
-import jax.extend as jex
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from tests.helpers import primitive_names as primitives
 from hypothesis import given
 from hypothesis import strategies as st
 from jax import lax
@@ -196,16 +197,6 @@ def test_unsupported_primitive_names_itself_and_the_fallback():
 
 
 # --- coverage of the rule tables ------------------------------------------------------------
-
-
-def primitives(jaxpr) -> set[str]:
-    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
-    names = set()
-    for eqn in jaxpr.eqns:
-        names.add(eqn.primitive.name)
-        for sub in jex.core.jaxprs_in_params(eqn.params):
-            names |= primitives(sub)
-    return names
 
 
 def zoo_primitives() -> set[str]:

@@ -22,9 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from tests.helpers import primitive_names as emitted_primitives
 from jax import lax
 from jax._src.lax import lax as lax_internal  # eq_to_p, le_to_p, lt_to_p: no public binder
-from jax.extend.core import ClosedJaxpr, Jaxpr
 
 from jaxls._src.ad import registry
 from jaxls._src.ad.rules import elementwise
@@ -689,20 +690,6 @@ def test_second_order_matches_jax():
 
 
 # ----------------------------------------------------------------------------- closure
-
-
-def emitted_primitives(jaxpr) -> set[str]:
-    """Names of the primitives in a jaxpr and, recursively, in its sub-jaxprs."""
-    names = set()
-    for eqn in jaxpr.eqns:
-        names.add(eqn.primitive.name)
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, tuple | list) else (param,):
-                if isinstance(sub, ClosedJaxpr):
-                    names |= emitted_primitives(sub.jaxpr)
-                elif isinstance(sub, Jaxpr):
-                    names |= emitted_primitives(sub)
-    return names
 
 
 def closure_inputs():

@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 
 import jax
-import jax.extend as jex
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from tests.helpers import primitive_names as _primitive_names
 from jax.lax import linalg as lax_linalg
 
 from jaxls._src.ad.registry import jvp_rules, vjp_rules
@@ -471,15 +472,6 @@ def test_rules_under_jit_and_vmap(name):
         jax.tree.map(
             functools.partial(np.testing.assert_allclose, rtol=1e-10, atol=1e-12), got, eager
         )
-
-
-def _primitive_names(jaxpr):
-    names = set()
-    for eqn in jaxpr.eqns:
-        names.add(eqn.primitive.name)
-        for sub in jex.core.jaxprs_in_params(eqn.params):
-            names |= _primitive_names(sub)
-    return names
 
 
 @pytest.mark.parametrize("name", sorted(PRIMS))

@@ -19,10 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from tests.helpers import primitive_names as _primitive_names
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax import lax
-from jax.extend.core import ClosedJaxpr, Jaxpr, Literal
+from jax.extend.core import Literal
 
 import jaxls._src.ad.rules.structural  # noqa: F401  (fills the rule tables)
 from jaxls._src.ad import registry
@@ -604,19 +606,6 @@ def test_rules_eager_and_under_jit_of_vmap(case):
 
 
 # --------------------------------------------------------------------------- differentiability
-
-
-def _primitive_names(jaxpr, names=None):
-    names = set() if names is None else names
-    for eqn in jaxpr.eqns:
-        names.add(eqn.primitive.name)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, tuple | list) else (value,):
-                if isinstance(sub, ClosedJaxpr):
-                    _primitive_names(sub.jaxpr, names)
-                elif isinstance(sub, Jaxpr):
-                    _primitive_names(sub, names)
-    return names
 
 
 def _import_elementwise():

@@ -22,7 +22,16 @@ from hypothesis import strategies as st
 from scipy.optimize import line_search
 
 import jaxls
-from tests.helpers import EvalCounter, tree_equal_bitwise
+from tests.helpers import (
+    arrays,
+    tree_dot,
+    tree_grad,
+    tree_objective,
+    tree_params,
+    tree_points,
+    EvalCounter,
+    tree_equal_bitwise,
+)
 
 S = jaxls.Status
 EPS = float(np.finfo(np.float64).eps)
@@ -533,57 +542,15 @@ def test_vmap_mixed_batch_matches_unbatched_runs():
 # Hypothesis: smooth problems on pytrees, descent directions, conditions in NumPy.
 
 
-def tree_objective(xp, p, x):
-    """``sum a (u - c)^2 + b u^4 + sum e cosh(v - q) + e0 cosh(w - q0)``, in jnp or NumPy."""
-    u, (v, w) = x["u"], x["vw"]
-    return (
-        xp.sum(p["a"] * (u - p["c"]) ** 2 + p["b"] * u**4)
-        + xp.sum(p["e"] * xp.cosh(v - p["q"]))
-        + p["e0"] * xp.cosh(w - p["q0"])
-    )
-
-
-def tree_grad(p, x):
-    u, (v, w) = x["u"], x["vw"]
-    return {
-        "u": 2 * p["a"] * (u - p["c"]) + 4 * p["b"] * u**3,
-        "vw": (p["e"] * np.sinh(v - p["q"]), p["e0"] * np.sinh(w - p["q0"])),
-    }
-
-
-def tree_dot(a, b):
-    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    return float(sum(np.vdot(u, v) for u, v in pairs))
-
-
 @jax.jit
 def _solve_tree(p, x, d, step_init, c2):
     fun = lambda y: tree_objective(jnp, p, y)
     return jaxls.hager_zhang(fun, x, d, step_init=step_init, c2=c2, max_evals=60)
 
 
-def arrays(lo, hi, shape):
-    n = int(np.prod(shape))
-    return st.lists(st.floats(lo, hi), min_size=n, max_size=n).map(
-        lambda v: np.asarray(v, np.float64).reshape(shape)
-    )
-
-
 @given(
-    p=st.fixed_dictionaries(
-        {
-            "a": arrays(0.1, 10.0, (3,)),
-            "c": arrays(-2.0, 2.0, (3,)),
-            "b": arrays(0.0, 1.0, (3,)),
-            "e": arrays(0.1, 3.0, (2, 2)),
-            "q": arrays(-2.0, 2.0, (2, 2)),
-            "e0": st.floats(0.1, 3.0),
-            "q0": st.floats(-2.0, 2.0),
-        }
-    ),
-    x=st.fixed_dictionaries(
-        {"u": arrays(-2.0, 2.0, (3,)), "vw": st.tuples(arrays(-2.0, 2.0, (2, 2)), st.floats(-2, 2))}
-    ),
+    p=tree_params,
+    x=tree_points,
     scale=arrays(0.05, 20.0, (8,)),
     log_step=st.floats(-4.0, 3.0),
     c2=st.sampled_from([0.1, 0.5, 0.9]),

@@ -13,14 +13,11 @@ on parameters with a leaf sharded over the mesh and a replicated one; and
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import run_on_devices
+
 CHECKS = ("backtracking", "lbfgs_wolfe", "golden_section", "minimize_vmap")
 
 CHECK = r"""
@@ -159,25 +156,8 @@ print("DONE", flush=True)
 @pytest.fixture(scope="module")
 def report() -> dict[str, str]:
     """``{check: line}`` from one process with 8 CPU devices; a line starts OK or FAIL."""
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    ).strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    done = subprocess.run(
-        [sys.executable, "-c", CHECK, *CHECKS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    lines = done.stdout.splitlines()
-    assert lines and lines[-1] == "DONE", output
-    found = {line.split()[1].rstrip(":"): line for line in lines[:-1]}
+    lines, output = run_on_devices(CHECK, CHECKS, timeout=300)
+    found = {line.split()[1].rstrip(":"): line for line in lines}
     assert set(found) == set(CHECKS), output
     return found
 

@@ -9,16 +9,13 @@ a sharded batch of intervals.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_on_devices
+
 import jaxls
 
-ROOT = Path(__file__).resolve().parents[1]
 SEARCHES = ("backtracking", "goldstein", "wolfe", "hager_zhang")
 
 CHECK = r"""
@@ -150,30 +147,12 @@ def _label_name(line: str) -> tuple[str, str]:
 def report() -> list[str]:
     """The checker's lines, ``OK|FAIL kind label ...``, from one process with 8 devices."""
     names = [name for name in SEARCHES if hasattr(jaxls, name)]
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    ).strip()
-    env["JAX_ENABLE_X64"] = "1"
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    done = subprocess.run(
-        [sys.executable, "-c", CHECK, *names],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    lines = done.stdout.splitlines()
-    assert lines and lines[-1] == "DONE", output
-    checked = {_label_name(line) for line in lines[:-1]}
+    lines, output = run_on_devices(CHECK, names, x64=True)
+    checked = {_label_name(line) for line in lines}
     for name in [*names, "golden_section"]:
         for kind in ("auto", "explicit"):
             assert (kind, name) in checked, (kind, name, output)
-    return lines[:-1]
+    return lines
 
 
 def test_sharded_searches_keep_sharding_and_match_unsharded(report):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -84,7 +85,16 @@ def descent_direction(updates, grad):
     return direction, fallback
 
 
-def next_step_init(step, failed, previous_init, *, step_init, growth, failure_shrink, step_max):
+class Restart(NamedTuple):
+    """How the next search of an adapter starts (see `next_step_init`)."""
+
+    step_init: float  # the first search's start, already capped at step_max
+    growth: float | None
+    failure_shrink: float
+    step_max: float | None
+
+
+def next_step_init(step, failed, previous_init, restart: Restart):
     """Where the next search starts.
 
     After a search that made progress: ``step_init`` (``growth=None``), or the accepted step
@@ -92,6 +102,7 @@ def next_step_init(step, failed, previous_init, *, step_init, growth, failure_sh
     direction): ``failure_shrink`` times the step it started from, so that a run never
     repeats the same failure for ever; if that underflows, ``step_init`` again.
     """
+    step_init, growth, failure_shrink, step_max = restart
     dtype = previous_init.dtype
     if growth is None:
         success = jnp.asarray(step_init, dtype)
@@ -111,6 +122,7 @@ def grad_norm(grad) -> jax.Array:
 
 __all__ = [
     "LineSearchInfo",
+    "Restart",
     "check_restart",
     "descent_direction",
     "float_dtype",
@@ -127,8 +139,9 @@ __all__ = [
 # Helpers of the step-size rules `stochastic_armijo` and `nonmonotone_armijo`.
 
 
-def check_restart(call: str, *, step_init, growth, failure_shrink, step_max) -> None:
-    """Eager checks of the constants that `next_step_init` takes; errors name ``call``."""
+def check_restart(call: str, *, step_init, growth, failure_shrink, step_max) -> Restart:
+    """Eager checks of the restart constants (errors name ``call``), and the `Restart` they
+    make: the first search starts from ``min(step_init, step_max)``."""
     checks.positive(call, "step_init", step_init)
     if growth is not None:
         checks.finite(call, "growth", growth)
@@ -137,6 +150,8 @@ def check_restart(call: str, *, step_init, growth, failure_shrink, step_max) -> 
     checks.open_interval(call, "failure_shrink", failure_shrink, 0.0, 1.0)
     if step_max is not None:
         checks.positive(call, "step_max", step_max)
+    first = min(step_init, math.inf if step_max is None else step_max)
+    return Restart(first, growth, failure_shrink, step_max)
 
 
 def record(previous: LineSearchInfo, step, num_evals, status, fallback):

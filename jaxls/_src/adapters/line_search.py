@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -154,7 +153,7 @@ def scale_by_line_search(
       [0.682328 0.682328 0.682328]
     """
     kind = search_kind(search)
-    common.check_restart(
+    restart = common.check_restart(
         CALL, step_init=step_init, growth=growth, failure_shrink=failure_shrink, step_max=step_max
     )
     if kind == "exact" and step_max is None:
@@ -168,13 +167,9 @@ def scale_by_line_search(
     if passes_step_max and step_max is not None:
         config = {**config, "step_max": step_max}
     check_config(search, kind, config)
-    first = step_max if kind == "exact" else min(step_init, step_max or math.inf)
-    restart = {
-        "step_init": first,
-        "growth": growth,
-        "failure_shrink": failure_shrink,
-        "step_max": step_max,
-    }
+    if kind == "exact":  # the first interval is [0, step_max]
+        restart = restart._replace(step_init=step_max)
+    first = restart.step_init
 
     def init_fn(params) -> ScaleByLineSearchState:
         dtype = common.float_dtype(params)
@@ -206,7 +201,7 @@ def scale_by_line_search(
         step = res.step.astype(dtype)
         info, failed = common.record(state.info, step, res.num_evals, res.status, fallback)
         new_state = ScaleByLineSearchState(
-            step_init=common.next_step_init(step, failed, state.step_init, **restart),
+            step_init=common.next_step_init(step, failed, state.step_init, restart),
             value=res.value,
             grad=res.grad,
             info=info,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax
@@ -115,19 +114,13 @@ def nonmonotone_armijo(
         raise ValueError(f"`jaxls.{CALL}(eta={eta!r})`: `eta` must be in [0, 1].")
     checks.open_interval(CALL, "c1", c1, 0.0, 1.0)
     checks.open_interval(CALL, "shrink", shrink, 0.0, 1.0)
-    common.check_restart(
+    restart = common.check_restart(
         CALL, step_init=step_init, growth=growth, failure_shrink=failure_shrink, step_max=step_max
     )
     checks.int_at_least(CALL, "max_evals", max_evals, 1)
     if not isinstance(interpolate, bool):
         raise TypeError(f"`jaxls.{CALL}(interpolate={interpolate!r})`: must be True or False.")
-    first = min(step_init, math.inf if step_max is None else step_max)
-    restart = {
-        "step_init": first,
-        "growth": growth,
-        "failure_shrink": failure_shrink,
-        "step_max": step_max,
-    }
+    first = restart.step_init
 
     def init_fn(params) -> NonmonotoneArmijoState:
         dtype = common.float_dtype(params)
@@ -166,7 +159,7 @@ def nonmonotone_armijo(
         info, failed = common.record(state.info, step, res.num_evals, res.status, fallback)
         new_weight = eta * weight + 1
         new_state = NonmonotoneArmijoState(
-            step_init=common.next_step_init(step, failed, state.step_init, **restart),
+            step_init=common.next_step_init(step, failed, state.step_init, restart),
             value=res.value,
             grad=res.grad,
             reference=(eta * weight * reference + res.value) / new_weight,

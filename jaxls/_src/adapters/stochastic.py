@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -180,7 +179,7 @@ def stochastic_armijo(
       >>> print(jnp.round(w, 4))
       [ 1.  -2.   0.5]
     """
-    common.check_restart(
+    restart = common.check_restart(
         CALL, step_init=step_init, growth=growth, failure_shrink=failure_shrink, step_max=step_max
     )
     checks.open_interval(CALL, "c1", c1, 0.0, 1.0)
@@ -196,13 +195,8 @@ def stochastic_armijo(
         checks.int_at_least(CALL, "batch_size", batch_size, 1)
         checks.int_at_least(CALL, "num_examples", num_examples, batch_size)
         fraction = batch_size / num_examples
-    first = min(step_init, math.inf if step_max is None else step_max)
-    restart = {
-        "step_init": first,
-        "growth": float(growth) ** fraction,
-        "failure_shrink": failure_shrink,
-        "step_max": step_max,
-    }
+    restart = restart._replace(growth=float(growth) ** fraction)
+    first = restart.step_init
 
     def init_fn(params) -> StochasticArmijoState:
         dtype = common.float_dtype(params)
@@ -221,7 +215,7 @@ def stochastic_armijo(
         info, failed = common.record(
             state.info, search.step, search.num_evals, search.status, fallback
         )
-        step_init = common.next_step_init(search.step, failed, state.step_init, **restart)
+        step_init = common.next_step_init(search.step, failed, state.step_init, restart)
         stationary = (search.step == 0) & ~failed  # zero minibatch gradient: keep the start
         new_state = StochasticArmijoState(
             step_init=jnp.where(stationary, state.step_init, step_init), info=info
