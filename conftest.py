@@ -1,5 +1,5 @@
-"""Root conftest: float64 on for the test suite and the doctests alike."""
+"""Root conftest: doctests run in JAX's default configuration (x64 off), as users run them."""
 
 import jax
 
-jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_enable_x64", False)

@@ -1,27 +1,67 @@
-"""Strict test configuration: float64 on (float32 data is still tested), hypothesis
-profiles, and rank promotion errors so that shape bugs cannot hide."""
+"""Strict test configuration, built around JAX's default configuration (x64 off).
+
+* x64 stays off, as for most users: Python floats are float32. A test that needs float64
+  gets it locally, inside `jax.enable_x64(True)`, when it is marked ``@pytest.mark.x64``
+  (say why in the marker's ``reason``) or when one of its parameters is a 64-bit dtype
+  (``dtype=jnp.float64``): parametrising a test over dtypes is all it takes. Arrays made at
+  import time are float32; make float64 data inside the test.
+* rank promotion raises, warnings are errors (pyproject.toml), hypothesis profiles.
+"""
 
 import os
 
 import jax
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_enable_x64", False)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 settings.register_profile(
     "default",
     max_examples=25,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     derandomize=True,
 )
 settings.register_profile(
-    "thorough", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "thorough",
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 # HYPOTHESIS_PROFILE=thorough python -m pytest  for a longer, randomised search.
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+_WIDE = (np.dtype(np.float64), np.dtype(np.complex128), np.dtype(np.int64))
+
+
+def is_64bit(value) -> bool:
+    """Whether a test parameter is (or names) a 64-bit dtype."""
+    if isinstance(value, (tuple, list)):
+        return any(is_64bit(v) for v in value)
+    try:
+        return np.dtype(value) in _WIDE
+    except TypeError:
+        return False
+
+
+def needs_x64(item) -> bool:
+    if item.get_closest_marker("x64") is not None:
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and any(is_64bit(v) for v in callspec.params.values())
+
+
+@pytest.fixture(autouse=True)
+def _x64_where_asked(request):
+    """float64 on for this test alone when it asks for it (see the module docstring)."""
+    if needs_x64(request.node):
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
 
 
 @pytest.fixture(params=["eager", "jit"])

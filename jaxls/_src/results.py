@@ -2,6 +2,14 @@
 
 Results are pytrees of arrays, so they pass through `jax.jit` and `jax.vmap`; under `vmap`
 each member carries its own `status` and `num_evals`.
+
+The dtype rule, the same for every search: a search works in one real floating dtype, that
+of its data (``lower`` and ``upper``, or the leaves of ``x`` and ``direction``) promoted
+with the dtype of the objective's value (`jnp.promote_types`). Points on an interval,
+steps, values and slopes are computed and returned in it; constants (``c1``, ``tol``, ...)
+are cast to it once, on entry; gradients keep the dtype of each leaf of ``x``. So bfloat16
+parameters with a float32 loss are searched in float32, and a float64 objective of float32
+data (under x64) in float64.
 """
 
 from __future__ import annotations
@@ -48,8 +56,10 @@ _MESSAGES = {
     Status.NOT_DESCENT: "the direction is not a descent direction (slope >= 0); step 0 returned",
     Status.STEP_LIMIT: "the step reached `step_max` with the conditions unmet (the objective may "
     "be unbounded below along the direction); the best point found is returned",
-    Status.ROUNDING: "the step interval shrank to rounding level before the conditions held; "
-    "the best point satisfying sufficient decrease (or step 0) is returned",
+    Status.ROUNDING: "the interval shrank to what the dtype resolves before the requested "
+    "tolerance or conditions were met (a tolerance below the dtype's resolution, or a decrease "
+    "lost to rounding); the best point found is returned (for a step search: the best step "
+    "that decreases the objective, or step 0)",
     Status.NO_DECREASE: "the best point the search found does not decrease the objective below "
     "its value at the start; step 0 returned",
     Status.MAX_STEPS: "the optimiser's step budget `max_steps` ran out before the gradient norm "
@@ -80,8 +90,10 @@ class ScalarResult(NamedTuple):
         lower: lower end of the final bracket, which contains ``x`` (and, for a unimodal
             objective, the minimiser).
         upper: upper end of the final bracket.
-        num_evals: number of objective evaluations the search made (``int32``).
+        num_evals: number of calls of the objective the search made (``int32``).
         status: a `Status` code (``int32``).
+        aux: with ``has_aux=True``, the auxiliary output of the objective at ``x``
+            (``fun(x) = (value, aux)``); else None.
     """
 
     x: jax.Array
@@ -90,6 +102,7 @@ class ScalarResult(NamedTuple):
     upper: jax.Array
     num_evals: jax.Array
     status: jax.Array
+    aux: Any = None
 
     @property
     def converged(self) -> jax.Array:
@@ -114,9 +127,15 @@ class LineSearchResult(NamedTuple):
       value: ``f(x + t d)``.
       grad: ``grad f(x + t d)``, a pytree like ``x``.
       slope: ``phi'(t) = <grad f(x + t d), d>``.
-      num_evals: number of value-and-gradient evaluations made, the one at ``x`` included
-        when ``value``/``grad`` were not given (``int32``).
+      num_evals: number of calls of the objective, the one at ``x`` included when
+        ``value``/``grad`` were not given (``int32``). A call evaluates the value, or the
+        value and the gradient together: ``num_grads`` of them computed a gradient.
       status: a `Status` code (``int32``).
+      num_grads: how many of the ``num_evals`` calls computed the gradient (``int32``).
+      met_nonfinite: True if the objective or its gradient was NaN or inf at some trial
+        step, whether or not the search recovered from it.
+      aux: with ``has_aux=True``, the auxiliary output of the objective at the returned
+        point (``fun(x) = (value, aux)``); else None.
     """
 
     step: jax.Array
@@ -125,6 +144,9 @@ class LineSearchResult(NamedTuple):
     slope: jax.Array
     num_evals: jax.Array
     status: jax.Array
+    num_grads: jax.Array
+    met_nonfinite: jax.Array
+    aux: Any = None
 
     @property
     def converged(self) -> jax.Array:

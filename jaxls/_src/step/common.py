@@ -103,7 +103,7 @@ def setup(
     return Start(phi, origin, first, step_max, num_evals, status, dtype)
 
 
-def result(point: LinePoint, num_evals, status) -> LineSearchResult:
+def result(point: LinePoint, num_evals, status, *, num_grads=None, met_nonfinite=False):
     return LineSearchResult(
         step=point.step,
         value=point.value,
@@ -111,6 +111,8 @@ def result(point: LinePoint, num_evals, status) -> LineSearchResult:
         slope=point.slope,
         num_evals=jnp.asarray(num_evals, jnp.int32),
         status=jnp.asarray(status, jnp.int32),
+        num_grads=jnp.asarray(num_evals if num_grads is None else num_grads, jnp.int32),
+        met_nonfinite=jnp.asarray(met_nonfinite, bool),
     )
 
 
