@@ -140,6 +140,7 @@ def mt_results(case, strong=True):
 
 
 @pytest.mark.parametrize("case", MORE_THUENTE, ids=CASE_IDS)
+@pytest.mark.x64(reason="dcsrch reference in float64")
 def test_more_thuente_strong_wolfe_like_dcsrch(case):
     name, _, _, c1, c2, table = case
     res, phi = mt_results(case)

@@ -145,4 +145,4 @@ def backtracking(
 
     state = BacktrackingState(origin, origin, start.num_evals, start.status)
     state = loop.run_while(step, state, max_evals)
-    return common.result(state.accepted, state.num_evals, state.status)
+    return common.result(start, state.accepted, state.num_evals, state.status)

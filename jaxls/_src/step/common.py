@@ -1,4 +1,12 @@
-"""What every step-size search shares: input handling, the starting point, the result."""
+"""What every step-size search shares: input handling, the starting point, the result.
+
+The searches work on ``phi(tau) = f(x + tau d / s)``: ``s`` is the power of two nearest
+below ``max |d_i|`` (1 when ``max |d_i| <= 1``), so that a steep objective whose slope
+``<grad f, d>`` is beyond the dtype's range (``d = -grad f`` with ``|grad f| > 1.8e19`` in
+float32) still gives a finite slope and a usable step. Multiplying and dividing by a power
+of two is exact, so for every other problem the trial points, and so the search, are those
+of ``phi(t) = f(x + t d)`` with ``t = tau / s``: `result` converts back.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +20,82 @@ import jax.numpy as jnp
 from jaxls._src import checks
 from jaxls._src.loop import select
 from jaxls._src.results import RUNNING, LineSearchResult, Status
-from jaxls._src.step.line import LinePoint, restrict, tree_vdot
+from jaxls._src.step.line import (
+    LinePoint,
+    directional_derivative,
+    real_dtype,
+    restrict,
+    split_aux,
+)
 
 
 class Start(NamedTuple):
-    """A validated search: ``phi``, its value at ``t = 0`` and the initial status."""
+    """A validated search: ``phi``, its value at ``tau = 0`` and the initial status."""
 
-    phi: Callable  # t -> LinePoint, one evaluation
-    origin: LinePoint  # t = 0
-    step_init: jax.Array  # the first trial step, at most step_max (0 for members that won't run)
+    phi: Callable  # tau -> LinePoint: one call of value_and_grad
+    phi_value: Callable  # tau -> LinePoint without slope and gradient: one call of fun
+    origin: LinePoint  # tau = 0
+    step_init: jax.Array  # the first trial, at most step_max (0 for members that won't run)
     step_max: jax.Array  # the largest step tried (+inf: no limit)
     num_evals: jax.Array  # 1 if the origin had to be evaluated, else 0
     status: jax.Array  # RUNNING, or INVALID_INPUT / NONFINITE / NOT_DESCENT
-    dtype: Any  # of steps, values and slopes
+    dtype: Any  # of steps, values and slopes (the dtype rule of `jaxls.Status`' module)
+    scale: jax.Array  # s: the search's step tau is s times the user's step t
+
+    def constant(self, value) -> jax.Array:
+        """A configuration constant (Python number or array) in the search's dtype."""
+        return jnp.asarray(value).astype(self.dtype)
+
+
+def _floating(call: str, name: str, tree):
+    """The leaves of ``tree`` as arrays, checked to be floating (real or complex)."""
+    leaves = [jnp.asarray(leaf) for leaf in jax.tree.leaves(tree)]
+    for leaf in leaves:
+        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            raise TypeError(
+                f"`jaxls.{call}`: `{name}` must be floating, got a leaf of dtype {leaf.dtype}; "
+                f"convert it, e.g. `{name}.astype(jnp.float32)`."
+            )
+    return leaves
+
+
+def _check_output(call: str, out, has_aux: bool):
+    """The objective's output (a `jax.ShapeDtypeStruct` tree): a real scalar, or a
+    ``(scalar, aux)`` pair with ``has_aux``. Returns the value's dtype and aux's shape."""
+    if has_aux:
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(
+                f"`jaxls.{call}(has_aux=True)`: `fun` must return a pair `(value, aux)`, "
+                f"got {out}."
+            )
+        out, aux = out
+    else:
+        aux = None
+    if isinstance(out, (tuple, list)):
+        raise TypeError(
+            f"`jaxls.{call}`: `fun` returned a {type(out).__name__}; if it returns "
+            "`(value, aux)`, pass `has_aux=True`."
+        )
+    if not hasattr(out, "shape") or out.shape != ():
+        raise TypeError(
+            f"`jaxls.{call}`: `fun` must return a scalar, got {getattr(out, 'shape', out)}; "
+            "sum or average a vector of losses, or `jax.vmap` the search over many problems."
+        )
+    if jnp.issubdtype(out.dtype, jnp.complexfloating):
+        raise TypeError(
+            f"`jaxls.{call}`: `fun` must return a real value, got dtype {out.dtype}; "
+            "minimise e.g. its absolute value or real part."
+        )
+    return out.dtype, aux
+
+
+def direction_scale(direction, dtype) -> jax.Array:
+    """``s``: the largest power of two ``<= max |d_i|``, or 1 if that is below 1 or not
+    finite (then the search fails on the direction anyway)."""
+    largest = jnp.max(jnp.stack([jnp.max(jnp.abs(d)).astype(dtype) for d in direction]))
+    _, exponent = jnp.frexp(largest)
+    usable = jnp.isfinite(largest) & (largest > 1)
+    return jnp.where(usable, jnp.ldexp(jnp.ones((), dtype), exponent - 1), 1).astype(dtype)
 
 
 def setup(
@@ -36,61 +107,108 @@ def setup(
     value=None,
     grad=None,
     value_and_grad: Callable | None = None,
+    has_aux: bool = False,
     step_init=1.0,
     step_max=math.inf,
     max_evals: int,
+    valid=True,
 ) -> Start:
     """Validate, build ``phi``, evaluate the origin if needed, and check for descent.
 
-    ``value_and_grad(x) -> (f(x), grad f(x))`` defaults to ``jax.value_and_grad(fun)``.
-    The origin is evaluated (one evaluation, counted) unless both ``value`` and ``grad``
-    are given. A member whose ``phi'(0) >= 0`` gets ``NOT_DESCENT``; one whose ``phi(0)`` or
-    ``phi'(0)`` is not finite gets ``NONFINITE``; a traced ``step_init`` that is not positive
-    and finite, or a traced ``step_max`` that is not positive, gets ``INVALID_INPUT``. Such
-    members never run: their result is the origin. ``step_max=None`` means the dtype's
-    largest finite number; the first trial step is ``min(step_init, step_max)``.
+    ``value_and_grad(x) -> (f(x), grad f(x))`` (``((f(x), aux), grad f(x))`` with
+    ``has_aux``, as `jax.value_and_grad` returns) defaults to ``jax.value_and_grad(fun)``;
+    value-only calls use ``fun``, or ``value_and_grad`` if ``fun`` is None. The origin is
+    evaluated at ``x`` itself (one call, counted) unless both ``value`` and ``grad`` are
+    given. ``valid`` is the conjunction of the search's own checks of its constants (True,
+    or a traced boolean). A member gets ``INVALID_INPUT`` if it is not valid, if a traced
+    ``step_init`` is not positive and finite or ``step_max`` not positive, or if the
+    direction is not finite; ``NONFINITE`` if ``phi(0)`` or ``phi'(0)`` is not; and
+    ``NOT_DESCENT`` if ``phi'(0) >= 0``. Such members never run: their result is the
+    origin. ``step_max=None`` means the dtype's largest finite number; the first trial step
+    is ``min(step_init, step_max)``.
     """
+    has_aux = checks.boolean(call, "has_aux", has_aux)
     if value_and_grad is None:
         if fun is None:
             raise TypeError(f"`jaxls.{call}`: give `fun` or `value_and_grad`.")
-        value_and_grad = jax.value_and_grad(fun)
-    checks.positive(call, "step_init", step_init)
-    if step_max is not None and checks.is_concrete(step_max) and not float(step_max) > 0:
-        raise ValueError(f"`jaxls.{call}(step_max={step_max!r})`: `step_max` must be > 0.")
+        checks.function(call, "fun", fun)
+        value_and_grad = jax.value_and_grad(fun, has_aux=has_aux)
+        value_fn = fun
+    else:
+        checks.function(call, "value_and_grad", value_and_grad)
+        if fun is not None:
+            checks.function(call, "fun", fun)
+        value_fn = fun if fun is not None else (lambda y: value_and_grad(y)[0])
+    valid = valid & checks.positive(call, "step_init", step_init)
+    if step_max is not None:
+        checks.scalar(call, "step_max", step_max)
+        if checks.is_concrete(step_max) and not float(step_max) > 0:
+            raise ValueError(f"`jaxls.{call}(step_max={step_max!r})`: `step_max` must be > 0.")
     checks.int_at_least(call, "max_evals", max_evals, 1)
     if jax.tree.structure(x) != jax.tree.structure(direction):
         raise ValueError(
             f"`jaxls.{call}`: `x` and `direction` must be pytrees of the same structure, got "
             f"{jax.tree.structure(x)} and {jax.tree.structure(direction)}."
         )
-    leaves = jax.tree.leaves(x)
-    if not leaves:
+    x_leaves = _floating(call, "x", x)
+    d_leaves = _floating(call, "direction", direction)
+    if not x_leaves:
         raise ValueError(f"`jaxls.{call}`: `x` has no leaves.")
-    for a, b in zip(leaves, jax.tree.leaves(direction), strict=True):
-        if jnp.shape(a) != jnp.shape(b):
+    for a, b in zip(x_leaves, d_leaves, strict=True):
+        if a.shape != b.shape:
             raise ValueError(
                 f"`jaxls.{call}`: `x` and `direction` leaves differ in shape: "
-                f"{jnp.shape(a)} and {jnp.shape(b)}."
+                f"{a.shape} and {b.shape}."
             )
-    dtype = jnp.result_type(*leaves, *jax.tree.leaves(direction))
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"`jaxls.{call}`: `x` and `direction` must be real floating, got {dtype}.")
-    phi = restrict(value_and_grad, x, direction, dtype)
+    x = jax.tree.unflatten(jax.tree.structure(x), x_leaves)
+    direction = jax.tree.unflatten(jax.tree.structure(direction), d_leaves)
+
+    data_dtype = real_dtype(jnp.result_type(*x_leaves, *d_leaves))
+    value_dtype, aux_shape = _check_output(call, jax.eval_shape(value_fn, x), has_aux)
+    dtype = data_dtype
+    if jnp.issubdtype(value_dtype, jnp.floating):
+        dtype = jnp.promote_types(data_dtype, value_dtype)
+
+    scale = direction_scale(d_leaves, dtype)
+    # Exact: s is a power of two (each leaf keeps its dtype).
+    scaled = jax.tree.map(lambda d: (d / scale.astype(real_dtype(d.dtype))).astype(d.dtype), direction)
+    phi, phi_value = restrict(value_and_grad, value_fn, x, scaled, dtype, has_aux)
 
     if value is None or grad is None:
-        origin = phi(jnp.zeros((), dtype))
+        out, grad = value_and_grad(x)
+        value, aux = split_aux(out, has_aux)
         num_evals = jnp.ones((), jnp.int32)
     else:
-        value = jnp.asarray(value).astype(dtype)
-        origin = LinePoint(
-            jnp.zeros((), dtype), value, tree_vdot(grad, direction).astype(dtype), grad
-        )
+        if jax.tree.structure(grad) != jax.tree.structure(x) or any(
+            jnp.shape(g) != a.shape for g, a in zip(jax.tree.leaves(grad), x_leaves, strict=True)
+        ):
+            raise ValueError(
+                f"`jaxls.{call}`: `grad` must be a pytree like `x` (same structure and shapes); "
+                f"got {jax.tree.map(jnp.shape, grad)} for `x` of shapes "
+                f"{jax.tree.map(jnp.shape, x)}."
+            )
+        if jnp.shape(value) != ():
+            raise ValueError(
+                f"`jaxls.{call}`: `value` must be the scalar f(x), got shape {jnp.shape(value)}."
+            )
+        aux = None if aux_shape is None else jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux_shape)
         num_evals = jnp.zeros((), jnp.int32)
+    origin = LinePoint(
+        jnp.zeros((), dtype),
+        jnp.asarray(value).astype(dtype),
+        directional_derivative(grad, scaled).astype(dtype),
+        grad,
+        aux,
+    )
 
-    step_init = jnp.asarray(step_init, dtype)
-    step_max = jnp.asarray(jnp.finfo(dtype).max if step_max is None else step_max, dtype)
+    direction_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(d)) for d in d_leaves]))
+    step_init = jnp.minimum(jnp.asarray(step_init).astype(dtype) * scale, jnp.finfo(dtype).max)
+    if step_max is None:
+        step_max = jnp.asarray(jnp.finfo(dtype).max, dtype)
+    else:
+        step_max = jnp.asarray(step_max).astype(dtype) * scale
     status = jnp.where(
-        ~(jnp.isfinite(step_init) & (step_init > 0) & (step_max > 0)),
+        ~(valid & direction_finite & (step_max > 0)),
         Status.INVALID_INPUT,
         jnp.where(
             ~(jnp.isfinite(origin.value) & jnp.isfinite(origin.slope)),
@@ -99,26 +217,30 @@ def setup(
         ),
     ).astype(jnp.int32)
     running = status == RUNNING
-    first = jnp.where(running, jnp.minimum(step_init, step_max), 0)
-    return Start(phi, origin, first, step_max, num_evals, status, dtype)
+    first = jnp.where(running, jnp.minimum(step_init, step_max), 0).astype(dtype)
+    return Start(phi, phi_value, origin, first, step_max, num_evals, status, dtype, scale)
 
 
-def result(point: LinePoint, num_evals, status, *, num_grads=None, met_nonfinite=False):
+def result(
+    start: Start, point: LinePoint, num_evals, status, *, num_grads=None, met_nonfinite=False
+) -> LineSearchResult:
+    """The result at ``point``, in the user's step units (``t = tau / s``)."""
     return LineSearchResult(
-        step=point.step,
+        step=point.step / start.scale,
         value=point.value,
         grad=point.grad,
-        slope=point.slope,
+        slope=point.slope * start.scale,
         num_evals=jnp.asarray(num_evals, jnp.int32),
         status=jnp.asarray(status, jnp.int32),
         num_grads=jnp.asarray(num_evals if num_grads is None else num_grads, jnp.int32),
         met_nonfinite=jnp.asarray(met_nonfinite, bool),
+        aux=point.aux,
     )
 
 
 def origin_result(start: Start) -> LineSearchResult:
     """The result for members that never run: the origin, with the initial status."""
-    return result(start.origin, start.num_evals, start.status)
+    return result(start, start.origin, start.num_evals, start.status)
 
 
 __all__ = ["LinePoint", "Start", "origin_result", "result", "select", "setup"]

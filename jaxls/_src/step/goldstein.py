@@ -175,4 +175,4 @@ def goldstein(
     nowhere = LinePoint(inf, jnp.asarray(jnp.nan, dtype), jnp.asarray(jnp.nan, dtype), None)
     state = GoldsteinState(origin, nowhere, trial, start.num_evals, status)
     state = loop.run_while(step, state, max_evals)
-    return common.result(state.lo, state.num_evals, state.status)
+    return common.result(start, state.lo, state.num_evals, state.status)

@@ -266,4 +266,4 @@ def hager_zhang(
         status=status,
     )
     state = loop.run_while(step, state, max_evals)
-    return common.result(state.best, state.num_evals, state.status)
+    return common.result(start, state.best, state.num_evals, state.status)

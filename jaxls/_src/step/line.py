@@ -10,12 +10,17 @@ import jax.numpy as jnp
 
 
 class LinePoint(NamedTuple):
-    """A trial step and what one evaluation there gives: ``phi(t)``, ``phi'(t)``, the gradient."""
+    """A trial step and what one evaluation there gives.
+
+    ``phi(t)``; ``phi'(t)`` and the gradient when the call computed them (a value-only
+    call leaves ``slope`` NaN and ``grad`` None); ``aux`` with ``has_aux``, else None.
+    """
 
     step: jax.Array
     value: jax.Array
     slope: jax.Array
     grad: Any
+    aux: Any = None
 
 
 def tree_vdot(a, b) -> jax.Array:
@@ -24,24 +29,53 @@ def tree_vdot(a, b) -> jax.Array:
     return sum(products[1:], products[0])
 
 
+def directional_derivative(grad, direction) -> jax.Array:
+    """``phi'(t) = Re sum(g * d)`` over the leaves: the derivative of ``f(x + t d)`` in ``t``.
+
+    For real leaves this is ``<g, d>``. For complex leaves, ``jax.grad`` of a real function
+    returns ``g = df/da - i df/db`` at ``z = a + i b``, so ``Re(g d)`` is the derivative along
+    ``d`` (and ``-conj(g)`` is the steepest-descent direction).
+    """
+    products = [
+        jnp.real(jnp.vdot(jnp.conj(g), d))
+        for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(direction), strict=True)
+    ]
+    return sum(products[1:], products[0])
+
+
 def tree_axpy(t, d, x):
     """``x + t d`` leaf by leaf, each leaf keeping its dtype (and, under jit, its sharding)."""
     return jax.tree.map(lambda xi, di: (xi + jnp.asarray(t, xi.dtype) * di).astype(xi.dtype), x, d)
 
 
-def restrict(value_and_grad: Callable, x, direction, dtype) -> Callable:
-    """``phi(t) -> LinePoint``: one call of ``value_and_grad`` at ``x + t direction``."""
+def real_dtype(dtype):
+    """The real floating dtype of ``dtype`` (float32 for complex64)."""
+    return jnp.finfo(dtype).dtype
+
+
+def split_aux(out, has_aux: bool):
+    """``(value, aux)`` of an objective's output (``aux`` None without ``has_aux``)."""
+    return out if has_aux else (out, None)
+
+
+def restrict(value_and_grad: Callable, value_fn: Callable, x, direction, dtype, has_aux):
+    """``phi(t) -> LinePoint`` (value and gradient) and ``phi_value(t) -> LinePoint`` (value
+    only), one call each at ``x + t direction``; values and slopes in ``dtype``."""
 
     def phi(t) -> LinePoint:
-        value, grad = value_and_grad(tree_axpy(t, direction, x))
-        value = jnp.asarray(value)
-        if value.shape != ():
-            raise TypeError(f"the objective must return a scalar, got shape {value.shape}")
+        out, grad = value_and_grad(tree_axpy(t, direction, x))
+        value, aux = split_aux(out, has_aux)
         return LinePoint(
             jnp.asarray(t, dtype),
-            value.astype(dtype),
-            tree_vdot(grad, direction).astype(dtype),
+            jnp.asarray(value).astype(dtype),
+            directional_derivative(grad, direction).astype(dtype),
             grad,
+            aux,
         )
 
-    return phi
+    def phi_value(t) -> LinePoint:
+        value, aux = split_aux(value_fn(tree_axpy(t, direction, x)), has_aux)
+        nan = jnp.asarray(jnp.nan, dtype)
+        return LinePoint(jnp.asarray(t, dtype), jnp.asarray(value).astype(dtype), nan, None, aux)
+
+    return phi, phi_value

@@ -311,4 +311,4 @@ def wolfe(
         status=status,
     )
     state = loop.run_while(step, state, max_evals)
-    return common.result(state.accepted, state.num_evals, state.status)
+    return common.result(start, state.accepted, state.num_evals, state.status)
