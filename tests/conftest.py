@@ -43,7 +43,7 @@ def is_64bit(value) -> bool:
         return any(is_64bit(v) for v in value)
     try:
         return np.dtype(value) in _WIDE
-    except TypeError:
+    except (TypeError, ValueError):
         return False
 
 

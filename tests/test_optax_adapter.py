@@ -1,8 +1,11 @@
 """`jaxls.optax.scale_by_line_search` and `jaxls.optax.minimize`: the optax protocol, the
-failure policy, argument routing, dtypes, gradients, and evaluation counts."""
+failure policy, argument routing, errors, has_aux, dtypes, gradients, and evaluation counts.
+
+Float32 (JAX's default) unless a test is parametrised over dtypes."""
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,12 +14,23 @@ import pytest
 
 import jaxls
 from jaxls import Status
-from jaxls.optax import LineSearchInfo, minimize, scale_by_line_search
+from jaxls.optax import (
+    UNCOUNTED,
+    LineSearchInfo,
+    minimize,
+    nonmonotone_armijo,
+    scale_by_line_search,
+    stochastic_armijo,
+)
 from tests.helpers import EvalCounter
 
 INEXACT = [jaxls.backtracking, jaxls.goldstein, jaxls.wolfe, jaxls.hager_zhang]
 EXACT = [jaxls.golden_section, jaxls.brent, jaxls.dichotomy, jaxls.parabolic]
-EXACT_CONFIG = {"step_max": 2.0, "tol": 1e-8}
+EXACT_CONFIG = {"step_max": 2.0, "tol": 1e-5}
+name_of = lambda s: s.__name__
+# float32: a point rounded once more or less (XLA may fuse `x + t d` into one FMA in one
+# compiled function and not in another) moves value and gradient by a few ulps.
+F32 = {"rtol": 2e-6, "atol": 1e-6}
 
 
 def quartic(w):
@@ -24,9 +38,17 @@ def quartic(w):
 
 
 def rule(search, **config):
-    if search in EXACT and not config:
-        config = EXACT_CONFIG
+    if search in EXACT:
+        config = {**EXACT_CONFIG, **config}
     return scale_by_line_search(search, **config)
+
+
+# Every rule of jaxls.optax, by name: `scale_by_line_search` of every search, and the two rules.
+ALL_RULES = {
+    **{s.__name__: (lambda s=s, **kw: rule(s, **kw)) for s in INEXACT + EXACT},
+    "stochastic_armijo": stochastic_armijo,
+    "nonmonotone_armijo": nonmonotone_armijo,
+}
 
 
 def one_step(opt, f, w, **extra):
@@ -43,7 +65,7 @@ def _infos(state):
 # --- the protocol ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("search", INEXACT + EXACT, ids=lambda s: s.__name__)
+@pytest.mark.parametrize("search", INEXACT + EXACT, ids=name_of)
 def test_chain_after_sgd_decreases_and_state_matches_new_params(search):
     opt = optax.chain(optax.sgd(1.0), rule(search))
     w = jnp.array([0.0, -1.0, 2.0])
@@ -53,27 +75,27 @@ def test_chain_after_sgd_decreases_and_state_matches_new_params(search):
     value, grad = jax.value_and_grad(quartic)(new)
     assert float(value) < float(value0)
     # The state's value and grad are those of the new parameters: reusable.
-    assert optax.tree.get(state, "value") == pytest.approx(float(value), rel=1e-14)
-    np.testing.assert_allclose(optax.tree.get(state, "grad"), grad, rtol=1e-12)
+    np.testing.assert_allclose(optax.tree.get(state, "value"), value, **F32)
+    np.testing.assert_allclose(optax.tree.get(state, "grad"), grad, **F32)
     info = _infos(state)[0]
-    np.testing.assert_allclose(updates, -info.step * jax.grad(quartic)(w), rtol=1e-15)
+    np.testing.assert_allclose(updates, -info.step * jax.grad(quartic)(w), rtol=1e-7)
 
 
-@pytest.mark.parametrize("search", [jaxls.wolfe, jaxls.hager_zhang], ids=lambda s: s.__name__)
+@pytest.mark.parametrize("search", [jaxls.wolfe, jaxls.hager_zhang], ids=name_of)
 def test_drop_in_for_lbfgs_line_search(search):
     rosenbrock = lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
     opt = optax.lbfgs(linesearch=rule(search))
-    res = jax.jit(lambda w: minimize(rosenbrock, w, opt, tol=1e-8))(jnp.array([-1.2, 1.0]))
+    res = jax.jit(lambda w: minimize(rosenbrock, w, opt, tol=1e-5))(jnp.array([-1.2, 1.0]))
     assert int(res.status) == Status.SUCCESS
-    np.testing.assert_allclose(res.params, [1.0, 1.0], atol=1e-7)
+    np.testing.assert_allclose(res.params, [1.0, 1.0], atol=1e-5)
     # Exactly one `value` and one `grad` in the whole L-BFGS state.
     assert optax.tree.get(res.state, "value") == res.value
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
-@pytest.mark.parametrize("search", [jaxls.wolfe, jaxls.golden_section], ids=lambda s: s.__name__)
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32, jnp.float64])
+@pytest.mark.parametrize("search", [jaxls.wolfe, jaxls.golden_section], ids=name_of)
 def test_state_dtypes_and_shapes_never_change(search, dtype):
-    opt = optax.chain(optax.sgd(1.0), rule(search))
+    opt = optax.chain(optax.sgd(1.0), rule(search, tol=0.1) if search in EXACT else rule(search))
     w = jnp.array([0.5, -1.0], dtype)
     state = opt.init(w)
     kinds = lambda tree: jax.tree.map(lambda a: (jnp.shape(a), jnp.asarray(a).dtype), tree)
@@ -82,16 +104,17 @@ def test_state_dtypes_and_shapes_never_change(search, dtype):
     updates, new_state = opt.update(grad, state, w, value=value, grad=grad, value_fn=quartic)
     assert kinds(new_state) == before
     assert updates.dtype == dtype
+    assert float(quartic(w + updates)) < float(value)
 
 
 def test_a_jitted_training_step_is_traced_once():
-    traces = []
     opt = optax.lbfgs(linesearch=rule(jaxls.wolfe))
     value_and_grad = optax.value_and_grad_from_state(quartic)
+    chex.clear_trace_counter()
 
     @jax.jit
+    @chex.assert_max_traces(n=1)
     def step(w, state):
-        traces.append(1)
         value, grad = value_and_grad(w, state=state)
         updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=quartic)
         return optax.apply_updates(w, updates), state
@@ -100,26 +123,158 @@ def test_a_jitted_training_step_is_traced_once():
     state = opt.init(w)
     for _ in range(20):
         w, state = step(w, state)
-    assert len(traces) == 1
-    np.testing.assert_allclose(w, 0.6823278038280193, rtol=1e-10)
+    np.testing.assert_allclose(w, 0.6823278038280193, rtol=1e-6)
 
 
 def test_value_and_grad_from_state_costs_no_evaluation():
     f = EvalCounter(quartic)
     opt = optax.chain(optax.sgd(1.0), rule(jaxls.backtracking))
     value_and_grad = optax.value_and_grad_from_state(f)
+
+    @jax.jit
+    def step(w, state):
+        value, grad = value_and_grad(w, state=state)
+        updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=f)
+        return optax.apply_updates(w, updates), state
+
     w = jnp.array([3.0, -2.0])
     state = opt.init(w)
     searched = 0
     for _ in range(5):
-        value, grad = value_and_grad(w, state=state)
-        updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=f)
-        w = optax.apply_updates(w, updates)
+        w, state = step(w, state)
         searched += int(_infos(state)[0].num_evals)
     jax.effects_barrier()
     # One evaluation for the first step (state value is inf), then only the searches'.
     assert f.count == 1 + searched
     assert int(_infos(state)[0].total_evals) == searched
+
+
+class ValueGradCounter:
+    """``fun`` counting, on the host, its executed calls and those that computed a gradient
+    (a `jax.custom_vjp` whose backward pass ticks)."""
+
+    def __init__(self, fun):
+        self.values = self.grads = 0
+
+        @jax.custom_vjp
+        def counted(x):
+            jax.debug.callback(self._value)
+            return fun(x)
+
+        def forward(x):
+            return counted(x), x
+
+        def backward(x, cotangent):
+            jax.debug.callback(self._grad)
+            return (jax.tree.map(lambda g: cotangent * g, jax.grad(fun)(x)),)
+
+        counted.defvjp(forward, backward)
+        self.fun = counted
+
+    def _value(self):
+        self.values += 1
+
+    def _grad(self):
+        self.grads += 1
+
+    def __call__(self, x):
+        return self.fun(x)
+
+
+@pytest.mark.parametrize("search", INEXACT + EXACT, ids=name_of)
+def test_info_counts_the_calls_and_gradients_the_search_made(search):
+    """Value-only trials are value-only (the search is given `value_fn` itself), and
+    `LineSearchInfo` counts what the search reports, which is what ran."""
+    f = ValueGradCounter(lambda w: jnp.sum(jnp.cosh(4.0 * w)))
+    w = jnp.array([1.0, -0.5])
+    value, grad = jax.value_and_grad(f)(w)
+    jax.effects_barrier()
+    f.values = f.grads = 0
+    config = {"step_init": 4.0} if search in INEXACT else {"step_max": 0.2, "tol": 1e-4}
+    opt = optax.chain(optax.sgd(1.0), scale_by_line_search(search, **config))
+    _, state = opt.update(grad, opt.init(w), w, value=value, grad=grad, value_fn=f)
+    jax.effects_barrier()
+    info = _infos(state)[0]
+    assert int(info.status) == Status.SUCCESS and float(info.step) > 0
+    assert (f.values, f.grads) == (int(info.num_evals), int(info.num_grads))
+    if search in INEXACT:  # the search's own report, run directly
+        f.values = f.grads = 0
+        direct = search(f, w, -grad, value=value, grad=grad, step_init=4.0)
+        assert (int(direct.num_evals), int(direct.num_grads)) == (f.values, f.grads)
+    else:
+        assert int(info.num_grads) == 1
+
+
+def test_value_only_rule_counts_no_gradient():
+    f = ValueGradCounter(lambda w: jnp.sum(jnp.cosh(4.0 * w)))
+    w = jnp.array([1.0, -0.5])
+    value, grad = jax.value_and_grad(f)(w)
+    jax.effects_barrier()
+    f.values = f.grads = 0
+    opt = optax.chain(optax.sgd(1.0), stochastic_armijo(step_init=4.0))
+    _, state = opt.update(grad, opt.init(w), w, value=value, grad=grad, value_fn=f)
+    jax.effects_barrier()
+    info = state[1].info
+    assert (f.values, f.grads) == (int(info.num_evals), 0) and int(info.num_grads) == 0
+
+
+# --- gradients beyond sqrt(float32 max) (issue 9, item 14) ---------------------------------
+
+
+STEEP_START = 5.0  # sum(exp(10 w)) at w = 5: value 1.6e22, |grad|^2 = 2.4e45 > 3.4e38
+
+
+def steep(w):
+    return jnp.sum(jnp.exp(10.0 * w))
+
+
+@pytest.mark.parametrize("name", list(ALL_RULES))
+def test_a_finite_gradient_beyond_sqrt_of_float32_max_gives_usable_steps(name):
+    """`<grad, -grad>` overflows float32 here. No rule may report NONFINITE for a finite
+    value and gradient; every one moves within 25 updates, never uphill. Wolfe, Hager-Zhang
+    and the interval searches move at the first; Armijo needs `t <= 6e-20` here, which
+    backtracking from `step_init=1` cannot reach within its budget, so backtracking,
+    Goldstein, Zhang-Hager and SLS fail and restart 10x smaller (the failure policy) and
+    move at updates 13, 16, 13 and 20 (measured)."""
+    make = ALL_RULES[name]
+    opt = optax.chain(optax.sgd(1.0), make(step_max=1.0) if name in map(name_of, EXACT) else make())
+
+    def update(carry, _):
+        w, state = carry
+        value, grad = jax.value_and_grad(steep)(w)
+        updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=steep)
+        info = _infos(state)[0]
+        return (optax.apply_updates(w, updates), state), (value, info.status)
+
+    w0 = jnp.full(3, STEEP_START)
+    run = jax.jit(lambda w: jax.lax.scan(update, (w, opt.init(w)), length=25))
+    (w, _), (values, statuses) = run(w0)
+    assert not np.any(np.asarray(statuses) == Status.NONFINITE), statuses
+    values = np.append(np.asarray(values), float(steep(w)))
+    assert np.all(np.isfinite(values)) and np.all(np.diff(values) <= 0)
+    assert values[-1] < values[0], values
+
+
+def test_descent_test_neither_overflows_nor_underflows():
+    """`<grad, updates>` of -inf + inf (NaN) or of products below float32's tiny numbers
+    (0) must not turn a descent direction into a fallback to -grad."""
+    opt = rule(jaxls.backtracking)  # searches along `updates` itself
+    for f, w, updates in [
+        # grad (3e19, 1e19), products -3e39 and +1e39: -inf + inf
+        (lambda w: 3e19 * w[0] + 1e19 * w[1], jnp.zeros(2), jnp.array([-1e20, 1e20])),
+        # grad (2e-23, -2e-23), products -4e-46: both 0 in float32
+        (lambda w: jnp.sum(w**2), jnp.array([1e-23, -1e-23]), jnp.array([-2e-23, 2e-23])),
+    ]:
+        value, grad = jax.value_and_grad(f)(w)
+        _, state = opt.update(updates, opt.init(w), w, value=value, grad=grad, value_fn=f)
+        assert not bool(_infos(state)[0].fallback), (w, updates)
+
+
+def test_minimize_grad_norm_is_finite_for_a_finite_gradient():
+    res = minimize(steep, jnp.full(3, STEEP_START), optax.sgd(1e-30), max_steps=0)
+    expected = np.sqrt(3.0) * 10.0 * np.exp(10.0 * STEEP_START)  # 9e22
+    np.testing.assert_allclose(float(res.grad_norm), expected, rtol=1e-5)
+    assert int(res.status) == Status.MAX_STEPS
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -137,6 +292,7 @@ def test_value_and_grad_from_state_costs_no_evaluation():
         (jaxls.backtracking, {"failure_shrink": 1.0}, ValueError, "failure_shrink"),
         (jaxls.backtracking, {"step_init": 0.0}, ValueError, "step_init"),
         (jaxls.backtracking, {"step_max": -1.0}, ValueError, "step_max"),
+        (jaxls.backtracking, {"has_aux": 1}, TypeError, "has_aux"),  # not a bool
         (jnp.sum, {}, TypeError, "must be an interval search"),
         (1.0, {}, TypeError, "must be a jaxls search"),
     ],
@@ -159,10 +315,29 @@ def test_step_max_goes_to_searches_that_take_it_and_caps_the_others():
         np.testing.assert_allclose(updates, [step, step])
 
 
-# --- routing extra arguments --------------------------------------------------------------
+# --- the common mistakes, each an error naming the call and the fix ------------------------
 
 
-def test_extra_arguments_reach_value_fn_and_unknown_ones_are_ignored():
+@pytest.mark.parametrize("name", list(ALL_RULES))
+def test_an_extra_argument_value_fn_does_not_take_is_an_error(name):
+    """`update(..., lables=y)` for a `value_fn(w, labels)`: a TypeError naming the argument
+    and value_fn's parameters, as optax's own searches raise (they used to drop it)."""
+
+    def loss(w, labels):
+        return jnp.sum((w - labels) ** 2)
+
+    opt = optax.chain(optax.sgd(1.0), ALL_RULES[name]())
+    w, y = jnp.zeros(2), jnp.array([1.0, 3.0])
+    value, grad = jax.value_and_grad(loss)(w, y)
+    with pytest.raises(TypeError, match=r"takes no argument `lables`.*\(w, labels\)"):
+        opt.update(grad, opt.init(w), w, value=value, grad=grad, value_fn=loss, lables=y)
+    # optax's own search raises a TypeError too.
+    zoom = optax.chain(optax.sgd(1.0), optax.scale_by_zoom_linesearch(10))
+    with pytest.raises(TypeError, match="lables"):
+        zoom.update(grad, zoom.init(w), w, value=value, grad=grad, value_fn=loss, lables=y)
+
+
+def test_extra_arguments_reach_value_fn_by_name():
     def f(w, batch, *, scale=1.0):
         return scale * jnp.sum((w - batch) ** 2)
 
@@ -170,11 +345,11 @@ def test_extra_arguments_reach_value_fn_and_unknown_ones_are_ignored():
     w, batch = jnp.zeros(2), jnp.array([1.0, 3.0])
     value, grad = jax.value_and_grad(f)(w, batch, scale=2.0)
     updates, state = opt.update(
-        grad, opt.init(w), w, value=value, grad=grad, value_fn=f, batch=batch, scale=2.0, lr=3
+        grad, opt.init(w), w, value=value, grad=grad, value_fn=f, batch=batch, scale=2.0
     )
     # With batch and scale routed, the search's new point is evaluated on the same objective.
     new = optax.apply_updates(w, updates)
-    assert float(optax.tree.get(state, "value")) == pytest.approx(float(f(new, batch, scale=2.0)))
+    np.testing.assert_allclose(optax.tree.get(state, "value"), f(new, batch, scale=2.0), **F32)
     assert float(optax.tree.get(state, "value")) < float(value)
 
 
@@ -189,23 +364,58 @@ def test_value_fn_with_var_keywords_gets_every_extra_argument():
     w = jnp.zeros(2)
     value, grad = jax.value_and_grad(f)(w, target=1.0)
     seen.clear()
-    opt.update(grad, opt.init(w), w, value=value, grad=grad, value_fn=f, target=1.0, x=2)
-    assert set(seen) == {"target", "x"}
+    opt.update(grad, opt.init(w), w, value=value, grad=grad, value_fn=f, target=1.0, epoch=2)
+    assert set(seen) == {"target", "epoch"}
 
 
-def test_optax_own_search_raises_where_jaxls_ignores():
-    f = lambda w: jnp.sum(w**2)
+@pytest.mark.parametrize("name", list(ALL_RULES))
+def test_update_without_value_grad_or_value_fn_says_how_to_call_it(name):
+    opt = optax.chain(optax.sgd(1.0), ALL_RULES[name]())
     w = jnp.ones(2)
-    with pytest.raises(TypeError):
-        one_step(optax.chain(optax.sgd(1.0), optax.scale_by_zoom_linesearch(10)), f, w, epoch=1)
-    updates, _ = one_step(optax.chain(optax.sgd(1.0), rule(jaxls.wolfe)), f, w, epoch=1)
-    assert float(f(w + updates)) < float(f(w))
+    grad = jax.grad(quartic)(w)
+    with pytest.raises(TypeError, match=r"missing: `value`, `grad`, `value_fn`.*"
+                       r"value_and_grad_from_state"):  # fmt: skip
+        opt.update(grad, opt.init(w), w)
+    with pytest.raises(TypeError, match=r"missing: `value_fn`"):
+        opt.update(grad, opt.init(w), w, value=quartic(w), grad=grad)
+
+
+@pytest.mark.parametrize("name", list(ALL_RULES))
+def test_a_vector_objective_is_an_error_naming_the_rule(name):
+    opt = optax.chain(optax.sgd(1.0), ALL_RULES[name]())
+    w = jnp.ones(2)
+    vector = lambda w: (w - 1.0) ** 2
+    grad = jax.grad(lambda w: jnp.sum(vector(w)))(w)
+    with pytest.raises(TypeError, match=r"jaxls\.optax\..*update.*must return a scalar.*shape"):
+        opt.update(grad, opt.init(w), w, value=jnp.sum(vector(w)), grad=grad, value_fn=vector)
+
+
+@pytest.mark.parametrize("search", [*INEXACT, jaxls.golden_section, jaxls.fibonacci], ids=name_of)
+def test_a_bare_search_given_to_optax_says_how_to_wrap_it(search):
+    """`optax.lbfgs(linesearch=jaxls.wolfe)` used to fail with `AttributeError: 'function'
+    object has no attribute 'init'`; it now fails at `init` with the fix."""
+    name = search.__name__
+    wrap = rf"jaxls\.optax\.scale_by_line_search\(jaxls\.{name}"
+    for opt in (optax.lbfgs(linesearch=search), optax.chain(optax.sgd(1.0), search)):
+        with pytest.raises(TypeError, match=rf"`jaxls\.{name}` is a line search.*{wrap}"):
+            opt.init(jnp.zeros(2))
+    # The search itself is unchanged.
+    assert callable(search) and search.__name__ == name
+
+
+def test_minimize_with_a_vector_objective_names_the_call():
+    with pytest.raises(TypeError, match=r"jaxls\.optax\.minimize.*`fun` must return a scalar"):
+        minimize(lambda w: w**2, jnp.ones(3), optax.sgd(0.1))
+    with pytest.raises(TypeError, match=r"jaxls\.optax\.minimize.*has_aux=True"):
+        minimize(lambda w: (jnp.sum(w**2), w), jnp.ones(3), optax.sgd(0.1))
+    with pytest.raises(TypeError, match=r"jaxls\.optax\.minimize.*pair `\(value, aux\)`"):
+        minimize(lambda w: jnp.sum(w**2), jnp.ones(3), optax.sgd(0.1), has_aux=True)
 
 
 # --- failure policy -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("search", INEXACT + EXACT, ids=lambda s: s.__name__)
+@pytest.mark.parametrize("search", INEXACT + EXACT, ids=name_of)
 def test_ascent_direction_falls_back_to_minus_grad(search):
     opt = optax.chain(optax.sgd(-1.0), rule(search))  # updates = +grad: uphill
     w = jnp.array([3.0, -2.0])
@@ -213,11 +423,11 @@ def test_ascent_direction_falls_back_to_minus_grad(search):
     info = _infos(state)[0]
     assert bool(info.fallback)
     assert float(info.step) > 0
-    np.testing.assert_allclose(updates, -info.step * jax.grad(quartic)(w), rtol=1e-15)
+    np.testing.assert_allclose(updates, -info.step * jax.grad(quartic)(w), rtol=1e-7)
     assert float(quartic(w + updates)) < float(quartic(w))
 
 
-@pytest.mark.parametrize("search", INEXACT + EXACT, ids=lambda s: s.__name__)
+@pytest.mark.parametrize("search", INEXACT + EXACT, ids=name_of)
 def test_stationary_point_takes_step_zero_without_shrinking(search):
     f = lambda w: jnp.sum((w - 1.0) ** 2)
     opt = optax.chain(optax.sgd(1.0), rule(search))
@@ -229,19 +439,24 @@ def test_stationary_point_takes_step_zero_without_shrinking(search):
     assert float(state[1].step_init) == float(state0[1].step_init)
 
 
-@pytest.mark.parametrize("search", INEXACT, ids=lambda s: s.__name__)
+@pytest.mark.parametrize("search", INEXACT, ids=name_of)
 def test_failed_search_is_never_uphill_and_the_next_starts_smaller(search):
     # NaN beyond |w| < 1e-3 of the start: every trial with step >= 1e-3 fails.
     f = lambda w: jnp.where(jnp.abs(w[0] - 5.0) < 1e-3, (w[0] - 6.0) ** 2, jnp.nan)
     opt = optax.chain(optax.sgd(1.0), rule(search, max_evals=3))
+
+    @jax.jit
+    def step(w, state):
+        value, grad = jax.value_and_grad(f)(w)
+        updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=f)
+        return optax.apply_updates(w, updates), state, value
+
     w = jnp.array([5.0])
     state = opt.init(w)
     steps, starts = [], []
     for _ in range(6):
-        value, grad = jax.value_and_grad(f)(w)
         starts.append(float(state[1].step_init))
-        updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=f)
-        w = optax.apply_updates(w, updates)
+        w, state, value = step(w, state)
         steps.append(float(_infos(state)[0].step))
         assert np.isfinite(float(f(w)))
         assert float(f(w)) <= float(value)
@@ -263,12 +478,12 @@ def test_success_resets_or_grows_the_start():
 
 def test_exact_search_is_counted_and_returns_the_interval_minimiser():
     f = EvalCounter(lambda w: jnp.sum((w - 1.0) ** 2))
-    opt = optax.chain(optax.sgd(1.0), rule(jaxls.golden_section, step_max=2.0, tol=1e-9))
+    opt = optax.chain(optax.sgd(1.0), rule(jaxls.golden_section, step_max=2.0, tol=1e-6))
     _, state = one_step(opt, f, jnp.zeros(2))
     jax.effects_barrier()
     info = _infos(state)[0]
     assert int(info.status) == Status.SUCCESS
-    assert float(info.step) == pytest.approx(0.5, abs=1e-8)  # phi(t) = 2 (1 - 2t)^2
+    assert float(info.step) == pytest.approx(0.5, abs=1e-6)  # phi(t) = 2 (1 - 2t)^2
     assert f.count == 1 + int(info.num_evals)  # the step's own evaluation + the search's
 
 
@@ -282,6 +497,95 @@ def test_exact_search_that_finds_no_decrease_returns_step_zero():
     assert int(info.status) == Status.NO_DECREASE
     np.testing.assert_array_equal(updates, 0.0)
     assert float(state[1].step_init) == pytest.approx(0.1)  # the next interval is smaller
+
+
+@pytest.mark.parametrize("search", INEXACT + EXACT, ids=name_of)
+def test_non_finite_value_or_gradient_leaves_the_parameters_unchanged(search):
+    f = lambda w: jnp.sum(jnp.sqrt(w))  # NaN value and gradient at negative w
+    opt = optax.chain(optax.sgd(1.0), rule(search))
+    w = jnp.array([-1.0, 4.0])
+    updates, state = one_step(opt, f, w)
+    np.testing.assert_array_equal(updates, 0.0)
+    assert int(_infos(state)[0].status) == Status.NONFINITE
+
+
+# --- has_aux ----------------------------------------------------------------------------------
+
+
+def with_aux(w, target):
+    residual = w - target
+    return jnp.sum(residual**2) + 0.25 * jnp.sum(residual**4), {"residual": residual, "n": 2}
+
+
+@pytest.mark.parametrize(
+    "name", ["backtracking", "wolfe", "golden_section", "stochastic_armijo", "nonmonotone_armijo"]
+)
+def test_has_aux_keeps_the_aux_of_the_new_parameters_under_jit_and_vmap(name):
+    opt = optax.chain(optax.sgd(1.0), ALL_RULES[name](has_aux=True))
+
+    def train(w, target):
+        state = opt.init(w)
+        _, aux = with_aux(w, target)
+        state = optax.tree.set(state, aux=aux)  # the structure, fixed before the scan
+
+        def body(carry, _):
+            w, state = carry
+            (value, _), grad = jax.value_and_grad(with_aux, has_aux=True)(w, target)
+            updates, state = opt.update(
+                grad, state, w, value=value, grad=grad, value_fn=with_aux, target=target
+            )
+            return (optax.apply_updates(w, updates), state), None
+
+        (w, state), _ = jax.lax.scan(body, (w, state), length=3)
+        return w, optax.tree.get(state, "aux")
+
+    w0 = jnp.array([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]])
+    targets = jnp.array([[1.0, 2.0], [0.0, 0.0], [0.5, 0.5]])  # the last: stationary
+    ws, auxes = jax.jit(jax.vmap(train))(w0, targets)
+    for i in range(3):
+        w, aux = jax.jit(train)(w0[i], targets[i])
+        np.testing.assert_allclose(ws[i], w, **F32)
+        np.testing.assert_allclose(aux["residual"], w - targets[i], **F32)
+        np.testing.assert_allclose(auxes["residual"][i], ws[i] - targets[i], **F32)
+        assert int(aux["n"]) == 2 and int(auxes["n"][i]) == 2
+    assert float(jnp.abs(ws[0] - targets[0]).max()) < 0.5  # it moved
+
+
+def test_has_aux_aux_is_none_until_the_first_update_and_errors_name_the_rule():
+    opt = optax.chain(optax.sgd(1.0), rule(jaxls.wolfe, has_aux=True))
+    w, target = jnp.zeros(2), jnp.ones(2)
+    state = opt.init(w)
+    assert optax.tree.get(state, "aux") is None
+    (value, _), grad = jax.value_and_grad(with_aux, has_aux=True)(w, target)
+    _, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=with_aux, target=target)
+    assert set(optax.tree.get(state, "aux")) == {"residual", "n"}
+    plain = lambda w: jnp.sum(w**2)
+    with pytest.raises(TypeError, match=r"has_aux=True.*must return a pair"):
+        opt.update(grad, state, w, value=value, grad=grad, value_fn=plain)
+    no_aux = optax.chain(optax.sgd(1.0), rule(jaxls.wolfe))
+    with pytest.raises(TypeError, match=r"returned a tuple.*pass `has_aux=True`"):
+        no_aux.update(grad, no_aux.init(w), w, value=value, grad=grad, value_fn=with_aux,
+                      target=target)  # fmt: skip
+
+
+def test_minimize_returns_the_aux_of_the_last_parameters_under_jit_and_vmap():
+    opt = optax.chain(optax.sgd(1.0), rule(jaxls.backtracking, growth=2.0))
+    fit = lambda w, target: minimize(lambda w: with_aux(w, target), w, opt, tol=1e-5, has_aux=True)
+    w0 = jnp.array([[0.0, 1.0], [2.0, -1.0]])
+    targets = jnp.array([[1.0, 2.0], [0.0, 3.0]])
+    batched = jax.jit(jax.vmap(fit))(w0, targets)
+    for i in range(2):
+        alone = jax.jit(fit)(w0[i], targets[i])
+        assert int(alone.status) == Status.SUCCESS
+        np.testing.assert_allclose(alone.aux["residual"], alone.params - targets[i], **F32)
+        np.testing.assert_allclose(
+            batched.aux["residual"][i], batched.params[i] - targets[i], **F32
+        )
+    plain = minimize(lambda w: with_aux(w, targets[1])[0], w0[1], opt, tol=1e-5)
+    assert plain.aux is None
+    # The aux costs one value-only call at the end.
+    assert int(alone.num_evals) == int(plain.num_evals) + 1
+    assert int(alone.num_grads) == int(plain.num_grads)
 
 
 # --- gradients and batches ----------------------------------------------------------------
@@ -311,13 +615,14 @@ def test_mixed_batch_under_vmap_equals_member_by_member(search):
         g = lambda p: f(p, a)
         return one_step(opt, g, w)
 
-    batched = jax.vmap(update)(ws, caps)
+    batched = jax.jit(jax.vmap(update))(ws, caps)
+    single = jax.jit(update)
     for i in range(len(ws)):
-        single = update(ws[i], caps[i])
+        alone = single(ws[i], caps[i])
         jax.tree.map(
-            lambda b, s, i=i: np.testing.assert_allclose(b[i], s, rtol=1e-14, atol=0),
+            lambda b, s, i=i: np.testing.assert_allclose(b[i], s, rtol=1e-6, atol=0),
             batched,
-            single,
+            alone,
         )
 
 
@@ -330,14 +635,32 @@ def test_minimize_counts_every_evaluation():
     jax.effects_barrier()
     assert int(res.status) == Status.SUCCESS
     assert f.count == int(res.num_evals)
+    assert 0 < int(res.num_grads) <= int(res.num_evals)
 
 
 def test_minimize_with_a_plain_optimizer_evaluates_once_per_step():
     f = EvalCounter(lambda w: jnp.sum((w - 1.0) ** 2))
-    res = minimize(f, jnp.zeros(2), optax.sgd(0.25), max_steps=200, tol=1e-10)
+    res = minimize(f, jnp.zeros(2), optax.sgd(0.25), max_steps=200, tol=1e-6)
     jax.effects_barrier()
     assert int(res.status) == Status.SUCCESS
-    assert int(res.num_evals) == int(res.num_steps) + 1 == f.count
+    assert int(res.num_evals) == int(res.num_grads) == int(res.num_steps) + 1 == f.count
+
+
+def test_minimize_does_not_report_a_count_it_cannot_see():
+    """optax's own L-BFGS evaluates inside its zoom search, where minimize sees nothing: the
+    count is `UNCOUNTED` (-1), not the 1 evaluation minimize made itself."""
+    f = EvalCounter(quartic)
+    res = jax.jit(lambda w: minimize(f, w, optax.lbfgs(), tol=1e-5))(jnp.array([3.0, -2.0]))
+    jax.effects_barrier()
+    assert int(res.status) == Status.SUCCESS and f.count > 1
+    assert int(res.num_evals) == int(res.num_grads) == UNCOUNTED == -1
+    # jaxls's rule inside the same L-BFGS: every call counted.
+    f.count = 0
+    res = jax.jit(lambda w: minimize(f, w, optax.lbfgs(linesearch=rule(jaxls.wolfe)), tol=1e-5))(
+        jnp.array([3.0, -2.0])
+    )
+    jax.effects_barrier()
+    assert int(res.num_evals) == f.count
 
 
 def test_minimize_statuses():
@@ -352,13 +675,3 @@ def test_minimize_statuses():
         minimize(quartic, jnp.ones(1), opt, tol=-1.0)
     with pytest.raises(ValueError, match="max_steps"):
         minimize(quartic, jnp.ones(1), opt, max_steps=-1)
-
-
-@pytest.mark.parametrize("search", INEXACT + EXACT, ids=lambda s: s.__name__)
-def test_non_finite_value_or_gradient_leaves_the_parameters_unchanged(search):
-    f = lambda w: jnp.sum(jnp.sqrt(w))  # NaN value and gradient at negative w
-    opt = optax.chain(optax.sgd(1.0), rule(search))
-    w = jnp.array([-1.0, 4.0])
-    updates, state = one_step(opt, f, w)
-    np.testing.assert_array_equal(updates, 0.0)
-    assert int(_infos(state)[0].status) == Status.NONFINITE

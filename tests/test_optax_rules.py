@@ -1,7 +1,9 @@
 """The optax step-size rules `stochastic_armijo` (SLS) and `nonmonotone_armijo` (Zhang-Hager).
 
+Float32 (JAX's default), float64 where a test follows a NumPy reference step by step.
 Oracles: each rule's condition recomputed in NumPy from the returned step (Armijo on the
-minibatch; Armijo against ``C_k``), and a reference (a NumPy re-implementation of SLS
+minibatch; Armijo against ``C_k``; in float64, with a float32 rounding allowance), and a
+reference (a NumPy re-implementation of SLS
 followed step by step; ``C_k`` and ``Q_k`` recomputed in NumPy from the values seen;
 ``eta = 0`` against `scale_by_line_search(jaxls.backtracking)`; scipy's optimum of a
 logistic regression). The contract both share (fallback, NaN, budgets, dtypes, tracing,
@@ -49,6 +51,11 @@ def one_update(rule, params, value_fn, updates=None, state=None, **extra_args):
         updates, state, params, value=value, grad=grad, value_fn=value_fn, **extra_args
     )
     return out, state, value, grad
+
+
+def slack(*values) -> float:
+    """What float32 rounding of the values compared can account for."""
+    return 8 * float(np.finfo(np.float32).eps) * max(1.0, *map(abs, map(float, values)))
 
 
 def reference_of(name, state, value):
@@ -132,13 +139,17 @@ def sls_train(rule, w, Xb, yb):
     return w, np.asarray(steps), np.asarray(iterates)
 
 
+@pytest.mark.x64(
+    reason="followed step by step against a NumPy float64 reference: accepting "
+    "or rejecting a trial near the Armijo boundary must not depend on rounding"
+)
 def test_sls_follows_the_numpy_reference_step_by_step():
     X, y = logistic_data(n=128, features=4)
     Xb, yb = minibatches(X, y, batch_size=16, epochs=3)
     config = {"step_init": 4.0, "step_max": 10.0, "c1": 0.1, "shrink": 0.9, "max_evals": 100}
     rule = jaxls.optax.stochastic_armijo(**config, growth=2.0, batch_size=16, num_examples=128)
     w0 = np.zeros(4)
-    _, steps, iterates = sls_train(rule, jnp.asarray(w0), Xb, yb)
+    _, steps, iterates = sls_train(rule, jnp.asarray(w0), jnp.asarray(Xb), jnp.asarray(yb))
     ref_steps, ref_iterates = sls_numpy(
         w0, zip(Xb, yb, strict=True), **config, factor=2.0 ** (16 / 128)
     )
@@ -156,13 +167,18 @@ def test_sls_step_satisfies_armijo_on_the_minibatch_and_is_the_first_that_does()
     updates, state, value, grad = one_update(rule, w, logistic_loss, batch=batch)
     t = float(state.info.step)
     assert state.info.status == S.SUCCESS and 0 < t <= 10.0
-    Xn, yn, gn = X[:8], y[:8], np.asarray(grad)
-    armijo = lambda s: (
-        logistic_numpy(np.asarray(w) - s * gn, Xn, yn)[0] <= float(value) - 0.1 * s * (gn @ gn)
+    Xn, yn, gn = (
+        np.asarray(batch[0], np.float64),
+        np.asarray(batch[1], np.float64),
+        np.asarray(grad, np.float64),
     )
-    assert armijo(t)
-    assert t == 10.0 or not armijo(t / 0.9)  # the trial before it failed
-    np.testing.assert_allclose(np.asarray(updates), -t * gn, rtol=1e-15)
+    margin = lambda s: (  # Armijo holds where this is <= 0
+        logistic_numpy(np.asarray(w, np.float64) - s * gn, Xn, yn)[0]
+        - (float(value) - 0.1 * s * (gn @ gn))
+    )
+    assert margin(t) <= slack(value)
+    assert t == 10.0 or margin(t / 0.9) > -slack(value)  # the trial before it failed
+    np.testing.assert_allclose(np.asarray(updates), -t * np.asarray(grad), rtol=1e-7)
     # One value evaluation per trial: 10 * 0.9^(k-1) = t.
     assert int(state.info.num_evals) == round(np.log(t / 10.0) / np.log(0.9)) + 1
 
@@ -173,15 +189,14 @@ def test_sls_step_satisfies_armijo_on_the_minibatch_and_is_the_first_that_does()
     step_init=st.floats(1e-3, 1e2),  # t a <= 1.8: at most 83 trials of the 100 allowed
 )
 def test_sls_armijo_property(a, w0, step_init):
-    t, status = _sls_step(jnp.float64(a), jnp.float64(w0), jnp.float64(step_init))
+    a, w0, step_init = (float(np.float32(v)) for v in (a, w0, step_init))  # the data, exactly
+    t, status = _sls_step(jnp.float32(a), jnp.float32(w0), jnp.float32(step_init))
     t = float(t)
     value = lambda s: 0.5 * a * (w0 - s * a * w0) ** 2
+    margin = lambda s: value(s) - (value(0.0) - 0.1 * s * (a * w0) ** 2)  # Armijo: <= 0
     assert status == S.SUCCESS
-    assert value(t) <= value(0.0) - 0.1 * t * (a * w0) ** 2
-    assert (
-        t == pytest.approx(step_init, rel=1e-12)
-        or value(t / 0.9) > value(0.0) - 0.1 * (t / 0.9) * (a * w0) ** 2
-    )
+    assert margin(t) <= slack(value(0.0))
+    assert t == pytest.approx(step_init, rel=1e-6) or margin(t / 0.9) > -slack(value(0.0))
 
 
 @jax.jit
@@ -264,14 +279,18 @@ def test_nonmonotone_reference_sequence_and_condition_in_numpy():
         ls = state[1]
         value, g, t = float(value), np.asarray(grad), float(ls.info.step)
         c = value if c is None else c
-        # Oracle 1: the accepted point passes Armijo against C_k, recomputed in NumPy,
-        # and the trial before it (twice as long) did not.
+        # Oracle 1: the accepted point passes Armijo against C_k, recomputed in NumPy
+        # (float64, from the float32 iterates), and the trial before it (twice as long)
+        # did not.
         assert ls.info.status == S.SUCCESS
-        new_value = float(rosenbrock(np.asarray(x)))
-        assert new_value == pytest.approx(float(ls.value), rel=1e-14)
-        assert new_value <= c - c1 * t * (g @ g)
+        x64, x_old64, g64 = (np.asarray(v, np.float64) for v in (x, x_old, g))
+        new_value = float(rosenbrock(x64))
+        assert new_value == pytest.approx(float(ls.value), rel=1e-5, abs=1e-6)
+        assert new_value <= c - c1 * t * (g64 @ g64) + slack(c)
         longer = 2 * t  # shrink = 0.5
-        assert t == start or rosenbrock(x_old - longer * g) > c - c1 * longer * (g @ g)
+        assert t == start or rosenbrock(x_old64 - longer * g64) > c - c1 * longer * (
+            g64 @ g64
+        ) - slack(c)
         # Oracle 2: Zhang & Hager's recurrences, by hand.
         q_next = eta * q + 1
         c = (eta * q * c + new_value) / q_next
@@ -279,12 +298,13 @@ def test_nonmonotone_reference_sequence_and_condition_in_numpy():
         values.append(new_value)
         C.append(c)
         Q.append(q)
-        np.testing.assert_allclose(float(ls.reference), c, rtol=1e-13)
-        np.testing.assert_allclose(float(ls.weight), q, rtol=1e-15)
-        np.testing.assert_allclose(np.asarray(x), x_old - t * g, rtol=1e-14)
+        np.testing.assert_allclose(float(ls.reference), c, rtol=1e-5)
+        np.testing.assert_allclose(float(ls.weight), q, rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(x), x_old - t * g, rtol=1e-6, atol=1e-7)
+        c = float(ls.reference)  # follow the rule's own C: float32 rounding does not add up
     # The rule was non-monotone: some accepted steps went uphill, never above C.
     assert np.any(np.diff(values) > 0)
-    assert np.all(np.array(values) <= np.array(C) + 1e-12)
+    assert np.all(np.array(values) <= np.array(C) * (1 + 1e-6) + 1e-6)
 
 
 def run_steps(opt, fun, x, steps):
@@ -329,7 +349,7 @@ def test_nonmonotone_lbfgs_solves_rosenbrock_with_minimize(interpolate):
         jnp.array([-1.2, 1.0])
     )
     assert res.converged and float(res.grad_norm) <= 1e-6
-    np.testing.assert_allclose(np.asarray(res.params), [1.0, 1.0], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(res.params), [1.0, 1.0], atol=1e-4)
     # minimize reused the state's value and gradient: every evaluation is a search's.
     assert int(res.num_evals) == 1 + int(res.state[-1].info.total_evals)
 
@@ -382,8 +402,8 @@ def test_non_descent_updates_fall_back_to_minus_grad(name):
         assert bool(state.info.fallback)
         t = float(state.info.step)
         assert t > 0 and state.info.status == S.SUCCESS
-        np.testing.assert_allclose(np.asarray(out), -t * np.asarray(grad), rtol=1e-15)
-        assert float(f(w + out)) <= float(value) - 1e-4 * t * float(grad @ grad)
+        np.testing.assert_allclose(np.asarray(out), -t * np.asarray(grad), rtol=1e-7)
+        assert float(f(w + out)) <= float(value) - 1e-4 * t * float(grad @ grad) + slack(value)
     # A descent direction is kept.
     out, state, _, _ = one_update(rule, w, f, updates=jnp.array([0.0, 1.0]))  # grad = (0, -3)
     assert not bool(state.info.fallback) and float(out[0]) == 0.0 and float(out[1]) > 0
@@ -403,9 +423,13 @@ def test_nan_beyond_some_step_is_rejected(name):
         new = x + out
         assert np.all(np.isfinite(np.asarray(new))) and float(jnp.sum(new)) <= 4.0
         t = float(state.info.step)
-        assert state.info.status == S.SUCCESS and (k > 0 or state.info.num_evals > 1)
+        assert k > 0 or state.info.num_evals > 1
+        # Only once x is on the edge of the region (to float32's resolution) may no step be
+        # found: every step along -grad then leaves it (SLS gets there after 6 steps).
+        on_edge = float(jnp.sum(x)) >= 4.0 - 1e-5
+        assert state.info.status == S.SUCCESS or (on_edge and t == 0), (k, x)
         reference = reference_of(name, before, value)  # f(x), or C_k
-        assert float(f(new)) <= reference - 1e-4 * t * float(grad @ grad)
+        assert float(f(new)) <= reference - 1e-4 * t * float(grad @ grad) + slack(reference)
         x = new
     assert float(f(x)) < float(f(w))
 
@@ -425,7 +449,9 @@ def test_nan_at_the_start_leaves_params_unchanged(name):
 @rules
 def test_exhausted_budget_gives_step_zero_then_starts_smaller(name):
     extra = {"step_max": None} if name == "stochastic_armijo" else {}
-    rule = RULES[name](step_init=1e3, max_evals=1, failure_shrink=0.1, **extra)
+    # One trial per search (Zhang-Hager's budget also counts the gradient at the accepted step).
+    budget = 1 if name == "stochastic_armijo" else 2
+    rule = RULES[name](step_init=1e3, max_evals=budget, failure_shrink=0.1, **extra)
     f = lambda w: jnp.sum(w**2)
     x, state = jnp.array([1.0, -1.0]), None
     starts, steps = [], []
@@ -441,9 +467,10 @@ def test_exhausted_budget_gives_step_zero_then_starts_smaller(name):
     # t = 1 reflects x to -x (no decrease): the first success is t = 0.1; then SLS grows
     # it (by growth = 2 per search), Zhang-Hager starts again from step_init (growth=None).
     after = 0.2 if name == "stochastic_armijo" else 1e3
-    np.testing.assert_allclose(starts, [1e3, 1e2, 1e1, 1.0, 0.1, after], rtol=1e-15)
-    assert steps[:4] == [0.0] * 4 and steps[4] == pytest.approx(0.1, rel=1e-15)
-    assert int(state.info.total_evals) == 6
+    np.testing.assert_allclose(starts, [1e3, 1e2, 1e1, 1.0, 0.1, after], rtol=1e-7)
+    assert steps[:4] == [0.0] * 4 and steps[4] == pytest.approx(0.1, rel=1e-7)
+    # A trial per search, and Zhang-Hager's gradient at the one accepted step.
+    assert int(state.info.total_evals) == (6 if name == "stochastic_armijo" else 7)
     assert float(f(x)) < float(f(jnp.array([1.0, -1.0])))
 
 
@@ -481,13 +508,13 @@ def test_jitted_training_step_compiles_once(name):
     state = opt.init(w)
     rng = np.random.default_rng(0)
     for _ in range(15):
-        batch = (jnp.float64(rng.uniform(0.5, 2.0)), jnp.asarray(rng.standard_normal(3)))
+        batch = (jnp.float32(rng.uniform(0.5, 2.0)), jnp.asarray(rng.standard_normal(3)))
         w, state = train_step(w, state, batch)
     assert np.all(np.isfinite(np.asarray(w)))
 
 
 @rules
-def test_extra_args_route_the_minibatch_and_drop_the_rest(name):
+def test_extra_args_route_the_minibatch_by_name(name):
     rule = RULES[name](step_init=1.0, c1=0.1, shrink=0.5)
     seen = []
     w = jnp.array([1.0, 1.0])
@@ -498,9 +525,12 @@ def test_extra_args_route_the_minibatch_and_drop_the_rest(name):
 
     # Armijo for 0.5 a |w|^2 along -a w: (1 - t a)^2 <= 1 - 2 c1 t a, so t a <= 1.8:
     # with a = 10 the accepted step is 1/8; a search on another minibatch would differ.
-    _, state, _, _ = one_update(rule, w, value_fn, batch=(10.0, 0.0), epoch=3, key=None)
+    _, state, _, _ = one_update(rule, w, value_fn, batch=(10.0, 0.0))
     assert float(state.info.step) == 0.125
     assert all(b == (10.0, 0.0) for b in seen)
+    # One that value_fn does not take is an error naming it (optax's searches raise too).
+    with pytest.raises(TypeError, match=r"no argument `epoch`, `key`.*\(w, batch\)"):
+        one_update(rule, w, value_fn, batch=(10.0, 0.0), epoch=3, key=None)
     # A `value_fn` with `**kwargs` gets them all.
     names = []
     kwargs_fn = lambda w, **kw: names.append(sorted(kw)) or quadratic(w, kw["batch"])
@@ -532,7 +562,7 @@ def test_vmap_over_problems_with_failing_members(name):
     for i in range(4):
         alone = jax.jit(update)(w[i], a[i], floor[i])
         chex.assert_trees_all_close(
-            jax.tree.map(lambda leaf, i=i: leaf[i], (outs, states)), alone, rtol=1e-15
+            jax.tree.map(lambda leaf, i=i: leaf[i], (outs, states)), alone, rtol=1e-6
         )
 
 
@@ -554,7 +584,7 @@ CONFIG_ERRORS = [
     ("nonmonotone_armijo", {"step_init": float("nan")}, "step_init"),
     ("nonmonotone_armijo", {"step_max": -2.0}, "step_max"),
     ("nonmonotone_armijo", {"failure_shrink": 0.0}, "failure_shrink"),
-    ("nonmonotone_armijo", {"max_evals": 0}, "max_evals"),
+    ("nonmonotone_armijo", {"max_evals": 1}, "max_evals"),
 ]
 
 

@@ -1,31 +1,42 @@
 """Sharded training: the optax adapters keep the sharding of the parameters and give the
-unsharded result.
+unsharded result, on meshes with Auto axes (`jax.sharding.Mesh`) and with Explicit axes
+(`jax.make_mesh`'s default).
 
 Eight CPU devices need ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` before JAX
-starts, so the checks run in one fresh Python process (`CHECK`, below) and the tests read
-its report, as in tests/test_sharding.py. The mesh is a `jax.sharding.Mesh` (Auto axes);
-explicit-axis meshes are a known limitation of the searches themselves (see
-tests/test_sharding.py). Checked: a few jitted training steps of gradient descent with
-backtracking, L-BFGS with Wolfe, and gradient descent with an exact search (golden section)
-on parameters with a leaf sharded over the mesh and a replicated one; and
-`jaxls.optax.minimize` under `jax.vmap` over a batch of problems sharded along the batch.
+starts, so the checks run in one fresh Python process (`CHECK`, below), in JAX's default
+configuration (float32), and the tests read its report, as in tests/test_sharding.py.
+Checked on both meshes: a few jitted training steps of gradient descent with backtracking,
+an exact search (golden section) and the stochastic Armijo rule, on parameters with a leaf
+sharded over the mesh and a replicated one; `jaxls.optax.minimize` on such parameters; and
+`minimize` under `jax.vmap` over a batch of problems sharded along the batch. L-BFGS runs on
+the Auto mesh only: optax's own `scale_by_lbfgs` takes `jnp.vdot`s of sharded leaves, which
+JAX refuses on Explicit axes (ambiguous output sharding), with any line search.
+
+On Explicit axes JAX cannot batch a `lax.while_loop` over a sharded batch (`Resource axis: i
+... not found in mesh: ()`, JAX 0.10, with or without jaxls): `minimize` under `jax.vmap`
+there raises an error that names the two workarounds, and the second,
+`jax.shard_map(jax.vmap(fit), ...)`, is checked to work.
 """
 
 from __future__ import annotations
 
+import functools
 
 import pytest
 
 from tests.helpers import run_on_devices
 
-CHECKS = ("backtracking", "lbfgs_wolfe", "golden_section", "minimize_vmap")
+TRAINING = ("backtracking", "golden_section", "stochastic_armijo", "lbfgs_wolfe")
+CHECKS = {
+    "auto": (*TRAINING, "minimize", "minimize_vmap"),
+    "explicit": (*TRAINING[:3], "minimize", "minimize_vmap", "minimize_shard_map"),
+}
 
 CHECK = r"""
 import sys
 
 import jax
 
-jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 import jax.numpy as jnp
@@ -34,142 +45,249 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 import jaxls
-from jaxls.optax import minimize, scale_by_line_search
+from jaxls.optax import minimize, scale_by_line_search, stochastic_armijo
 
 assert jax.device_count() == 8, jax.devices()
-MESH = Mesh(np.array(jax.devices()), ("i",))  # Auto axes
-SHARDED = NamedSharding(MESH, P("i"))
+MESHES = {
+    "auto": Mesh(np.array(jax.devices()), ("i",)),  # Auto axes
+    "explicit": jax.make_mesh((8,), ("i",)),  # jax.make_mesh's default: Explicit axes
+}
 N = 64  # the sharded leaf's length: 8 per device
 
 OPTIMIZERS = {
     "backtracking": lambda: optax.chain(
         optax.sgd(1.0), scale_by_line_search(jaxls.backtracking, growth=2.0)
     ),
-    "lbfgs_wolfe": lambda: optax.lbfgs(linesearch=scale_by_line_search(jaxls.wolfe)),
     "golden_section": lambda: optax.chain(
-        optax.sgd(1.0), scale_by_line_search(jaxls.golden_section, step_max=4.0)
+        optax.sgd(1.0), scale_by_line_search(jaxls.golden_section, step_max=4.0, tol=1e-4)
     ),
+    "stochastic_armijo": lambda: optax.chain(optax.sgd(1.0), stochastic_armijo(step_max=4.0)),
+    "lbfgs_wolfe": lambda: optax.lbfgs(linesearch=scale_by_line_search(jaxls.wolfe)),
 }
 
 
 def assert_close(res, plain):
+    # A sharded sum adds in another order: float32 rounding, grown over a few steps.
     for a, b in zip(jax.tree.leaves(res), jax.tree.leaves(plain), strict=True):
-        # A sharded sum adds in another order: equal to rounding, not bitwise.
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+        a, b = np.asarray(a), np.asarray(b)
+        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3 * scale + 1e-6)
 
 
-def expected_sharding(leaf):
+def loss(params):
+    u, v = params["u"], params["v"]
+    return jnp.sum(jnp.cosh(u - v[0]) + 0.1 * u**4) + jnp.sum((v - 1.0) ** 2)
+
+
+PARAMS = {
+    "u": np.linspace(-1.0, 2.0, N, dtype=np.float32),
+    "v": np.array([0.5, -0.5, 2.0], np.float32),
+}
+
+
+def shard_params(mesh):
+    shardings = {"u": NamedSharding(mesh, P("i")), "v": NamedSharding(mesh, P())}
+    return jax.device_put(PARAMS, shardings), shardings
+
+
+def expected_sharding(mesh, leaf):
     # Leaves that follow the sharded parameter (its gradient, L-BFGS's memory of it) are
     # sharded along their last axis; everything else (scalars, the replicated leaf) is
     # replicated.
     if leaf.ndim and leaf.shape[-1] == N:
-        return NamedSharding(MESH, P(*[None] * (leaf.ndim - 1), "i"))
-    return NamedSharding(MESH, P())
+        return NamedSharding(mesh, P(*[None] * (leaf.ndim - 1), "i"))
+    return NamedSharding(mesh, P())
 
 
-def check_training(name):
+def check_training(mesh, name):
     seen = []  # the sharding of every point the loss is evaluated at
 
-    def loss(params):
+    def watched(params):
         jax.debug.inspect_array_sharding(params["u"], callback=seen.append)
-        u, v = params["u"], params["v"]
-        return jnp.sum(jnp.cosh(u - v[0]) + 0.1 * u**4) + jnp.sum((v - 1.0) ** 2)
+        return loss(params)
 
     opt = OPTIMIZERS[name]()
-    value_and_grad = optax.value_and_grad_from_state(loss)
 
     @jax.jit
     def step(params, state):
-        value, grad = value_and_grad(params, state=state)
-        updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=loss)
+        value, grad = jax.value_and_grad(watched)(params)
+        updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=watched)
         return optax.apply_updates(params, updates), updates, state
 
     def train(params):
         state = opt.init(params)
-        for _ in range(5):
+        first = step(params, state)
+        params, updates, state = first
+        for _ in range(4):
             params, updates, state = step(params, state)
-        return params, updates, state
+        return first, (params, updates, state)
 
-    params = {"u": jnp.linspace(-1.0, 2.0, N), "v": jnp.array([0.5, -0.5, 2.0])}
-    shardings = {"u": SHARDED, "v": NamedSharding(MESH, P())}
-    plain = train(params)
+    plain_first, plain = train(jax.tree.map(jnp.asarray, PARAMS))
     seen.clear()
-    res = train(jax.device_put(params, shardings))
-    assert seen and all(s.is_equivalent_to(SHARDED, 1) for s in seen), seen
+    params, shardings = shard_params(mesh)
+    first, res = train(params)
+    sharded = NamedSharding(mesh, P("i"))
+    assert seen and all(s.is_equivalent_to(sharded, 1) for s in seen), seen
     new_params, updates, state = res
     for tree in (new_params, updates):
         for leaf, sharding in zip(jax.tree.leaves(tree), jax.tree.leaves(shardings), strict=True):
             assert leaf.sharding.is_equivalent_to(sharding, leaf.ndim), leaf.sharding
     for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-        assert leaf.sharding.is_equivalent_to(expected_sharding(leaf), leaf.ndim), (
+        assert leaf.sharding.is_equivalent_to(expected_sharding(mesh, leaf), leaf.ndim), (
             jax.tree_util.keystr(path),
             leaf.sharding,
         )
-    assert_close(res, plain)
+    # The first step equals the unsharded one to float32 rounding; over five, rounding in
+    # the order of sharded sums moves the iterates (an exact search picks another point of
+    # a minimum flat to rounding): the losses agree.
+    assert_close(first, plain_first)
+    np.testing.assert_allclose(loss(new_params), loss(plain[0]), rtol=2e-3)
     info = optax.tree.get(state, "info")
-    assert int(info.status) == 0, int(info.status)
+    # Golden section may end a search in ROUNDING: a minimum flat to float32's rounding.
+    assert int(info.status) in ((0, 7) if name == "golden_section" else (0,)), int(info.status)
     return int(info.total_evals)
 
 
-def check_minimize_vmap():
+def check_minimize(mesh):
+    opt = OPTIMIZERS["golden_section"]()
+    solve = jax.jit(lambda p: minimize(loss, p, opt, max_steps=20, tol=1e-4))
+    plain = solve(jax.tree.map(jnp.asarray, PARAMS))
+    params, shardings = shard_params(mesh)
+    res = solve(params)
+    for leaf, sharding in zip(jax.tree.leaves(res.params), jax.tree.leaves(shardings), strict=True):
+        assert leaf.sharding.is_equivalent_to(sharding, leaf.ndim), leaf.sharding
+    assert int(res.status) == int(plain.status), (res.status, plain.status)
+    assert abs(int(res.num_steps) - int(plain.num_steps)) <= 2
+    np.testing.assert_allclose(res.value, plain.value, rtol=2e-3)
+    return int(res.num_evals)
+
+
+def logistic_batch():
     # 16 logistic regressions, the batch sharded over the devices (2 per device).
     rng = np.random.default_rng(0)
-    inputs = jnp.asarray(rng.normal(size=(16, 50, 4)))
-    labels = jnp.asarray((rng.uniform(size=(16, 50)) < 0.5).astype(np.float64))
+    inputs = rng.normal(size=(16, 50, 4)).astype(np.float32)
+    labels = (rng.uniform(size=(16, 50)) < 0.5).astype(np.float32)
+    return inputs, labels
+
+
+def fit(x, y):
     opt = optax.lbfgs(linesearch=scale_by_line_search(jaxls.wolfe))
 
-    def fit(x, y):
-        def loss(w):
-            z = x @ w
-            return jnp.mean(jax.nn.softplus(z) - y * z) + 0.005 * jnp.sum(w**2)
+    def loss(w):
+        z = x @ w
+        return jnp.mean(jax.nn.softplus(z) - y * z) + 0.005 * jnp.sum(w**2)
 
-        return minimize(loss, jnp.zeros(4), opt, max_steps=100, tol=1e-8)
+    return minimize(loss, jnp.zeros(4), opt, max_steps=100, tol=1e-5)
 
-    solve = jax.jit(jax.vmap(fit))
-    plain = solve(inputs, labels)
-    res = solve(*jax.device_put((inputs, labels), SHARDED))
+
+def compare_batches(res, plain, sharded):
+    # Sharding the batch changes how XLA fuses each member's arithmetic: equal statuses,
+    # step counts within 3, solutions within tol / lambda (strong convexity) of each other.
     for path, leaf in jax.tree_util.tree_leaves_with_path(res):
-        assert leaf.sharding.is_equivalent_to(SHARDED, leaf.ndim), (
+        assert leaf.sharding.is_equivalent_to(sharded, leaf.ndim), (
             jax.tree_util.keystr(path),
             leaf.sharding,
         )
     assert bool(jnp.all(res.converged)), res.status
-    for field in ("status", "num_steps", "num_evals"):
-        np.testing.assert_array_equal(getattr(res, field), getattr(plain, field))
-    assert_close(res, plain)
+    np.testing.assert_array_equal(res.status, plain.status)
+    assert int(jnp.max(jnp.abs(res.num_steps - plain.num_steps))) <= 3
+    np.testing.assert_allclose(res.params, plain.params, atol=2e-3)
     return int(plain.num_evals.sum())
 
 
-for label in sys.argv[1:]:
+def check_minimize_vmap(mesh):
+    sharded = NamedSharding(mesh, P("i"))
+    data = logistic_batch()
+    solve = jax.jit(jax.vmap(fit))
+    plain = solve(*map(jnp.asarray, data))
+    return compare_batches(solve(*jax.device_put(data, sharded)), plain, sharded)
+
+
+def check_minimize_shard_map(mesh):
+    # The workaround for Explicit axes: each device runs a vmap over its own members
+    # (check_vma=False: the searches' loop carries start device-invariant).
+    sharded = NamedSharding(mesh, P("i"))
+    data = logistic_batch()
+    plain = jax.jit(jax.vmap(fit))(*map(jnp.asarray, data))
+    per_device = jax.shard_map(jax.vmap(fit), in_specs=P("i"), out_specs=P("i"), check_vma=False)
+    solve = jax.jit(per_device)
+    return compare_batches(solve(*jax.device_put(data, sharded)), plain, sharded)
+
+
+for argument in sys.argv[1:]:
+    kind, label = argument.split("/")
+    mesh = MESHES[kind]
+    check = {
+        "minimize": check_minimize,
+        "minimize_vmap": check_minimize_vmap,
+        "minimize_shard_map": check_minimize_shard_map,
+    }.get(label, lambda mesh, label=label: check_training(mesh, label))
     try:
-        with jax.set_mesh(MESH):
-            evals = check_minimize_vmap() if label == "minimize_vmap" else check_training(label)
+        with jax.set_mesh(mesh):  # explicit axes need the mesh in context
+            evals = check(mesh)
     except Exception as error:
-        first = (str(error).strip().splitlines() or [""])[0]
-        print(f"FAIL {label}: {type(error).__name__}: {first}", flush=True)
+        message = " ".join(str(error).split())
+        print(f"FAIL {kind} {label}: {type(error).__name__}: {message}", flush=True)
     else:
-        print(f"OK {label} ({evals} evaluations)", flush=True)
+        print(f"OK {kind} {label} ({evals} evaluations)", flush=True)
 print("DONE", flush=True)
 """
 
 
-@pytest.fixture(scope="module")
-def report() -> dict[str, str]:
-    """``{check: line}`` from one process with 8 CPU devices; a line starts OK or FAIL."""
-    lines, output = run_on_devices(CHECK, CHECKS, timeout=300)
-    found = {line.split()[1].rstrip(":"): line for line in lines}
-    assert set(found) == set(CHECKS), output
+@functools.cache
+def reports() -> dict[str, dict[str, str]]:
+    """``{kind: {check: line}}`` from one process with 8 CPU devices (run once); a line starts
+    OK or FAIL."""
+    arguments = [f"{kind}/{check}" for kind, checks in CHECKS.items() for check in checks]
+    lines, output = run_on_devices(CHECK, arguments, timeout=500)
+    found = {kind: {} for kind in CHECKS}
+    for line in lines:
+        _, kind, check = line.split()[:3]
+        found[kind][check.rstrip(":")] = line
+    assert {kind: set(f) for kind, f in found.items()} == {
+        kind: set(checks) for kind, checks in CHECKS.items()
+    }, output
     return found
 
 
-@pytest.mark.parametrize("check", CHECKS[:3])
-def test_sharded_training_keeps_sharding_and_matches_unsharded(report, check):
-    """Five jitted steps: params, updates and state keep their shardings, every evaluation
-    sees the sharded point, and the values equal the unsharded run's (to rounding)."""
-    assert report[check].startswith("OK"), report[check]
+def report(kind: str) -> dict[str, str]:
+    return reports()[kind]
 
 
-def test_minimize_vmap_over_a_sharded_batch(report):
-    """`minimize` under vmap, batch sharded over 8 devices: every result leaf stays sharded
-    along the batch; statuses and counts equal the unsharded batch's, values to rounding."""
-    assert report["minimize_vmap"].startswith("OK"), report["minimize_vmap"]
+@pytest.mark.parametrize(
+    ("kind", "check"),
+    [(kind, check) for kind, checks in CHECKS.items() for check in checks if check in TRAINING],
+)
+def test_sharded_training_keeps_sharding_and_matches_unsharded(kind, check):
+    """Five jitted steps of each rule: params, updates and state keep their shardings, every
+    evaluation sees the sharded point, the first step equals the unsharded one and the last
+    loss the unsharded run's (to float32 rounding). On Explicit axes the step-size searches'
+    own slope (`jaxls._src.step.line.directional_derivative`, a `jnp.vdot`) must be a sum of
+    products for `backtracking` to pass."""
+    line = report(kind)[check]
+    assert line.startswith("OK"), line
+
+
+@pytest.mark.parametrize("kind", list(CHECKS))
+def test_minimize_on_sharded_parameters(kind):
+    line = report(kind)["minimize"]
+    assert line.startswith("OK"), line
+
+
+def test_minimize_vmap_over_a_sharded_batch():
+    """`minimize` under vmap, batch sharded over 8 devices (Auto axes): every result leaf
+    stays sharded along the batch; statuses equal the unsharded batch's."""
+    line = report("auto")["minimize_vmap"]
+    assert line.startswith("OK"), line
+
+
+def test_minimize_vmap_on_explicit_axes_names_the_workarounds():
+    """JAX cannot batch the while loop over a batch sharded on Explicit axes: the error
+    names the call and the two workarounds, and the second (`shard_map` of the `vmap`)
+    gives the same results, sharded along the batch."""
+    found = report("explicit")
+    line = found["minimize_vmap"]
+    assert line.startswith("FAIL explicit minimize_vmap: ValueError"), line
+    assert "`jaxls.optax.minimize` on a mesh with explicit axes" in line, line
+    assert "AxisType.Auto" in line and "jax.shard_map(jax.vmap(fit)" in line, line
+    assert found["minimize_shard_map"].startswith("OK"), found["minimize_shard_map"]

@@ -11,7 +11,9 @@ with ``opt`` gradient descent (``optax.chain(optax.sgd(1.0), scale_by_line_searc
 or L-BFGS (``optax.lbfgs(linesearch=scale_by_line_search(search))``). The oracles: scipy's
 L-BFGS-B and the strong convexity of the loss (how far a point with a small gradient can be
 from the minimiser), `jax.value_and_grad` at the new parameters, optax's own L-BFGS (zoom
-search) for evaluation counts, and unbatched runs for `jax.vmap`.
+search) for evaluation counts and failures, and unbatched runs for `jax.vmap`.
+
+Float32, JAX's default, as users train; float64 only where a test says why.
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ RULES = {
     "goldstein": lambda: gradient_descent(jaxls.goldstein, growth=2.0),
     "wolfe": lambda: gradient_descent(jaxls.wolfe, growth=2.0),
     "hager_zhang": lambda: gradient_descent(jaxls.hager_zhang, growth=2.0),
-    "golden_section": lambda: gradient_descent(jaxls.golden_section, step_max=100.0),
-    "brent": lambda: gradient_descent(jaxls.brent, step_max=100.0),
+    # tol: what float32 resolves on [0, 100] (4 eps 100 = 5e-5), else ROUNDING (and a warning).
+    "golden_section": lambda: gradient_descent(jaxls.golden_section, step_max=100.0, tol=1e-4),
+    "brent": lambda: gradient_descent(jaxls.brent, step_max=100.0, tol=1e-4),
     "lbfgs_wolfe": lambda: lbfgs(jaxls.wolfe),
     "lbfgs_hager_zhang": lambda: lbfgs(jaxls.hager_zhang),
 }
@@ -113,7 +116,14 @@ def train(opt, loss, params, *, num_steps: int, tol: float = 0.0) -> Run:
 # --- L2-regularised logistic regression -----------------------------------------------------
 
 LAM = 1e-2  # the loss is LAM-strongly convex
-TOL = 1e-6
+# The gradient norm each rule reaches in float32. A strictly monotone rule needs a decrease
+# that float32 can see: near the optimum a gradient step lowers the loss (0.34, rounded to
+# 3e-8) by about t |grad|^2, invisible once |grad| < ~2e-4, so backtracking, Goldstein and
+# the interval searches stop there (ROUNDING / NO_DECREASE, measured: 1.3e-4, 1.9e-4,
+# 1.3e-4, 4e-5); Wolfe's rounding allowance and Hager-Zhang's approximate Wolfe conditions
+# accept steps within the rounding of f and reach 1e-6, as L-BFGS does.
+FLOOR_RULES = {"backtracking", "goldstein", "golden_section", "brent"}
+TOLS = {rule: 1e-3 if rule in FLOOR_RULES else 1e-6 for rule in RULES}
 
 
 def logistic_data(seed: int, n: int, p: int, scale: float = 0.25):
@@ -122,7 +132,7 @@ def logistic_data(seed: int, n: int, p: int, scale: float = 0.25):
     inputs = rng.normal(size=(n, p)) * np.logspace(-scale, scale, p)
     w_true = rng.normal(size=p)
     labels = rng.uniform(size=n) < 1.0 / (1.0 + np.exp(-inputs @ w_true))
-    return jnp.asarray(inputs), jnp.asarray(labels, jnp.float64)
+    return np.asarray(inputs, np.float32), np.asarray(labels, np.float32)
 
 
 def logistic_loss(inputs, labels):
@@ -135,48 +145,69 @@ def logistic_loss(inputs, labels):
     return loss
 
 
-LOGISTIC = logistic_loss(*logistic_data(0, 400, 10))
+LOGISTIC_DATA = logistic_data(0, 400, 10)
+LOGISTIC = logistic_loss(*LOGISTIC_DATA)
+
+
+def logistic_numpy(w):
+    """`LOGISTIC` and its gradient in NumPy float64: the oracle's exact arithmetic."""
+    inputs, labels = (np.asarray(a, np.float64) for a in LOGISTIC_DATA)
+    w = np.asarray(w, np.float64)
+    z = inputs @ w
+    value = np.mean(np.logaddexp(0.0, z) - labels * z) + 0.5 * LAM * w @ w
+    grad = inputs.T @ (1.0 / (1.0 + np.exp(-z)) - labels) / len(labels) + LAM * w
+    return value, grad
 
 
 @functools.cache
 def logistic_run(rule: str) -> Run:
-    return train(RULES[rule](), LOGISTIC, jnp.zeros(10), num_steps=300, tol=TOL)
+    return train(RULES[rule](), LOGISTIC, jnp.zeros(10), num_steps=100, tol=TOLS[rule])
 
 
 @functools.cache
 def scipy_solution():
-    grad = jax.jit(jax.grad(LOGISTIC))
     res = scipy.optimize.minimize(
-        lambda w: float(LOGISTIC(jnp.asarray(w))),
+        logistic_numpy,
         np.zeros(10),
-        jac=lambda w: np.asarray(grad(jnp.asarray(w))),
+        jac=True,
         method="L-BFGS-B",
         options={"gtol": 1e-12, "ftol": 0.0, "maxiter": 1000},
     )
-    w = jnp.asarray(res.x)
-    return w, float(optax.tree.norm(grad(w)))
+    return res.x, float(np.linalg.norm(logistic_numpy(res.x)[1]))
 
 
 @pytest.mark.parametrize("rule", list(RULES))
 def test_logistic_regression_converges_to_the_scipy_solution(rule):
     run = logistic_run(rule)
     w, state = run.params[-1], run.states[-1]
-    g = float(optax.tree.norm(jax.grad(LOGISTIC)(w)))
-    assert g <= TOL  # oracle 1: the gradient norm, recomputed
-    assert float(optax.tree.norm(optax.tree.get(state, "grad"))) <= TOL
+    tol = TOLS[rule]
+    assert float(optax.tree.norm(optax.tree.get(state, "grad"))) <= tol  # the stopping test
+    # Oracle 1: the true gradient norm at the float32 point, in float64 (float32 rounding
+    # of the loss's sums is ~1e-7 of the gradient).
+    value, grad = logistic_numpy(w)
+    g = float(np.linalg.norm(grad))
+    assert g <= 1.5 * tol
     # Oracle 2: scipy. For a LAM-strongly convex loss, |w - w*| <= |grad(w)| / LAM and
     # f(w) - f* <= |grad(w)|^2 / (2 LAM), for our point and for scipy's alike.
     w_ref, g_ref = scipy_solution()
-    assert g_ref <= 1e-8
-    assert float(jnp.linalg.norm(w - w_ref)) <= (g + g_ref) / LAM
-    assert abs(float(LOGISTIC(w) - LOGISTIC(w_ref))) <= (g**2 + g_ref**2) / (2 * LAM)
-    assert int(search_info(state).status) == S.SUCCESS
+    assert g_ref <= 1e-10
+    assert float(np.linalg.norm(np.asarray(w, np.float64) - w_ref)) <= (g + g_ref) / LAM
+    assert abs(value - logistic_numpy(w_ref)[0]) <= (g**2 + g_ref**2) / (2 * LAM)
+    info = search_info(state)
+    # An interval search at the float32 floor cannot resolve the flat minimum: ROUNDING,
+    # with a step that decreased the loss.
+    done = (S.SUCCESS, S.ROUNDING) if rule in ("golden_section", "brent") else (S.SUCCESS,)
+    assert int(info.status) in done and float(info.step) > 0
 
 
 @pytest.mark.parametrize("rule", list(RULES))
 def test_logistic_regression_loss_never_increases(rule):
+    """Never, for the strictly monotone rules; never by more than the rounding allowance
+    (8 ulps of f) of Wolfe's and Hager-Zhang's approximate decrease test for the others."""
     run = logistic_run(rule)
-    assert np.all(np.diff(run.losses) <= 0), np.diff(run.losses).max()
+    allowance = 0.0 if rule in FLOOR_RULES else 8 * np.finfo(np.float32).eps
+    increase = np.diff(run.losses) - allowance * np.abs(run.losses[:-1])
+    assert np.all(increase <= 0), increase.max()
     assert run.losses[-1] < 0.7 * run.losses[0]
     assert run.traces == 1  # the state's dtypes and shapes never change
 
@@ -187,8 +218,10 @@ def test_state_holds_value_and_grad_at_the_new_params(rule):
     run = logistic_run(rule)
     for params, state in zip(run.params, run.states, strict=True):
         value, grad = jax.value_and_grad(LOGISTIC)(params)
-        np.testing.assert_allclose(optax.tree.get(state, "value"), value, rtol=1e-14)
-        np.testing.assert_allclose(optax.tree.get(state, "grad"), grad, rtol=1e-12, atol=1e-16)
+        # To float32 rounding: XLA may round `x + t d` once (a fused multiply-add) in the
+        # search and twice in `optax.apply_updates`, a 1-ulp difference in the point.
+        np.testing.assert_allclose(optax.tree.get(state, "value"), value, rtol=1e-6)
+        np.testing.assert_allclose(optax.tree.get(state, "grad"), grad, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("rule", list(RULES))
@@ -278,6 +311,7 @@ def test_mlp_classifier_float32():
     assert {x.dtype for x in floats} == {jnp.dtype(jnp.float32)}
 
 
+@pytest.mark.x64(reason="parameters mixing float32 and float64 leaves")
 def test_lbfgs_with_mixed_float32_and_float64_params():
     loss = lambda p: jnp.sum(jnp.cosh(p["w"] - 1.0)) + jnp.sum(jnp.cosh(p["b"] + 1.0))
 
@@ -315,16 +349,21 @@ def ill_conditioned_quadratic(n: int, condition: float, seed: int = 0):
     rng = np.random.default_rng(seed)
     q, _ = np.linalg.qr(rng.normal(size=(n, n)))
     a = (q * np.logspace(0, np.log10(condition), n)) @ q.T
-    a = jnp.asarray((a + a.T) / 2)
-    x_star = jnp.asarray(rng.normal(size=n))
-    return (lambda x: 0.5 * (x - x_star) @ (a @ (x - x_star))), a, x_star
+    a = (a + a.T) / 2
+    x_star = rng.normal(size=n)
+
+    def fun(x):  # in the dtype of x (NumPy data: made at import, float64 inside x64 tests)
+        r = x - jnp.asarray(x_star, x.dtype)
+        return 0.5 * r @ (jnp.asarray(a, x.dtype) @ r)
+
+    return fun, a, x_star
 
 
 QUADRATIC, QUADRATIC_A, QUADRATIC_X = ill_conditioned_quadratic(100, 1e3)
 PROBLEMS = {
-    "rosenbrock_2": (rosenbrock, jnp.array([-1.2, 1.0]), jnp.ones(2)),
-    "rosenbrock_100": (rosenbrock, jnp.tile(jnp.array([-1.2, 1.0]), 50), jnp.ones(100)),
-    "quadratic_100": (QUADRATIC, jnp.zeros(100), QUADRATIC_X),
+    "rosenbrock_2": (rosenbrock, np.array([-1.2, 1.0]), np.ones(2)),
+    "rosenbrock_100": (rosenbrock, np.tile(np.array([-1.2, 1.0]), 50), np.ones(100)),
+    "quadratic_100": (QUADRATIC, np.zeros(100), QUADRATIC_X),
 }
 
 
@@ -342,6 +381,10 @@ class Counted:
         return self.fun(x)
 
 
+@pytest.mark.x64(
+    reason="a comparison of evaluation counts to |grad| <= 1e-6, a tolerance "
+    "for float64; float32 is compared on failures below"
+)
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 def test_lbfgs_wolfe_converges_with_as_few_evaluations_as_optax_zoom(problem):
     """L-BFGS with `jaxls.wolfe` reaches ``|grad| <= 1e-6`` and the known minimiser.
@@ -354,6 +397,7 @@ def test_lbfgs_wolfe_converges_with_as_few_evaluations_as_optax_zoom(problem):
     over 6 starts), quadratic 1210 / 1213.
     """
     fun, x0, x_star = PROBLEMS[problem]
+    x0, x_star = jnp.asarray(x0, jnp.float64), jnp.asarray(x_star, jnp.float64)
     # Near x*, |x - x*| <~ |grad| / lambda_min(hessian); a factor 2 covers the curvature
     # change between x and x*.
     lambda_min = float(jnp.linalg.eigvalsh(jax.hessian(fun)(x_star))[0])
@@ -381,24 +425,25 @@ def test_lbfgs_wolfe_converges_with_as_few_evaluations_as_optax_zoom(problem):
     assert sum(evaluations["jaxls"]) <= 1.02 * sum(evaluations["optax"]), evaluations
 
 
+@pytest.mark.x64(reason="Moré-Thuente's exact test at a float64 rounding floor (ulp 2e-12)")
 def test_lbfgs_wolfe_passes_the_rounding_floor_of_the_loss_with_an_allowance():
     """On 0.5 x^T A x - b^T x (|f*| ~ 1e4, ulp 2e-12) the decrease an L-BFGS step can make
     once |grad| ~ 1e-5 is below the rounding of f: Moré-Thuente's exact test (epsilon=0)
     rejects every step and the run stalls (MAX_STEPS); a rounding allowance passes it, as
     optax's zoom (approx_dec_rtol) and Hager-Zhang's approximate Wolfe conditions do."""
-    b = QUADRATIC_A @ QUADRATIC_X
-    fun = lambda x: 0.5 * x @ (QUADRATIC_A @ x) - b @ x  # the minimiser is QUADRATIC_X
-    exact = minimize(fun, jnp.zeros(100), lbfgs(jaxls.wolfe), max_steps=400, tol=1e-6)
+    a, x_star = jnp.asarray(QUADRATIC_A, jnp.float64), jnp.asarray(QUADRATIC_X, jnp.float64)
+    b = a @ x_star
+    fun = lambda x: 0.5 * x @ (a @ x) - b @ x  # the minimiser is x_star
+    exact = minimize(fun, jnp.zeros(100), lbfgs(jaxls.wolfe, epsilon=0.0), max_steps=400, tol=1e-6)
     assert int(exact.status) == S.MAX_STEPS and float(exact.grad_norm) < 1e-4
     res = minimize(fun, jnp.zeros(100), lbfgs(jaxls.wolfe, epsilon=1e-12), max_steps=400, tol=1e-6)
     assert int(res.status) == S.SUCCESS, (res.message, float(res.grad_norm))
-    np.testing.assert_allclose(res.params, QUADRATIC_X, atol=1e-5)
+    np.testing.assert_allclose(res.params, x_star, atol=1e-5)
 
 
 # --- whole optimisations under jax.vmap -----------------------------------------------------
 
 BATCH, NAN_MEMBER, SLOW_MEMBER = 64, 3, 5
-VMAP_TOL = 1e-8
 
 
 def logistic_batch():
@@ -408,10 +453,10 @@ def logistic_batch():
     w_true = rng.normal(size=(BATCH, 5))
     logits = np.einsum("bnp,bp->bn", inputs, w_true)
     labels = (rng.uniform(size=(BATCH, 100)) < 1.0 / (1.0 + np.exp(-logits))).astype(float)
-    clean = jnp.asarray(inputs.copy())  # (jnp.asarray may share the NumPy buffer)
+    clean = jnp.asarray(inputs.copy(), jnp.float32)  # (jnp.asarray may share the buffer)
     inputs[NAN_MEMBER, 7, 2] = np.nan
     inputs[SLOW_MEMBER] *= np.logspace(-2.0, 1.0, 5)
-    return jnp.asarray(inputs), clean, jnp.asarray(labels)
+    return jnp.asarray(inputs, jnp.float32), clean, jnp.asarray(labels, jnp.float32)
 
 
 def without(tree, member: int):
@@ -419,21 +464,25 @@ def without(tree, member: int):
     return jax.tree.map(lambda a: np.delete(np.asarray(a), member, axis=0), tree)
 
 
-VMAP_RULES = {
-    "lbfgs_wolfe": (lambda: lbfgs(jaxls.wolfe), 25),
-    "golden_section": (lambda: gradient_descent(jaxls.golden_section, step_max=50.0), 50),
+VMAP_RULES = {  # the optimiser, max_steps, and the tolerance it reaches in float32
+    "lbfgs_wolfe": (lambda: lbfgs(jaxls.wolfe), 25, 1e-5),
+    "golden_section": (
+        lambda: gradient_descent(jaxls.golden_section, step_max=50.0, tol=1e-4),
+        50,
+        1e-3,
+    ),
 }
 
 
 @pytest.mark.parametrize("rule", list(VMAP_RULES))
 def test_vmap_over_independent_trainings(rule):
-    make_opt, max_steps = VMAP_RULES[rule]
+    make_opt, max_steps, tol = VMAP_RULES[rule]
     opt = make_opt()
     inputs, clean, labels = logistic_batch()
 
     def fit(inputs, labels):
         loss = logistic_loss(inputs, labels)
-        return minimize(loss, jnp.zeros(5), opt, max_steps=max_steps, tol=VMAP_TOL)
+        return minimize(loss, jnp.zeros(5), opt, max_steps=max_steps, tol=tol)
 
     solve = jax.jit(jax.vmap(fit))
     batched = solve(inputs, labels)
@@ -446,7 +495,7 @@ def test_vmap_over_independent_trainings(rule):
     assert np.all(status[others] == S.SUCCESS)
 
     # Each member's own run, unbatched: same status, and (LAM-strong convexity) both
-    # solutions within VMAP_TOL / LAM of the minimiser. Bitwise equality does not hold: XLA
+    # solutions within tol / LAM of the minimiser. Bitwise equality does not hold: XLA
     # sums in another order under vmap (even `jnp.sum(w**2)` over 5 numbers differs by 1 ulp),
     # so a member may take a step or two more or less (golden section: 11 of 62 members, by
     # at most 2; L-BFGS: none).
@@ -454,7 +503,7 @@ def test_vmap_over_independent_trainings(rule):
     for i in others:
         alone = single(inputs[i], labels[i])
         assert int(alone.status) == status[i]
-        np.testing.assert_allclose(batched.params[i], alone.params, atol=2 * VMAP_TOL / LAM)
+        np.testing.assert_allclose(batched.params[i], alone.params, atol=2 * tol / LAM)
         assert abs(int(batched.num_steps[i]) - int(alone.num_steps)) <= 3
 
     # Finished members are frozen: with the slow member replaced by an easy problem the loop
@@ -467,6 +516,63 @@ def test_vmap_over_independent_trainings(rule):
         chex.assert_trees_all_equal(without(changed, member), without(batched, member))
         if member == SLOW_MEMBER:
             assert int(jnp.max(changed.num_steps)) < max_steps
+
+
+# --- float32 batches: jaxls's Wolfe in L-BFGS against optax's zoom (issue 9, item 2) --------
+
+FIT_BATCH = 64
+
+
+def logistic_problems(seed: int = 2):
+    """``FIT_BATCH`` L2-regularised logistic regressions, 100 examples x 5 features."""
+    rng = np.random.default_rng(seed)
+    inputs = rng.normal(size=(FIT_BATCH, 100, 5))
+    w_true = rng.normal(size=(FIT_BATCH, 5))
+    logits = np.einsum("bnp,bp->bn", inputs, w_true)
+    labels = rng.uniform(size=(FIT_BATCH, 100)) < 1.0 / (1.0 + np.exp(-logits))
+    return (inputs.astype(np.float32), labels.astype(np.float32)), np.zeros(5, np.float32)
+
+
+def decay_problems(seed: int = 3):
+    """``FIT_BATCH`` fits of ``a exp(-b t) + c`` to 50 noisy points on ``[0, 5]``."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 5.0, 50)
+    a, b, c = (rng.uniform(lo, hi, size=(FIT_BATCH, 1)) for lo, hi in [(0.5, 3), (0.2, 2), (-1, 1)])
+    y = a * np.exp(-b * t) + c + 0.05 * rng.normal(size=(FIT_BATCH, 50))
+    times = np.broadcast_to(t, y.shape)
+    return (times.astype(np.float32), y.astype(np.float32)), np.array([1.0, 1.0, 0.0], np.float32)
+
+
+FAMILIES = {
+    "logistic": (
+        logistic_problems,
+        lambda x, y: lambda w: jnp.mean(jax.nn.softplus(x @ w) - y * (x @ w)) + 5e-3 * w @ w,
+    ),
+    "decay": (
+        decay_problems,
+        lambda t, y: lambda w: jnp.mean((w[0] * jnp.exp(-w[1] * t) + w[2] - y) ** 2),
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_lbfgs_wolfe_fails_on_no_more_float32_problems_than_optax_zoom(family):
+    """The README's recipe, `minimize(f, w0, optax.lbfgs(linesearch=scale_by_line_search(
+    jaxls.wolfe)), tol=1e-6, max_steps=500)`, vmapped over 64 float32 problems of each
+    family, fails on no more of them than `optax.lbfgs()` (zoom). With Moré-Thuente's
+    exact decrease test (`epsilon=0`) it stalls at float32's rounding floor: measured 58 of
+    64 logistic regressions and 28 of 64 curve fits end in MAX_STEPS; zoom: none."""
+    make_data, make_loss = FAMILIES[family]
+    data, w0 = make_data()
+    failures = {}
+    for name, opt in {"jaxls": lbfgs(jaxls.wolfe), "optax": optax.lbfgs()}.items():
+        fit = lambda *d, opt=opt: minimize(
+            make_loss(*d), jnp.asarray(w0), opt, tol=1e-6, max_steps=500
+        )
+        res = jax.jit(jax.vmap(fit))(*map(jnp.asarray, data))
+        failures[name] = int(np.sum(np.asarray(res.status) != S.SUCCESS))
+    assert failures["jaxls"] <= failures["optax"], failures
 
 
 # --- the failure policy in a training loop --------------------------------------------------
@@ -493,11 +599,13 @@ BIG_STEP_RULES = {
 
 @pytest.mark.parametrize("rule", list(BIG_STEP_RULES))
 def test_nan_beyond_a_region_never_reaches_the_params(rule):
-    run = train(BIG_STEP_RULES[rule](), barrier, jnp.zeros(6), num_steps=40, tol=1e-7)
+    tol = 1e-3 if rule in FLOOR_RULES else 1e-5  # float32's floor for strictly monotone rules
+    run = train(BIG_STEP_RULES[rule](), barrier, jnp.zeros(6), num_steps=40, tol=tol)
     assert all(bool(jnp.all(jnp.isfinite(w))) for w in run.params)
     assert np.all(np.isfinite(run.losses))
-    assert np.all(np.diff(run.losses) <= 0)
-    assert float(optax.tree.norm(jax.grad(barrier)(run.params[-1]))) <= 1e-6
+    allowance = 8 * np.finfo(np.float32).eps * np.abs(run.losses[:-1])  # Wolfe's, HZ's
+    assert np.all(np.diff(run.losses) <= allowance)
+    assert float(optax.tree.norm(jax.grad(barrier)(run.params[-1]))) <= tol
 
 
 @pytest.mark.parametrize(
@@ -512,7 +620,7 @@ def test_nan_beyond_a_region_never_reaches_the_params(rule):
 def test_ascent_updates_fall_back_to_minus_grad(opt):
     """``updates = +grad`` (no sgd before the rule, or a negative learning rate) ascends:
     the rule searches along ``-grad`` instead, and the loss still decreases."""
-    run = train(opt, barrier, jnp.zeros(6), num_steps=5)
+    run = train(opt, barrier, jnp.zeros(6), num_steps=3)  # before float32's floor
     assert np.all(np.diff(run.losses) < 0)
     w = jnp.zeros(6)
     for params, state in zip(run.params, run.states, strict=True):
@@ -520,22 +628,23 @@ def test_ascent_updates_fall_back_to_minus_grad(opt):
         assert bool(info.fallback)
         assert float(info.step) > 0
         expected = w - info.step * jax.grad(barrier)(w)  # a step along -grad
-        np.testing.assert_allclose(params, expected, rtol=1e-13, atol=1e-16)
+        np.testing.assert_allclose(params, expected, rtol=1e-6, atol=1e-7)
         w = params
 
 
 @pytest.mark.parametrize(
     "opt",
     [
-        gradient_descent(jaxls.backtracking, step_init=1e6, max_evals=2),
+        # backtracking's budget counts the gradient at the accepted step: two trials.
+        gradient_descent(jaxls.backtracking, step_init=1e6, max_evals=3),
         gradient_descent(jaxls.wolfe, step_init=1e6, max_evals=2),
         gradient_descent(jaxls.golden_section, step_max=1e6, max_evals=3),
     ],
     ids=["backtracking", "wolfe", "golden_section"],
 )
 def test_failed_search_shrinks_the_next_start(opt):
-    """With a first step of 1e6 (far into the NaN region) and a budget of 2 or 3
-    evaluations, the searches fail at step 0 (the parameters do not move); each failure
+    """With a first step of 1e6 (far into the NaN region) and a budget of 2 or 3 trials,
+    the searches fail at step 0 (the parameters do not move); each failure
     starts the next search 10 times smaller, until one succeeds (from 1, after 6 failures)."""
     run = train(opt, barrier, jnp.zeros(6), num_steps=8)
     starts = [float(search_state(state).step_init) for state in run.states]
@@ -544,7 +653,7 @@ def test_failed_search_shrinks_the_next_start(opt):
         assert float(infos[k].step) == 0.0
         assert int(infos[k].status) != S.SUCCESS
         np.testing.assert_array_equal(run.params[k], jnp.zeros(6))
-        np.testing.assert_allclose(starts[k], 10.0 ** (5 - k), rtol=1e-12)
+        np.testing.assert_allclose(starts[k], 10.0 ** (5 - k), rtol=1e-6)
     assert float(infos[6].step) > 0
     assert run.losses[7] < run.losses[0]
     assert np.all(np.diff(run.losses) <= 0)

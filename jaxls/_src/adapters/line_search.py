@@ -10,10 +10,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxls._src import checks
 from jaxls._src.adapters import common
 from jaxls._src.adapters.common import LineSearchInfo
 from jaxls._src.results import Status
-from jaxls._src.step.line import tree_axpy, tree_vdot
+from jaxls._src.step.line import tree_axpy
 
 CALL = "optax.scale_by_line_search"
 
@@ -34,12 +35,15 @@ class ScaleByLineSearchState(NamedTuple):
         first), read by `optax.value_and_grad_from_state`.
       grad: its gradient there (zeros before the first update).
       info: a `LineSearchInfo` on the last search.
+      aux: with ``has_aux=True``, the auxiliary output of ``value_fn`` at the parameters
+        after the last update (None before the first: see `scale_by_line_search`); else None.
     """
 
     step_init: jax.Array
     value: jax.Array
     grad: Any
     info: LineSearchInfo
+    aux: Any = None
 
 
 def search_kind(search: Callable) -> str:
@@ -85,6 +89,7 @@ def scale_by_line_search(
     growth: float | None = None,
     step_max: float | None = None,
     failure_shrink: float = 0.1,
+    has_aux: bool = False,
     **config,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Scale ``updates`` by a step that a jaxls search finds along them.
@@ -94,28 +99,45 @@ def scale_by_line_search(
     is what ``search`` finds for ``phi(t) = value_fn(params + t d, **extra_args)``:
 
     * a step-size search (`jaxls.backtracking`, `jaxls.goldstein`, `jaxls.wolfe`,
-      `jaxls.hager_zhang`) starts from the state's ``step_init``;
+      `jaxls.hager_zhang`) starts from the state's ``step_init``; it is given ``value_fn``
+      for its value-only trials and `jax.value_and_grad` of it for the others;
     * an interval search (`jaxls.golden_section`, `jaxls.brent`, `jaxls.dichotomy`,
       `jaxls.fibonacci`, `jaxls.parabolic`) minimises ``phi`` on ``[0, step_init]``
-      (initially ``step_max``, which it requires): exact line search.
+      (initially ``step_max``, which it requires): exact line search. Its trials are
+      values only; one value-and-gradient evaluation at the minimiser follows.
 
     This is optax's own line-search protocol (as in `optax.scale_by_zoom_linesearch`): the
-    state holds ``value`` and ``grad`` at the new parameters, so the next step's
-    `optax.value_and_grad_from_state` costs no evaluation, and its dtypes never change, so a
-    jitted step compiles once. It drops into ``optax.lbfgs(linesearch=...)`` and after
-    ``optax.sgd(1.0)`` in `optax.chain`.
+    state holds ``value`` and ``grad`` at the new parameters (the point the search accepted),
+    so the next step's `optax.value_and_grad_from_state` costs no evaluation, and its dtypes
+    never change, so a jitted step compiles once. It drops into
+    ``optax.lbfgs(linesearch=...)`` and after ``optax.sgd(1.0)`` in `optax.chain`. (A bare
+    search, ``optax.lbfgs(linesearch=jaxls.wolfe)``, raises a `TypeError` at ``init`` that
+    says to wrap it.)
 
-    Failure policy, unlike optax's searches: a search never moves uphill (a failed search
-    returns step 0: the parameters do not change); a direction with ``<grad, updates> >= 0``
-    is replaced by ``-grad`` (``info.fallback``); after a failed search the next starts from
-    ``failure_shrink`` times this one's start instead of repeating the same failure, so a run
-    is never stuck at step 0 for ever. The state's ``info`` records the step, status and
-    evaluation counts of the last search.
+    Failure policy, unlike optax's searches: a search never moves uphill, beyond the
+    rounding allowance of `jaxls.wolfe`'s ``epsilon`` and `jaxls.hager_zhang`'s approximate
+    Wolfe conditions (a failed search returns step 0: the parameters do not change); a
+    direction with ``<grad, updates> >= 0`` is replaced by ``-grad`` (``info.fallback``;
+    the test is made on rescaled copies, so a gradient beyond ``sqrt`` of the dtype's
+    largest number is handled too); after a failed search the next starts from
+    ``failure_shrink`` times this one's start instead of repeating the same failure, so a
+    run is never stuck at step 0 for ever. A ``value`` or
+    ``grad`` that is not finite gives step 0 and ``NONFINITE``. The state's ``info`` records
+    the step, status and counts of the last search, as the search reports them.
 
-    Keyword arguments in ``extra_args`` that ``value_fn`` takes (a minibatch, say) are passed
-    to it; the others are ignored (optax raises ``TypeError`` for them). Everything the
-    update returns is wrapped in `jax.lax.stop_gradient`: differentiating through a training
-    step does not differentiate through the search by accident.
+    Extra keyword arguments of ``update`` (a minibatch, say) are passed to ``value_fn``;
+    one that ``value_fn`` does not take is a `TypeError` naming it, as in optax's searches
+    (a ``value_fn`` with ``**kwargs`` takes every one). Everything the update returns is
+    wrapped in `jax.lax.stop_gradient`: differentiating through a training step does not
+    differentiate through the search by accident.
+
+    With ``has_aux=True``, ``value_fn`` returns ``(value, aux)`` (as for
+    `jax.value_and_grad`'s ``has_aux``), ``value`` given to ``update`` is the scalar alone,
+    and the state's ``aux`` is the aux at the new parameters: the accepted point's, or after
+    a failed search (the parameters did not move) the previous update's. ``init`` cannot know
+    its structure, so ``aux`` is None until the first update; where the state's structure
+    must not change (a `jax.lax.scan`, a jitted step traced once), set it after ``init``:
+    ``state = optax.tree.set(state, aux=aux0)`` with the aux of the initial parameters.
 
     Args:
       search: a jaxls search.
@@ -127,6 +149,7 @@ def scale_by_line_search(
         ``[0, step_max]``), optional otherwise. It is passed to searches that take it and
         caps the first trial step of the others.
       failure_shrink: factor in ``(0, 1)`` applied to the start after a failed search.
+      has_aux: whether ``value_fn`` returns ``(value, aux)``.
       **config: keyword arguments of ``search`` (``c1``, ``c2``, ``tol``, ``max_evals``, ...),
         checked now.
 
@@ -136,6 +159,9 @@ def scale_by_line_search(
     Raises:
       TypeError: ``search`` is not a jaxls search, or ``config`` has a keyword it does not
         take (or one the adapter sets: ``x``, ``direction``, ``value``, ``step_init``, ...).
+        At ``update``: ``value``, ``grad`` or ``value_fn`` missing, an extra argument that
+        ``value_fn`` does not take, or ``value_fn`` not returning a real scalar (a pair with
+        ``has_aux``).
       ValueError: a bad constant, of the adapter or of ``search``.
 
     Example:
@@ -149,19 +175,25 @@ def scale_by_line_search(
       ...     value, grad = value_and_grad(w, state=state)
       ...     updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=f)
       ...     w = optax.apply_updates(w, updates)
-      >>> print(jnp.round(w, 6))
-      [0.682328 0.682328 0.682328]
+      >>> print(jnp.round(w, 5))
+      [0.68233 0.68233 0.68233]
     """
     kind = search_kind(search)
+    name = getattr(search, "__name__", "search")
+    call = f"{CALL}({name}).update"
+    has_aux = checks.boolean(CALL, "has_aux", has_aux)
     restart = common.check_restart(
         CALL, step_init=step_init, growth=growth, failure_shrink=failure_shrink, step_max=step_max
     )
     if kind == "exact" and step_max is None:
         raise ValueError(
-            f"`jaxls.{CALL}({search.__name__})`: an interval search needs `step_max`: it "
+            f"`jaxls.{CALL}({name})`: an interval search needs `step_max`: it "
             "minimises along the direction on [0, step_max]."
         )
-    passes_step_max = kind == "inexact" and "step_max" in inspect.signature(search).parameters
+    parameters = inspect.signature(search).parameters
+    if kind == "inexact" and has_aux and "has_aux" not in parameters:
+        raise TypeError(f"`jaxls.{CALL}({name}, has_aux=True)`: `jaxls.{name}` takes no `has_aux`.")
+    passes_step_max = kind == "inexact" and "step_max" in parameters
     if passes_step_max and "step_max" in config:
         raise TypeError(f"`jaxls.{CALL}`: give `step_max` once, to the adapter.")
     if passes_step_max and step_max is not None:
@@ -169,6 +201,8 @@ def scale_by_line_search(
     check_config(search, kind, config)
     if kind == "exact":  # the first interval is [0, step_max]
         restart = restart._replace(step_init=step_max)
+    if has_aux:
+        config = {**config, "has_aux": True} if kind == "inexact" else config
     first = restart.step_init
 
     def init_fn(params) -> ScaleByLineSearchState:
@@ -180,36 +214,51 @@ def scale_by_line_search(
             info=common.initial_info(dtype),
         )
 
-    def update_fn(updates, state, params, *, value, grad, value_fn, **extra_args):
-        f = common.objective(value_fn, extra_args)
-        direction, fallback = common.descent_direction(updates, grad)
-        dtype = state.step_init.dtype
-        value = jnp.asarray(value).astype(dtype)
+    def run_search(f, params, direction, value, grad, step_init):
         if kind == "exact":
-            res = exact_step(search, f, params, direction, value, grad, state.step_init, config)
-        else:
-            res = search(
-                None,
-                params,
-                direction,
-                value=value,
-                grad=grad,
-                value_and_grad=jax.value_and_grad(f),
-                step_init=state.step_init,
-                **config,
-            )
-        step = res.step.astype(dtype)
-        info, failed = common.record(state.info, step, res.num_evals, res.status, fallback)
+            return exact_step(search, f, params, direction, value, grad, step_init, config, has_aux)
+        return search(
+            f,
+            params,
+            direction,
+            value=value,
+            grad=grad,
+            value_and_grad=jax.value_and_grad(f, has_aux=has_aux),
+            step_init=step_init,
+            **config,
+        )
+
+    def update_fn(
+        updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
+    ):
+        common.require_protocol(call, params, value, grad, value_fn)
+        f = common.objective(call, value_fn, extra_args, params, has_aux)
+        dtype = state.step_init.dtype
+        direction, fallback = common.descent_direction(updates, grad, dtype)
+        value = jnp.asarray(value).astype(dtype)
+        with common.explicit_axes_advice(call):
+            res = run_search(f, params, direction, value, grad, state.step_init)
+        start_finite = common.finite_start(value, grad)
+        step = jnp.where(start_finite, res.step, 0).astype(dtype)
+        status = jnp.where(start_finite, res.status, Status.NONFINITE)
+        info, failed = common.record(
+            state.info, step, res.num_evals, res.num_grads, status, fallback
+        )
         new_state = ScaleByLineSearchState(
             step_init=common.next_step_init(step, failed, state.step_init, restart),
             value=res.value,
             grad=res.grad,
             info=info,
+            aux=common.keep_aux(step > 0, res.aux, state.aux),
         )
-        new_state = optax.tree.cast_like(new_state, other_tree=state)
+        new_state = common.finish(new_state, state)
         return jax.lax.stop_gradient((common.scale_accepted(step, direction), new_state))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
 class _ExactStep(NamedTuple):
@@ -217,25 +266,29 @@ class _ExactStep(NamedTuple):
     value: jax.Array
     grad: Any
     num_evals: jax.Array
+    num_grads: jax.Array
     status: jax.Array
+    aux: Any
 
 
-def exact_step(search, f, params, direction, value, grad, upper, config) -> _ExactStep:
-    """Minimise ``phi(t) = f(params + t d)`` on ``[0, upper]``, then take value and gradient
-    at the minimiser (one more evaluation, which the next step reuses from the state).
+def exact_step(search, f, params, direction, value, grad, upper, config, has_aux) -> _ExactStep:
+    """Minimise ``phi(t) = f(params + t d)`` on ``[0, upper]`` (values only), then take value
+    and gradient at the minimiser (one more evaluation, which the next step reuses from the
+    state).
 
     The minimiser is kept only if it decreases ``f`` (else step 0, ``NO_DECREASE``, or
     ``NOT_DESCENT`` if ``d`` does not descend, or ``NONFINITE`` if ``f(params)`` is not finite).
     """
     dtype = value.dtype
-    phi = lambda t: f(tree_axpy(t, direction, params))
+    value_of = common.value_only(f, has_aux)
+    phi = lambda t: value_of(tree_axpy(t, direction, params))
     res = search(phi, jnp.zeros((), dtype), upper, **config)
     step = jnp.asarray(res.x, dtype)
-    new_value, new_grad = jax.value_and_grad(f)(tree_axpy(step, direction, params))
+    out, new_grad = jax.value_and_grad(f, has_aux=has_aux)(tree_axpy(step, direction, params))
+    new_value, aux = out if has_aux else (out, None)
     new_value = jnp.asarray(new_value).astype(dtype)
-    grad_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(new_grad)]))
-    descent = tree_vdot(grad, direction) < 0
-    better = descent & (new_value < value) & jnp.isfinite(new_value) & grad_finite
+    descent = common.descends(grad, direction, dtype)
+    better = descent & (new_value < value) & jnp.isfinite(new_value) & _all_finite(new_grad)
     status = jnp.where(
         better,
         res.status,
@@ -250,8 +303,31 @@ def exact_step(search, f, params, direction, value, grad, upper, config) -> _Exa
         value=jnp.where(better, new_value, value),
         grad=jax.tree.map(lambda new, old: jnp.where(better, new, old), new_grad, grad),
         num_evals=(res.num_evals + 1).astype(jnp.int32),
+        num_grads=jnp.ones((), jnp.int32),
         status=status.astype(jnp.int32),
+        aux=aux,
     )
 
 
-__all__ = ["ScaleByLineSearchState", "scale_by_line_search"]
+def refuse_as_transformation(search: Callable) -> None:
+    """Give a bare jaxls search ``init`` and ``update`` attributes that raise a `TypeError`
+    saying how to wrap it, so that ``optax.lbfgs(linesearch=jaxls.wolfe)`` (or
+    ``optax.chain(..., jaxls.wolfe)``) fails at ``init`` with that message instead of
+    ``AttributeError: 'function' object has no attribute 'init'``. The search itself is
+    unchanged."""
+    name = search.__name__
+    extra = ", step_max=..." if search_kind(search) == "exact" else ""
+    message = (
+        f"`jaxls.{name}` is a line search, not an optax transformation: wrap it as an optax "
+        f"step-size rule with `jaxls.optax.scale_by_line_search(jaxls.{name}{extra})`, e.g. "
+        f"`optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.{name}{extra}))`."
+    )
+
+    def refuse(*args, **kwargs):
+        raise TypeError(message)
+
+    search.init = refuse
+    search.update = refuse
+
+
+__all__ = ["ScaleByLineSearchState", "refuse_as_transformation", "scale_by_line_search"]

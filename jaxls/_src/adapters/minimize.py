@@ -10,7 +10,14 @@ import jax.numpy as jnp
 import optax
 
 from jaxls._src import checks
-from jaxls._src.adapters.common import LineSearchInfo, grad_norm
+from jaxls._src.adapters.common import (
+    LineSearchInfo,
+    Watched,
+    check_output,
+    explicit_axes_advice,
+    grad_norm,
+    value_only,
+)
 from jaxls._src.results import Status, status_message
 
 CALL = "optax.minimize"
@@ -25,11 +32,16 @@ class MinimizeResult(NamedTuple):
       grad: its gradient there.
       grad_norm: the gradient's Euclidean norm.
       num_steps: optimiser steps taken (``int32``).
-      num_evals: value-and-gradient evaluations made (``int32``): the driver's own and those
-        of jaxls's searches (read from their `LineSearchInfo`); evaluations made inside
-        other transformations (optax's own line searches) are not seen.
+      num_evals: calls of ``fun`` (``int32``), each computing the value or the value and
+        the gradient: those `minimize` made itself and those of jaxls's rules (read from
+        their `LineSearchInfo`). ``-1`` (`UNCOUNTED`) when some other part of the optimiser
+        calls the objective (optax's own line searches, as in ``optax.lbfgs()``): its calls
+        cannot be seen, so the count is unknown rather than too small.
+      num_grads: how many of those calls computed the gradient (``int32``), or ``-1`` when
+        ``num_evals`` is.
       status: ``SUCCESS`` (``grad_norm <= tol``), ``MAX_STEPS`` or ``NONFINITE``.
       state: the optimiser state after the last step.
+      aux: with ``has_aux=True``, the auxiliary output of ``fun`` at ``params``; else None.
     """
 
     params: Any
@@ -38,8 +50,10 @@ class MinimizeResult(NamedTuple):
     grad_norm: jax.Array
     num_steps: jax.Array
     num_evals: jax.Array
+    num_grads: jax.Array
     status: jax.Array
     state: Any
+    aux: Any = None
 
     @property
     def converged(self) -> jax.Array:
@@ -50,6 +64,10 @@ class MinimizeResult(NamedTuple):
         return status_message(self.status)
 
 
+# `MinimizeResult.num_evals` and `num_grads` when the optimiser evaluates where no count is seen.
+UNCOUNTED = -1
+
+
 class _Carry(NamedTuple):
     params: Any
     state: Any
@@ -57,6 +75,7 @@ class _Carry(NamedTuple):
     grad: Any
     num_steps: jax.Array
     num_evals: jax.Array
+    num_grads: jax.Array
 
 
 def line_search_infos(state) -> list[LineSearchInfo]:
@@ -82,6 +101,7 @@ def minimize(
     *,
     max_steps: int = 1000,
     tol: float = 1e-6,
+    has_aux: bool = False,
 ) -> MinimizeResult:
     r"""Run ``optimizer`` on ``fun`` from ``params`` until ``||grad fun|| <= tol``.
 
@@ -92,7 +112,14 @@ def minimize(
     Each step calls ``optimizer.update(grad, state, params, value=, grad=, value_fn=fun)``.
     When the optimiser's state keeps the value and gradient at the new parameters (jaxls's
     adapters and optax's line searches do, as the chain's last transformation), they are
-    reused: no evaluation besides the line search's.
+    reused: no evaluation besides the line search's. ``num_evals`` counts every call of
+    ``fun`` when all of them are made by `minimize` and jaxls's rules; when some other part
+    of the optimiser calls ``fun`` (optax's zoom search in ``optax.lbfgs()``), it reads
+    `UNCOUNTED` (``-1``): unknown, never a count that is too small.
+
+    With ``has_aux=True``, ``fun`` returns ``(value, aux)``: the optimiser is given the value
+    alone (build its rules without ``has_aux``), and the result's ``aux`` is that of the last
+    parameters (one more call of ``fun``, a value-only one, counted in ``num_evals``).
 
     Args:
       fun: scalar objective of a pytree of parameters.
@@ -101,9 +128,15 @@ def minimize(
         `optax.with_extra_args_support`).
       max_steps: cap on optimiser steps, ``>= 0``.
       tol: stop when the gradient norm is at most ``tol`` (``>= 0``).
+      has_aux: whether ``fun`` returns ``(value, aux)``.
 
     Returns:
       A `MinimizeResult`.
+
+    Raises:
+      TypeError: ``fun`` not a function, or not returning a real scalar (a pair
+        ``(scalar, aux)`` with ``has_aux``) at ``params``.
+      ValueError: ``max_steps < 0`` or ``tol < 0``.
 
     Example:
       >>> import jax.numpy as jnp, optax, jaxls
@@ -113,11 +146,15 @@ def minimize(
       >>> print(res.params, res.message)
       [1. 1.] converged: the requested tolerance or condition is met
     """
+    checks.function(CALL, "fun", fun)
+    has_aux = checks.boolean(CALL, "has_aux", has_aux)
     checks.int_at_least(CALL, "max_steps", max_steps, 0)
     if checks.is_concrete(tol) and not float(tol) >= 0:
         raise ValueError(f"`jaxls.{CALL}(tol={tol!r})`: `tol` must be >= 0.")
+    check_output(CALL, "fun", jax.eval_shape(fun, params), has_aux)
     optimizer = optax.with_extra_args_support(optimizer)
-    value_and_grad = jax.value_and_grad(fun)
+    value_fn = Watched(value_only(fun, has_aux))  # what the optimiser sees
+    value_and_grad = jax.value_and_grad(value_fn.fun)  # the driver's own calls
     value, grad = value_and_grad(params)
     state = optimizer.init(params)
     reuse = stored_value_and_grad(state) is not None
@@ -128,27 +165,37 @@ def minimize(
 
     def step(c: _Carry) -> _Carry:
         updates, state = optimizer.update(
-            c.grad, c.state, c.params, value=c.value, grad=c.grad, value_fn=fun
+            c.grad, c.state, c.params, value=c.value, grad=c.grad, value_fn=value_fn
         )
         params = optax.apply_updates(c.params, updates)
-        evals = c.num_evals + sum(info.num_evals for info in line_search_infos(state))
+        infos = line_search_infos(state)
+        evals = c.num_evals + sum(info.num_evals for info in infos)
+        grads = c.num_grads + sum(info.num_grads for info in infos)
         if reuse:
             value, grad = stored_value_and_grad(state)
         else:
             value, grad = value_and_grad(params)
-            evals = evals + 1
-        return _Carry(params, state, jnp.asarray(value, dtype), grad, c.num_steps + 1, evals)
+            evals, grads = evals + 1, grads + 1
+        value = jnp.asarray(value, dtype)
+        return _Carry(params, state, value, grad, c.num_steps + 1, evals, grads)
 
     one = jnp.ones((), jnp.int32)
-    carry = _Carry(params, state, jnp.asarray(value, dtype), grad, 0 * one, one)
-    params, state, value, grad, steps, evals = jax.lax.while_loop(running, step, carry)
+    carry = _Carry(params, state, jnp.asarray(value, dtype), grad, 0 * one, one, one)
+    with explicit_axes_advice(CALL):
+        params, state, value, grad, steps, evals, grads = jax.lax.while_loop(running, step, carry)
+    aux = None
+    if has_aux:
+        _, aux = fun(params)
+        evals = evals + 1
+    if value_fn.called:  # some transformation evaluated where no count is kept
+        evals = grads = jnp.full((), UNCOUNTED, jnp.int32)
     norm = grad_norm(grad)
     status = jnp.where(
         ~jnp.isfinite(value),
         Status.NONFINITE,
         jnp.where(norm <= tol, Status.SUCCESS, Status.MAX_STEPS),
     ).astype(jnp.int32)
-    return MinimizeResult(params, value, grad, norm, steps, evals, status, state)
+    return MinimizeResult(params, value, grad, norm, steps, evals, grads, status, state, aux)
 
 
-__all__ = ["MinimizeResult", "minimize"]
+__all__ = ["UNCOUNTED", "MinimizeResult", "minimize"]

@@ -11,9 +11,11 @@ import optax
 from jaxls._src import checks
 from jaxls._src.adapters import common
 from jaxls._src.adapters.common import LineSearchInfo
+from jaxls._src.results import Status
 from jaxls._src.step.backtracking import backtracking
 
 CALL = "optax.nonmonotone_armijo"
+UPDATE = f"{CALL}(...).update"
 
 
 class NonmonotoneArmijoState(NamedTuple):
@@ -29,6 +31,8 @@ class NonmonotoneArmijoState(NamedTuple):
         ``value`` it is given).
       weight: their ``Q``, the total weight of that average.
       info: a `LineSearchInfo` on the last search.
+      aux: with ``has_aux=True``, the auxiliary output of ``value_fn`` at the parameters
+        after the last update (as for `ScaleByLineSearchState`); else None.
     """
 
     step_init: jax.Array
@@ -37,6 +41,7 @@ class NonmonotoneArmijoState(NamedTuple):
     reference: jax.Array
     weight: jax.Array
     info: LineSearchInfo
+    aux: Any = None
 
 
 def nonmonotone_armijo(
@@ -50,6 +55,7 @@ def nonmonotone_armijo(
     failure_shrink: float = 0.1,
     interpolate: bool = False,
     max_evals: int = 30,
+    has_aux: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Non-monotone Armijo backtracking against Zhang & Hager's average of past values.
 
@@ -60,7 +66,8 @@ def nonmonotone_armijo(
     ``f(x_k + t d) <= C_k + c1 t <grad f(x_k), d>``,
 
     ``Q_0 = 1, C_0 = f(x_0)``; ``Q_{k+1} = eta Q_k + 1``,
-    ``C_{k+1} = (eta Q_k C_k + f(x_{k+1})) / Q_{k+1}``.
+    ``C_{k+1} = (eta Q_k C_k + f(x_{k+1})) / Q_{k+1}`` (computed as the convex combination
+    ``(eta Q_k / Q_{k+1}) C_k + f(x_{k+1}) / Q_{k+1}``, which cannot overflow).
 
     ``C_k`` is a weighted average of past values (``>= f(x_k)``), so a step may increase
     ``f`` a little while the average decreases: fewer rejected unit steps for quasi-Newton
@@ -70,11 +77,13 @@ def nonmonotone_armijo(
 
     Like `scale_by_line_search`, the state keeps ``value`` and ``grad`` at the new parameters
     (`optax.value_and_grad_from_state` and `jaxls.optax.minimize` reuse them), its dtypes
-    never change, outputs are wrapped in `jax.lax.stop_gradient`, keyword arguments in
-    ``extra_args`` that ``value_fn`` takes are passed to it, and the failure policy is the
-    same: never a step that breaks the test (a failed search returns 0, and the next starts
-    from ``failure_shrink`` times this one's start), ``-grad`` for a direction that does not
-    descend (``info.fallback``). A first update, or one after a non-finite ``C``, sets
+    never change, outputs are wrapped in `jax.lax.stop_gradient`, extra keyword arguments
+    of ``update`` go to ``value_fn`` (one it does not take is a `TypeError`), ``has_aux``
+    keeps the aux at the new parameters in the state, and the failure policy is the same:
+    never a step that breaks the test (a failed search returns 0, and the next starts from
+    ``failure_shrink`` times this one's start), ``-grad`` for a direction that does not
+    descend (``info.fallback``), step 0 and ``NONFINITE`` for a value or gradient that is
+    not finite. A first update, or one after a non-finite ``C``, sets
     ``C = f(x_k)``, ``Q = 1``.
 
     Args:
@@ -88,14 +97,19 @@ def nonmonotone_armijo(
       failure_shrink: factor in ``(0, 1)`` applied to the start after a failed search.
       interpolate: shrink by safeguarded cubic/quadratic interpolation instead of ``shrink``
         (see `jaxls.backtracking`).
-      max_evals: cap on value-and-gradient evaluations per search, ``>= 1``.
+      max_evals: cap on calls of the objective per search, the gradient at the accepted
+        step included (as in `jaxls.backtracking`), ``>= 2``.
+      has_aux: whether ``value_fn`` returns ``(value, aux)``.
 
     Returns:
       An `optax.GradientTransformationExtraArgs` whose state is a `NonmonotoneArmijoState`.
 
     Raises:
       ValueError: a constant out of range, naming the call.
-      TypeError: ``max_evals`` not a Python int, ``interpolate`` not a bool.
+      TypeError: ``max_evals`` not a Python int, ``interpolate`` or ``has_aux`` not a bool.
+        At ``update``: ``value``, ``grad`` or ``value_fn`` missing, an extra argument that
+        ``value_fn`` does not take, or ``value_fn`` not returning a real scalar (a pair with
+        ``has_aux``).
 
     References:
       H. Zhang & W. W. Hager, "A nonmonotone line search technique and its application to
@@ -117,9 +131,9 @@ def nonmonotone_armijo(
     restart = common.check_restart(
         CALL, step_init=step_init, growth=growth, failure_shrink=failure_shrink, step_max=step_max
     )
-    checks.int_at_least(CALL, "max_evals", max_evals, 1)
-    if not isinstance(interpolate, bool):
-        raise TypeError(f"`jaxls.{CALL}(interpolate={interpolate!r})`: must be True or False.")
+    checks.int_at_least(CALL, "max_evals", max_evals, 2)  # a trial and the gradient
+    interpolate = checks.boolean(CALL, "interpolate", interpolate)
+    has_aux = checks.boolean(CALL, "has_aux", has_aux)
     first = restart.step_init
 
     def init_fn(params) -> NonmonotoneArmijoState:
@@ -133,40 +147,50 @@ def nonmonotone_armijo(
             info=common.initial_info(dtype),
         )
 
-    def update_fn(updates, state, params, *, value, grad, value_fn, **extra_args):
-        f = common.objective(value_fn, extra_args)
-        direction, fallback = common.descent_direction(updates, grad)
+    def update_fn(
+        updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
+    ):
+        common.require_protocol(UPDATE, params, value, grad, value_fn)
+        f = common.objective(UPDATE, value_fn, extra_args, params, has_aux)
         dtype = state.step_init.dtype
+        direction, fallback = common.descent_direction(updates, grad, dtype)
         value = jnp.asarray(value).astype(dtype)
         restarting = ~jnp.isfinite(state.reference)
         reference = jnp.where(restarting, value, state.reference)
         weight = jnp.where(restarting, 1, state.weight)
-        res = backtracking(
-            None,
-            params,
-            direction,
-            value=value,
-            grad=grad,
-            value_and_grad=jax.value_and_grad(f),
-            step_init=state.step_init,
-            reference=reference,
-            c1=c1,
-            shrink=shrink,
-            interpolate=interpolate,
-            max_evals=max_evals,
+        with common.explicit_axes_advice(UPDATE):
+            res = backtracking(
+                f,
+                params,
+                direction,
+                value=value,
+                grad=grad,
+                value_and_grad=jax.value_and_grad(f, has_aux=has_aux),
+                step_init=state.step_init,
+                reference=reference,
+                c1=c1,
+                shrink=shrink,
+                interpolate=interpolate,
+                max_evals=max_evals,
+                **({"has_aux": True} if has_aux else {}),
+            )
+        start_finite = common.finite_start(value, grad)
+        step = jnp.where(start_finite, res.step, 0).astype(dtype)
+        status = jnp.where(start_finite, res.status, Status.NONFINITE)
+        info, failed = common.record(
+            state.info, step, res.num_evals, res.num_grads, status, fallback
         )
-        step = res.step.astype(dtype)
-        info, failed = common.record(state.info, step, res.num_evals, res.status, fallback)
         new_weight = eta * weight + 1
         new_state = NonmonotoneArmijoState(
             step_init=common.next_step_init(step, failed, state.step_init, restart),
             value=res.value,
             grad=res.grad,
-            reference=(eta * weight * reference + res.value) / new_weight,
+            reference=(eta * weight / new_weight) * reference + res.value / new_weight,
             weight=new_weight,
             info=info,
+            aux=common.keep_aux(step > 0, res.aux, state.aux),
         )
-        new_state = optax.tree.cast_like(new_state, other_tree=state)
+        new_state = common.finish(new_state, state)
         return jax.lax.stop_gradient((common.scale_accepted(step, direction), new_state))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,9 +14,10 @@ from jaxls._src.adapters import common
 from jaxls._src.adapters.common import LineSearchInfo
 from jaxls._src.results import RUNNING, Status
 from jaxls._src.step.conditions import armijo_condition
-from jaxls._src.step.line import tree_axpy, tree_vdot
+from jaxls._src.step.line import tree_axpy
 
 CALL = "optax.stochastic_armijo"
+UPDATE = f"{CALL}(...).update"
 
 
 class StochasticArmijoState(NamedTuple):
@@ -30,36 +31,51 @@ class StochasticArmijoState(NamedTuple):
       step_init: where the next search starts, already reset:
         ``min(growth ** (batch_size / num_examples) * step, step_max)``.
       info: a `LineSearchInfo` on the last search (``num_evals`` counts value-only
-        evaluations).
+        evaluations; ``num_grads`` is 0).
+      aux: with ``has_aux=True``, the auxiliary output of ``value_fn`` on the minibatch at
+        the accepted trial point (after a failed search, the previous update's; None before
+        the first update); else None.
     """
 
     step_init: jax.Array
     info: LineSearchInfo
+    aux: Any = None
 
 
 class _Search(NamedTuple):
     step: jax.Array  # the step being tried; once status is SUCCESS, the accepted one
     num_evals: jax.Array
     status: jax.Array
+    aux: Any  # value_fn's aux at the accepted step (with has_aux; else None)
 
 
 def value_backtracking(
-    f: Callable, params, direction, value, slope, step_init, *, c1, shrink, max_evals: int
+    f: Callable, params, direction, value, grad, step_init, *, c1, shrink, max_evals: int, has_aux
 ) -> _Search:
-    """``t <- shrink t`` from ``step_init`` until ``f(params + t d) <= value + c1 t slope``.
+    """``t <- shrink t`` from ``step_init`` until ``f(params + t d) <= value + c1 t slope``,
+    ``slope = <grad, d>``.
 
     One forward evaluation of ``f`` per iteration, no gradient. A NaN or inf trial value is
-    a rejection. Step 0 unless the status is ``SUCCESS``.
+    a rejection. Step 0 unless the status is ``SUCCESS``. The test is computed as
+    ``value + c1 (t s) <grad, d / s>`` with ``s`` a power of two near ``max |d_i|`` (exactly
+    the same numbers, unless ``<grad, d>`` alone would overflow: a finite gradient always
+    gives a finite slope).
     """
     dtype = jnp.result_type(step_init)
+    scale = common.scale_down(direction, dtype)
+    scaled = jax.tree.map(lambda d: (d / scale.astype(d.dtype)).astype(d.dtype), direction)
+    slope = common.slope(grad, scaled, dtype)  # per unit of t s
+    aux0 = None
+    if has_aux:
+        shapes = jax.eval_shape(f, params)[1]
+        aux0 = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
 
     def body(s: _Search) -> _Search:
-        trial = jnp.asarray(f(tree_axpy(s.step, direction, params)))
-        if trial.shape != ():
-            raise TypeError(f"`jaxls.{CALL}`: `value_fn` must return a scalar, got {trial.shape}.")
-        trial = trial.astype(dtype)
+        out = f(tree_axpy(s.step, direction, params))
+        trial, aux = out if has_aux else (out, None)
+        trial = jnp.asarray(trial).astype(dtype)
         ok = (
-            armijo_condition(value, slope, trial, s.step, c1)
+            armijo_condition(value, slope, trial, s.step * scale, c1)
             & jnp.isfinite(trial)
             & (s.step > 0)  # a step that underflowed to 0 is no success
         )
@@ -67,6 +83,7 @@ def value_backtracking(
             step=jnp.where(ok, s.step, shrink * s.step),
             num_evals=s.num_evals + 1,
             status=jnp.where(ok, Status.SUCCESS, RUNNING).astype(jnp.int32),
+            aux=common.keep_aux(ok, aux, s.aux),
         )
 
     status = jnp.where(
@@ -78,7 +95,8 @@ def value_backtracking(
             jnp.where(slope < 0, RUNNING, Status.NOT_DESCENT),
         ),
     ).astype(jnp.int32)
-    s = loop.run_while(body, _Search(step_init, jnp.zeros((), jnp.int32), status), max_evals)
+    start = _Search(step_init, jnp.zeros((), jnp.int32), status, aux0)
+    s = loop.run_while(body, start, max_evals)
     return s._replace(step=jnp.where(s.status == Status.SUCCESS, s.step, 0).astype(dtype))
 
 
@@ -93,6 +111,7 @@ def stochastic_armijo(
     num_examples: int | None = None,
     failure_shrink: float = 0.1,
     max_evals: int = 100,
+    has_aux: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Stochastic Armijo line search (SLS): backtracking on the current minibatch.
 
@@ -111,8 +130,12 @@ def stochastic_armijo(
     Each trial evaluates only the *value* of ``value_fn``: a forward pass on the minibatch,
     not a forward and a backward one. The search is one `jax.lax.while_loop` with one
     evaluation per iteration and no `jax.lax.cond`, so it stays cheap under `jax.vmap`.
-    Keyword arguments in ``extra_args`` that ``value_fn`` takes (``batch=``) are passed to
-    it, the others ignored.
+    Extra keyword arguments of ``update`` (``batch=``) are passed to ``value_fn``; one it does
+    not take is a `TypeError` naming it, as in optax's searches (a ``value_fn`` with
+    ``**kwargs`` takes every one). With ``has_aux=True``, ``value_fn`` returns
+    ``(value, aux)`` and the state's ``aux`` is the aux at the accepted trial point (after a
+    failed search, the previous update's; None before the first update: set it with
+    ``optax.tree.set(state, aux=...)`` where the state's structure must not change).
 
     SLS's guarantees assume interpolation (every example's loss minimised at the optimum,
     as for over-parametrised models). Without it (noisy labels, regularisation) the steps
@@ -124,6 +147,8 @@ def stochastic_armijo(
     next search starts from ``failure_shrink`` times this one's start, so training is never
     stuck. A direction with ``<grad, updates> >= 0`` is replaced by ``-grad``
     (``info.fallback``); a zero minibatch gradient gives a zero update and keeps the start.
+    Slopes are computed along the direction divided by a power of two, so a finite gradient
+    gives a finite slope even beyond ``sqrt`` of the dtype's largest number.
     Outputs are wrapped in `jax.lax.stop_gradient`, and the state's dtypes never change, so a
     jitted training step compiles once.
 
@@ -140,6 +165,7 @@ def stochastic_armijo(
       num_examples: examples in the training set, ``>= batch_size``.
       failure_shrink: factor in ``(0, 1)`` applied to the start after a failed search.
       max_evals: cap on value evaluations per search, ``>= 1``.
+      has_aux: whether ``value_fn`` returns ``(value, aux)``.
 
     Returns:
       An `optax.GradientTransformationExtraArgs` whose state is a `StochasticArmijoState`;
@@ -148,7 +174,10 @@ def stochastic_armijo(
     Raises:
       ValueError: a constant out of range, or only one of ``batch_size`` and
         ``num_examples``, naming the call.
-      TypeError: ``max_evals``, ``batch_size`` or ``num_examples`` not a Python int.
+      TypeError: ``max_evals``, ``batch_size`` or ``num_examples`` not a Python int. At
+        ``update``: ``value``, ``grad`` or ``value_fn`` missing, an extra argument that
+        ``value_fn`` does not take, or ``value_fn`` not returning a real scalar (a pair with
+        ``has_aux``).
 
     References:
       S. Vaswani, A. Mishkin, I. Laradji, M. Schmidt, G. Gidel & S. Lacoste-Julien,
@@ -185,6 +214,7 @@ def stochastic_armijo(
     checks.open_interval(CALL, "c1", c1, 0.0, 1.0)
     checks.open_interval(CALL, "shrink", shrink, 0.0, 1.0)
     checks.int_at_least(CALL, "max_evals", max_evals, 1)
+    has_aux = checks.boolean(CALL, "has_aux", has_aux)
     if (batch_size is None) != (num_examples is None):
         raise ValueError(
             f"`jaxls.{CALL}(batch_size={batch_size!r}, num_examples={num_examples!r})`: give "
@@ -202,25 +232,30 @@ def stochastic_armijo(
         dtype = common.float_dtype(params)
         return StochasticArmijoState(jnp.asarray(first, dtype), common.initial_info(dtype))
 
-    def update_fn(updates, state, params, *, value, grad, value_fn, **extra_args):
-        f = common.objective(value_fn, extra_args)
-        direction, fallback = common.descent_direction(updates, grad)
+    def update_fn(
+        updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
+    ):
+        common.require_protocol(UPDATE, params, value, grad, value_fn)
+        f = common.objective(UPDATE, value_fn, extra_args, params, has_aux)
         dtype = state.step_init.dtype
+        direction, fallback = common.descent_direction(updates, grad, dtype)
         value = jnp.asarray(value).astype(dtype)
-        slope = tree_vdot(grad, direction).astype(dtype)
-        search = value_backtracking(
-            f, params, direction, value, slope, state.step_init,
-            c1=c1, shrink=shrink, max_evals=max_evals,
-        )  # fmt: skip
+        with common.explicit_axes_advice(UPDATE):
+            search = value_backtracking(
+                f, params, direction, value, grad, state.step_init,
+                c1=c1, shrink=shrink, max_evals=max_evals, has_aux=has_aux,
+            )  # fmt: skip
         info, failed = common.record(
-            state.info, search.step, search.num_evals, search.status, fallback
+            state.info, search.step, search.num_evals, 0, search.status, fallback
         )
         step_init = common.next_step_init(search.step, failed, state.step_init, restart)
         stationary = (search.step == 0) & ~failed  # zero minibatch gradient: keep the start
         new_state = StochasticArmijoState(
-            step_init=jnp.where(stationary, state.step_init, step_init), info=info
+            step_init=jnp.where(stationary, state.step_init, step_init),
+            info=info,
+            aux=common.keep_aux(search.step > 0, search.aux, state.aux),
         )
-        new_state = optax.tree.cast_like(new_state, other_tree=state)
+        new_state = common.finish(new_state, state)
         return jax.lax.stop_gradient((common.scale_accepted(search.step, direction), new_state))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
