@@ -1,7 +1,9 @@
 """Functions to differentiate: the lecture's examples and what users write every day.
 
 Each case is ``(name, f, args)``: ``f(*args)`` is evaluated at points away from kinks.
-Shared by tests/test_ad.py and benchmarks/ad.py.
+The data are made when `cases` is called, in the dtype asked for (float32 by default, as
+JAX's default configuration gives; float64 inside `jax.enable_x64`), never at import.
+Shared by tests/test_ad.py and tests/test_x64_global.py.
 """
 
 from __future__ import annotations
@@ -146,7 +148,22 @@ def checkpointed(x):
     return jnp.sum(g(g(x)))
 
 
-def cases(dtype=jnp.float64) -> list[Case]:
+NAMES = (
+    "lecture", "rosenbrock", "logistic", "softmax_xent", "mlp", "logdet", "solve_inv",
+    "cholesky", "rnn", "kinks", "indexing", "trig", "pytree_out", "nested_jit", "cond",
+    "checkpoint",
+)  # fmt: skip
+"""The names of `cases`, in order, known without making data (for test ids)."""
+
+NOT_SCALAR = frozenset({"pytree_out"})
+"""Cases whose output is not a real scalar (no grad, hessian, hvp)."""
+
+LAPACK = frozenset({"logdet", "solve_inv", "cholesky"})
+"""Cases that call LAPACK-backed linear algebra (LU, Cholesky), which has no bfloat16 or
+float16 kernels on CPU (`NotImplementedError: Unsupported dtype bfloat16`), in jax too."""
+
+
+def cases(dtype=jnp.float32) -> list[Case]:
     r = _rng(0)
     a = lambda *shape: jnp.asarray(r.normal(size=shape), dtype)
     X = a(20, 5)
@@ -178,4 +195,11 @@ def cases(dtype=jnp.float64) -> list[Case]:
     ]
 
 
-CUSTOM_VJP = Case("custom_vjp", custom_vjp_user, (jnp.asarray([0.3, -2.0, 1.5]),))
+def case(name: str, dtype=jnp.float32) -> Case:
+    """The case called ``name``, with data of ``dtype``."""
+    return cases(dtype)[NAMES.index(name)]
+
+
+def custom_vjp_case(dtype=jnp.float32) -> Case:
+    """A `jax.custom_vjp` function (its author's ``bwd`` clips the cotangent)."""
+    return Case("custom_vjp", custom_vjp_user, (jnp.asarray([0.3, -2.0, 1.5], dtype),))

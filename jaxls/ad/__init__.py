@@ -5,6 +5,12 @@ plain JAX function to a jaxpr and interpret it with jaxls's own rule per primiti
 a JVP rule for forward mode; for reverse mode a forward sweep that keeps the intermediate
 values (the tape) and a backward sweep that accumulates adjoints. The results are ordinary
 JAX computations: `jax.jit` and `jax.vmap` compose with every transform.
+
+jax's contract is kept: every float dtype JAX knows (bfloat16 and float16 included) carries
+derivatives; what jax refuses (integer inputs to ``grad`` without ``allow_int``, complex
+outputs without ``holomorphic=True``, ``nextafter``) is refused with an error that names the
+call, the argument and the fix; keyword arguments of a transformed function are passed
+through, never differentiated.
 """
 
 from jaxls._src.ad.api import (

@@ -3,29 +3,206 @@
 Each traces the function once to a jaxpr (`jax.make_jaxpr`) and interprets it with
 jaxls's own rules (`forward`, `reverse`); what they return is ordinary JAX computation, so
 `jax.jit` and `jax.vmap` compose with every transform and XLA compiles the result.
+
+jax's contract, kept: what jax refuses, these refuse, with an error that names the call,
+the argument and the fix (integer or boolean inputs to ``grad``, ``jacrev``, ``jacfwd``
+and ``hessian``; complex outputs without ``holomorphic=True``; complex inputs to the
+forward-mode Jacobians without it); integer inputs of ``vjp`` get float0 cotangents and
+those of ``jvp`` take and give float0 tangents, as in jax; keyword arguments of the
+transformed function are passed through to it, never differentiated. One convenience jax
+does not offer: a real tangent or cotangent of another float dtype (a Python ``1.0`` for a
+bfloat16 output) is cast to the dtype it seeds.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.tree_util import keystr
 
 import jaxls._src.ad.rules  # noqa: F401  (registers the rule tables)
 from jaxls._src.ad import jaxpr as jx
 from jaxls._src.ad.forward import jvp_closed
 from jaxls._src.ad.reverse import backward_sweep, forward_sweep
 
+FLOAT0 = jax.dtypes.float0
 
-def _is_float(x) -> bool:
-    return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+# --- dtypes and the checks on entry ---------------------------------------------------------
 
 
-def _zeros(x):
-    return jnp.zeros(jnp.shape(x), jnp.result_type(x))
+def _dtype(x) -> np.dtype:
+    """The dtype of an array, tracer or Python scalar (float0 NumPy arrays included)."""
+    dtype = getattr(x, "dtype", None)
+    return jnp.result_type(x) if dtype is None else np.dtype(dtype)
+
+
+def _is_float(dtype) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.inexact))
+
+
+def _is_complex(dtype) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.complexfloating))
+
+
+def _float0_zeros(shape):
+    return np.zeros(shape, FLOAT0)
+
+
+def _check_fun(call: str, fun) -> None:
+    if not callable(fun):
+        raise TypeError(
+            f"jaxls.ad.{call}: `fun` must be callable, got {fun!r} (a {type(fun).__name__})."
+        )
+
+
+def _check_flag(call: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"jaxls.ad.{call}({name}={value!r}): `{name}` must be True or False.")
+    return bool(value)
+
+
+def _check_argnums(call: str, argnums) -> tuple[int, ...]:
+    """``argnums`` as a tuple of ints, checked when the transform is made (as jax does)."""
+    try:
+        if isinstance(argnums, (tuple, list)):
+            nums = tuple(operator.index(n) for n in argnums)
+        else:
+            nums = (operator.index(argnums),)
+    except TypeError:
+        raise TypeError(
+            f"jaxls.ad.{call}(argnums={argnums!r}): `argnums` must be an int or a sequence of "
+            "ints, the positions of the arguments to differentiate."
+        ) from None
+    _check_distinct(call, argnums, nums)
+    return nums
+
+
+def _check_distinct(call: str, argnums, nums) -> None:
+    seen = set()
+    for n in nums:
+        if n in seen:
+            raise ValueError(
+                f"jaxls.ad.{call}(argnums={argnums!r}): `argnums` names argument {n} twice."
+            )
+        seen.add(n)
+
+
+def _resolve_argnums(call: str, argnums, nums, num_args: int, kwargs) -> tuple[int, ...]:
+    """The argument positions for a call with ``num_args`` positional arguments."""
+    need = max((n + 1 if n >= 0 else -n for n in nums), default=0)
+    if need > num_args:
+        plural = "s" if need > 1 else ""
+        passed = (
+            " (keyword arguments are passed through to `fun`, never differentiated)"
+            if kwargs
+            else ""
+        )
+        raise TypeError(
+            f"jaxls.ad.{call}(argnums={argnums!r}): differentiates positional arguments and "
+            f"needs at least {need} positional argument{plural}, got {num_args}{passed}."
+        )
+    resolved = tuple(n % num_args for n in nums)
+    _check_distinct(call, argnums, resolved)
+    return resolved
+
+
+def _leaves(call: str, what: str, index: int, tree) -> list:
+    """``(label, leaf)`` for the leaves of one argument, each checked to be a JAX type."""
+    result = []
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        label = f"{what} {index}{keystr(path)}"
+        try:
+            jax.typeof(leaf)
+        except TypeError:
+            raise TypeError(
+                f"jaxls.ad.{call}: {label} ({leaf!r}, a {type(leaf).__name__}) is not a JAX "
+                "array or scalar. Close over it in `fun` instead of passing it."
+            ) from None
+        result.append((label, leaf))
+    return result
+
+
+def _check_inputs(call, nums, diff, *, holomorphic: bool, allow_int: bool, real: bool):
+    """The differentiated arguments' dtypes, as jax checks them.
+
+    ``real``: forward-mode Jacobians, which want real inputs unless ``holomorphic``."""
+    for n, arg in zip(nums, diff, strict=True):
+        for label, leaf in _leaves(call, "argument", n, arg):
+            dtype = _dtype(leaf)
+            if holomorphic and not _is_complex(dtype):
+                raise TypeError(
+                    f"jaxls.ad.{call}: with holomorphic=True the inputs must be complex; "
+                    f"{label} is {dtype}. Make it complex (`x.astype(jnp.complex64)`) or drop "
+                    "holomorphic=True."
+                )
+            if not holomorphic and real and _is_complex(dtype):
+                raise TypeError(
+                    f"jaxls.ad.{call}: {label} is {dtype}, and {call} differentiates real "
+                    f"inputs (as jax.{call} does). Pass holomorphic=True for a holomorphic "
+                    "`fun`; for a non-holomorphic one, use jaxls.ad.jvp."
+                )
+            if not _is_float(dtype) and not allow_int:
+                fix = (
+                    "or use jaxls.ad.jvp, whose integer inputs take float0 tangents"
+                    if real
+                    else "or pass allow_int=True for a float0 zero gradient"
+                )
+                raise TypeError(
+                    f"jaxls.ad.{call}: {label} is {dtype}, and integer and boolean inputs have "
+                    f"no derivative (jax.{call} refuses them too). Cast it to a float, leave "
+                    f"it out of `argnums`, {fix}."
+                )
+
+
+def _check_outputs(call: str, out, *, holomorphic: bool, integers: bool) -> None:
+    """Real floating outputs (``integers``: or integer ones), complex ones if
+    ``holomorphic``."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(out):
+        dtype = _dtype(leaf)
+        where = f"output{keystr(path)} " if path else ""
+        if holomorphic and not _is_complex(dtype):
+            raise TypeError(
+                f"jaxls.ad.{call}: with holomorphic=True `fun` must return complex values; "
+                f"its {where}is {dtype}."
+            )
+        if not holomorphic and _is_complex(dtype):
+            raise TypeError(
+                f"jaxls.ad.{call}: `fun` returns {dtype} ({where or 'its output'}). Pass "
+                "holomorphic=True for the derivative of a holomorphic function; for a "
+                "non-holomorphic one, use jaxls.ad.vjp (as jax asks too)."
+            )
+        if not holomorphic and not integers and not _is_float(dtype):
+            raise TypeError(
+                f"jaxls.ad.{call}: `fun` returns {dtype} ({where or 'its output'}), which has "
+                "no derivative; use jaxls.ad.vjp, whose integer outputs take float0 "
+                "cotangents."
+            )
+
+
+def _check_scalar(call: str, value, holomorphic: bool) -> None:
+    dtype, shape = _dtype(value), jnp.shape(value)
+    if shape != () or not _is_float(dtype):
+        kind = "complex" if holomorphic else "real"
+        raise TypeError(
+            f"jaxls.ad.{call}: `fun` must return a {kind} scalar, got {dtype}{list(shape)}. "
+            "For a Jacobian use jaxls.ad.jacrev or jacfwd; for a vector-Jacobian product, "
+            "jaxls.ad.vjp."
+        )
+    _check_outputs(call, value, holomorphic=holomorphic, integers=False)
+
+
+def _split_aux(call: str, out):
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError(
+            f"jaxls.ad.{call}(has_aux=True): `fun` must return a pair (out, aux), got "
+            f"{type(out).__name__}."
+        )
+    return out[0], out[1]
 
 
 def _primals(c: jx.Closed, flat) -> list:
@@ -34,8 +211,27 @@ def _primals(c: jx.Closed, flat) -> list:
     return [jnp.asarray(p, v.aval.dtype) for p, v in zip(flat, c.jaxpr.invars, strict=True)]
 
 
-def jvp(f: Callable, primals: Sequence, tangents: Sequence):
-    """Forward mode: ``(f(*primals), J f(primals) . tangents)``, like `jax.jvp`.
+# --- forward mode ---------------------------------------------------------------------------
+
+
+def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = False):
+    r"""Forward mode: ``(fun(*primals), J fun(primals) . tangents)``, like `jax.jvp`.
+
+    Args:
+      fun: the function, of pytrees of arrays.
+      primals: a tuple or list, the point.
+      tangents: like ``primals``, the direction. A tangent of a floating primal is cast to
+        its dtype (a complex one for a real primal is refused); an integer or boolean
+        primal takes float0 zeros, ``np.zeros(shape, jax.dtypes.float0)``, as in jax.
+      has_aux: ``fun`` returns ``(out, aux)``; ``aux`` is returned, not differentiated.
+
+    Returns:
+      ``(out, tangent_out)``, and ``aux`` third with ``has_aux``. Integer and boolean
+      outputs get float0 tangents, as in jax.
+
+    Raises:
+      TypeError, ValueError: a tangent of the wrong shape or kind, an argument that is not
+        a JAX type (each naming the tangent or primal).
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -43,55 +239,126 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence):
       >>> print(float(value), float(tangent))
       0.0 2.0
     """
+    _check_fun("jvp", fun)
+    has_aux = _check_flag("jvp", "has_aux", has_aux)
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
-        raise TypeError("jaxls.ad.jvp: `primals` and `tangents` must be tuples or lists.")
+        raise TypeError(
+            "jaxls.ad.jvp: `primals` and `tangents` must be tuples or lists, got "
+            f"{type(primals).__name__} and {type(tangents).__name__}."
+        )
     if jax.tree.structure(tuple(primals)) != jax.tree.structure(tuple(tangents)):
         raise ValueError(
             "jaxls.ad.jvp: `primals` and `tangents` must have the same structure, got "
             f"{jax.tree.structure(tuple(primals))} and {jax.tree.structure(tuple(tangents))}."
         )
-    c, _, out_tree = jx.make_jaxpr(f, *primals)
-    flat_p = _primals(c, jax.tree.leaves(tuple(primals)))
-    flat_t = []
-    for p, t in zip(flat_p, jax.tree.leaves(tuple(tangents)), strict=True):
-        if jnp.shape(t) != jnp.shape(p):
-            raise ValueError(
-                f"jaxls.ad.jvp: a tangent of shape {jnp.shape(t)} for a primal of shape "
-                f"{jnp.shape(p)}."
-            )
-        flat_t.append(jnp.asarray(t, jnp.result_type(p)) if _is_float(p) else None)
+    return _jvp("jvp", fun, tuple(primals), tuple(tangents), has_aux)
+
+
+def _jvp(call, fun, primals: tuple, tangents: tuple, has_aux=False, int_zeros=False):
+    """`jvp` after its argument checks. ``int_zeros``: integer outputs get zeros of their
+    dtype instead of float0 (jax's Jacobians do so)."""
+    labelled_p = [x for i, p in enumerate(primals) for x in _leaves(call, "primal", i, p)]
+    labelled_t = [x for i, t in enumerate(tangents) for x in _leaves(call, "tangent", i, t)]
+    c, _, out_tree = jx.make_jaxpr(fun, *primals, call=call)
+    flat_p = _primals(c, [p for _, p in labelled_p])
+    flat_t = [_tangent(call, p, label, t) for p, (label, t) in zip(flat_p, labelled_t, strict=True)]
     outs, touts = jvp_closed(c, flat_p, flat_t)
-    touts = [_zeros(o) if t is None else t for o, t in zip(outs, touts, strict=True)]
-    return jax.tree.unflatten(out_tree, outs), jax.tree.unflatten(out_tree, touts)
+    touts = [
+        _zero_tangent(o, int_zeros) if t is None else t for o, t in zip(outs, touts, strict=True)
+    ]
+    out, tout = jax.tree.unflatten(out_tree, outs), jax.tree.unflatten(out_tree, touts)
+    if has_aux:
+        out, aux = _split_aux(call, out)
+        return out, tout[0], aux
+    return out, tout
 
 
-def vjp(f: Callable, *primals, has_aux: bool = False):
-    """Reverse mode: ``(f(*primals), vjp_fn)`` with ``vjp_fn(ct) = ct . J``, like `jax.vjp`.
+def _tangent(call: str, primal, label: str, tangent):
+    """The tangent seeding ``primal`` (None for an integer primal), checked."""
+    p_dtype, t_dtype = _dtype(primal), _dtype(tangent)
+    if jnp.shape(tangent) != jnp.shape(primal):
+        raise ValueError(
+            f"jaxls.ad.{call}: {label} has shape {jnp.shape(tangent)} for a primal of shape "
+            f"{jnp.shape(primal)}."
+        )
+    if not _is_float(p_dtype):
+        if t_dtype != FLOAT0:
+            raise TypeError(
+                f"jaxls.ad.{call}: {label} is {t_dtype} for a primal of dtype {p_dtype}, which "
+                "has no tangent space: pass float0 zeros, `np.zeros(shape, jax.dtypes.float0)`, "
+                "as jax.jvp asks."
+            )
+        return None
+    if _is_complex(t_dtype) and not _is_complex(p_dtype):
+        raise TypeError(
+            f"jaxls.ad.{call}: {label} is {t_dtype} for a {p_dtype} primal: its imaginary part "
+            "would be dropped."
+        )
+    if not jnp.issubdtype(t_dtype, jnp.number):
+        raise TypeError(f"jaxls.ad.{call}: {label} is {t_dtype} for a {p_dtype} primal.")
+    return jnp.asarray(tangent, p_dtype)
+
+
+def _zero_tangent(out, int_zeros: bool):
+    if _is_float(_dtype(out)) or int_zeros:
+        return jnp.zeros(jnp.shape(out), _dtype(out))
+    return _float0_zeros(jnp.shape(out))
+
+
+# --- reverse mode ---------------------------------------------------------------------------
+
+
+def vjp(fun: Callable, *primals, has_aux: bool = False):
+    r"""Reverse mode: ``(fun(*primals), vjp_fn)`` with ``vjp_fn(ct) = ct . J``, like `jax.vjp`.
 
     The forward sweep runs now and keeps its intermediate values (the tape); each call of
-    ``vjp_fn`` runs the backward sweep over them. With ``has_aux``, ``f`` returns
-    ``(out, aux)`` and the result is ``(out, vjp_fn, aux)``.
+    ``vjp_fn`` runs the backward sweep over them. ``vjp_fn`` takes a cotangent shaped like
+    the output (a real one is cast to a floating output's dtype; integer and boolean outputs
+    take float0 zeros, as in jax) and returns one cotangent per primal: float0 zeros for an
+    integer or boolean primal, as in jax.
+
+    Args:
+      fun: the function, of pytrees of arrays.
+      *primals: the point.
+      has_aux: ``fun`` returns ``(out, aux)``; the result is then ``(out, vjp_fn, aux)``.
+
+    Raises:
+      TypeError, ValueError: an argument that is not a JAX type; from ``vjp_fn``, a
+        cotangent of the wrong structure, shape or kind (naming it).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxls.ad
+      >>> out, vjp_fn = jaxls.ad.vjp(lambda x, y: x * y, 3.0, 4.0)
+      >>> print([float(c) for c in vjp_fn(1.0)])
+      [4.0, 3.0]
     """
-    c, in_tree, out_tree = jx.make_jaxpr(f, *primals)
-    flat_p = _primals(c, jax.tree.leaves(primals))
-    outs, tape = forward_sweep(c, flat_p, [_is_float(p) for p in flat_p])
+    _check_fun("vjp", fun)
+    has_aux = _check_flag("vjp", "has_aux", has_aux)
+    return _vjp("vjp", fun, primals, has_aux)
+
+
+def _vjp(call: str, fun, primals: tuple, has_aux: bool, float0: bool = True):
+    """`vjp` after its argument checks. ``float0=False``: integer primals get zeros of their
+    own dtype (jax's ``jacrev(allow_int=True)`` does so)."""
+    leaves = [x for i, p in enumerate(primals) for _, x in _leaves(call, "argument", i, p)]
+    c, in_tree, out_tree = jx.make_jaxpr(fun, *primals, call=call)
+    flat_p = _primals(c, leaves)
+    outs, tape = forward_sweep(c, flat_p, [_is_float(_dtype(p)) for p in flat_p])
     out = jax.tree.unflatten(out_tree, outs)
     if has_aux:
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError("jaxls.ad.vjp(has_aux=True): `f` must return a pair (out, aux).")
-        out, aux = out
+        out, aux = _split_aux(call, out)
         diff_tree = jax.tree.structure(out)
-        num_diff = diff_tree.num_leaves
     else:
-        diff_tree, num_diff = out_tree, out_tree.num_leaves
-
+        diff_tree = out_tree
+    num_diff = diff_tree.num_leaves
     static = _Pullback(
         c,
         in_tree,
         diff_tree,
-        [jnp.result_type(o) for o in outs[:num_diff]],
+        [(jnp.shape(o), _dtype(o)) for o in outs[:num_diff]],
         len(outs) - num_diff,
-        [(jnp.shape(p), jnp.result_type(p)) for p in flat_p],
+        [(jnp.shape(p), _dtype(p)) for p in flat_p],
+        float0,
     )
     # A `Partial` is a pytree (its tape is the data): `vjp_fn` can leave a `jax.jit`.
     vjp_fn = jax.tree_util.Partial(static, tape)
@@ -101,9 +368,9 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
 class _Pullback:
     """The backward sweep of one traced function, given its tape and an output cotangent."""
 
-    def __init__(self, c, in_tree, diff_tree, out_dtypes, num_aux, primals):
+    def __init__(self, c, in_tree, diff_tree, outs, num_aux, primals, float0):
         self.c, self.in_tree, self.diff_tree = c, in_tree, diff_tree
-        self.out_dtypes, self.num_aux, self.primals = out_dtypes, num_aux, primals
+        self.outs, self.num_aux, self.primals, self.float0 = outs, num_aux, primals, float0
 
     def __call__(self, tape, ct):
         if jax.tree.structure(ct) != self.diff_tree:
@@ -111,73 +378,159 @@ class _Pullback:
                 f"jaxls.ad.vjp: the cotangent's structure {jax.tree.structure(ct)} differs "
                 f"from the output's {self.diff_tree}."
             )
-        leaves = jax.tree.leaves(ct)
-        flat_ct = [jnp.asarray(x, d) for x, d in zip(leaves, self.out_dtypes, strict=True)]
+        labelled = jax.tree_util.tree_leaves_with_path(ct)
+        flat_ct = [
+            self._cotangent(f"cotangent{keystr(path)}", x, shape, dtype)
+            for (path, x), (shape, dtype) in zip(labelled, self.outs, strict=True)
+        ]
         cts = backward_sweep(self.c, tape, flat_ct + [None] * self.num_aux)
         cts = [
-            jnp.zeros(shape, dtype) if x is None else x
+            self._zero(shape, dtype) if x is None else x
             for (shape, dtype), x in zip(self.primals, cts, strict=True)
         ]
         return jax.tree.unflatten(self.in_tree, cts)
 
+    def _zero(self, shape, dtype):
+        if _is_float(dtype) or not self.float0:
+            return jnp.zeros(shape, dtype)
+        return _float0_zeros(shape)
 
-def _argnums(call: str, argnums, nargs: int) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    for n in nums:
-        if not isinstance(n, int) or not -nargs <= n < nargs:
-            raise ValueError(f"jaxls.ad.{call}: argnums {argnums!r} out of range ({nargs} args).")
-    return tuple(n % nargs for n in nums)
+    @staticmethod
+    def _cotangent(label, x, shape, dtype):
+        try:
+            jax.typeof(x)
+        except TypeError:
+            raise TypeError(
+                f"jaxls.ad.vjp: the {label} ({x!r}, a {type(x).__name__}) is not a JAX array or "
+                "scalar."
+            ) from None
+        if jnp.shape(x) != shape:
+            raise ValueError(
+                f"jaxls.ad.vjp: the {label} has shape {jnp.shape(x)}, the output's is {shape}."
+            )
+        x_dtype = _dtype(x)
+        if not _is_float(dtype):
+            if x_dtype != FLOAT0:
+                raise TypeError(
+                    f"jaxls.ad.vjp: the {label} is {x_dtype} for an output of dtype {dtype}, "
+                    "which has no cotangent space: pass float0 zeros, "
+                    "`np.zeros(shape, jax.dtypes.float0)`, as jax asks."
+                )
+            return None
+        if _is_complex(x_dtype) and not _is_complex(dtype):
+            raise TypeError(
+                f"jaxls.ad.vjp: the {label} is {x_dtype} for a {dtype} output: its imaginary "
+                "part would be dropped."
+            )
+        if not jnp.issubdtype(x_dtype, jnp.number):
+            raise TypeError(f"jaxls.ad.vjp: the {label} is {x_dtype} for a {dtype} output.")
+        return jnp.asarray(x, dtype)
 
 
-def _partial(f, args, nums):
-    """``g(*diff_args)``: ``f`` with the arguments not in ``nums`` fixed."""
+def _partial(fun, args, kwargs, nums):
+    """``g(*diff_args)``: ``fun`` with the arguments not in ``nums`` and the keyword
+    arguments fixed (keywords are passed through, never differentiated, as in jax)."""
 
     def g(*diff):
         full = list(args)
         for n, d in zip(nums, diff, strict=True):
             full[n] = d
-        return f(*full)
+        return fun(*full, **kwargs)
 
     return g, tuple(args[n] for n in nums)
 
 
-def value_and_grad(f: Callable, argnums=0, has_aux: bool = False) -> Callable:
-    """``(f(x), grad f(x))`` by reverse mode, like `jax.value_and_grad`."""
+def value_and_grad(
+    fun: Callable,
+    argnums=0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+    allow_int: bool = False,
+) -> Callable:
+    r"""``(fun(x), grad fun(x))`` by reverse mode, like `jax.value_and_grad`.
 
-    def value_and_grad_f(*args):
-        nums = _argnums("value_and_grad", argnums, len(args))
-        g, diff = _partial(f, args, nums)
-        res = vjp(g, *diff, has_aux=has_aux)
+    Args:
+      fun: a function of pytrees of arrays returning a real scalar (a complex one with
+        ``holomorphic``); keyword arguments of the returned function are passed to ``fun``
+        and not differentiated.
+      argnums: the position, or a sequence of positions, of the arguments to differentiate.
+      has_aux: ``fun`` returns ``(value, aux)``; the result is ``((value, aux), grad)``.
+      holomorphic: ``fun`` is holomorphic in complex inputs (and returns a complex scalar):
+        the result is its complex derivative.
+      allow_int: integer and boolean arguments in ``argnums`` get float0 zero gradients
+        instead of a `TypeError`.
+
+    Raises:
+      TypeError, ValueError: as jax does (an integer input without ``allow_int``, a complex
+        output without ``holomorphic``, a non-scalar output, bad ``argnums``), each naming
+        the call, the argument and the fix.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxls.ad
+      >>> value, g = jaxls.ad.value_and_grad(lambda x, s=1.0: s * jnp.sum(x ** 2))(
+      ...     jnp.array([1.0, 2.0]), s=3.0)
+      >>> print(float(value), g)
+      15.0 [ 6. 12.]
+    """
+    return _value_and_grad("value_and_grad", fun, argnums, has_aux, holomorphic, allow_int)
+
+
+def _value_and_grad(call, fun, argnums, has_aux, holomorphic, allow_int):
+    _check_fun(call, fun)
+    nums = _check_argnums(call, argnums)
+    has_aux = _check_flag(call, "has_aux", has_aux)
+    holomorphic = _check_flag(call, "holomorphic", holomorphic)
+    allow_int = _check_flag(call, "allow_int", allow_int)
+    single = not isinstance(argnums, (tuple, list))
+
+    def value_and_grad_fun(*args, **kwargs):
+        resolved = _resolve_argnums(call, argnums, nums, len(args), kwargs)
+        g, diff = _partial(fun, args, kwargs, resolved)
+        _check_inputs(
+            call, resolved, diff, holomorphic=holomorphic, allow_int=allow_int, real=False
+        )
+        res = _vjp(call, g, diff, has_aux)
         value = res[0]
-        if jnp.shape(value) != () or not _is_float(value):
-            raise TypeError(
-                "jaxls.ad.grad: `f` must return a real scalar, got "
-                f"{jnp.result_type(value)}{list(jnp.shape(value))}."
-            )
-        grads = res[1](jnp.ones((), jnp.result_type(value)))
-        grads = grads[0] if isinstance(argnums, int) else grads
+        _check_scalar(call, value, holomorphic)
+        grads = res[1](jnp.ones((), _dtype(value)))
+        grads = grads[0] if single else grads
         return ((value, res[2]) if has_aux else value), grads
 
-    return value_and_grad_f
+    return value_and_grad_fun
 
 
-def grad(f: Callable, argnums=0, has_aux: bool = False) -> Callable:
-    """The gradient of a real scalar function by reverse mode, like `jax.grad`.
+def grad(
+    fun: Callable,
+    argnums=0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+    allow_int: bool = False,
+) -> Callable:
+    r"""The gradient of a real scalar function by reverse mode, like `jax.grad`.
+
+    Arguments as `value_and_grad`; with ``has_aux`` the result is ``(grad, aux)``.
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
       >>> loss = lambda w1, w2: w2 * jnp.log(w1) + jnp.sqrt(w2 * jnp.log(w1))
       >>> dw1, dw2 = jaxls.ad.grad(loss, argnums=(0, 1))(2.0, 5.0)
-      >>> print(round(float(dw1), 6), round(float(dw2), 6))
-      3.171448 0.879312
+      >>> print(round(float(dw1), 5), round(float(dw2), 5))
+      3.17145 0.87931
     """
-    vg = value_and_grad(f, argnums, has_aux)
+    return _grad("grad", fun, argnums, has_aux, holomorphic, allow_int)
 
-    def grad_f(*args):
-        (value, g) = vg(*args)
+
+def _grad(call, fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
+    vg = _value_and_grad(call, fun, argnums, has_aux, holomorphic, allow_int)
+
+    def grad_fun(*args, **kwargs):
+        value, g = vg(*args, **kwargs)
         return (g, value[1]) if has_aux else g
 
-    return grad_f
+    return grad_fun
+
+
+# --- Jacobians ------------------------------------------------------------------------------
 
 
 def _jacobian_tree(flat_jac, out_shapes, x):
@@ -199,36 +552,97 @@ def _jacobian_tree(flat_jac, out_shapes, x):
     return result
 
 
-def jacfwd(f: Callable, argnums=0) -> Callable:
-    """The Jacobian by forward mode, one JVP per input coordinate (vmapped), like `jax.jacfwd`."""
+def jacfwd(fun: Callable, argnums=0, has_aux: bool = False, holomorphic: bool = False) -> Callable:
+    r"""The Jacobian by forward mode, one JVP per input coordinate (vmapped), like
+    `jax.jacfwd`.
 
-    def jac_f(*args):
-        nums = _argnums("jacfwd", argnums, len(args))
-        g, diff = _partial(f, args, nums)
+    Real floating inputs (complex ones with ``holomorphic``, and complex outputs then);
+    integer outputs get zero Jacobians of their dtype, as in jax. Keyword arguments of the
+    returned function are passed to ``fun``; with ``has_aux`` the result is
+    ``(jacobian, aux)``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxls.ad
+      >>> print(jaxls.ad.jacfwd(lambda x: x[::-1] ** 2)(jnp.array([1.0, 2.0])))
+      [[0. 4.]
+       [2. 0.]]
+    """
+    return _jacfwd("jacfwd", fun, argnums, has_aux, holomorphic)
+
+
+def _jacfwd(call, fun, argnums, has_aux, holomorphic):
+    _check_fun(call, fun)
+    nums = _check_argnums(call, argnums)
+    has_aux = _check_flag(call, "has_aux", has_aux)
+    holomorphic = _check_flag(call, "holomorphic", holomorphic)
+    single = not isinstance(argnums, (tuple, list))
+
+    def jac_fun(*args, **kwargs):
+        resolved = _resolve_argnums(call, argnums, nums, len(args), kwargs)
+        g, diff = _partial(fun, args, kwargs, resolved)
+        _check_inputs(call, resolved, diff, holomorphic=holomorphic, allow_int=False, real=True)
         flat, unravel = ravel_pytree(diff)
-        push = lambda v: jvp(lambda z: g(*unravel(z)), (flat,), (v,))[1]
+
+        def push(v):
+            res = _jvp(call, lambda z: g(*unravel(z)), (flat,), (v,), has_aux, int_zeros=True)
+            return res[1], (res[2] if has_aux else None)
+
         basis = jnp.eye(flat.size, dtype=flat.dtype)
-        jac = jax.vmap(push, out_axes=-1)(basis)
+        jac, aux = jax.vmap(push, out_axes=(-1, None))(basis)
+        if holomorphic:
+            _check_outputs(call, jac, holomorphic=True, integers=False)
         out_leaves, out_tree = jax.tree.flatten(jac)
         shaped = _jacobian_tree(out_leaves, [jnp.shape(j)[:-1] for j in out_leaves], diff)
-        shaped = [s if not isinstance(argnums, int) else s[0] for s in shaped]
-        return jax.tree.unflatten(out_tree, shaped)
+        shaped = [s[0] if single else s for s in shaped]
+        result = jax.tree.unflatten(out_tree, shaped)
+        return (result, aux) if has_aux else result
 
-    return jac_f
+    return jac_fun
 
 
-def jacrev(f: Callable, argnums=0) -> Callable:
-    """The Jacobian by reverse mode, one VJP per output coordinate (vmapped), like `jax.jacrev`.
+def jacrev(
+    fun: Callable,
+    argnums=0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+    allow_int: bool = False,
+) -> Callable:
+    r"""The Jacobian by reverse mode, one VJP per output coordinate (vmapped), like
+    `jax.jacrev`.
 
-    The pulled-back rows stay leaf by leaf (no flattening of the input pytree), so a large
+    Real floating outputs (complex ones with ``holomorphic``, and complex inputs then);
+    ``allow_int``: integer inputs get zero Jacobians of their dtype, as in jax. The
+    pulled-back rows stay leaf by leaf (no flattening of the input pytree), so a large
     parameter pytree costs no concatenation; a function with a single output gets one VJP
-    without a `vmap` over a batch of one.
-    """
+    without a `vmap` over a batch of one. Keyword arguments of the returned function are
+    passed to ``fun``; with ``has_aux`` the result is ``(jacobian, aux)``.
 
-    def jac_f(*args):
-        nums = _argnums("jacrev", argnums, len(args))
-        g, diff = _partial(f, args, nums)
-        out, pull = vjp(g, *diff)
+    Example:
+      >>> import jax.numpy as jnp, jaxls.ad
+      >>> print(jaxls.ad.jacrev(lambda x: x[::-1] ** 2)(jnp.array([1.0, 2.0])))
+      [[0. 4.]
+       [2. 0.]]
+    """
+    return _jacrev("jacrev", fun, argnums, has_aux, holomorphic, allow_int)
+
+
+def _jacrev(call, fun, argnums, has_aux, holomorphic, allow_int):
+    _check_fun(call, fun)
+    nums = _check_argnums(call, argnums)
+    has_aux = _check_flag(call, "has_aux", has_aux)
+    holomorphic = _check_flag(call, "holomorphic", holomorphic)
+    allow_int = _check_flag(call, "allow_int", allow_int)
+    single = not isinstance(argnums, (tuple, list))
+
+    def jac_fun(*args, **kwargs):
+        resolved = _resolve_argnums(call, argnums, nums, len(args), kwargs)
+        g, diff = _partial(fun, args, kwargs, resolved)
+        _check_inputs(
+            call, resolved, diff, holomorphic=holomorphic, allow_int=allow_int, real=False
+        )
+        res = _vjp(call, g, diff, has_aux, float0=False)
+        out, pull = res[0], res[1]
+        _check_outputs(call, out, holomorphic=holomorphic, integers=False)
         flat_out, unravel_out = ravel_pytree(out)
         basis = jnp.eye(flat_out.size, dtype=flat_out.dtype)
         if flat_out.size == 1:  # one output: one VJP, no batch of one to vmap over
@@ -245,33 +659,50 @@ def jacrev(f: Callable, argnums=0) -> Callable:
                 else jax.tree.map(lambda r, s=start, n=size: r[s : s + n], rows)
             )
             tree = jax.tree.map(lambda r, shape=shape: r.reshape((*shape, *r.shape[1:])), block)
-            shaped.append(tree[0] if isinstance(argnums, int) else tree)
+            shaped.append(tree[0] if single else tree)
             start += size
-        return jax.tree.unflatten(out_tree, shaped)
+        result = jax.tree.unflatten(out_tree, shaped)
+        return (result, res[2]) if has_aux else result
 
-    return jac_f
-
-
-def hessian(f: Callable, argnums=0) -> Callable:
-    """The Hessian, forward over reverse: ``jacfwd(jacrev(f))``, like `jax.hessian`."""
-    return jacfwd(jacrev(f, argnums), argnums)
+    return jac_fun
 
 
-def hvp(f: Callable, x, v):
-    """The Hessian-vector product ``H(x) v`` of a scalar ``f``, forward over reverse: one JVP
-    of the gradient, never the Hessian itself."""
-    return jvp(grad(f), (x,), (v,))[1]
+def hessian(fun: Callable, argnums=0, has_aux: bool = False, holomorphic: bool = False) -> Callable:
+    r"""The Hessian, forward over reverse: ``jacfwd(jacrev(fun))``, like `jax.hessian`.
 
-
-def checkpoint(f: Callable, **kwargs) -> Callable:
-    """Mark ``f`` to be recomputed, not stored, by reverse mode (cuts memory for time).
-
-    The forward sweep keeps only ``f``'s inputs; the backward sweep re-runs ``f`` (behind an
-    optimisation barrier so XLA does not merge the two runs) and then its backward sweep.
-    The marking is `jax.checkpoint`'s (``remat``) equation, so ``kwargs`` (``policy``,
-    ``prevent_cse``) are jax's; no JAX derivative rule is used.
+    Example:
+      >>> import jax.numpy as jnp, jaxls.ad
+      >>> print(jaxls.ad.hessian(lambda x: x[0] ** 2 * x[1])(jnp.array([1.0, 2.0])))
+      [[4. 2.]
+       [2. 0.]]
     """
-    return jax.checkpoint(f, **kwargs)
+    inner = _jacrev("hessian", fun, argnums, has_aux, holomorphic, False)
+    return _jacfwd("hessian", inner, argnums, has_aux, holomorphic)
+
+
+def hvp(fun: Callable, x, v):
+    r"""The Hessian-vector product ``H(x) v`` of a real scalar ``fun``, forward over
+    reverse: one JVP of the gradient, never the Hessian itself.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxls.ad
+      >>> f = lambda x: x[0] ** 2 * x[1]
+      >>> print(jaxls.ad.hvp(f, jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0])))
+      [4. 2.]
+    """
+    return _jvp("hvp", _grad("hvp", fun), (x,), (v,))[1]
+
+
+def checkpoint(fun: Callable, **kwargs) -> Callable:
+    """Mark ``fun`` to be recomputed, not stored, by reverse mode (cuts memory for time).
+
+    The forward sweep keeps only ``fun``'s inputs; the backward sweep re-runs ``fun``
+    (behind an optimisation barrier so XLA does not merge the two runs) and then its
+    backward sweep. The marking is `jax.checkpoint`'s (``remat``) equation, so ``kwargs``
+    (``policy``, ``prevent_cse``) are jax's; no JAX derivative rule is used.
+    """
+    _check_fun("checkpoint", fun)
+    return jax.checkpoint(fun, **kwargs)
 
 
 __all__ = [

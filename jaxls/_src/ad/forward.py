@@ -67,8 +67,7 @@ def jvp_closed(c: jx.Closed, primals: Sequence, tangents: Sequence) -> tuple[lis
             outs, touts = jvp_equation(eqn, ins, tins)
         for var, value, tangent in zip(eqn.outvars, outs, touts, strict=True):
             if not jx.is_drop(var):
-                float_out = jnp.issubdtype(var.aval.dtype, jnp.inexact)
-                env[var], tenv[var] = value, tangent if float_out else None
+                env[var], tenv[var] = value, tangent if jx.is_float_aval(var.aval) else None
     outs = [read(a) for a in c.jaxpr.outvars]
     return [o for o, _ in outs], [t for _, t in outs]
 

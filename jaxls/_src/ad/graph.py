@@ -97,16 +97,21 @@ def trace(f: Callable, *args, tangents=None, cotangent=None) -> Graph:
       >>> print(round(float(g.nodes[0].adjoint), 6), round(float(g.nodes[-1].tangent), 6))
       3.171448 3.171448
     """
+    if not callable(f):
+        raise TypeError(
+            f"jaxls.ad.trace: `fun` must be callable, got {f!r} (a {type(f).__name__})."
+        )
     c, _, _ = jx.make_jaxpr(f, *args)
     flat = [
         jnp.asarray(p, v.aval.dtype)
         for p, v in zip(jax.tree.leaves(args), c.jaxpr.invars, strict=True)
     ]
+    is_float = [jnp.issubdtype(p.dtype, jnp.inexact) for p in flat]
     if tangents is None:
         tangents = jax.tree.map(jnp.ones_like, args)
-    flat_t = [
-        jnp.asarray(t, jnp.result_type(p))
-        for t, p in zip(jax.tree.leaves(tuple(tangents)), flat, strict=True)
+    flat_t = [  # integer inputs have no tangent
+        jnp.asarray(t, p.dtype) if floating else None
+        for t, p, floating in zip(jax.tree.leaves(tuple(tangents)), flat, is_float, strict=True)
     ]
     try:
         params = list(inspect.signature(f).parameters)
@@ -155,9 +160,7 @@ def trace(f: Callable, *args, tangents=None, cotangent=None) -> Graph:
             for x, o in zip(jax.tree.leaves(cotangent), outs, strict=True)
         ]
     adjoints = {}
-    _, tape = forward_sweep(
-        c, flat, [jnp.issubdtype(jnp.result_type(p), jnp.inexact) for p in flat]
-    )
+    _, tape = forward_sweep(c, flat, is_float)
     backward_sweep(c, tape, cts, record=adjoints)
     by_name = {names[v]: a for v, a in adjoints.items() if v in names}
     # An output read directly from an input or several times: its adjoint is the seed.

@@ -15,7 +15,7 @@ import warnings
 
 import jax
 import jax.extend as jex
-import numpy as np
+import jax.numpy as jnp
 
 SUPPORTED = ((0, 10), (0, 11))  # tested on 0.10.x; 0.11.x: the GPU machines' release
 
@@ -63,13 +63,23 @@ def closed(obj) -> Closed:
     return Closed(obj, [])
 
 
-def make_jaxpr(f: Callable, *args):
-    """Trace ``f(*args)`` (pytrees) once: ``(Closed, in_tree, out_tree)``."""
+def make_jaxpr(f: Callable, *args, call: str = "trace"):
+    """Trace ``f(*args)`` (pytrees) once: ``(Closed, in_tree, out_tree)``. An output that is
+    not a JAX type raises a `TypeError` naming ``jaxls.ad.<call>``."""
     flat, in_tree = jax.tree.flatten(args)
     out_tree_box = []
 
     def flat_f(*flat_args):
         out = f(*jax.tree.unflatten(in_tree, flat_args))
+        for path, leaf in jax.tree_util.tree_leaves_with_path(out):
+            try:
+                jax.typeof(leaf)
+            except TypeError:
+                where = f" at output{jax.tree_util.keystr(path)}" if path else ""
+                raise TypeError(
+                    f"jaxls.ad.{call}: `fun` returned {leaf!r} (a {type(leaf).__name__}){where}, "
+                    "not a JAX array or scalar."
+                ) from None
         out_flat, out_tree = jax.tree.flatten(out)
         out_tree_box.append(out_tree)
         return out_flat
@@ -100,7 +110,8 @@ def aval(atom):
 
 
 def is_float_aval(a) -> bool:
-    return np.issubdtype(a.dtype, np.inexact)
+    """Whether an abstract value carries derivatives (`jnp.issubdtype`: knows bfloat16)."""
+    return bool(jnp.issubdtype(a.dtype, jnp.inexact))
 
 
 def bind(eqn, args: Sequence[Any]) -> list:

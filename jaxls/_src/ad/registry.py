@@ -9,6 +9,9 @@ across JAX releases where the primitive objects move between modules.
   integer input). ``out`` is the primal output, already computed by the interpreter (a
   list for primitives with several results). It returns the output tangent (``None`` for a
   zero tangent; a list for several results).
+* A primitive whose derivative is zero (``sign``, comparisons, ``stop_gradient``) is also
+  listed in ``nondifferentiable``: its outputs are never active, so reverse mode neither
+  records it nor sends adjoints through it.
 * A VJP rule is ``vjp(cts, primals, out, **params) -> cts_in``: ``cts`` is the cotangent of
   the output (for several results, a list with ``None`` for zero cotangents; for one
   result, never ``None``: the interpreter skips equations whose outputs have no
@@ -24,11 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
 jvp_rules: dict[str, Callable] = {}
 vjp_rules: dict[str, Callable] = {}
+nondifferentiable: set[str] = set()
 
 
 def defjvp(*names: str):
@@ -61,8 +66,11 @@ def dtype_of(x) -> np.dtype:
 
 
 def is_float(x) -> bool:
-    """Whether ``x`` has an inexact dtype (only those carry tangents and cotangents)."""
-    return bool(np.issubdtype(dtype_of(x), np.inexact))
+    """Whether ``x`` has an inexact dtype (only those carry tangents and cotangents).
+
+    `jnp.issubdtype`, not NumPy's: NumPy does not count bfloat16 (nor JAX's other extended
+    floats) as inexact, and reverse mode dropped their adjoints."""
+    return bool(jnp.issubdtype(dtype_of(x), jnp.inexact))
 
 
 def zeros_like(x):
@@ -92,6 +100,7 @@ __all__ = [
     "instantiate",
     "is_float",
     "jvp_rules",
+    "nondifferentiable",
     "vjp_rules",
     "zeros_like",
 ]

@@ -18,11 +18,19 @@ import jax.numpy as jnp
 
 from jaxls._src.ad import jaxpr as jx
 from jaxls._src.ad.forward import evaluate, unsupported
-from jaxls._src.ad.registry import add, instantiate, vjp_rules
+from jaxls._src.ad.registry import add, instantiate, nondifferentiable, vjp_rules
 
 
 def is_float_var(var) -> bool:
-    return jnp.issubdtype(var.aval.dtype, jnp.inexact)
+    return jx.is_float_aval(var.aval)
+
+
+def differentiable_outs(eqn) -> list:
+    """The outputs of an equation with active inputs that become active: its floating
+    outputs, none for a primitive whose derivative is zero."""
+    if jx.name(eqn) in nondifferentiable:
+        return []
+    return [v for v in eqn.outvars if not jx.is_drop(v) and is_float_var(v)]
 
 
 @jax.tree_util.register_pytree_node_class
@@ -51,7 +59,7 @@ def activity(c: jx.Closed, active_in: Sequence[bool]) -> list[bool]:
     active = {v for v, a in zip(c.jaxpr.invars, active_in, strict=True) if a and is_float_var(v)}
     for eqn in c.jaxpr.eqns:
         if any(not jx.is_literal(a) and a in active for a in eqn.invars):
-            active.update(v for v in eqn.outvars if not jx.is_drop(v) and is_float_var(v))
+            active.update(differentiable_outs(eqn))
     return [not jx.is_literal(v) and v in active for v in c.jaxpr.outvars]
 
 
@@ -78,7 +86,7 @@ def forward_sweep(c: jx.Closed, args: Sequence, active_in: Sequence[bool], skip=
     for i, eqn in enumerate(c.jaxpr.eqns):
         ins = [read(a) for a in eqn.invars]
         act = [not jx.is_literal(a) and a in active for a in eqn.invars]
-        if not any(act):
+        if not any(act) or jx.name(eqn) in nondifferentiable:
             outs = jx.bind(eqn, ins)
         else:
             outs, sub = forward_equation(eqn, ins, act)
@@ -89,7 +97,7 @@ def forward_sweep(c: jx.Closed, args: Sequence, active_in: Sequence[bool], skip=
                     values[a] = value
             for j, value in enumerate(outs):
                 values[out_key(eqn, i, j)] = value
-            active.update(v for v in eqn.outvars if not jx.is_drop(v) and is_float_var(v))
+            active.update(differentiable_outs(eqn))
         for var, value in zip(eqn.outvars, outs, strict=True):
             if not jx.is_drop(var):
                 env[var] = value

@@ -27,7 +27,9 @@ Conventions, those of JAX's own rules unless said otherwise:
 * ``polygamma(m, x)``: only with respect to ``x``; ``m`` (integer-valued) gets no
   derivative (JAX raises).
 * Comparisons, logical and bitwise operations, ``sign``, ``floor``, ``ceil``, ``round``,
-  ``is_finite``, ``nextafter`` and ``stop_gradient``: a zero (``None``) derivative.
+  ``is_finite`` and ``stop_gradient``: a zero (``None``) derivative.
+* ``nextafter``: no derivative; both rules raise `NotImplementedError`, as JAX does (it
+  steps to the adjacent float: a zero derivative would be a silent guess).
 * Complex inputs: JAX's convention, the cotangent is the transpose (not the adjoint) of
   the linear map, ``ct * f'(x)`` for a holomorphic ``f``; ``real``, ``imag``, ``complex``,
   ``conj`` and ``abs`` follow JAX's transposition rules.
@@ -53,7 +55,7 @@ from jax import lax
 from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import instantiate as _instantiate
 from jaxls._src.ad.registry import is_float as _is_float
-from jaxls._src.ad.registry import add, defjvp, defvjp
+from jaxls._src.ad.registry import add, defjvp, defvjp, nondifferentiable
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -115,7 +117,9 @@ def _mask(pred, v):
 
 
 def _zero_rule(*names):
-    """Register a zero derivative: no tangent out, no cotangent for any input."""
+    """Register a zero derivative: no tangent out, no cotangent for any input (and outputs
+    that reverse mode never makes active)."""
+    nondifferentiable.update(names)
 
     @defjvp(*names)
     def jvp(primals, tangents, out, **params):
@@ -528,7 +532,6 @@ _zero_rule(
     "floor",
     "ceil",
     "round",
-    "nextafter",
     "stop_gradient",
     # boolean or integer results
     "is_finite",
@@ -553,3 +556,22 @@ _zero_rule(
     "mulhi",
     "bitcast_convert_type",
 )
+
+
+# ----------------------------------------------------------------------------- no derivative
+
+
+def _undefined_rule(name, why):
+    """Register rules that refuse: the primitive has no derivative (JAX has none either)."""
+
+    def refuse(*args, **params):
+        raise NotImplementedError(
+            f"jaxls.ad: `{name}` has no derivative ({why}); JAX refuses it too. If a zero "
+            f"derivative is meant, wrap its operands in `jax.lax.stop_gradient`."
+        )
+
+    defjvp(name)(refuse)
+    defvjp(name)(refuse)
+
+
+_undefined_rule("nextafter", "it steps to the adjacent floating-point number")

@@ -158,7 +158,7 @@ def lu_jvp(primals, tangents, out):
         >>> a = jnp.array([[1.0, 2.0], [3.0, 4.0]])
         >>> out = list(linalg.lu_p.bind(a))
         >>> d_lu, _, _ = lu_jvp((a,), (a,), out)  # dA = A: dL = 0, dU = U
-        >>> print(d_lu.round(4))
+        >>> print(d_lu.round(4) + 0.0)  # + 0.0: no -0.0
         [[3.     4.    ]
          [0.     0.6667]]
     """
