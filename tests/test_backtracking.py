@@ -1,7 +1,8 @@
-"""Backtracking specifics: the exact shrink sequence, safeguarded interpolation, scipy.
+"""Backtracking specifics: the exact shrink sequence, safeguarded interpolation, scipy,
+value-only trials, and the steps that no decrease can justify.
 
-The contract every inexact search shares (non-descent, NaN, budgets, vmap, dtypes, counts)
-is checked in tests/test_step.py.
+The contract every inexact search shares (non-descent, NaN, budgets, vmap, dtypes, counts,
+errors) is checked in tests/test_step.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 import jaxls
 from jaxls import linezoo
+from tests.helpers import EvalCounter
 
 S = jaxls.Status
 
@@ -67,8 +69,10 @@ ZOO = [
 
 
 @functools.cache
-def _zoo_solver(c1, interpolate):
-    """One compiled search for every zoo problem with this ``c1`` (a `lax.switch` on it)."""
+def _zoo_solver(c1, interpolate, trial_grads=False):
+    """One compiled search for every zoo problem with this ``c1`` (a `lax.switch` on it).
+    Returns the result and the trial steps (without the origin, and without the final call
+    that computes the gradient at the accepted step)."""
     cases = [case for case in ZOO if case[2] == c1]
     branches = [lambda x, phi=phi: phi(x[0]) for _, phi, _, _ in cases]
     recorder = TrialRecorder(lambda x, branch: jax.lax.switch(branch, branches, x))
@@ -78,7 +82,14 @@ def _zoo_solver(c1, interpolate):
         fun = lambda x: recorder(x, branch)
         x, d = linezoo.start(), linezoo.direction()
         return jaxls.backtracking(
-            fun, x, d, step_init=step_init, c1=c1, interpolate=interpolate, max_evals=60
+            fun,
+            x,
+            d,
+            step_init=step_init,
+            c1=c1,
+            interpolate=interpolate,
+            trial_grads=trial_grads,
+            max_evals=60,
         )
 
     def call(case):
@@ -86,22 +97,34 @@ def _zoo_solver(c1, interpolate):
         res = solve(cases.index(case), case[3])
         jax.effects_barrier()
         assert len(recorder.steps) == int(res.num_evals)
-        return res, list(recorder.steps)
+        final = 0 if trial_grads or int(res.status) != S.SUCCESS else 1
+        trials = recorder.steps[1 : len(recorder.steps) - final]
+        if final:
+            assert recorder.steps[-1] == trials[-1] == float(res.step)
+        return res, trials
 
     return call
 
 
+@pytest.mark.parametrize("trial_grads", [False, True])
 @pytest.mark.parametrize("shrink", [0.5, 0.3, 0.9])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_shrink_sequence_is_the_lectures_rule(shrink, dtype):
-    """Trial steps are exactly ``step_init * shrink^k`` until the first Armijo step."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_shrink_sequence_is_the_lectures_rule(shrink, dtype, trial_grads):
+    """Trial steps are exactly ``step_init * shrink^k`` until the first Armijo step; a
+    value-only search then evaluates the gradient there, once."""
     problem = linezoo.MORE_THUENTE[0]  # -t / (t^2 + 2): Armijo needs t <~ 141 (c1 = 1e-4)
     recorder = TrialRecorder(problem.fun)
     x, d = linezoo.start(dtype), linezoo.direction(dtype)
-    res = jaxls.backtracking(recorder, x, d, step_init=1e3, shrink=shrink, max_evals=200)
+    res = jaxls.backtracking(
+        recorder, x, d, step_init=1e3, shrink=shrink, trial_grads=trial_grads, max_evals=200
+    )
     jax.effects_barrier()
     assert int(res.status) == S.SUCCESS
     steps = np.asarray(recorder.steps, dtype)
+    if not trial_grads:  # the last call computes the gradient at the accepted step
+        assert steps[-1] == steps[-2]
+        steps = steps[:-1]
+    assert int(res.num_grads) == (len(steps) if trial_grads else 2)
     expected = [dtype(0.0), dtype(1e3)]
     while len(expected) < len(steps):
         expected.append(dtype(shrink) * expected[-1])  # rounded as the search rounds it
@@ -118,47 +141,50 @@ def test_larger_c1_never_gives_a_longer_step():
     """The Armijo set shrinks as ``c1`` grows, so the first step of the sequence in it does."""
     problem = linezoo.MORE_THUENTE[0]  # Armijo holds for t^2 <= 2 / c1 - 2
     x, d = linezoo.start(), linezoo.direction()
-    steps = [
-        float(jaxls.backtracking(problem.fun, x, d, step_init=1e3, c1=c1, max_evals=60).step)
-        for c1 in (1e-4, 0.1, 0.5, 0.9)
-    ]
+    solve = jax.jit(lambda c1: jaxls.backtracking(problem.fun, x, d, step_init=1e3, c1=c1))
+    steps = [float(solve(c1).step) for c1 in (1e-4, 0.1, 0.5, 0.9)]
     assert steps == sorted(steps, reverse=True)
     assert steps[0] > steps[-1]
 
 
-def test_interpolation_needs_no_more_evaluations_and_is_safeguarded():
+@pytest.mark.x64(reason="the Moré-Thuente functions and scipy's search, in float64")
+@pytest.mark.parametrize("trial_grads", [False, True], ids=["quadratic", "cubic"])
+def test_interpolation_needs_no_more_evaluations_and_is_safeguarded(trial_grads):
+    """Value-only trials interpolate the quadratic through ``phi(0), phi'(0), phi(t)``; with
+    trial gradients, the cubic through the values and slopes at 0 and ``t``."""
     plain_total = interpolated_total = 0
     for case in ZOO:
         name, phi, c1, step_init = case
         plain, _ = _zoo_solver(c1, False)(case)
-        interpolated, steps = _zoo_solver(c1, True)(case)
+        interpolated, trials = _zoo_solver(c1, True, trial_grads)(case)
         assert int(plain.status) == int(interpolated.status) == S.SUCCESS, name
-        assert int(interpolated.num_evals) <= int(plain.num_evals), (name, step_init)
+        assert len(trials) <= int(plain.num_evals) - 2, (name, step_init)
         assert armijo_numpy(phi, interpolated.step, c1), (name, step_init)
         assert armijo_numpy(phi, plain.step, c1), (name, step_init)
         # Each interpolated trial lies in [0.1 t, 0.5 t] of the step it replaces.
-        trials = steps[1:]
         for before, after in itertools.pairwise(trials):
             assert 0.1 * before * (1 - 1e-15) <= after <= 0.5 * before * (1 + 1e-15), name
-        plain_total += int(plain.num_evals)
-        interpolated_total += int(interpolated.num_evals)
+        plain_total += int(plain.num_evals) - 2
+        interpolated_total += len(trials)
     assert interpolated_total < plain_total
 
 
+@pytest.mark.x64(reason="scipy's search runs in float64")
 def test_against_scipy_armijo_backtracking():
     """scipy's quadratic-then-cubic Armijo search on the same problems, as the reference.
 
-    Both steps satisfy Armijo, and the jaxls step (interpolating) is never much shorter than
-    scipy's. Where the two steps are comparable (within a factor 10), jaxls needs at most
-    one evaluation more. Elsewhere scipy's unsafeguarded quadratic step collapses (to
-    3e-10 on mt2 from t = 10, 6e-40 on cosh from t = 100): cheap, and useless, where jaxls
-    keeps at least a tenth of the step each time.
+    Both evaluate values only at trial steps. Both steps satisfy Armijo, and the jaxls step
+    (interpolating the quadratic) is never much shorter than scipy's. Where the two steps
+    are comparable (within a factor 10), jaxls needs at most two trials more. Elsewhere
+    scipy's unsafeguarded quadratic step collapses (to 3e-10 on mt2 from t = 10, 6e-40 on
+    cosh from t = 100): cheap, and useless, where jaxls keeps at least a tenth of the step
+    each time.
     """
     linesearch = pytest.importorskip("scipy.optimize._linesearch")
     collapsed = 0
     for case in ZOO:
         name, phi, c1, step_init = case
-        res, _ = _zoo_solver(c1, True)(case)
+        res, trials = _zoo_solver(c1, True)(case)
         ours = float(res.step)
         vg = value_and_slope(phi)
         calls = []
@@ -176,18 +202,143 @@ def test_against_scipy_armijo_backtracking():
         assert armijo_numpy(phi, ours, c1), where
         assert ours >= step / 2, where
         if step >= ours / 10:
-            assert int(res.num_evals) - 1 <= len(calls) + 1, where  # scipy is given phi(0)
+            assert len(trials) <= len(calls) + 2, where
         collapsed += step < 1e-6 * ours
     assert collapsed >= 4
 
 
-def test_nonfinite_trial_shrinks_plainly():
+@pytest.mark.parametrize("interpolate", [False, True])
+def test_nonfinite_trial_shrinks_plainly(interpolate):
     """A NaN value gives no model to interpolate: the step shrinks by ``shrink``."""
     recorder = TrialRecorder(lambda x: jnp.where(x[0] > 0.2, jnp.nan, (x[0] - 1.0) ** 2))
     x, d = linezoo.start(), linezoo.direction()
-    res = jaxls.backtracking(recorder, x, d, step_init=4.0, shrink=0.5, interpolate=True)
+    res = jaxls.backtracking(recorder, x, d, step_init=4.0, shrink=0.5, interpolate=interpolate)
+    jax.effects_barrier()
+    assert int(res.status) == S.SUCCESS and bool(res.met_nonfinite)
+    assert recorder.steps == [0.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.125]
+    assert float(res.step) == 0.125
+
+
+# ---------------------------------------------------------------------------------------
+# Value-only trials: jaxopt's evaluation count, and what a call costs.
+
+
+@pytest.mark.parametrize("interpolate", [False, True])
+def test_value_only_trials_evaluate_the_gradient_twice(interpolate):
+    """jaxopt's ``test_eval_count``: ``32 x^2`` from ``x = 1`` along ``-grad``: the gradient
+    is computed at ``x`` and at the accepted step only, every other call is ``fun``'s."""
+    f = lambda x: 32.0 * jnp.sum(x**2)
+    fun, value_and_grad = EvalCounter(f), EvalCounter(jax.value_and_grad(f))
+    x = jnp.ones(1)
+    res = jaxls.backtracking(
+        fun, x, -jax.grad(f)(x), value_and_grad=value_and_grad, interpolate=interpolate
+    )
+    jax.effects_barrier()
+    assert int(res.status) == S.SUCCESS and float(res.value) < 32.0
+    assert value_and_grad.count == int(res.num_grads) == 2
+    assert fun.count == int(res.num_evals) - 2 >= 1
+    assert fun.count > value_and_grad.count or interpolate
+    # With a gradient at every trial, every call is value_and_grad's.
+    fun.count = value_and_grad.count = 0
+    res = jaxls.backtracking(
+        fun, x, -jax.grad(f)(x), value_and_grad=value_and_grad, trial_grads=True
+    )
+    jax.effects_barrier()
+    assert fun.count == 0 and value_and_grad.count == int(res.num_grads) == int(res.num_evals)
+
+
+def test_value_only_and_trial_gradients_take_the_same_steps():
+    """Without interpolation the trial steps do not depend on slopes: the same result, one
+    call more for the value-only search (the gradient at the accepted step)."""
+    f = lambda x: jnp.sum(jnp.cosh(x - 1.5) + 0.25 * x**4)
+    x = jnp.array([0.0, 1.0, -2.0])
+    d = -jax.grad(f)(x)
+    for step_init in (1e-2, 1.0, 10.0):
+        a = jaxls.backtracking(f, x, d, step_init=step_init)
+        b = jaxls.backtracking(f, x, d, step_init=step_init, trial_grads=True)
+        assert int(a.status) == int(b.status) == S.SUCCESS
+        assert float(a.step) == float(b.step)
+        # fun alone and value_and_grad may round the value differently (by an ulp).
+        np.testing.assert_allclose(a.value, b.value, rtol=1e-6)
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-6)
+        assert int(a.num_evals) == int(b.num_evals) + 1
+        assert int(a.num_grads) == 2 and int(b.num_grads) == int(b.num_evals)
+
+
+def test_nonfinite_gradient_at_the_accepted_step_returns_the_origin():
+    """The value is finite at the accepted step but its gradient is not (``sqrt(u^2)`` at 0):
+    ``NONFINITE``, step 0 and ``f(x)``, the call counted."""
+    f = lambda x: jnp.sum((x - 1.0) ** 2) + jnp.sqrt((x[0] - 1.0) ** 2)
+    x, d = jnp.zeros(2), jnp.ones(2)
+    counter = EvalCounter(f)
+    res = jaxls.backtracking(counter, x, d)  # t = 1 is accepted: x + d = (1, 1)
+    jax.effects_barrier()
+    assert int(res.status) == S.NONFINITE and bool(res.met_nonfinite)
+    assert float(res.step) == 0.0 and float(res.value) == 3.0
+    assert int(res.num_evals) == counter.count == 3 and int(res.num_grads) == 2
+    assert bool(jnp.all(jnp.isfinite(res.grad)))
+
+
+# ---------------------------------------------------------------------------------------
+# No decrease, traced constants, the non-monotone reference.
+
+
+def quadratic(x):
+    return jnp.sum((x - 1.0) ** 2)
+
+
+@pytest.mark.parametrize("interpolate", [False, True])
+def test_decrease_lost_to_rounding_is_rounding_not_success(interpolate):
+    """The issue's case: ``t = 1e-30`` changes ``f`` by ``8e-30``, far below the rounding of
+    ``f(x) = 2``. The old test ``phi(t) <= phi(0) + c1 t phi'(0)`` passed on equality; now
+    the search stops at once with ``ROUNDING`` and step 0."""
+    counter = EvalCounter(quadratic)
+    res = jaxls.backtracking(
+        counter, jnp.zeros(2), jnp.full(2, 2.0), step_init=1e-30, interpolate=interpolate
+    )
+    jax.effects_barrier()
+    assert int(res.status) == S.ROUNDING, res.message
+    assert float(res.step) == 0.0 and float(res.value) == 2.0
+    assert int(res.num_evals) == counter.count == 2 and int(res.num_grads) == 1
+    # f(x) = 1e8, whose float32 ulp is 8: a decrease of 2e-3 is lost, ROUNDING at once.
+    res = jaxls.backtracking(
+        lambda x: 1e8 + jnp.sum(x), jnp.zeros(2), -jnp.ones(2), step_init=1e-3, max_evals=100
+    )
+    assert int(res.status) == S.ROUNDING and float(res.step) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_no_decrease_in_half_precision_is_rejected(dtype):
+    """At ``t = 1``, ``f(x + d) = f(x) = 2`` exactly and ``2 - 8e-4`` rounds to 2 in
+    bfloat16: a step without decrease, which the search must not accept."""
+    recorder = TrialRecorder(quadratic)
+    res = jaxls.backtracking(recorder, jnp.zeros(2, dtype), jnp.full(2, 2.0, dtype))
     jax.effects_barrier()
     assert int(res.status) == S.SUCCESS
-    steps = recorder.steps
-    assert steps == [0.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.125]
-    assert float(res.step) == 0.125
+    assert float(res.step) == 0.5 and float(res.value) == 0.0
+    assert recorder.steps[1:] == [2.0, 1.0, 1.0]  # x[0] = 2 t: t = 1, 0.5, and the gradient
+
+
+def test_traced_negative_c1_is_invalid_input():
+    """The issue's case: a traced ``c1 = -0.5`` took the uphill step ``t = 1`` (f from 2 to 8)
+    with ``SUCCESS``."""
+    x0 = jnp.zeros(2)
+    solve = jax.jit(lambda c1: jaxls.backtracking(quadratic, x0, jnp.full(2, 3.0), c1=c1))
+    res = solve(-0.5)
+    assert int(res.status) == S.INVALID_INPUT
+    assert float(res.step) == 0.0 and float(res.value) == 2.0
+    assert int(solve(1e-4).status) == S.SUCCESS
+    with pytest.raises(ValueError, match=r"backtracking\(c1=-0.5\).*`c1`"):
+        jaxls.backtracking(quadratic, x0, jnp.full(2, 3.0), c1=jnp.asarray(-0.5))
+
+
+def test_reference_above_the_value_accepts_a_small_increase():
+    """A non-monotone reference ``R >= f(x)`` tests ``phi(t) <= R + c1 t phi'(0)``."""
+    f = lambda x: jnp.sum(x**2)
+    x, d = jnp.ones(1), -jnp.ones(1) * 2.5  # phi(1) = 2.25 > f(x) = 1
+    plain = jaxls.backtracking(f, x, d)
+    assert float(plain.step) == 0.5
+    res = jaxls.backtracking(f, x, d, reference=3.0)
+    assert int(res.status) == S.SUCCESS and float(res.step) == 1.0
+    for ignored in (0.5, jnp.nan, jnp.inf):  # below f(x), or not finite: the monotone rule
+        assert float(jaxls.backtracking(f, x, d, reference=ignored).step) == 0.5

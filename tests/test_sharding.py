@@ -1,31 +1,28 @@
 """Sharded inputs: every search keeps the sharding of its data and gives the unsharded result.
 
 Eight CPU devices need ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` before JAX
-starts, so the checks run in a fresh Python process (`CHECK`, below) and this test reads its
-exit code and report. Every inexact search that `jaxls` exports is covered (found at run
-time, as in tests/test_step.py), and one exact search, golden section, under ``vmap`` over
-a sharded batch of intervals.
+starts, so the checks run in a fresh Python process (`CHECK`, below, in JAX's default
+float32) and these tests read its report. Every inexact search is covered (the registry of
+tests/test_step.py), and one exact search, golden section, under ``vmap`` over a sharded
+batch of intervals.
+
+Two kinds of mesh: `jax.sharding.Mesh` (auto axes) and `jax.make_mesh`'s default (explicit
+axes). With explicit axes a single sharded search works, but `jax.vmap` over a sharded
+batch cannot: JAX's own batched `lax.while_loop` fails there (`JAX_WHILE_LOOP`, without
+jaxls), so the step searches raise an error that names the workaround (auto axes).
 """
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.helpers import run_on_devices
-
-import jaxls
-
-SEARCHES = ("backtracking", "goldstein", "wolfe", "hager_zhang")
+from tests.test_step import SEARCH
 
 CHECK = r"""
-import inspect
 import sys
 
 import jax
-
-jax.config.update("jax_enable_x64", True)
-
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -33,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import jaxls
 
 assert jax.device_count() == 8, jax.devices()
-SEARCHES = sys.argv[1:]
+VARIANTS = [arg.split(":") for arg in sys.argv[1:]]  # label:call:strong (or -)
 
 
 def bowl(x):
@@ -42,14 +39,11 @@ def bowl(x):
     )
 
 
-def variants(name):
-    fun = getattr(jaxls, name)
-    if "strong" in inspect.signature(fun).parameters:
-        return [(f"{name}(strong={s})", fun, {"strong": s}) for s in (True, False)]
-    return [(name, fun, {})]
+def close(a, b):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
-def check_search(sharded, search, kwargs):
+def check_single(sharded, search, kwargs):
     same = lambda a: a.sharding.is_equivalent_to(sharded, a.ndim)
     x = {"u": jnp.linspace(-1.0, 2.0, 64), "v": jnp.linspace(0.0, 1.0, 32).reshape(8, 4)}
     d = jax.tree.map(lambda g: -g, jax.grad(bowl)(x))
@@ -70,10 +64,17 @@ def check_search(sharded, search, kwargs):
     assert int(res.num_evals) == int(plain.num_evals)
     assert all(same(g) for g in jax.tree.leaves(res.grad))
     for a, b in zip(jax.tree.leaves(res), jax.tree.leaves(plain), strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-13, atol=1e-15)
+        close(a, b)
+    return int(plain.num_evals)
 
+
+def check_batch(sharded, search, kwargs):
     # A batch of 16 problems sharded over the devices: members are independent, so the
-    # result is bitwise the unsharded one, and stays sharded along the batch.
+    # result is the unsharded one (counts and statuses exactly; XLA compiles the two with
+    # other vector widths, so float32 values may differ in the last bit), and stays sharded
+    # along the batch.
+    same = lambda a: a.sharding.is_equivalent_to(sharded, a.ndim)
+
     def one(x0, d0, step_init):
         fun = lambda y: jnp.sum(jnp.cosh(y - 1.5) + 0.25 * y**4)
         return search(fun, x0, d0, step_init=step_init, **kwargs)
@@ -87,7 +88,10 @@ def check_search(sharded, search, kwargs):
     res = batched(*jax.device_put((x0, d0, step_init), sharded))
     for a, b in zip(jax.tree.leaves(res), jax.tree.leaves(plain), strict=True):
         assert same(a), a.sharding
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        if jnp.issubdtype(a.dtype, jnp.floating):
+            close(a, b)
+        else:
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     return int(plain.num_evals.sum())
 
 
@@ -99,7 +103,7 @@ def check_golden(sharded):
     centre = lower + 0.3 * (upper - lower)  # the minimiser, inside each interval
 
     def golden(lo, hi, c):
-        return jaxls.golden_section(lambda t: jnp.cosh(t - c), lo, hi, tol=1e-9)
+        return jaxls.golden_section(lambda t: jnp.cosh(t - c), lo, hi, tol=1e-2)
 
     solve = jax.jit(jax.vmap(golden))
     plain = solve(lower, upper, centre)
@@ -107,9 +111,20 @@ def check_golden(sharded):
     for a, b in zip(jax.tree.leaves(res), jax.tree.leaves(plain), strict=True):
         assert same(a), a.sharding
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert bool(jnp.all(res.converged))
-    np.testing.assert_allclose(res.x, centre, atol=1e-6)
+    assert bool(jnp.all(res.converged)), res.status
+    np.testing.assert_allclose(res.x, centre, atol=2e-2)
     return int(plain.num_evals.sum())
+
+
+def check_jax_while_loop(sharded):
+    # JAX alone: a batched while_loop whose predicate is batched, no jaxls.
+    def one(x, n):
+        return jax.lax.while_loop(lambda c: c[1] < n, lambda c: (2 * c[0], c[1] + 1), (x, 0.0))
+
+    x, n = jax.device_put((jnp.ones(16), jnp.arange(16.0)), sharded)
+    out = jax.jit(jax.vmap(one))(x, n)
+    np.testing.assert_array_equal(np.asarray(out[0]), 2.0 ** np.arange(16.0))
+    return 0
 
 
 MESHES = {
@@ -118,18 +133,21 @@ MESHES = {
 }
 for kind, mesh in MESHES.items():
     sharded = NamedSharding(mesh, P("i"))
-    checks = [
-        (label, lambda search=search, kwargs=kwargs: check_search(sharded, search, kwargs))
-        for name in SEARCHES
-        for label, search, kwargs in variants(name)
-    ]
-    checks.append(("golden_section", lambda: check_golden(sharded)))
+    checks = []
+    for label, call, strong in VARIANTS:
+        search = getattr(jaxls, call)
+        kwargs = {} if strong == "-" else {"strong": strong == "True"}
+        for part, check in (("single", check_single), ("batch", check_batch)):
+            run = lambda check=check, search=search, kwargs=kwargs: check(sharded, search, kwargs)
+            checks.append((f"{label}/{part}", run))
+    checks.append(("golden_section/batch", lambda: check_golden(sharded)))
+    checks.append(("JAX_WHILE_LOOP/batch", lambda: check_jax_while_loop(sharded)))
     for label, check in checks:
         try:
             with jax.set_mesh(mesh):  # explicit axes need the mesh in context
                 evals = check()
         except Exception as error:
-            first = (str(error).strip().splitlines() or [""])[0]
+            first = " ".join(str(error).split())[:400]
             print(f"FAIL {kind} {label}: {type(error).__name__}: {first}", flush=True)
         else:
             print(f"OK {kind} {label} ({evals} evaluations)", flush=True)
@@ -137,39 +155,53 @@ print("DONE", flush=True)
 """
 
 
-def _label_name(line: str) -> tuple[str, str]:
-    """``("auto", "wolfe")`` from ``"OK auto wolfe(strong=True) (...)"``."""
-    _, kind, label = line.split()[:3]
-    return kind, label.split("(")[0].rstrip(":")
+def _variant(name: str) -> str:
+    search = SEARCH[name]
+    return f"{name}:{search.call}:{search.kwargs.get('strong', '-')}"
 
 
 @pytest.fixture(scope="module")
-def report() -> list[str]:
-    """The checker's lines, ``OK|FAIL kind label ...``, from one process with 8 devices."""
-    names = [name for name in SEARCHES if hasattr(jaxls, name)]
-    lines, output = run_on_devices(CHECK, names, x64=True)
-    checked = {_label_name(line) for line in lines}
-    for name in [*names, "golden_section"]:
-        for kind in ("auto", "explicit"):
-            assert (kind, name) in checked, (kind, name, output)
-    return lines
+def report() -> dict:
+    """``{(kind, label): line}`` from one process with 8 devices, every check present."""
+    lines, output = run_on_devices(CHECK, [_variant(name) for name in sorted(SEARCH)])
+    found = {}
+    for line in lines:
+        _, kind, label = line.split()[:3]
+        found[kind, label.rstrip(":")] = line
+    labels = [f"{n}/{p}" for n in SEARCH for p in ("single", "batch")]
+    for kind in ("auto", "explicit"):
+        for label in [*labels, "golden_section/batch", "JAX_WHILE_LOOP/batch"]:
+            assert (kind, label) in found, (kind, label, output)
+    return found
 
 
-def test_sharded_searches_keep_sharding_and_match_unsharded(report):
-    """``jax.sharding.Mesh`` (Auto axes): every search, and golden section under vmap."""
-    auto = [line for line in report if _label_name(line)[0] == "auto"]
-    assert auto and all(line.startswith("OK") for line in auto), "\n".join(auto)
+def test_auto_axes_every_search_keeps_sharding_and_matches_unsharded(report):
+    """``jax.sharding.Mesh`` (auto axes): every search, alone and batched, and golden section
+    under vmap."""
+    auto = [line for (kind, _), line in report.items() if kind == "auto"]
+    assert all(line.startswith("OK") for line in auto), "\n".join(auto)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="explicit-axis meshes (jax.make_mesh's default) are not supported yet: the "
-    "while_loop carries of the inexact searches mix P(None) and P('i') shardings "
-    "(ShardingTypeError) or lose the mesh ('Resource axis: i ... not found in mesh: ()'), "
-    "and JAX's batched while_loop fails the same way for golden section under vmap, "
-    "reproduced without jaxls. Auto-axis meshes (jax.sharding.Mesh) work: see above",
-)
-def test_explicit_mesh_sharding(report):
-    """``jax.make_mesh`` (Explicit axes, its default): the same checks."""
-    explicit = [line for line in report if _label_name(line)[0] == "explicit"]
-    assert explicit and all(line.startswith("OK") for line in explicit), "\n".join(explicit)
+@pytest.mark.parametrize("name", sorted(SEARCH))
+def test_explicit_axes_single_search_keeps_sharding(name, report):
+    """``jax.make_mesh`` (explicit axes): one problem sharded over the devices."""
+    line = report["explicit", f"{name}/single"]
+    assert line.startswith("OK"), line
+
+
+def test_explicit_axes_batched_while_loop_fails_in_jax_itself(report):
+    """The reason for the next test: JAX 0.10's batched `lax.while_loop` under explicit axes,
+    without jaxls. When this starts to pass, the searches may work there: drop the error."""
+    line = report["explicit", "JAX_WHILE_LOOP/batch"]
+    assert line.startswith("FAIL") and "not found in mesh" in line, line
+
+
+@pytest.mark.parametrize("name", sorted(SEARCH))
+def test_explicit_axes_batched_search_names_the_workaround(name, report):
+    """Under `jax.vmap` over a batch sharded along explicit axes, a clear error naming the
+    call and the workaround (a mesh with auto axes, which the auto-axes test shows works),
+    not JAX's "Resource axis: i ... not found in mesh: ()"."""
+    line = report["explicit", f"{name}/batch"]
+    call = SEARCH[name].call
+    assert line.startswith(f"FAIL explicit {name}/batch: ValueError: `jaxls.{call}`"), line
+    assert "axis_types=(jax.sharding.AxisType.Auto,)" in line, line

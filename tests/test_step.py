@@ -1,10 +1,12 @@
 """The contract every inexact line search shares, checked for each one `jaxls` exports.
 
-The searches are found at import time: ``backtracking`` now, and ``goldstein``, ``wolfe``
-(strong and weak) and ``hager_zhang`` as they land, so this file covers each search the
-moment it is exported. Each is checked against its promised condition, recomputed in NumPy
-(`CHECKERS`), on hypothesis-generated pytree problems and on the Moré-Thuente functions of
-`jaxls.linezoo`. Search-specific behaviour lives in the per-search test files.
+`SEARCH` is the registry: each step search `jaxls` exports (every public function returning
+a `jaxls.LineSearchResult`) must have an entry, and `test_registry_covers_every_step_search`
+fails when one is missing or renamed. Each search is checked against its promised condition,
+recomputed in float64 NumPy (`CHECKERS`), on hypothesis-generated pytree problems and on the
+Moré-Thuente functions of `jaxls.linezoo`, in float32 (JAX's default), float64, bfloat16 and
+float16, and with bfloat16 parameters of a float32 loss. Search-specific behaviour lives in
+the per-search test files.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from tests.helpers import EvalCounter, count_primitive, tree_equal_bitwise, whil
 
 S = jaxls.Status
 FAILURES = {S.MAX_EVALS, S.NONFINITE, S.STEP_LIMIT, S.ROUNDING, S.NO_BRACKET}
-SEARCHES = ("backtracking", "goldstein", "wolfe", "hager_zhang")
 
 
 class Search(NamedTuple):
@@ -39,32 +40,36 @@ class Search(NamedTuple):
     fun: Callable
     kwargs: dict  # e.g. the weak/strong choice of wolfe
     condition: str  # key of CHECKERS
+    value_only: bool  # trials evaluate the value only; the gradient once, at the result
 
 
-def _registry() -> dict[str, Search]:
-    found = {}
-    for call in SEARCHES:
-        fun = getattr(jaxls, call, None)
-        if fun is None:
-            continue
-        params = inspect.signature(fun).parameters
-        if call == "wolfe":
-            if "strong" in params:
-                found["wolfe_strong"] = Search(call, fun, {"strong": True}, "strong_wolfe")
-                found["wolfe_weak"] = Search(call, fun, {"strong": False}, "wolfe")
-            else:
-                found["wolfe"] = Search(call, fun, {}, "strong_wolfe")
-        else:
-            condition = {"backtracking": "armijo"}.get(call, call)
-            found[call] = Search(call, fun, {}, condition)
-    return found
-
-
-SEARCH = _registry()
+SEARCH = {
+    "backtracking": Search("backtracking", jaxls.backtracking, {}, "armijo", True),
+    "goldstein": Search("goldstein", jaxls.goldstein, {}, "goldstein", True),
+    "wolfe_strong": Search("wolfe", jaxls.wolfe, {"strong": True}, "strong_wolfe", False),
+    "wolfe_weak": Search("wolfe", jaxls.wolfe, {"strong": False}, "wolfe", False),
+    "hager_zhang": Search("hager_zhang", jaxls.hager_zhang, {}, "hager_zhang", False),
+}
 NAMES = sorted(SEARCH)
 # For cases that end before any curvature test can act (no descent, no trial, a trial that
-# meets no condition), the weak and strong variants of wolfe are one code path: test one.
+# meets no condition, bad input), the weak and strong variants of wolfe are one code path.
 NAMES_UP_TO_CURVATURE = [name for name in NAMES if name != "wolfe_weak"]
+
+
+def test_registry_covers_every_step_search():
+    exported = {
+        name
+        for name in jaxls.__all__
+        if callable(obj := getattr(jaxls, name))
+        and inspect.isfunction(obj)
+        and "LineSearchResult" in str(inspect.signature(obj).return_annotation)
+    }
+    assert exported == {search.call for search in SEARCH.values()}
+    for search in SEARCH.values():
+        params = inspect.signature(search.fun).parameters
+        shared = ("value", "grad", "value_and_grad", "has_aux", "step_init", "max_evals")
+        assert all(params[p].kind is inspect.Parameter.KEYWORD_ONLY for p in shared), search
+        assert params["has_aux"].default is False
 
 
 def run(name, fun, x, direction, **kwargs):
@@ -89,45 +94,72 @@ def zoo_constants(name, problem) -> dict:
     return {k: getattr(problem, k) for k in ("c1", "c2") if has(name, k)}
 
 
+def calls_at_most(name, max_evals) -> int:
+    """What a search that fails on its budget spends: a value-only search keeps one call for
+    the gradient at its result, which it does not make when it returns step 0."""
+    return max(1, max_evals - 1) if SEARCH[name].value_only else max_evals
+
+
+# ---------------------------------------------------------------------------------------
+# Dtypes: (parameters, loss). Tolerances follow the search's dtype, the promotion of both.
+
+DTYPES = [
+    pytest.param((jnp.float32, jnp.float32), id="float32"),
+    pytest.param((jnp.float64, jnp.float64), id="float64"),
+    pytest.param((jnp.bfloat16, jnp.bfloat16), id="bfloat16"),
+    pytest.param((jnp.float16, jnp.float16), id="float16"),
+    pytest.param((jnp.bfloat16, jnp.float32), id="bfloat16-float32-loss"),
+]
+
+
+def eps(dtype) -> float:
+    return float(jnp.finfo(dtype).eps)
+
+
 # ---------------------------------------------------------------------------------------
 # The promised conditions, in NumPy, on float64 scalars of phi(t) = f(x + t d). ``slack``
-# absorbs the rounding between the search's arithmetic and this recomputation.
+# absorbs the rounding between the search's arithmetic (in its dtype) and this
+# recomputation.
 
 
-def _slack(*values):
-    return 16 * np.finfo(np.float64).eps * sum(abs(float(v)) for v in values)
+def _slack(*values, dtype=np.float64):
+    return 16 * eps(dtype) * sum(abs(float(v)) for v in values)
 
 
-def armijo(v0, s0, v, s, t, k):
-    return v <= v0 + k["c1"] * t * s0 + _slack(v0, v, t * s0)
+def armijo(v0, s0, v, s, t, k, dtype=np.float64):
+    return v <= v0 + k["c1"] * t * s0 + _slack(v0, v, t * s0, dtype=dtype)
 
 
-def goldstein(v0, s0, v, s, t, k):
+def goldstein(v0, s0, v, s, t, k, dtype=np.float64):
     c = k["c"] if "c" in k else k["c1"]
     low = v0 + (1 - c) * t * s0
-    return (low - _slack(v0, v, t * s0) <= v) & armijo(v0, s0, v, s, t, {"c1": c})
+    slack = _slack(v0, v, t * s0, dtype=dtype)
+    return (low - slack <= v) & armijo(v0, s0, v, s, t, {"c1": c}, dtype)
 
 
-def wolfe(v0, s0, v, s, t, k):
-    return armijo(v0, s0, v, s, t, k) & (s >= k["c2"] * s0 - _slack(s, s0))
+def wolfe(v0, s0, v, s, t, k, dtype=np.float64):
+    curvature = s >= k["c2"] * s0 - _slack(s, s0, dtype=dtype)
+    return armijo(v0, s0, v, s, t, k, dtype) & curvature
 
 
-def strong_wolfe(v0, s0, v, s, t, k):
-    return armijo(v0, s0, v, s, t, k) & (abs(s) <= k["c2"] * abs(s0) + _slack(s, s0))
+def strong_wolfe(v0, s0, v, s, t, k, dtype=np.float64):
+    curvature = abs(s) <= k["c2"] * abs(s0) + _slack(s, s0, dtype=dtype)
+    return armijo(v0, s0, v, s, t, k, dtype) & curvature
 
 
-def approximate_wolfe(v0, s0, v, s, t, k):
+def approximate_wolfe(v0, s0, v, s, t, k, dtype=np.float64):
     c1, c2, epsilon = k["c1"], k["c2"], k.get("epsilon", 1e-6)
+    slack = _slack(s, s0, dtype=dtype)
     return (
-        ((2 * c1 - 1) * s0 + _slack(s, s0) >= s)
-        & (s >= c2 * s0 - _slack(s, s0))
-        & (v <= v0 + epsilon * abs(v0) + _slack(v0, v))
+        ((2 * c1 - 1) * s0 + slack >= s)
+        & (s >= c2 * s0 - slack)
+        & (v <= v0 + epsilon * abs(v0) + _slack(v0, v, dtype=dtype))
     )
 
 
-def hager_zhang(v0, s0, v, s, t, k):
+def hager_zhang(v0, s0, v, s, t, k, dtype=np.float64):
     """Either the original (weak) Wolfe conditions or the approximate ones (HZ 2005, 4.1)."""
-    return wolfe(v0, s0, v, s, t, k) | approximate_wolfe(v0, s0, v, s, t, k)
+    return wolfe(v0, s0, v, s, t, k, dtype) | approximate_wolfe(v0, s0, v, s, t, k, dtype)
 
 
 CHECKERS = {
@@ -139,34 +171,38 @@ CHECKERS = {
 }
 
 
-def promised(name, v0, s0, res, **overrides) -> bool:
+def promised(name, v0, s0, res, dtype=np.float64, **overrides) -> bool:
     k = constants(name, **overrides)
+    if k.get("epsilon") is None:
+        k.pop("epsilon", None)
     values = (float(res.value), float(res.slope), float(res.step))
-    return bool(CHECKERS[SEARCH[name].condition](float(v0), float(s0), *values, k))
+    return bool(CHECKERS[SEARCH[name].condition](float(v0), float(s0), *values, k, dtype))
 
 
-def decreases(name, v0, s0, res, **overrides) -> bool:
+def decreases(name, v0, s0, res, dtype=np.float64, **overrides) -> bool:
     """The point is no worse than the start: Armijo (or, for Hager-Zhang, its approximation)."""
     k = constants(name, **overrides)
     v, t = float(res.value), float(res.step)
     c1 = k["c1"] if "c1" in k else k["c"]  # Goldstein's upper line is Armijo's with c
-    ok = armijo(float(v0), float(s0), v, 0.0, t, {"c1": c1})
+    ok = armijo(float(v0), float(s0), v, 0.0, t, {"c1": c1}, dtype)
     if SEARCH[name].condition == "hager_zhang":
-        ok |= v <= float(v0) + k.get("epsilon", 1e-6) * abs(float(v0)) + _slack(v0, v)
+        epsilon = k.get("epsilon") or 1e-6
+        ok |= v <= float(v0) + epsilon * abs(float(v0)) + _slack(v0, v, dtype=dtype)
     return bool(ok)
 
 
-def check_safe(name, res, v0, s0, **overrides):
+def check_safe(name, res, v0, s0, dtype=np.float64, **overrides):
     """What every result promises, converged or not: finite, and never an uphill step."""
     leaves = [res.step, res.value, res.slope, *jax.tree.leaves(res.grad)]
     assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves), res
     assert float(res.step) >= 0.0
+    assert 0 <= int(res.num_grads) <= int(res.num_evals)
     status = int(res.status)
     if status == S.SUCCESS:
-        assert promised(name, v0, s0, res, **overrides), res
+        assert promised(name, v0, s0, res, dtype, **overrides), res
     else:
         assert status in FAILURES | {S.NOT_DESCENT, S.INVALID_INPUT}, status
-        assert float(res.step) == 0.0 or decreases(name, v0, s0, res, **overrides), res
+        assert float(res.step) == 0.0 or decreases(name, v0, s0, res, dtype, **overrides), res
     if float(res.step) == 0.0:
         assert float(res.value) == float(v0)
 
@@ -182,16 +218,38 @@ def bowl(x):
     )
 
 
-def bowl_point(dtype=jnp.float64):
+def bowl_numpy(x):
+    u, v = (np.asarray(x[k], np.float64) for k in ("u", "v"))
+    return float(np.sum((u - 1) ** 2 + 0.1 * (u - 1) ** 4) + np.sum(np.cosh(v + 0.5)))
+
+
+def bowl_grad_numpy(x):
+    u, v = (np.asarray(x[k], np.float64) for k in ("u", "v"))
+    return {"u": 2 * (u - 1) + 0.4 * (u - 1) ** 3, "v": np.sinh(v + 0.5)}
+
+
+def bowl_point(dtype=jnp.float32):
     x = {"u": jnp.zeros(3, dtype), "v": jnp.zeros((2, 2), dtype)}
     d = jax.tree.map(lambda g: -g, jax.grad(bowl)(x))
     return x, d
 
 
+def numpy_tree(tree):
+    return jax.tree.map(lambda a: np.asarray(a, np.float64), tree)
+
+
+def numpy_dot(a, b) -> float:
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    as64 = lambda a: np.asarray(a, np.float64)
+    return float(sum(np.vdot(as64(u), as64(v)) for u, v in pairs))
+
+
 # ---------------------------------------------------------------------------------------
-# The Moré-Thuente functions: the transcription, then every search on them.
+# The Moré-Thuente functions (float64: the paper's tables): the transcription, then every
+# search on them.
 
 
+@pytest.mark.x64(reason="the Moré-Thuente tables are float64 computations")
 @pytest.mark.parametrize("problem", linezoo.MORE_THUENTE, ids=lambda p: p.name)
 def test_linezoo_transcription(problem):
     value0, slope0 = jax.value_and_grad(problem.phi)(0.0)
@@ -229,49 +287,52 @@ def _zoo_groups(name) -> dict:
 
 
 @functools.cache
-def _zoo_solver(name, key):
+def _zoo_solver(name, key, dtype):
     branches = [linezoo.MORE_THUENTE[i].fun for i in _zoo_groups(name)[key]]
     counter = EvalCounter(lambda args: args[2] * jax.lax.switch(args[1], branches, args[0]))
 
     @jax.jit
-    def solve(branch, step_init, scale=1.0):
-        x, d = linezoo.start(), linezoo.direction()
+    def solve(branch, step_init, scale):
+        x, d = linezoo.start(dtype), linezoo.direction(dtype)
         fun = lambda y: counter((y, branch, scale))
         return run(name, fun, x, d, step_init=step_init, max_evals=40, **dict(key))
 
-    return solve, counter
+    return lambda branch, step_init, scale=1.0: solve(
+        branch, jnp.asarray(step_init, dtype), jnp.asarray(scale, dtype)
+    ), counter
 
 
+@pytest.mark.x64(reason="the Moré-Thuente tables are float64 computations")
 @pytest.mark.parametrize("name", NAMES)
 def test_more_thuente_zoo(name):
     """Every start of every table, with its constants: SUCCESS, the promised condition holds
     in NumPy, and ``num_evals`` is the real count of calls."""
     for key, indices in _zoo_groups(name).items():
-        solve, counter = _zoo_solver(name, key)
+        solve, counter = _zoo_solver(name, key, jnp.float64)
         for branch, index in enumerate(indices):
             problem = linezoo.MORE_THUENTE[index]
             v0, s0 = (float(a) for a in jax.value_and_grad(problem.phi)(0.0))
             for step_init in linezoo.STEP_INIT:
                 counter.count = 0
-                res = solve(branch, step_init, 1.0)
+                res = solve(branch, step_init)
                 jax.effects_barrier()
                 where = (problem.name, step_init)
                 assert counter.count == int(res.num_evals) <= 40, where
                 assert int(res.status) == S.SUCCESS, (where, res.message)
                 check_safe(name, res, v0, s0, **zoo_constants(name, problem))
                 phi = problem.phi(res.step)
-                np.testing.assert_allclose(res.value, phi, rtol=1e-15, atol=1e-15)
+                # A value-only search's value comes from a call of ``fun`` alone: a few ulps
+                # of the values cancelling in phi.
+                np.testing.assert_allclose(res.value, phi, rtol=1e-15, atol=1e-14)
 
 
-SCALE_CASES = NAMES
-
-
-@pytest.mark.parametrize("name", SCALE_CASES)
+@pytest.mark.x64(reason="scales 2^-500 and 2^520 need float64's range")
+@pytest.mark.parametrize("name", NAMES)
 def test_scaling_the_objective_by_a_power_of_two_changes_nothing(name):
     """``f -> 2^k f`` scales every value and slope exactly, so every decision is the same:
     the steps, counts and statuses must be too, from tiny to huge scales (no overflow)."""
     for key, indices in _zoo_groups(name).items():
-        solve, _ = _zoo_solver(name, key)
+        solve, _ = _zoo_solver(name, key, jnp.float64)
         for branch in range(len(indices)):
             for step_init in linezoo.STEP_INIT:
                 plain = solve(branch, step_init, 1.0)
@@ -282,6 +343,58 @@ def test_scaling_the_objective_by_a_power_of_two_changes_nothing(name):
                     assert int(res.num_evals) == int(plain.num_evals), where
                     assert int(res.status) == int(plain.status), where
                     assert float(res.value) == float(plain.value) * scale, where
+
+
+# ---------------------------------------------------------------------------------------
+# Steep objectives (slopes beyond the dtype's range) and the exactness of direction scaling.
+
+
+def steep(w):
+    return jnp.sum(jnp.exp(10.0 * w))
+
+
+@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
+def test_slope_beyond_float32_range_gives_a_decreasing_step(name):
+    """``sum(exp(10 w))`` from ``w = 5`` along ``-grad``: ``|grad|^2 ~ 7e45`` overflows
+    float32, yet the search finds a finite step that decreases ``f``."""
+    w = jnp.full(3, 5.0)
+    value0, grad0 = jax.value_and_grad(steep)(w)
+    assert numpy_dot(grad0, grad0) > float(jnp.finfo(jnp.float32).max)
+    res = run(name, steep, w, -grad0, max_evals=100)
+    assert int(res.status) == S.SUCCESS, res.message
+    assert res.step.dtype == jnp.float32
+    assert 0.0 < float(res.step) < np.inf and float(res.value) < float(value0)
+
+
+def steep_tree(x):
+    return steep(x["u"]) + steep(x["v"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scaling_the_direction_by_a_power_of_two_changes_nothing(name):
+    """``d -> 2^k d`` with ``step_init -> 2^-k step_init`` visits the same points: the steps
+    scale by ``2^-k`` exactly and everything else is bitwise the same (float32; on the bowl,
+    whose direction is scaled to below 1 and above, and on a steep objective)."""
+    x, d = bowl_point()
+    w = jax.tree.map(lambda a: jnp.full_like(a, 5.0), x)
+    steep_d = jax.tree.map(lambda g: -g, jax.grad(steep_tree)(w))
+
+    @jax.jit
+    def solve(kind, x, d, step_init):
+        fun = lambda y: jax.lax.switch(kind, [bowl, steep_tree], y)
+        return run(name, fun, x, d, step_init=step_init, max_evals=100)
+
+    for kind, x0, d0 in ((0, x, d), (1, w, steep_d)):
+        for step_init in (1e-3, 1.0, 30.0):
+            plain = solve(kind, x0, d0, jnp.float32(step_init))
+            for k in (-40, 30):
+                scaled_d = jax.tree.map(lambda a, k=k: a * 2.0**k, d0)
+                res = solve(kind, x0, scaled_d, jnp.float32(step_init * 2.0**-k))
+                assert float(res.step) == float(plain.step) * 2.0**-k, (kind, k, step_init)
+                if np.isfinite(float(plain.slope)):  # phi'(t) itself may be beyond the dtype
+                    assert float(res.slope) == float(plain.slope) * 2.0**k
+                for field in ("value", "grad", "num_evals", "num_grads", "status"):
+                    assert tree_equal_bitwise(getattr(res, field), getattr(plain, field)), field
 
 
 # ---------------------------------------------------------------------------------------
@@ -299,7 +412,7 @@ def _bowl_solver(name, given_origin):
         return run(name, counter, x, d, step_init=step_init, value=value, grad=grad)
 
     def call(x, d, step_init=1.0):
-        origin = bowl_value_and_grad(x) if given_origin else (None, None)
+        origin = jax.value_and_grad(bowl)(x) if given_origin else (None, None)
         step_init = jnp.asarray(step_init, jnp.result_type(*jax.tree.leaves(x)))
         counter.count = 0
         res = solve(x, d, step_init, *origin)
@@ -332,7 +445,6 @@ def line_value_and_grad(x, kind, barrier, bad):
 
 QUARTIC_EVALS = 20
 line_value_and_grad_jit = jax.jit(line_value_and_grad)
-bowl_value_and_grad = jax.jit(jax.value_and_grad(bowl))
 
 
 @functools.cache
@@ -355,8 +467,8 @@ def _line_solver(name):
     jitted = jax.jit(solve)
 
     def call(x, d, step_init, kind=QUARTIC, barrier=jnp.inf, bad=jnp.nan):
-        # Strongly typed scalars, so that every call hits the one compiled search.
-        scalars = [jnp.asarray(a, jnp.float64) for a in (step_init, barrier, bad)]
+        # Strongly typed float32 scalars, so that every call hits the one compiled search.
+        scalars = [jnp.asarray(a, jnp.float32) for a in (step_init, barrier, bad)]
         counter.count = 0
         res = jitted(x, d, scalars[0], jnp.asarray(kind, jnp.int32), *scalars[1:])
         jax.effects_barrier()
@@ -367,7 +479,133 @@ def _line_solver(name):
 
 
 # ---------------------------------------------------------------------------------------
-# Non-descent directions, non-finite values, budgets, unbounded objectives.
+# Every dtype: the promised condition, the result's dtypes, one point.
+
+
+def _dtype_problem(dtypes):
+    """The bowl with parameters in ``dtypes[0]`` and its loss computed in ``dtypes[1]``."""
+    param, loss = dtypes
+
+    def fun(x):
+        return bowl(jax.tree.map(lambda a: a.astype(loss), x))
+
+    x = {"u": jnp.zeros(3, param), "v": jnp.zeros((2, 2), param)}
+    d = jax.tree.map(lambda g: -g, jax.grad(fun)(x))
+    return fun, x, d
+
+
+@pytest.mark.parametrize("dtypes", DTYPES)
+@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
+def test_every_dtype_meets_the_promised_condition(name, dtypes):
+    """Python constants (``c1=1e-4``, ...) with bfloat16 or float16 data are cast to the
+    search's dtype; results are in it (float32 for bfloat16 parameters of a float32 loss),
+    gradients in the parameters' dtype, and the condition holds in float64 NumPy at the
+    point the search evaluated, up to the dtype's rounding."""
+    fun, x, d = _dtype_problem(dtypes)
+    dtype = jnp.promote_types(*dtypes)
+    solve = jax.jit(lambda x, d, s: run(name, fun, x, d, step_init=s))
+    v0 = bowl_numpy(numpy_tree(x))
+    s0 = numpy_dot(bowl_grad_numpy(numpy_tree(x)), d)
+    for step_init in (1e-2, 1.0, 30.0):
+        res = solve(x, d, jnp.asarray(step_init, dtypes[0]))
+        assert int(res.status) == S.SUCCESS, (step_init, res.message)
+        assert res.step.dtype == res.value.dtype == res.slope.dtype == dtype
+        assert all(g.dtype == dtypes[0] for g in jax.tree.leaves(res.grad))
+        assert int(res.num_grads) == (2 if SEARCH[name].value_only else int(res.num_evals))
+        # The point the search evaluated, in the parameters' dtype, then in float64 NumPy.
+        point = numpy_tree(tree_axpy(res.step, d, x))
+        value, grad = bowl_numpy(point), bowl_grad_numpy(point)
+        slope = numpy_dot(grad, d)
+        products = numpy_dot(jax.tree.map(np.abs, grad), jax.tree.map(np.abs, numpy_tree(d)))
+        scale = abs(v0) + abs(float(res.step) * s0)
+        np.testing.assert_allclose(float(res.value), value, rtol=0, atol=8 * eps(dtype) * scale)
+        np.testing.assert_allclose(
+            float(res.slope), slope, rtol=0, atol=16 * eps(dtypes[0]) * products
+        )
+        checked = res._replace(value=value, slope=slope)
+        assert promised(name, v0, s0, checked, dtype), (step_init, res)
+        assert value < v0
+
+
+@pytest.mark.x64(reason="float64 constants (NumPy scalars) with float32 parameters")
+@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
+def test_float64_constants_with_float32_parameters(name):
+    x, d = bowl_point(jnp.float32)
+    floats = {
+        k: np.float64(v)
+        for k, v in constants(name).items()
+        if isinstance(v, float) and k not in ("step_max",)
+    }
+    res = run(name, bowl, x, d, **floats)
+    assert int(res.status) == S.SUCCESS
+    assert res.step.dtype == res.value.dtype == jnp.float32
+
+
+@pytest.mark.x64(reason="a pytree mixing float32 and float64 leaves")
+@pytest.mark.parametrize("name", NAMES)
+def test_mixed_float32_float64_pytree(name):
+    x, d = bowl_point(jnp.float64)
+    x = {"u": x["u"].astype(jnp.float32), "v": x["v"]}
+    d = {"u": d["u"].astype(jnp.float32), "v": d["v"]}
+    res = _bowl_solver(name, False)(x, d, 1.0)
+    assert int(res.status) == S.SUCCESS
+    assert res.step.dtype == res.value.dtype == jnp.float64
+    assert res.grad["u"].dtype == jnp.float32 and res.grad["v"].dtype == jnp.float64
+    point = tree_axpy(res.step, d, x)
+    assert point["u"].dtype == jnp.float32
+    np.testing.assert_allclose(res.value, bowl(point), rtol=1e-12)
+    v0, s0 = float(bowl(x)), float(tree_vdot(jax.grad(bowl)(x), d))
+    assert promised(name, v0, s0, res)
+
+
+@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
+def test_python_floats_as_x_and_direction(name):
+    res = run(name, lambda t: (t - 1.0) ** 2, 0.0, 1.0)
+    assert int(res.status) == S.SUCCESS, res.message
+    assert res.step.dtype == res.value.dtype == jnp.float32
+    check_safe(name, res, 1.0, -2.0, np.float32)
+    assert float(res.value) < 1.0
+
+
+@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
+def test_complex_parameters_match_the_equivalent_real_problem(name):
+    """``z = a + i b`` searched as the real vector ``(a, b)``: the same steps, values and
+    counts, the slope ``Re sum(g d)``, and ``g = df/da - i df/db`` (JAX's convention)."""
+    centre = jnp.array([1.0 + 2.0j, -0.5 + 0.25j, 0.3 - 1.0j], jnp.complex64)
+
+    def complex_fun(z):
+        r = jnp.abs(z - centre) ** 2
+        return jnp.sum(r + 0.1 * r**2)
+
+    def real_fun(ab):
+        return complex_fun(ab[:3] + 1j * ab[3:])
+
+    z = jnp.array([0.5 - 0.5j, 0.0 + 1.0j, -1.0 + 0.0j], jnp.complex64)
+    ab = jnp.concatenate([z.real, z.imag])
+    dz = -jnp.conj(jax.grad(complex_fun)(z))  # steepest descent
+    dab = -jax.grad(real_fun)(ab)
+    np.testing.assert_allclose(jnp.concatenate([dz.real, dz.imag]), dab, rtol=1e-6)
+    dab = jnp.concatenate([dz.real, dz.imag])  # the same direction, bit for bit
+    solve = jax.jit(lambda f, x, d, s: run(name, f, x, d, step_init=s), static_argnums=0)
+    for step_init in (1e-2, 1.0, 10.0):
+        c = solve(complex_fun, z, dz, step_init)
+        r = solve(real_fun, ab, dab, step_init)
+        assert int(c.status) == int(r.status) == S.SUCCESS, (c.message, r.message)
+        assert c.step.dtype == c.value.dtype == c.slope.dtype == jnp.float32
+        assert c.grad.dtype == jnp.complex64
+        # The same search up to float32 rounding (the slopes are summed in another order).
+        np.testing.assert_allclose(c.step, r.step, rtol=1e-3)
+        assert abs(int(c.num_evals) - int(r.num_evals)) <= 1
+        # At the complex search's own step: the real problem's value, slope and gradient.
+        value, grad = jax.value_and_grad(real_fun)(ab + c.step * dab)
+        np.testing.assert_allclose(c.value, value, rtol=1e-6)
+        np.testing.assert_allclose(c.slope, jnp.vdot(grad, dab), rtol=1e-4, atol=1e-5)
+        g = np.concatenate([np.real(c.grad), -np.imag(c.grad)])
+        np.testing.assert_allclose(g, grad, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------
+# Non-descent directions, non-finite values, budgets, unbounded objectives, no decrease.
 
 
 @pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
@@ -375,7 +613,7 @@ def _line_solver(name):
 def test_non_descent_returns_the_origin(name, given_origin):
     solve = _bowl_solver(name, given_origin)
     x, descent = bowl_point()
-    value0, grad0 = bowl_value_and_grad(x)
+    value0, grad0 = jax.value_and_grad(bowl)(x)
     uphill = jax.tree.map(lambda g: -g, descent)
     orthogonal = {"u": jnp.zeros(3), "v": jnp.array([[1.0, -1.0], [-1.0, 1.0]])}
     zero = jax.tree.map(jnp.zeros_like, x)
@@ -383,27 +621,69 @@ def test_non_descent_returns_the_origin(name, given_origin):
         res = solve(x, d)
         assert int(res.status) == S.NOT_DESCENT
         assert float(res.step) == 0.0
-        assert int(res.num_evals) == (0 if given_origin else 1)
+        assert int(res.num_evals) == int(res.num_grads) == (0 if given_origin else 1)
         assert tree_equal_bitwise(res.value, value0)
         assert tree_equal_bitwise(res.grad, grad0)
         assert float(res.slope) >= 0.0
+        assert not bool(res.met_nonfinite)
+
+
+@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
+def test_nonfinite_direction_is_invalid_input(name):
+    """The origin is evaluated at ``x`` itself: ``f(x)`` and its gradient come back."""
+    x, d = bowl_point()
+    value0, grad0 = jax.value_and_grad(bowl)(x)
+    counter = EvalCounter(bowl)
+    solve = jax.jit(lambda x, d: run(name, counter, x, d))
+    for bad in (jnp.nan, jnp.inf, -jnp.inf):
+        broken = {"u": d["u"].at[1].set(bad), "v": d["v"]}
+        counter.count = 0
+        res = solve(x, broken)
+        jax.effects_barrier()
+        assert int(res.status) == S.INVALID_INPUT, res.message
+        assert float(res.step) == 0.0 and int(res.num_evals) == counter.count == 1
+        assert tree_equal_bitwise(res.value, value0)
+        assert tree_equal_bitwise(res.grad, grad0)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_nonfinite_beyond_some_step_gives_a_finite_result(name):
     solve, _ = _line_solver(name)
     x, d = jnp.zeros(2), jnp.ones(2)
-    v0, s0 = 2.2, -4.8  # phi(0) = 2 (1 + 0.1), phi'(0) = 2 (-2 - 0.4)
+    v0, s0 = np.float32(2.2), -4.8  # phi(0) = 2 (1 + 0.1), phi'(0) = 2 (-2 - 0.4)
     for bad in (jnp.nan, jnp.inf, -jnp.inf):
         for barrier in (1e-9, 0.3, 0.999, 1.5, 4.0):
             for step_init in (1.0, 10.0, 1e4):
                 res = solve(x, d, step_init, QUARTIC, barrier, bad)
-                check_safe(name, res, v0, s0)
+                check_safe(name, res, v0, s0, np.float32)
                 assert float(res.step) <= barrier
+                if step_init > barrier:  # the first trial meets the bad value
+                    assert bool(res.met_nonfinite)
 
 
-@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
-@pytest.mark.parametrize("max_evals", [1, 2])
+@pytest.mark.parametrize("name", NAMES)
+def test_met_nonfinite_says_whether_a_trial_was_nan_or_inf(name):
+    def fun(x):
+        return jnp.where(x[0] > 0.5, jnp.nan, jnp.sum((x - 1.0) ** 2))
+
+    x, d = jnp.zeros(2), jnp.ones(2)
+    solve = jax.jit(lambda s: run(name, fun, x, d, step_init=s))
+    recovered = solve(4.0)
+    assert int(recovered.status) == S.SUCCESS and bool(recovered.met_nonfinite)
+    assert 0.0 < float(recovered.step) <= 0.5
+    clean = solve(0.25)
+    assert not bool(clean.met_nonfinite)
+    assert recovered.met_nonfinite.dtype == jnp.bool_
+
+
+EXHAUSTED_CASES = [
+    (name, max_evals)
+    for name in NAMES_UP_TO_CURVATURE
+    for max_evals in ((1, 2, 3) if SEARCH[name].value_only else (1, 2))
+]
+
+
+@pytest.mark.parametrize(("name", "max_evals"), EXHAUSTED_CASES)
 def test_exhausted_budget_fails_with_a_safe_point(name, max_evals):
     # phi(t) = (t - 1)^2 + (t - 1)^4 from t = 1e6: the first trial meets no condition.
     fun = lambda x: jnp.sum((x - 1.0) ** 2 + (x - 1.0) ** 4)
@@ -412,8 +692,8 @@ def test_exhausted_budget_fails_with_a_safe_point(name, max_evals):
     res = run(name, counter, x, d, step_init=1e6, max_evals=max_evals)
     jax.effects_barrier()
     assert int(res.status) == S.MAX_EVALS, res.message
-    assert int(res.num_evals) == counter.count == max_evals
-    check_safe(name, res, 2.0, -6.0)
+    assert int(res.num_evals) == counter.count == calls_at_most(name, max_evals)
+    check_safe(name, res, 2.0, -6.0, np.float32)
     assert float(res.step) == 0.0  # nothing better was seen
 
 
@@ -425,31 +705,35 @@ def test_unbounded_below_terminates(name):
     x, d = jnp.zeros(2), jnp.ones(2)
     for step_init in (1e-3, 1.0, 1e3):
         res = solve(x, d, step_init, UNBOUNDED)
-        check_safe(name, res, 0.0, -2.0)
+        check_safe(name, res, 0.0, -2.0, np.float32)
         if SEARCH[name].condition == "armijo":
-            assert int(res.status) == S.SUCCESS and float(res.step) == step_init
+            assert int(res.status) == S.SUCCESS and float(res.step) == np.float32(step_init)
         else:
             assert int(res.status) in FAILURES, res.message
             assert float(res.step) > 0.0
 
 
+def quadratic(x):
+    return jnp.sum((x - 1.0) ** 2)
+
+
+@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
+def test_no_decrease_is_never_success(name):
+    """A step whose value equals ``f(x)`` is no decrease, even where ``c1 t phi'(0)`` is below
+    half an ulp of ``f(x)`` (then ``f(x) + c1 t phi'(0)`` rounds to ``f(x)``)."""
+    x0 = jnp.zeros(2)
+    # The decrease 8e-30 at t = 1e-30 is lost in f(x) = 2: no step near it decreases f.
+    res = run(name, quadratic, x0, jnp.full(2, 2.0), step_init=1e-30)
+    assert int(res.status) != S.SUCCESS, res
+    assert float(res.step) == 0.0 and float(res.value) == 2.0
+    # bfloat16: at t = 1, f(x + d) = f(x) = 2 exactly, and 2 - 8e-4 rounds to 2.
+    res = run(name, quadratic, jnp.zeros(2, jnp.bfloat16), jnp.full(2, 2.0, jnp.bfloat16))
+    assert int(res.status) == S.SUCCESS, res.message
+    assert float(res.value) < 2.0
+
+
 # ---------------------------------------------------------------------------------------
-# Results: consistency, counts, the user's value_and_grad.
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_step_value_grad_slope_belong_to_one_point(name):
-    x, d = bowl_point()
-    eps = np.finfo(np.float64).eps
-    for step_init in (1e-2, 1.0, 30.0):
-        res = _bowl_solver(name, False)(x, d, step_init)
-        assert int(res.status) == S.SUCCESS
-        point = tree_axpy(res.step, d, x)
-        value, grad = jax.value_and_grad(bowl)(point)
-        np.testing.assert_allclose(res.value, value, rtol=4 * eps)
-        for a, b in zip(jax.tree.leaves(res.grad), jax.tree.leaves(grad), strict=True):
-            np.testing.assert_allclose(a, b, rtol=8 * eps, atol=8 * eps)
-        np.testing.assert_allclose(res.slope, tree_vdot(grad, d), rtol=16 * eps, atol=1e-14)
+# Results: consistency, counts, the user's value_and_grad, aux.
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -459,8 +743,9 @@ def test_given_value_and_grad_save_exactly_one_evaluation(name):
         evaluated = _bowl_solver(name, False)(x, d, step_init)
         given_origin = _bowl_solver(name, True)(x, d, step_init)
         assert int(evaluated.num_evals) == int(given_origin.num_evals) + 1
+        assert int(evaluated.num_grads) == int(given_origin.num_grads) + 1
         assert int(evaluated.status) == int(given_origin.status) == S.SUCCESS
-        np.testing.assert_allclose(evaluated.step, given_origin.step, rtol=1e-14)
+        np.testing.assert_allclose(evaluated.step, given_origin.step, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -472,14 +757,125 @@ def test_user_value_and_grad_is_used_and_counted(name):
         res = solve(x, d, step_init, COSH)
         assert int(res.status) == S.SUCCESS and int(res.num_evals) >= 2
         value, grad = line_value_and_grad_jit(x + res.step * d, COSH, jnp.inf, jnp.nan)
-        np.testing.assert_allclose(res.value, value, rtol=1e-14)
-        np.testing.assert_allclose(res.grad, grad, rtol=1e-14)
+        np.testing.assert_allclose(res.value, value, rtol=1e-6)
+        np.testing.assert_allclose(res.grad, grad, rtol=1e-5, atol=1e-6)
         v0, g0 = line_value_and_grad_jit(x, COSH, jnp.inf, jnp.nan)
-        assert promised(name, v0, jnp.vdot(g0, d), res)
+        assert promised(name, v0, jnp.vdot(g0, d), res, np.float32)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_value_only_trials_pay_one_gradient(name):
+    """A value-only search computes the gradient at ``x`` and at the result: two of its
+    calls; the others compute it at every call. A search that returns step 0 computes no
+    gradient beyond the one at ``x``."""
+    x, d = bowl_point()
+    for step_init in (1e-3, 1.0, 100.0):
+        res = _bowl_solver(name, False)(x, d, step_init)
+        expected = 2 if SEARCH[name].value_only else int(res.num_evals)
+        assert int(res.num_grads) == expected
+    if SEARCH[name].value_only:
+        res = run(name, quadratic, jnp.zeros(2), jnp.ones(2), step_init=1e9, max_evals=4)
+        assert int(res.status) == S.MAX_EVALS and float(res.step) == 0.0
+        assert int(res.num_evals) == 3 and int(res.num_grads) == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_has_aux_returns_the_aux_of_the_returned_point(name):
+    def fun(x):
+        value = jnp.sum((x - 1.0) ** 2 + 0.1 * (x - 1.0) ** 4)
+        return value, {"point": x, "value": value, "count": jnp.int32(7)}
+
+    x = jnp.zeros(2)
+    solve = jax.jit(lambda x, d, s: run(name, fun, x, d, step_init=s, has_aux=True))
+    for d, step_init in ((jnp.ones(2), 1.0), (jnp.ones(2), 30.0), (-jnp.ones(2), 1.0)):
+        res = solve(x, d, step_init)
+        _, aux = fun(x + res.step * d)
+        np.testing.assert_allclose(res.aux["point"], aux["point"], rtol=1e-6)
+        assert float(res.aux["value"]) == float(res.value)
+        assert int(res.aux["count"]) == 7 and res.aux["count"].dtype == jnp.int32
+    with pytest.raises(TypeError, match=rf"{SEARCH[name].call}.*has_aux=True"):
+        run(name, fun, x, jnp.ones(2))
 
 
 # ---------------------------------------------------------------------------------------
-# Configuration: Python constants raise, traced ones give a status.
+# Errors for bad input: named call and argument, never JAX internals.
+
+
+def _error_cases():
+    x, d = jnp.zeros(2), -jnp.ones(2)
+    f = lambda y: jnp.sum(y**2)
+    return {
+        "vector output": (TypeError, r"`fun` must return a scalar", (lambda y: y, x, d), {}),
+        "complex output": (
+            TypeError,
+            r"`fun` must return a real value",
+            (lambda y: jnp.sum(y) * (1 + 1j), x, d),
+            {},
+        ),
+        "tuple output": (TypeError, r"pass `has_aux=True`", (lambda y: (f(y), y), x, d), {}),
+        "no pair with has_aux": (
+            TypeError,
+            r"must return a pair `\(value, aux\)`",
+            (f, x, d),
+            {"has_aux": True},
+        ),
+        "not callable": (TypeError, r"`fun` must be a function", ("sum", x, d), {}),
+        "integer x": (TypeError, r"`x` must be floating", (f, jnp.arange(2), d), {}),
+        "x and direction shapes": (ValueError, r"differ in shape", (f, x, -jnp.ones(3)), {}),
+        "x and direction trees": (ValueError, r"same structure", (f, x, (d,)), {}),
+        "value shape": (
+            ValueError,
+            r"`value` must be the scalar",
+            (f, x, d),
+            {"value": jnp.zeros(2), "grad": jnp.zeros(2)},
+        ),
+        "grad shape": (
+            ValueError,
+            r"`grad` must be a pytree like `x`",
+            (f, x, d),
+            {"value": 0.0, "grad": jnp.zeros(3)},
+        ),
+        "grad structure": (
+            ValueError,
+            r"`grad` must be a pytree like `x`",
+            (f, x, d),
+            {"value": 0.0, "grad": [jnp.zeros(2)]},
+        ),
+        "has_aux not a bool": (
+            TypeError,
+            r"`has_aux` must be True or False",
+            (f, x, d),
+            {"has_aux": "no"},
+        ),
+    }
+
+
+ERROR_CASES = list(_error_cases())
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
+def test_bad_input_errors_name_the_call(name, case):
+    error, message, args, kwargs = _error_cases()[case]
+    with pytest.raises(error, match=rf"`jaxls\.{SEARCH[name].call}.*{message}"):
+        run(name, *args, **kwargs)
+
+
+BOOLEANS = {"interpolate", "strong", "trial_grads", "has_aux"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_booleans_must_be_booleans(name):
+    flags = [p for p in inspect.signature(SEARCH[name].fun).parameters if p in BOOLEANS]
+    assert "has_aux" in flags
+    for flag in flags:
+        for value in ("no", 0, jnp.asarray(False)):
+            with pytest.raises(TypeError, match=rf"{SEARCH[name].call}.*`{flag}` must be True"):
+                SEARCH[name].fun(quadratic, jnp.zeros(2), jnp.ones(2), **{flag: value})
+
+
+# ---------------------------------------------------------------------------------------
+# Configuration: concrete constants raise, traced ones give a status.
 
 BAD_CONSTANTS = {
     "c1": [0.0, 1.0, -0.5, 1.5, math.nan],
@@ -493,22 +889,53 @@ BAD_CONSTANTS = {
     "step_max": [0.0, -1.0],
     "epsilon": [-1.0],
     "step_init": [0.0, -1.0, math.nan, math.inf],
-    "max_evals": [0, -3],
 }
 BAD_CASES = [
     (name, argument, value)
-    for name in NAMES
+    for name in NAMES_UP_TO_CURVATURE
     for argument, values in BAD_CONSTANTS.items()
     if has(name, argument)
     for value in values
 ]
+AS = {"python": lambda v: v, "numpy": np.float32, "jax": lambda v: jnp.asarray(v, jnp.float32)}
 
 
 @pytest.mark.parametrize(("name", "argument", "value"), BAD_CASES)
-def test_invalid_python_constant_raises_naming_call_and_argument(name, argument, value):
+def test_invalid_concrete_constant_raises_naming_call_and_argument(name, argument, value):
     x, d = jnp.zeros(2), -jnp.ones(2)
-    with pytest.raises(ValueError, match=rf"{SEARCH[name].call}.*`{argument}`"):
-        run(name, lambda y: jnp.sum(y**2), x, d, **{argument: value})
+    for convert in AS.values():
+        with pytest.raises(ValueError, match=rf"{SEARCH[name].call}.*`{argument}`"):
+            run(name, lambda y: jnp.sum(y**2), x, d, **{argument: convert(value)})
+
+
+@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
+@pytest.mark.parametrize("max_evals", [0, -3])
+def test_invalid_max_evals_raises(name, max_evals):
+    with pytest.raises(ValueError, match=rf"{SEARCH[name].call}.*`max_evals`"):
+        run(name, quadratic, jnp.zeros(2), jnp.ones(2), max_evals=max_evals)
+
+
+@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
+def test_traced_invalid_constant_gives_invalid_input(name):
+    """Every constant may be traced (one compiled search takes them all); a bad one gives
+    step 0, ``f(x)`` and nothing more."""
+    x0 = jnp.zeros(2)
+    arguments = [a for a in BAD_CONSTANTS if has(name, a) and a != "step_init"]
+    good = {a: constants(name)[a] for a in arguments}
+    fallback = {"epsilon": 1e-6, "step_max": np.inf}  # for a default of None
+    good = {a: fallback[a] if v is None else v for a, v in good.items()}
+    counter = EvalCounter(quadratic)
+    solve = jax.jit(lambda kw: run(name, counter, x0, jnp.full(2, 3.0), **kw))
+    traced = lambda **bad: {a: jnp.float32(v) for a, v in (good | bad).items()}
+    assert int(solve(traced()).status) == S.SUCCESS
+    for argument in arguments:
+        for value in BAD_CONSTANTS[argument]:
+            counter.count = 0
+            res = solve(traced(**{argument: value}))
+            jax.effects_barrier()
+            assert int(res.status) == S.INVALID_INPUT, (argument, value)
+            assert float(res.step) == 0.0 and float(res.value) == 2.0
+            assert int(res.num_evals) == counter.count == 1
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -518,45 +945,22 @@ def test_traced_invalid_step_init_gives_invalid_input(name):
     for step_init in (0.0, -1.0, math.nan, math.inf, -math.inf):
         res = solve(x, d, step_init)
         assert int(res.status) == S.INVALID_INPUT
-        assert float(res.step) == 0.0 and float(res.value) == 2.2
+        assert float(res.step) == 0.0 and float(res.value) == np.float32(2.2)
         assert int(res.num_evals) <= 1
 
 
 # ---------------------------------------------------------------------------------------
-# Transformations and dtypes.
+# Transformations.
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_jit_equals_eager(name):
     x, d = bowl_point()
     eager = run(name, bowl, x, d, step_init=3.0)
-    assert tree_equal_bitwise(eager, _bowl_solver(name, False)(x, d, 3.0))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_float32_leaves_stay_float32(name):
-    x, d = bowl_point(jnp.float32)
-    res = _bowl_solver(name, False)(x, d, jnp.float32(1.0))
-    assert int(res.status) == S.SUCCESS
-    assert res.step.dtype == res.value.dtype == res.slope.dtype == jnp.float32
-    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(res.grad))
-    assert float(res.value) < float(bowl(x))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_mixed_float32_float64_pytree(name):
-    x, d = bowl_point()
-    x = {"u": x["u"].astype(jnp.float32), "v": x["v"]}
-    d = {"u": d["u"].astype(jnp.float32), "v": d["v"]}
-    res = _bowl_solver(name, False)(x, d, 1.0)
-    assert int(res.status) == S.SUCCESS
-    assert res.step.dtype == res.value.dtype == jnp.float64
-    assert res.grad["u"].dtype == jnp.float32 and res.grad["v"].dtype == jnp.float64
-    point = tree_axpy(res.step, d, x)
-    assert point["u"].dtype == jnp.float32
-    np.testing.assert_allclose(res.value, bowl(point), rtol=1e-12)
-    v0, s0 = float(bowl(x)), float(tree_vdot(jax.grad(bowl)(x), d))
-    assert promised(name, v0, s0, res)
+    jitted = _bowl_solver(name, False)(x, d, 3.0)
+    assert int(eager.status) == int(jitted.status) == S.SUCCESS
+    assert int(eager.num_evals) == int(jitted.num_evals)
+    assert tree_equal_bitwise(eager, jitted)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -573,7 +977,7 @@ def test_vmap_mixed_batch_matches_unbatched_runs(name):
         ([0.0, 0.0], [1.0, 1.0], 1.0, UNBOUNDED, inf, nan),  # unbounded below
         ([0.0, 0.0], [1.0, 2.0], 3.0, COSH, inf, nan),  # good, another objective
     ]
-    columns = [jnp.asarray(c) for c in zip(*members, strict=True)]
+    columns = [jnp.asarray(c, jnp.float32) for c in zip(*members, strict=True)]
     columns[3] = columns[3].astype(jnp.int32)
     batched = jax.jit(jax.vmap(solve))(*columns)
     statuses = [int(s) for s in batched.status]
@@ -588,13 +992,15 @@ def test_vmap_mixed_batch_matches_unbatched_runs(name):
         member = jax.tree.map(lambda leaf, i=i: leaf[i], batched)
         assert tree_equal_bitwise(member, alone), (i, member, alone)
         v0, g0 = line_value_and_grad_jit(x, kind, barrier, bad)
-        check_safe(name, member, v0, jnp.vdot(g0, d))
+        check_safe(name, member, v0, jnp.vdot(g0, d), np.float32)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_one_evaluation_per_iteration_under_vmap(name):
     fun = lambda x: jnp.sum(jnp.expm1(x) - 2.0 * x)  # expm1 marks an evaluation
     solve = lambda x, d: run(name, fun, x, d)
+    # The origin and the loop body; a value-only search adds the gradient at its result.
+    outside = 2 if SEARCH[name].value_only else 1
     for jaxpr in (
         jax.make_jaxpr(solve)(jnp.zeros(2), jnp.ones(2)),
         jax.make_jaxpr(jax.vmap(solve))(jnp.zeros((3, 2)), jnp.ones((3, 2))),
@@ -602,8 +1008,8 @@ def test_one_evaluation_per_iteration_under_vmap(name):
         bodies = while_bodies(jaxpr)
         assert len(bodies) == 1
         assert count_primitive(bodies[0], "expm1") == 1
-        assert count_primitive(jaxpr, "expm1") == 2  # the origin and the loop body
-        assert count_primitive(jaxpr, "cond") == 0
+        assert count_primitive(bodies[0], "cond") == 0
+        assert count_primitive(jaxpr, "expm1") == 1 + outside
 
 
 # ---------------------------------------------------------------------------------------
@@ -651,6 +1057,7 @@ points = st.fixed_dictionaries({"u": _floats(-3.0, 3.0, (3,)), "v": _floats(-3.0
 directions = st.fixed_dictionaries({"u": _floats(-5.0, 5.0, (3,)), "v": _floats(-5.0, 5.0, (2, 2))})
 
 
+@pytest.mark.x64(reason="the conditions are checked to 1e-12 against a float64 NumPy oracle")
 @pytest.mark.parametrize("name", NAMES)
 @given(p=problems, x=points, d=directions, log_step=st.floats(-3.0, 3.0))
 def test_hypothesis_promised_condition_holds(name, p, x, d, log_step):

@@ -6,6 +6,11 @@ below ``max |d_i|`` (1 when ``max |d_i| <= 1``), so that a steep objective whose
 float32) still gives a finite slope and a usable step. Multiplying and dividing by a power
 of two is exact, so for every other problem the trial points, and so the search, are those
 of ``phi(t) = f(x + t d)`` with ``t = tau / s``: `result` converts back.
+
+A search whose trials need no slope (backtracking, Goldstein) calls ``phi_value`` (the
+value only) at its trials and `finish` computes the gradient once, at the step it returns.
+`run_while` is the loop driver, with a clear error where JAX's batched while loop cannot run
+(`jax.vmap` over arrays sharded along explicit mesh axes).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxls._src import checks
+from jaxls._src import checks, loop
 from jaxls._src.loop import select
 from jaxls._src.results import RUNNING, LineSearchResult, Status
 from jaxls._src.step.line import (
@@ -65,8 +70,7 @@ def _check_output(call: str, out, has_aux: bool):
     if has_aux:
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError(
-                f"`jaxls.{call}(has_aux=True)`: `fun` must return a pair `(value, aux)`, "
-                f"got {out}."
+                f"`jaxls.{call}(has_aux=True)`: `fun` must return a pair `(value, aux)`, got {out}."
             )
         out, aux = out
     else:
@@ -171,7 +175,9 @@ def setup(
 
     scale = direction_scale(d_leaves, dtype)
     # Exact: s is a power of two (each leaf keeps its dtype).
-    scaled = jax.tree.map(lambda d: (d / scale.astype(real_dtype(d.dtype))).astype(d.dtype), direction)
+    scaled = jax.tree.map(
+        lambda d: (d / scale.astype(real_dtype(d.dtype))).astype(d.dtype), direction
+    )
     phi, phi_value = restrict(value_and_grad, value_fn, x, scaled, dtype, has_aux)
 
     if value is None or grad is None:
@@ -191,12 +197,23 @@ def setup(
             raise ValueError(
                 f"`jaxls.{call}`: `value` must be the scalar f(x), got shape {jnp.shape(value)}."
             )
-        aux = None if aux_shape is None else jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux_shape)
+        if not jnp.issubdtype(jnp.result_type(value), jnp.floating):
+            raise TypeError(
+                f"`jaxls.{call}`: `value` must be the real floating f(x), got dtype "
+                f"{jnp.result_type(value)}."
+            )
+        # Each leaf in the dtype of x's leaf, as the gradients computed at trial steps are.
+        grad = jax.tree.map(lambda g, a: jnp.asarray(g).astype(a.dtype), grad, x)
+        aux = (
+            None
+            if aux_shape is None
+            else jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux_shape)
+        )
         num_evals = jnp.zeros((), jnp.int32)
     origin = LinePoint(
         jnp.zeros((), dtype),
         jnp.asarray(value).astype(dtype),
-        directional_derivative(grad, scaled).astype(dtype),
+        directional_derivative(grad, scaled, dtype),
         grad,
         aux,
     )
@@ -238,9 +255,76 @@ def result(
     )
 
 
+def gradient_at(start: Start, point: LinePoint) -> tuple[LinePoint, jax.Array]:
+    """``point`` (found by value-only calls) with its slope and gradient, and whether a call
+    was made: one call of ``value_and_grad`` at ``point.step``, skipped at step 0 (the origin,
+    whose gradient is known). The value and aux stay those of the call that accepted the
+    step. Under `jax.vmap` the call runs for every member and the origin is selected where
+    the step is 0, as in a batched `lax.cond`."""
+    called = point.step != 0
+    full = jax.lax.cond(called, start.phi, lambda t: start.origin, point.step)
+    return full._replace(value=point.value, aux=point.aux), called
+
+
+def finish(
+    start: Start, point: LinePoint, num_evals, status, met_nonfinite, *, trial_grads: bool
+) -> LineSearchResult:
+    """The result at ``point``, for a search whose trials were value-only unless
+    ``trial_grads``: then the gradient at ``point`` is computed (`gradient_at`, one call
+    counted in ``num_evals`` and ``num_grads``, none at step 0). If it is not finite, the
+    result is the origin with ``NONFINITE``."""
+    if trial_grads:
+        return result(start, point, num_evals, status, met_nonfinite=met_nonfinite)
+    point, called = gradient_at(start, point)
+    bad = called & ~jnp.isfinite(point.slope)
+    return result(
+        start,
+        select(bad, start.origin, point),
+        num_evals + called,
+        jnp.where(bad, Status.NONFINITE, status),
+        num_grads=start.num_evals + called,
+        met_nonfinite=met_nonfinite | bad,
+    )
+
+
+EXPLICIT_AXES_WORKAROUND = (
+    "under `jax.vmap` over arrays sharded along explicit mesh axes (`jax.make_mesh`'s "
+    "default), JAX's batched `lax.while_loop` fails on its own (reproduced without jaxls, "
+    "JAX {version}). Use a mesh with auto axes, `jax.make_mesh(shape, names, axis_types="
+    "(jax.sharding.AxisType.Auto,) * len(names))` or `jax.sharding.Mesh(devices, names)`; "
+    "the arrays keep their shardings and the results are sharded like them."
+)
+
+
+def run_while(step: Callable, state, max_evals: int, call: str = "search"):
+    """`jaxls._src.loop.run_while`, with a clear error where JAX's batched while loop fails:
+    under `jax.vmap` over data sharded along explicit mesh axes ("Resource axis ... is not
+    found in mesh: ()", JAX 0.10, as soon as the loop predicate is batched). Unbatched, and
+    with auto axes, the loop works and nothing changes."""
+    try:
+        return loop.run_while(step, state, max_evals)
+    except ValueError as error:
+        mesh = jax.sharding.get_abstract_mesh()
+        explicit = not mesh.empty and jax.sharding.AxisType.Explicit in mesh.axis_types
+        if explicit and "not found in mesh" in str(error):
+            message = EXPLICIT_AXES_WORKAROUND.format(version=jax.__version__)
+            raise ValueError(f"`jaxls.{call}`: {message}") from error
+        raise
+
+
 def origin_result(start: Start) -> LineSearchResult:
     """The result for members that never run: the origin, with the initial status."""
     return result(start, start.origin, start.num_evals, start.status)
 
 
-__all__ = ["LinePoint", "Start", "origin_result", "result", "select", "setup"]
+__all__ = [
+    "LinePoint",
+    "Start",
+    "finish",
+    "gradient_at",
+    "origin_result",
+    "result",
+    "run_while",
+    "select",
+    "setup",
+]

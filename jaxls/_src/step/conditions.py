@@ -4,6 +4,12 @@ All take scalars of ``phi(t) = f(x + t d)``: ``value0 = phi(0)``, ``slope0 = phi
 ``value = phi(t)``, ``slope = phi'(t)`` and the step ``t``; they broadcast, work under
 ``jit`` and ``vmap``, and return boolean arrays (False wherever an input is NaN).
 
+Values are compared through their difference ``phi(t) - phi(0)``, which is exact (Sterbenz)
+when the two are within a factor 2, rather than against ``phi(0) + c1 t phi'(0)``, whose
+rounding hides any decrease below half an ulp of ``phi(0)``: so a step that does not
+decrease ``phi`` never satisfies the Armijo (sufficient decrease) condition, whatever the
+dtype.
+
 References:
   J. Nocedal & S. J. Wright, Numerical Optimization, 2nd ed. (2006), sec. 3.1, eqs. (3.4),
   (3.6), (3.7), (3.11); W. W. Hager & H. Zhang, SIAM J. Optim. 16 (2005), eq. (4.1).
@@ -28,13 +34,17 @@ def armijo_condition(value0, slope0, value, step, c1=1e-4):
     r"""Sufficient decrease: ``phi(t) <= phi(0) + c1 t phi'(0)``.
 
     The lecture's ``f(x_k - a grad f) <= f(x_k) - c1 a ||grad f||^2`` for ``d = -grad f``.
+    Tested as ``phi(t) - phi(0) <= c1 t phi'(0)``, and for ``t > 0`` with a strict decrease
+    ``phi(t) < phi(0)`` even where ``c1 t phi'(0)`` underflows to zero: a step that does not
+    decrease ``phi`` never passes.
 
     Example:
       >>> import jaxls
       >>> bool(jaxls.armijo_condition(1.0, -2.0, 0.5, 0.1, c1=1e-4))
       True
     """
-    return value <= value0 + c1 * step * slope0
+    change = value - value0
+    return (change <= c1 * step * slope0) & ((change < 0) | (step == 0))
 
 
 def goldstein_condition(value0, slope0, value, step, c=0.25):
@@ -49,7 +59,7 @@ def goldstein_condition(value0, slope0, value, step, c=0.25):
       >>> bool(jaxls.goldstein_condition(1.0, -2.0, 0.5, 0.5, c=0.25))  # 0.25 <= 0.5 <= 0.75
       True
     """
-    return (value0 + (1 - c) * step * slope0 <= value) & armijo_condition(
+    return ((1 - c) * step * slope0 <= value - value0) & armijo_condition(
         value0, slope0, value, step, c
     )
 

@@ -29,18 +29,29 @@ def tree_vdot(a, b) -> jax.Array:
     return sum(products[1:], products[0])
 
 
-def directional_derivative(grad, direction) -> jax.Array:
+def directional_derivative(grad, direction, dtype=None) -> jax.Array:
     """``phi'(t) = Re sum(g * d)`` over the leaves: the derivative of ``f(x + t d)`` in ``t``.
 
     For real leaves this is ``<g, d>``. For complex leaves, ``jax.grad`` of a real function
     returns ``g = df/da - i df/db`` at ``z = a + i b``, so ``Re(g d)`` is the derivative along
-    ``d`` (and ``-conj(g)`` is the steepest-descent direction).
+    ``d`` (and ``-conj(g)`` is the steepest-descent direction). With ``dtype`` (a real
+    floating dtype), each leaf's products and sum are computed in at least that precision
+    (bfloat16 leaves of a float32 search are summed in float32), and the result has it.
     """
+
+    def leaf(g, d):
+        if dtype is not None:
+            wide = jnp.promote_types(jnp.result_type(g, d), dtype)
+            g, d = jnp.asarray(g, wide), jnp.asarray(d, wide)
+        # A product and a sum rather than `jnp.vdot`, whose contraction of leaves sharded
+        # along explicit mesh axes needs an output sharding; the sum is replicated.
+        return jnp.sum(jnp.real(g * d))
+
     products = [
-        jnp.real(jnp.vdot(jnp.conj(g), d))
-        for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(direction), strict=True)
+        leaf(g, d) for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(direction), strict=True)
     ]
-    return sum(products[1:], products[0])
+    total = sum(products[1:], products[0])
+    return total if dtype is None else total.astype(dtype)
 
 
 def tree_axpy(t, d, x):
@@ -68,7 +79,7 @@ def restrict(value_and_grad: Callable, value_fn: Callable, x, direction, dtype, 
         return LinePoint(
             jnp.asarray(t, dtype),
             jnp.asarray(value).astype(dtype),
-            directional_derivative(grad, direction).astype(dtype),
+            directional_derivative(grad, direction, dtype),
             grad,
             aux,
         )
