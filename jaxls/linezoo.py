@@ -29,9 +29,19 @@ small set around them.
 Every `LineProblem` also gives ``fun(x) = phi(x[0])`` on a 1-element array ``x``: the
 pytree searches see ``phi`` with ``x = 0`` and ``direction = 1``, ``phi(t) = fun(0 + t 1)``.
 
+Two traps for the growth of the step, from the peers' test suites: `cos_exp`, jaxopt's
+float32 comparison with scipy (``cos(sum(exp(-x))^2)`` from `COS_EXP_X` along
+`COS_EXP_DIRECTION`: minimisers ever closer together, float32 values noise beyond step ~15;
+scipy's first Wolfe step `COS_EXP_SCIPY_STEP` ~ 2.22), and `gh12157`, scipy's regression
+function of gh-12157 (``phi(t) = 3 pi / 2 (1 - t)`` below 1, ``cos(3 pi t / 2 - pi)``
+beyond, period 4/3: ``phi(1) = phi(5) = phi(25) = 0`` with the same slope, so growing the
+step five-fold never sees the minima at ``4/3 + 4k/3``).
+
 Reference:
   J. J. Moré & D. J. Thuente, "Line search algorithms with guaranteed sufficient decrease",
-  ACM Trans. Math. Software 20 (1994), 286-307, sec. 5 and Tables 1-6.
+  ACM Trans. Math. Software 20 (1994), 286-307, sec. 5 and Tables 1-6; jaxopt's
+  ``tests/zoom_linesearch_test.py`` (``test_against_scipy``); scipy's
+  ``optimize/tests/test_linesearch.py`` (``test_scalar_search_wolfe2_regression``).
 
 Example:
   >>> import jax.numpy as jnp, jaxls
@@ -53,7 +63,18 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-__all__ = ["MORE_THUENTE", "STEP_INIT", "LineProblem", "direction", "start"]
+__all__ = [
+    "COS_EXP_DIRECTION",
+    "COS_EXP_SCIPY_STEP",
+    "COS_EXP_X",
+    "MORE_THUENTE",
+    "STEP_INIT",
+    "LineProblem",
+    "cos_exp",
+    "direction",
+    "gh12157",
+    "start",
+]
 
 # The starting steps of every table of Moré & Thuente (1994).
 STEP_INIT = (1e-3, 1e-1, 1e1, 1e3)
@@ -184,3 +205,25 @@ MORE_THUENTE = (
         (13, 11, 8, 11),
     ),
 )
+
+
+# --- Traps for the growth of the step (module docstring). ------------------------------------
+
+COS_EXP_X = (1.0, 1.0)
+COS_EXP_DIRECTION = (-0.5, -0.25)
+# scipy.optimize.line_search(cos_exp, grad, COS_EXP_X, COS_EXP_DIRECTION)[0], in float64.
+COS_EXP_SCIPY_STEP = 2.2212101703467164
+
+
+def cos_exp(x):
+    """jaxopt's test function ``cos(sum(exp(-x))^2)``, searched from `COS_EXP_X` along
+    `COS_EXP_DIRECTION`: along it ``sum(exp(-x))`` grows exponentially, so the minimisers
+    crowd together and in float32 the cosine's argument loses every digit beyond step ~15."""
+    return jnp.cos(jnp.sum(jnp.exp(-x)) ** 2)
+
+
+def gh12157(x):
+    """scipy's gh-12157 function of ``t = x[0]`` (``x`` a 1-element array): ``3 pi / 2 (1 - t)``
+    for ``t < 1``, ``cos(3 pi t / 2 - pi)`` beyond; minima ``-1`` at ``4/3 + 4k/3``."""
+    t = x[0]
+    return jnp.where(t < 1, -1.5 * jnp.pi * (t - 1), jnp.cos(1.5 * jnp.pi * t - jnp.pi))

@@ -41,6 +41,8 @@ def is_64bit(value) -> bool:
     """Whether a test parameter is (or names) a 64-bit dtype."""
     if isinstance(value, (tuple, list)):
         return any(is_64bit(v) for v in value)
+    if value is None:  # np.dtype(None) is float64
+        return False
     try:
         return np.dtype(value) in _WIDE
     except (TypeError, ValueError):

@@ -8,6 +8,9 @@ search reaches a comparable decrease on the same lines (jaxopt, whose HagerZhang
 would be the closer peer, does not import with this JAX). In float32 near a minimiser, where
 ``phi(t) - phi(0)`` is rounding noise, the search still returns steps that are good in exact
 arithmetic, where Armijo backtracking does not.
+
+The reference transcription and the scipy comparison run in float64 (marked ``x64``);
+everything else in float32, JAX's default, and the dtype tests in bfloat16 and float16.
 """
 
 import functools
@@ -22,6 +25,7 @@ from hypothesis import strategies as st
 from scipy.optimize import line_search
 
 import jaxls
+from jaxls import linezoo
 from tests.helpers import (
     arrays,
     tree_dot,
@@ -35,7 +39,10 @@ from tests.helpers import (
 
 S = jaxls.Status
 EPS = float(np.finfo(np.float64).eps)
+F32 = float(np.finfo(np.float32).eps)
 CONDITION_KEYS = ("c1", "c2", "epsilon")
+# The default epsilon: 16 ulps of the search's dtype.
+DEFAULT_EPSILON = {np.float32: 16 * F32, np.float64: 16 * EPS}
 
 
 def rosenbrock(x):
@@ -55,21 +62,30 @@ CASES = [(name, scale) for name in PROBLEMS for scale in SCALES]
 
 
 def direction(fun, x, scale):
-    g = np.asarray(jax.grad(fun)(jnp.asarray(x, jnp.float64)))
-    return -1e-3 * g / np.linalg.norm(g) if scale is None else -scale * g
+    g = np.asarray(jax.grad(fun)(jnp.asarray(x)), np.float64)
+    d = -1e-3 * g / np.linalg.norm(g) if scale is None else -scale * g
+    return d.astype(np.asarray(x).dtype)
+
+
+def dtype_now():
+    return np.float64 if jax.config.jax_enable_x64 else np.float32
 
 
 def line(fun, x, d, t):
-    """``phi(t)``, ``phi'(t)`` re-evaluated at ``x + t d`` built in NumPy."""
-    point = np.asarray(x, np.float64) + t * np.asarray(d, np.float64)
-    value, grad = jax.value_and_grad(fun)(jnp.asarray(point))
-    return float(value), float(np.asarray(grad) @ np.asarray(d))
+    """``phi(t)``, ``phi'(t)`` re-evaluated at ``x + t d``, the point built in the working
+    precision (float32 unless x64 is on) as the search builds it, the slope in NumPy."""
+    dtype = dtype_now()
+    point = jnp.asarray(x, dtype) + dtype(t) * jnp.asarray(d, dtype)
+    value, grad = jax.value_and_grad(fun)(point)
+    return float(value), float(np.asarray(grad, np.float64) @ np.asarray(d, np.float64))
 
 
-def conditions(v0, s0, v, s, t, c1=0.1, c2=0.9, epsilon=1e-6, tol=None):
+def conditions(v0, s0, v, s, t, c1=0.1, c2=0.9, epsilon=None, tol=None):
     """(Wolfe, approximate Wolfe) in NumPy, with a rounding allowance ``tol`` on values."""
-    tol = 16 * EPS * (abs(v0) + abs(v) + abs(t * s0)) if tol is None else tol
-    slope_tol = 16 * EPS * (abs(s) + abs(s0))
+    eps = float(np.finfo(dtype_now()).eps)
+    epsilon = 16 * eps if epsilon is None else epsilon
+    tol = 16 * eps * (abs(v0) + abs(v) + abs(t * s0)) if tol is None else tol
+    slope_tol = 16 * eps * (abs(s) + abs(s0))
     curvature = s >= c2 * s0 - slope_tol
     wolfe = (v <= v0 + c1 * t * s0 + tol) & curvature
     approximate = ((2 * c1 - 1) * s0 + slope_tol >= s) & curvature
@@ -83,21 +99,23 @@ def check_success(fun, x, d, res, **constants):
     t = float(res.step)
     v, s = line(fun, x, d, t)
     assert any(conditions(v0, s0, v, s, t, **constants)), (t, v, s, v0, s0)
-    np.testing.assert_allclose(float(res.value), v, rtol=1e-12, atol=1e-300)
-    np.testing.assert_allclose(float(res.slope), s, rtol=1e-10, atol=1e-12 * abs(s0))
+    eps = float(np.finfo(dtype_now()).eps)
+    np.testing.assert_allclose(float(res.value), v, rtol=4 * eps, atol=4 * eps * abs(v0))
+    np.testing.assert_allclose(float(res.slope), s, rtol=1e3 * eps, atol=1e3 * eps * abs(s0))
     return v0, v
 
 
 def check_safe_failure(fun, x, d, res, c1=0.1):
-    """A failure returns step 0 or a point satisfying Armijo: never an uphill step."""
+    """A failure returns step 0 or a strict sufficient decrease: never an uphill step."""
     v0, s0 = line(fun, x, d, 0.0)
+    eps = float(np.finfo(dtype_now()).eps)
     t = float(res.step)
     assert np.isfinite(t) and t >= 0.0 and np.isfinite(float(res.value))
     if t == 0.0:
-        assert float(res.value) == v0
+        assert float(res.value) == pytest.approx(v0, rel=4 * eps)
     else:
         v, _ = line(fun, x, d, t)
-        assert v <= v0 + c1 * t * s0 + 16 * EPS * (abs(v0) + abs(v)), (t, v, v0)
+        assert v <= v0 + c1 * t * s0 + 4 * eps * abs(v0), (t, v, v0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -108,41 +126,48 @@ class _Stop(Exception):
     pass
 
 
-def reference_trials(phi, step_init, c1=0.1, c2=0.9, epsilon=1e-6, theta=0.5, gamma=0.66, rho=5):
+def reference_trials(
+    phi, step_init, c1=0.1, c2=0.9, epsilon=16 * EPS, theta=0.5, gamma=0.66, rho=2
+):
     """The trial steps of Hager & Zhang (2005), sec. 4, transcribed with its recursion.
 
-    With the documented safeguards: Wolfe needs ``c1 t |phi'(0)| > eps_k``; a first secant
-    step not strictly inside the bracket becomes the midpoint; a second secant step is
-    taken only where the quadratic model is convex.
+    With the documented safeguards: Wolfe needs a strict decrease and ``c1 t |phi'(0)| >
+    eps_k``; a descending step above ``phi(a) + eps_k`` is high, like one above ``phi(0) +
+    eps_k``; a first secant step not strictly inside the bracket becomes the midpoint; a
+    second secant step is taken only where the quadratic model is convex.
     """
     v0, s0 = phi(0.0)
-    ceiling = v0 + epsilon * abs(v0)
+    allowance = epsilon * abs(v0)
+    ceiling = v0 + allowance
     trials = []
 
     def evaluate(t):
         v, s = phi(t)
         trials.append(t)
-        wolfe = v <= v0 + c1 * t * s0 and s >= c2 * s0 and c1 * t * abs(s0) > ceiling - v0
+        armijo = v <= v0 + c1 * t * s0 and v < v0
+        wolfe = armijo and s >= c2 * s0 and c1 * t * abs(s0) > allowance
         approximate = (2 * c1 - 1) * s0 >= s >= c2 * s0 and v <= ceiling
         if wolfe or approximate:
             raise _Stop
         return (t, v, s)
 
-    def kind(p):
+    def kind(p, a):
         finite = math.isfinite(p[1]) and math.isfinite(p[2])
         if finite and p[2] >= 0:
             return "b"  # U1
-        return "a" if finite and p[1] <= ceiling else "high"  # U2, U3
+        low = finite and p[1] <= min(ceiling, a[1] + allowance)
+        return "a" if low else "high"  # U2, U3
 
     def bisect(a, b):  # U3 a-c
         while True:
             d = evaluate((1 - theta) * a[0] + theta * b[0])
-            if kind(d) == "b":
+            if kind(d, a) == "b":
                 return a, d
-            a, b = (d, b) if kind(d) == "a" else (a, d)
+            a, b = (d, b) if kind(d, a) == "a" else (a, d)
 
     def update(a, b, c):  # U1-U3 for an evaluated c inside (a, b)
-        return {"b": lambda: (a, c), "a": lambda: (c, b), "high": lambda: bisect(a, c)}[kind(c)]()
+        handle = {"b": lambda: (a, c), "a": lambda: (c, b), "high": lambda: bisect(a, c)}
+        return handle[kind(c, a)]()
 
     def secant(p, q):
         if (q[2] - p[2]) * (q[0] - p[0]) <= 0:
@@ -168,10 +193,10 @@ def reference_trials(phi, step_init, c1=0.1, c2=0.9, epsilon=1e-6, theta=0.5, ga
         a, t = (0.0, v0, s0), step_init
         while True:  # B0-B3
             c = evaluate(t)
-            if kind(c) == "b":
+            if kind(c, a) == "b":
                 b = c
                 break
-            if kind(c) == "high":
+            if kind(c, a) == "high":
                 a, b = bisect(a, c)
                 break
             a, t = c, rho * t
@@ -216,6 +241,7 @@ REFERENCE_CASES = [
 
 
 @pytest.mark.parametrize(("name", "scale", "step_init", "constants"), REFERENCE_CASES)
+@pytest.mark.x64(reason="the nested reference transcription, trial by trial in float64")
 def test_same_trials_as_the_papers_nested_procedure(name, scale, step_init, constants):
     fun, x = PROBLEMS[name]
     x = np.asarray(x, np.float64)
@@ -231,15 +257,39 @@ def test_same_trials_as_the_papers_nested_procedure(name, scale, step_init, cons
     assert float(res.step) == pytest.approx(expected[-1], rel=1e-12)
 
 
+@pytest.mark.x64(reason="the nested reference transcription, trial by trial in float64")
+def test_a_rise_during_the_bracket_search_is_bisected_like_the_reference():
+    """jaxopt's ``cos(sum(exp(-x))^2)``: phi(4) lies far above phi(2) though both slopes are
+    negative. The paper's B3 takes 4 as the new ``a`` and grows past the minimiser near 2.2;
+    here (and in the reference) [2, 4] is bisected, as a step above phi(0) + eps_k would be."""
+    fun = linezoo.cos_exp
+    x, d = np.asarray(linezoo.COS_EXP_X), np.asarray(linezoo.COS_EXP_DIRECTION)
+    recorder = TrialRecorder(fun, x, d)
+    res = jaxls.hager_zhang(None, x, d, value_and_grad=recorder)
+    jax.effects_barrier()
+    expected = reference_trials(lambda t: line(fun, x, d, t), 1.0)
+    np.testing.assert_allclose(recorder.steps[1:], expected, rtol=1e-9)
+    assert expected[:4] == pytest.approx([1.0, 2.0, 4.0, 3.0])  # 4 is high: U3 on [2, 4]
+    check_success(fun, x, d, res)
+
+
 def test_bracket_expansion_then_exact_secant_on_a_quadratic():
-    """``phi'`` is linear, so the first secant of a bracket is the exact minimiser."""
+    """The step doubles (``rho = 2``) from 1e-3 until the slope turns, at 1.024, a (weak)
+    Wolfe step. With the paper's ``rho = 5`` the first step past the minimiser, 3.125, is
+    not; ``phi'`` is linear, so the secant of the bracket is the exact minimiser."""
     fun = lambda x: jnp.sum((x - 1.0) ** 2)
     x, d = np.zeros(1), np.ones(1)
     recorder = TrialRecorder(fun, x, d)
     res = jaxls.hager_zhang(None, x, d, value_and_grad=recorder, step_init=1e-3, c2=0.1)
     jax.effects_barrier()
+    expected = [0.0] + [1e-3 * 2.0**k for k in range(11)]
+    assert recorder.steps == pytest.approx(expected, rel=4 * F32)
+    assert float(res.step) == pytest.approx(1.024, rel=F32) and int(res.num_evals) == 12
+    recorder = TrialRecorder(fun, x, d)
+    res = jaxls.hager_zhang(None, x, d, value_and_grad=recorder, step_init=1e-3, c2=0.1, rho=5.0)
+    jax.effects_barrier()
     assert recorder.steps == pytest.approx([0.0, 1e-3, 5e-3, 2.5e-2, 0.125, 0.625, 3.125, 1.0])
-    assert float(res.step) == 1.0 and int(res.num_evals) == 8
+    assert float(res.step) == pytest.approx(1.0, rel=F32) and int(res.num_evals) == 8
 
 
 def test_bisection_when_a_trial_lands_beyond_a_hump():
@@ -256,11 +306,22 @@ def test_bisection_when_a_trial_lands_beyond_a_hump():
 
 
 @pytest.mark.parametrize(("name", "scale"), CASES)
-def test_conditions_hold_and_scipy_decrease_is_matched(name, scale):
+def test_conditions_hold_in_float32(name, scale):
+    fun, x = PROBLEMS[name]
+    x = np.asarray(x, np.float32)
+    d = direction(fun, x, SCALES[scale])
+    res = solver(name)(x, d, 1.0)
+    check_success(fun, x, d, res)
+    assert res.step.dtype == jnp.float32
+
+
+@pytest.mark.parametrize(("name", "scale"), CASES)
+@pytest.mark.x64(reason="scipy's line_search as the reference, in float64")
+def test_scipy_decrease_is_matched(name, scale):
     fun, x = PROBLEMS[name]
     x = np.asarray(x, np.float64)
     d = direction(fun, x, SCALES[scale])
-    res = solver(name)(x, d, 1.0)
+    res = solver(name, x64=True)(x, d, 1.0)
     v0, v = check_success(fun, x, d, res)
     f = lambda z: float(fun(jnp.asarray(z)))
     fprime = lambda z: np.asarray(jax.grad(fun)(jnp.asarray(z)))
@@ -274,7 +335,8 @@ def test_conditions_hold_and_scipy_decrease_is_matched(name, scale):
 
 
 @functools.cache
-def solver(name, max_evals=30):
+def solver(name, max_evals=30, x64=False):
+    del x64  # part of the cache key: one compilation per precision
     fun = PROBLEMS[name][0]
     return jax.jit(
         lambda x, d, step_init: jaxls.hager_zhang(
@@ -314,8 +376,9 @@ def test_float32_flat_region_where_armijo_is_rounding_noise():
     Judged in float64 (exact for these data), Hager-Zhang's step always satisfies the
     approximate Wolfe slope conditions, so it keeps at least 19% of the exact line
     minimisation's decrease (``1 - (1 - t/t*)^2`` with ``t/t*`` in ``[0.1, 1.8]``).
-    Backtracking's float32 Armijo test compares rounding noise: it accepts steps that are
-    uphill in exact arithmetic, or shrinks to a step that makes no progress.
+    Backtracking's float32 Armijo test compares rounding noise: it stops without a step
+    (ROUNDING), or on a step that keeps little of the decrease, or is uphill in exact
+    arithmetic.
     """
     gains = {"hager_zhang": [], "backtracking": []}
     evals = {"hager_zhang": [], "backtracking": []}
@@ -325,7 +388,8 @@ def test_float32_flat_region_where_armijo_is_rounding_noise():
         f64 = lambda z, a=a, xstar=xstar: 0.5 * (z - xstar) @ a @ (z - xstar)  # f - f*
         for search in gains:
             res, d = _flat_solve(search, a32, b32, x)
-            assert int(res.status) == S.SUCCESS
+            if search == "hager_zhang":
+                assert int(res.status) == S.SUCCESS
             x64, d64 = np.asarray(x, np.float64), np.asarray(d, np.float64)
             t_exact = -(a @ (x64 - xstar)) @ d64 / (d64 @ a @ d64)
             optimal = f64(x64) - f64(x64 + t_exact * d64)
@@ -336,10 +400,8 @@ def test_float32_flat_region_where_armijo_is_rounding_noise():
                 assert 0.9 * s0 <= s <= -0.8 * s0  # approximate Wolfe, in exact arithmetic
     assert min(gains["hager_zhang"]) >= 0.19
     assert max(evals["hager_zhang"]) <= 4
-    # Measured: backtracking went uphill (gains -3.4 to -1.6) or kept < 12% of the decrease in
-    # 5 of these 12 problems, spending up to 14 evaluations on one.
+    # Measured: backtracking kept < 19% of the decrease (or made none) in most of these.
     assert sum(g < 0.19 for g in gains["backtracking"]) >= 3
-    assert min(gains["backtracking"]) < 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -349,13 +411,13 @@ def test_float32_flat_region_where_armijo_is_rounding_noise():
 def test_exhausted_budget_returns_the_lowest_armijo_step():
     fun = lambda x: jnp.sum((x - 1.0) ** 2 + (x - 1.0) ** 4)
     x, d = np.zeros(1), np.ones(1)
-    for max_evals, step_init, expected in [(3, 1e-3, 5e-3), (4, 1e-3, 2.5e-2), (2, 1e3, 0.0)]:
+    for max_evals, step_init, expected in [(3, 1e-3, 2e-3), (4, 1e-3, 4e-3), (2, 1e3, 0.0)]:
         counter = EvalCounter(fun)
         res = jaxls.hager_zhang(counter, x, d, step_init=step_init, max_evals=max_evals, c2=0.1)
         jax.effects_barrier()
         assert int(res.status) == S.MAX_EVALS
-        assert counter.count == int(res.num_evals) == max_evals
-        assert float(res.step) == pytest.approx(expected, rel=1e-15)
+        assert counter.count == int(res.num_evals) == int(res.num_grads) == max_evals
+        assert float(res.step) == pytest.approx(expected, rel=F32)
         check_safe_failure(fun, x, d, res)
 
 
@@ -365,12 +427,12 @@ def test_unbounded_below_terminates_with_an_armijo_point():
     solve = jax.jit(lambda s, m: jaxls.hager_zhang(fun, x, d, step_init=s, step_max=m))
     res = solve(1.0, jnp.inf)
     assert int(res.status) == S.MAX_EVALS
-    assert float(res.step) == pytest.approx(5.0**28, rel=1e-15)  # the last of 29 trials
+    assert float(res.step) == 2.0**28  # the last of 29 trials
     res = solve(1.0, 100.0)
     assert int(res.status) == S.STEP_LIMIT
-    assert float(res.step) == 100.0 and int(res.num_evals) == 5  # 1, 5, 25, 100
+    assert float(res.step) == 100.0 and int(res.num_evals) == 9  # 1, 2, 4, ..., 64, 100
     check_safe_failure(fun, x, d, res)
-    res = jaxls.hager_zhang(fun, jnp.zeros(1, jnp.float32), jnp.ones(1, jnp.float32), max_evals=99)
+    res = jaxls.hager_zhang(fun, jnp.zeros(1), jnp.ones(1), max_evals=199)
     assert int(res.status) == S.STEP_LIMIT
     assert float(res.step) == float(jnp.finfo(jnp.float32).max)
 
@@ -382,8 +444,8 @@ def test_no_acceptable_step_stops_at_rounding_level():
     x, d = jnp.zeros(1), jnp.ones(1)
     res = jaxls.hager_zhang(fun, x, d, step_init=3.0, max_evals=100)
     assert int(res.status) == S.ROUNDING
-    assert 1.0 - 1e-14 < float(res.step) < 1.0
-    assert int(res.num_evals) <= 60
+    assert 1.0 - 4 * F32 < float(res.step) < 1.0
+    assert int(res.num_evals) <= 40
     check_safe_failure(fun, x, d, res)
 
 
@@ -397,11 +459,15 @@ def test_nan_beyond_some_step():
         res = solve(step_init)
         # phi'(t) < 0.1 phi'(0) on [0, 0.3]: nothing is acceptable there.
         assert int(res.status) in (S.MAX_EVALS, S.ROUNDING), res.message
-        assert 0.15 < float(res.step) <= 0.3
+        assert 0.15 < float(res.step) <= np.float32(0.3)
+        assert bool(res.met_nonfinite)
         check_safe_failure(fun, x, d, res)
     barrier = lambda x: jnp.where(x[0] > 1.5, jnp.inf, jnp.sum((x - 1.0) ** 2))
     res = jaxls.hager_zhang(barrier, x, d, step_init=100.0)
     check_success(lambda x: jnp.sum((x - 1.0) ** 2), x, d, res)
+    assert bool(res.met_nonfinite)
+    res = jaxls.hager_zhang(barrier, x, d, step_init=0.5)
+    assert int(res.status) == S.SUCCESS and not bool(res.met_nonfinite)
 
 
 @pytest.mark.parametrize("given_origin", [False, True])
@@ -435,6 +501,10 @@ def test_non_descent_direction(given_origin):
         ({"c2": 0.0}, "c2"),
         ({"c1": 0.3, "c2": 0.2}, "c1"),
         ({"epsilon": 0.0}, "epsilon"),
+        ({"c1": np.float32(0.7)}, "c1"),
+        ({"theta": jnp.asarray(1.5)}, "theta"),
+        ({"rho": jnp.asarray(0.5)}, "rho"),
+        ({"epsilon": jnp.asarray(-1.0)}, "epsilon"),
         ({"epsilon": float("inf")}, "epsilon"),
         ({"theta": 0.0}, "theta"),
         ({"theta": 1.0}, "theta"),
@@ -465,6 +535,93 @@ def test_traced_invalid_step_gives_invalid_input():
     assert int(solve(5.0, 0.75).status) == S.SUCCESS  # step_init clipped to step_max
 
 
+@jax.jit
+def constants_solver(c1, c2, epsilon, theta, gamma, rho):
+    fun = lambda x: jnp.sum((x - 1.0) ** 2)
+    return jaxls.hager_zhang(
+        fun,
+        jnp.zeros(2),
+        jnp.full(2, 3.0),
+        c1=c1,
+        c2=c2,
+        epsilon=epsilon,
+        theta=theta,
+        gamma=gamma,
+        rho=rho,
+    )
+
+
+GOOD = {"c1": 0.1, "c2": 0.9, "epsilon": 1e-6, "theta": 0.5, "gamma": 0.66, "rho": 2.0}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"c1": -0.5},
+        {"c1": 0.5},
+        {"c2": 1.0},
+        {"c1": 0.3, "c2": 0.2},
+        {"epsilon": 0.0},
+        {"theta": 1.0},
+        {"gamma": np.nan},
+        {"rho": 1.0},
+        {"rho": np.inf},
+    ],
+)
+def test_traced_bad_constants_give_invalid_input(bad):
+    """A traced ``c1 = -0.5`` was used as given: now nothing is evaluated."""
+    res = constants_solver(**{**GOOD, **bad})
+    assert int(res.status) == S.INVALID_INPUT and float(res.step) == 0
+    assert float(res.value) == 2.0 and int(res.num_evals) == 1
+
+
+def test_every_constant_may_be_traced():
+    """A traced ``rho`` (or any constant) runs; the trials are those of Python constants."""
+    fun = lambda x: jnp.sum((x - 1.0) ** 2)
+    plain = jax.jit(lambda: jaxls.hager_zhang(fun, jnp.zeros(2), jnp.full(2, 3.0), **GOOD))()
+    traced = constants_solver(**GOOD)
+    assert int(traced.status) == int(plain.status) == S.SUCCESS
+    assert float(traced.step) == float(plain.step) and int(traced.num_evals) == int(plain.num_evals)
+    for rho in (2.0, 5.0):
+        res = jax.jit(lambda r: jaxls.hager_zhang(fun, jnp.zeros(2), jnp.full(2, 0.01), rho=r))(rho)
+        assert int(res.status) == S.SUCCESS
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32, jnp.float64])
+def test_constants_take_the_parameters_dtype(dtype):
+    """float16 or bfloat16 parameters with float32 constants (``c1``, ``theta``) crashed the
+    while_loop with a dtype mismatch."""
+    fun = lambda x: jnp.sum((x - 1.0) ** 2)
+    x, d = jnp.zeros(2, dtype), jnp.full(2, 2.0, dtype)
+    for make in (float, jnp.float32):
+        constants = {k: make(v) for k, v in GOOD.items()}
+        res = jaxls.hager_zhang(fun, x, d, step_init=make(1.0), step_max=make(9.0), **constants)
+        assert int(res.status) == S.SUCCESS, res.message
+        assert res.step.dtype == res.value.dtype == res.slope.dtype == res.grad.dtype == dtype
+        assert float(res.step) == 0.5
+
+
+@pytest.mark.x64(reason="float32 parameters with float64 constants need x64")
+def test_float64_constants_with_float32_parameters():
+    fun = lambda x: jnp.sum((x - 1.0) ** 2)
+    x, d = jnp.zeros(2, jnp.float32), jnp.full(2, 2.0, jnp.float32)
+    constants = {k: np.float64(v) for k, v in GOOD.items()}
+    res = jaxls.hager_zhang(fun, x, d, step_init=np.float64(1.0), **constants)
+    assert int(res.status) == S.SUCCESS and res.step.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_no_success_for_the_mirror_step_in_low_precision(dtype):
+    """``c1 = 1e-4``: in float16 ``2 c1 - 1`` rounded to -1, and the step mirroring
+    ``phi(0)`` on the parabola (``phi(t) = phi(0)``, ``phi'(t) = -phi'(0)``) passed the
+    approximate Wolfe conditions: SUCCESS with no decrease. They are tested in float32."""
+    fun = lambda x: jnp.sum((x - 1.0) ** 2)
+    x, d = jnp.zeros(2, dtype), jnp.full(2, 2.0, dtype)
+    res = jaxls.hager_zhang(fun, x, d, c1=1e-4)
+    assert int(res.status) == S.SUCCESS
+    assert float(res.value) < 2.0 and float(res.step) == 0.5
+
+
 # ---------------------------------------------------------------------------------------
 # Evaluations, transformations, dtypes.
 
@@ -480,7 +637,7 @@ def test_given_value_and_grad_saves_one_evaluation(maybe_jit):
             lambda x, d, c=counter, e=extra: jaxls.hager_zhang(c, x, d, step_init=1e-3, **e)
         )(x, -10 * grad)
         jax.effects_barrier()
-        assert counter.count == int(res.num_evals)
+        assert counter.count == int(res.num_evals) == int(res.num_grads)
         counts.append((int(res.num_evals), float(res.step)))
     assert counts[0][0] == counts[1][0] + 1 > 5  # expansion, secants and midpoints
     assert counts[0][1] == counts[1][1]
@@ -489,27 +646,32 @@ def test_given_value_and_grad_saves_one_evaluation(maybe_jit):
 def test_jit_equals_eager():
     for name in ("rosenbrock", "steep", "hump"):
         fun, x = PROBLEMS[name]
-        x = jnp.asarray(x, jnp.float64)
+        x = jnp.asarray(x)
         d = jnp.asarray(direction(fun, x, 10.0))
         eager = jaxls.hager_zhang(fun, x, d, step_init=0.5)
         assert tree_equal_bitwise(eager, solver(name)(x, d, 0.5))
 
 
-def test_float32():
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32, jnp.float64])
+def test_dtypes(dtype):
+    """Every dtype from three first steps: the conditions hold, recomputed in float64 at
+    the returned step, up to the dtype's rounding (and its default ``epsilon``)."""
     fun = PROBLEMS["log_cosh"][0]
-    x = jnp.asarray(PROBLEMS["log_cosh"][1], jnp.float32)
+    x = jnp.asarray(PROBLEMS["log_cosh"][1], dtype)
     d = -jax.grad(fun)(x)
     solve = jax.jit(lambda s: jaxls.hager_zhang(fun, x, d, step_init=s))
+    eps = float(jnp.finfo(dtype).eps)
+    x64, d64 = np.asarray(x, np.float64), np.asarray(d, np.float64)
+    phi = lambda t: np.sum(np.log(np.cosh(3.0 * (x64 + t * d64))))
+    slope = lambda t: np.sum(3.0 * np.tanh(3.0 * (x64 + t * d64)) * d64)
     for step_init in (1e-4, 1.0, 100.0):
-        res = solve(step_init)
+        res = solve(jnp.asarray(step_init, dtype))
         assert int(res.status) == S.SUCCESS
-        assert res.step.dtype == res.value.dtype == res.slope.dtype == res.grad.dtype
-        assert res.step.dtype == jnp.float32
-        x64, d64 = np.asarray(x, np.float64), np.asarray(d, np.float64)
-        v0, s0 = line(fun, x64, d64, 0.0)
+        assert res.step.dtype == res.value.dtype == res.slope.dtype == res.grad.dtype == dtype
         t = float(res.step)
-        v, s = line(fun, x64, d64, t)
-        assert any(conditions(v0, s0, v, s, t, tol=1e-5 * abs(v0)))
+        v0, s0, v, s = phi(0.0), slope(0.0), phi(t), slope(t)
+        tol = 16 * eps * (abs(v0) + abs(v) + np.sum(np.abs(d64)) * 3 * np.abs(x64).max())
+        assert any(conditions(v0, s0, v, s, t, epsilon=16 * eps, tol=tol)), (t, v, v0, s, s0)
 
 
 def _member(x, d, step_init, barrier):
@@ -532,6 +694,8 @@ def test_vmap_mixed_batch_matches_unbatched_runs():
         S.MAX_EVALS,
         S.INVALID_INPUT,
     ]
+    # The NaN barrier, and cosh overflowing at 1e30: both met a non-finite trial.
+    assert [bool(m) for m in batched.met_nonfinite] == [False, False, False, True, True, False]
     single = jax.jit(_member)
     for i in range(len(xs)):
         member = jax.tree.map(lambda leaf, i=i: leaf[i], batched)
@@ -556,26 +720,146 @@ def _solve_tree(p, x, d, step_init, c2):
     c2=st.sampled_from([0.1, 0.5, 0.9]),
 )
 def test_hypothesis_pytree_problems(p, x, scale, log_step, c2):
-    """A diagonally scaled steepest-descent direction: always a descent direction."""
+    """A diagonally scaled steepest-descent direction: always a descent direction. The data
+    are rounded to float32 (the search's dtype), the conditions recomputed in float64."""
+    to32 = lambda tree: jax.tree.map(lambda a: np.asarray(np.float32(a), np.float64), tree)
+    p, x = to32(p), to32(x)
     g = tree_grad(p, x)
     leaves, tree = jax.tree.flatten(g)
     sizes = np.cumsum([0] + [np.size(leaf) for leaf in leaves])
-    d = jax.tree.unflatten(
-        tree,
-        [
-            -np.reshape(scale[sizes[i] : sizes[i + 1]], np.shape(leaf)) * leaf
-            for i, leaf in enumerate(leaves)
-        ],
+    d = to32(
+        jax.tree.unflatten(
+            tree,
+            [
+                -np.reshape(scale[sizes[i] : sizes[i + 1]], np.shape(leaf)) * leaf
+                for i, leaf in enumerate(leaves)
+            ],
+        )
     )
     s0 = tree_dot(g, d)
-    assume(s0 < -1e-8)
+    assume(s0 < -1e-4)
     res = _solve_tree(p, x, d, 10.0**log_step, c2)
     assert int(res.status) == S.SUCCESS, res.message
+    assert res.step.dtype == jnp.float32
     t = float(res.step)
-    moved = jax.tree.map(lambda a, b: a + t * b, x, d)
+    moved = jax.tree.map(lambda a, b: np.float32(a + np.float32(t) * b).astype(np.float64), x, d)
     v0, v = tree_objective(np, p, x), tree_objective(np, p, moved)
-    s = tree_dot(tree_grad(p, moved), d)
-    tol = 1e-12 * (abs(v0) + abs(v) + abs(t * s0))
+    grad = tree_grad(p, moved)
+    s = tree_dot(grad, d)
+    scale_s = sum(
+        float(np.sum(np.abs(u * w)))
+        for u, w in zip(jax.tree.leaves(grad), jax.tree.leaves(d), strict=True)
+    )
+    tol = 64 * F32 * (abs(v0) + abs(v) + abs(t * s0))
     assert any(conditions(v0, s0, v, s, t, c2=c2, tol=tol)), (t, v, s, v0, s0)
-    np.testing.assert_allclose(float(res.value), v, rtol=1e-12)
-    np.testing.assert_allclose(float(res.slope), s, rtol=1e-8, atol=1e-12 * abs(s0))
+    np.testing.assert_allclose(float(res.value), v, rtol=64 * F32)
+    assert abs(float(res.slope) - s) <= 64 * F32 * (scale_s + abs(s0))
+
+
+# ---------------------------------------------------------------------------------------
+# Defaults that keep float32 safe: the growth of the step, the rounding allowance.
+
+
+def test_default_growth_keeps_out_of_float32_noise():
+    """jaxopt's ``cos(sum(exp(-x))^2)`` in float32: with the paper's rho = 5 the trials 1, 5,
+    25 ended on a 'Wolfe' step at 25, where float32 values and slopes are noise (the
+    cosine's argument is ~1e9); the default brackets the first minimiser (scipy: 2.2212)."""
+    x = jnp.asarray(linezoo.COS_EXP_X)
+    d = jnp.asarray(linezoo.COS_EXP_DIRECTION)
+    res = jaxls.hager_zhang(linezoo.cos_exp, x, d)
+    assert int(res.status) == S.SUCCESS
+    assert abs(float(res.step) - linezoo.COS_EXP_SCIPY_STEP) < 0.25
+    assert float(res.value) < -0.9
+    assert float(jaxls.hager_zhang(linezoo.cos_exp, x, d, rho=5.0).step) == 25.0  # the old way
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_gh12157_no_success_far_away(dtype):
+    """scipy's gh-12157 (period 4/3): phi(1) = phi(5) = phi(25) = ... = 0 with the same slope,
+    so growing by 5 never brackets, and the old default (no step_max) returned SUCCESS at
+    step 2.4e15 in float64 (9.8e6 in float32), where the cosine of its argument is noise."""
+    x, d = jnp.zeros(1, dtype), jnp.ones(1, dtype)
+    res = jaxls.hager_zhang(linezoo.gh12157, x, d)
+    assert int(res.status) == S.SUCCESS and float(res.step) <= 7 / 3
+    assert float(res.value) < float(linezoo.gh12157(x))
+
+
+def make_quadratic(rng):
+    """benchmarks/float32.py's quadratic family: condition number 1e2, ``||A|| = 1``."""
+    n = 10
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    a = (q * np.logspace(-2, 0, n)) @ q.T
+    b = rng.normal(scale=1e-2, size=n)
+    return a.astype(np.float32), b.astype(np.float32)
+
+
+def test_lbfgs_does_not_stall_at_the_float32_floor():
+    """Problem 285 of benchmarks/float32.py's quadratics (seed 0): ``f = x.Ax/2 - b.x`` is a
+    difference of terms twice its size, so its float32 rounding error is ~10-20 ulps of
+    ``|f|``. With the paper's ``epsilon = 1e-6`` (8 ulps) every trial looked 'too high' and
+    L-BFGS stalled (MAX_STEPS); the default 16 ulps lets the slopes decide. (On all 400:
+    2 stalls with 1e-6, none with the default; optax's zoom: none.)"""
+    import optax
+
+    rng = np.random.default_rng(0)
+    for _ in range(285):
+        make_quadratic(rng)
+    a, b = (jnp.asarray(m) for m in make_quadratic(rng))
+    fun = lambda x: 0.5 * x @ (a @ x) - b @ x
+
+    def fit(**config):
+        rule = jaxls.optax.scale_by_line_search(jaxls.hager_zhang, **config)
+        opt = optax.lbfgs(linesearch=rule)
+        return jaxls.optax.minimize(fun, jnp.zeros(10), opt, tol=1e-6, max_steps=200)
+
+    res = jax.jit(fit)()
+    assert int(res.status) == S.SUCCESS and int(res.num_evals) < 60
+
+
+# ---------------------------------------------------------------------------------------
+# Results: no success without decrease, has_aux, counts.
+
+
+def test_no_success_without_decrease_except_approximate_wolfe():
+    """``phi(t) = 1e4 + 1e-4 (t - 1)^2`` in float32: every value rounds to 1e4. The approximate
+    Wolfe conditions, which certify a step by its slope, accept the minimiser at no computed
+    decrease, as documented. The mirror step ``t = 2`` (``phi'(2) = -phi'(0)``) fails them;
+    with a tiny ``epsilon`` the Wolfe conditions took it before, Armijo holding with
+    equality (``phi(0) + c1 t phi'(0)`` rounds to ``phi(0)``): SUCCESS at no decrease."""
+    f = lambda x: jnp.sum(1e4 + 1e-4 * (x - 1.0) ** 2)
+    x, d = jnp.zeros(1), jnp.ones(1)
+    res = jaxls.hager_zhang(f, x, d)
+    assert int(res.status) == S.SUCCESS and float(res.value) == float(f(x))
+    assert float(res.step) == 1.0 and float(res.slope) == 0.0  # approximate Wolfe
+    mirror = jaxls.hager_zhang(f, x, d, step_init=2.0, epsilon=1e-12, max_evals=2)
+    assert int(mirror.status) != S.SUCCESS
+    assert float(mirror.step) == 0.0 and float(mirror.value) == float(f(x))
+
+
+def aux_objective(x):
+    value = jnp.sum(jnp.cosh(x - 1.0))
+    return value, {"point": x, "value": value}
+
+
+@pytest.mark.parametrize("transform", ["eager", "jit", "vmap"])
+def test_has_aux_returns_the_aux_of_the_returned_point(transform):
+    x, d = jnp.zeros(2), jnp.array([1.0, 2.0])
+
+    def solve(x, d, t0):
+        return jaxls.hager_zhang(aux_objective, x, d, has_aux=True, step_init=t0, c2=0.1)
+
+    if transform == "vmap":
+        res = jax.vmap(solve, in_axes=(None, None, 0))(x, d, jnp.array([1.0, 1e-3, 30.0]))
+    else:
+        res = (jax.jit(solve) if transform == "jit" else solve)(x, d, jnp.asarray(1.0))
+    steps = np.atleast_1d(np.asarray(res.step))
+    points = np.asarray(res.aux["point"]).reshape(len(steps), 2)
+    for t, point in zip(steps, points, strict=True):
+        np.testing.assert_array_equal(point, np.asarray(x + jnp.float32(t) * d))
+    np.testing.assert_array_equal(np.asarray(res.aux["value"]), np.asarray(res.value))
+    assert np.all(np.asarray(res.status) == S.SUCCESS)
+    failed = jaxls.hager_zhang(aux_objective, x, d, has_aux=True, max_evals=1)
+    assert int(failed.status) == S.MAX_EVALS and float(failed.step) == 0.0
+    np.testing.assert_array_equal(np.asarray(failed.aux["point"]), np.asarray(x))
+    with pytest.raises(TypeError, match=r"jaxls\.hager_zhang\(has_aux="):
+        jaxls.hager_zhang(aux_objective, x, d, has_aux="yes")
