@@ -303,10 +303,13 @@ def run_while(step: Callable, state, max_evals: int, call: str = "search"):
     with auto axes, the loop works and nothing changes."""
     try:
         return loop.run_while(step, state, max_evals)
-    except ValueError as error:
+    except Exception as error:
         mesh = jax.sharding.get_abstract_mesh()
         explicit = not mesh.empty and jax.sharding.AxisType.Explicit in mesh.axis_types
-        if explicit and "not found in mesh" in str(error):
+        # JAX raises a ValueError in the loop, or a ShardingTypeError (not public) while
+        # tracing a body that mixes the batch's sharding with a replicated constant.
+        known = "not found in mesh" in str(error) or type(error).__name__ == "ShardingTypeError"
+        if explicit and known:
             message = EXPLICIT_AXES_WORKAROUND.format(version=jax.__version__)
             raise ValueError(f"`jaxls.{call}`: {message}") from error
         raise

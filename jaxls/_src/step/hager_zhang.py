@@ -329,7 +329,7 @@ def hager_zhang(
         status=start.status,
         met_nonfinite=jnp.zeros((), bool),
     )
-    state = loop.run_while(step, state, max_evals)
+    state = common.run_while(step, state, max_evals, call)
     return common.result(
         start, state.best, state.num_evals, state.status, met_nonfinite=state.met_nonfinite
     )

@@ -372,7 +372,8 @@ def wolfe(
     state = WolfeState(
         best=plain,
         other=plain,
-        bounds=jnp.stack([jnp.zeros_like(t0), t0 + grow * t0]),
+        # 0 * t0 rather than zeros_like: under explicit mesh axes both ends share t0's sharding.
+        bounds=jnp.stack([0 * t0, t0 + grow * t0]),
         widths=jnp.stack([step_max, 2 * step_max]),
         bracketed=jnp.zeros((), bool),
         stage2=jnp.zeros((), bool),
@@ -382,7 +383,7 @@ def wolfe(
         status=start.status,
         met_nonfinite=jnp.zeros((), bool),
     )
-    state = loop.run_while(step, state, max_evals)
+    state = common.run_while(step, state, max_evals, call)
     return common.result(
         start, state.accepted, state.num_evals, state.status, met_nonfinite=state.met_nonfinite
     )
