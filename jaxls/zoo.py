@@ -2,7 +2,10 @@
 
 ``INTERVAL`` holds unimodal problems on an interval with their exact minimiser ``xmin``
 (some at a bound, some far from 0, one non-smooth, one flat), written in ``jax.numpy`` so
-that they run under ``jit`` and ``vmap``.
+that they run under ``jit`` and ``vmap``. Their constants are Python floats (weakly typed),
+so a problem evaluates in the dtype of ``x``: float32, float64, bfloat16 or float16. The
+bounds and ``xmin`` are exact Python floats; in a narrow dtype the bounds round (bfloat16
+holds only 1000 and 1004 near ``far_quadratic``'s interval [1000, 1003]).
 """
 
 from __future__ import annotations

@@ -14,18 +14,21 @@ from scipy.optimize import minimize_scalar
 import jaxls
 from jaxls import zoo
 from jaxls._src.interval.golden import RHO
-from tests.helpers import slack, zoo_solver
+from tests.helpers import EPS, slack, zoo_solver
 
 SCIPY_SQRT_EPS = math.sqrt(2.2e-16)  # the constant hard-coded in scipy's fminbound
 
 
+@pytest.mark.x64(reason="compares with scipy's float64 fminbound down to xatol = 1e-10")
 @pytest.mark.parametrize("problem", zoo.SMOOTH_INTERVAL, ids=lambda p: p.name)
 @pytest.mark.parametrize("xatol", [1e-3, 1e-4, 1e-5, 1e-6, 1e-8, 1e-10])
 def test_no_more_evaluations_than_fminbound(problem, xatol):
     """fminbound stops when ``max(x-a, b-x) <= 2 (sqrt(eps)|x| + xatol/3)``: the same tolerance.
 
     For ``xatol >= 1e-6`` the relative term is negligible and ``tol = 2 xatol / 3`` is
-    compared, as is; below, it dominates, and is added (at scipy's final ``x``).
+    compared, as is; below, it dominates, and is added (at scipy's final ``x``). Where
+    the values no longer resolve the minimiser at that tolerance, jaxls says ``ROUNDING``
+    (scipy claims success) and stops no later.
     """
     ref = minimize_scalar(
         lambda x: float(problem.fun(x)),
@@ -36,14 +39,18 @@ def test_no_more_evaluations_than_fminbound(problem, xatol):
     relative = SCIPY_SQRT_EPS * abs(ref.x) if xatol < 1e-6 else 0.0
     tol = 2 * (relative + xatol / 3)
     res = zoo_solver("brent", problem)(problem.lower, problem.upper, tol)
-    assert int(res.status) == jaxls.Status.SUCCESS
     assert int(res.num_evals) <= ref.nfev
-    assert abs(float(res.x) - problem.xmin) <= tol + slack(problem.xmin)
+    if int(res.status) == jaxls.Status.SUCCESS:
+        assert abs(float(res.x) - problem.xmin) <= tol + 4 * EPS * max(1.0, abs(problem.xmin))
+    else:
+        assert int(res.status) == jaxls.Status.ROUNDING and xatol <= 1e-6
+        assert abs(float(res.x) - problem.xmin) <= tol + slack(problem.xmin)
 
 
 INTERIOR = [p for p in zoo.SMOOTH_INTERVAL if p.lower < p.xmin < p.upper]
 
 
+@pytest.mark.x64(reason="compares with scipy's float64 Brent at xtol = 1e-8")
 @pytest.mark.parametrize("problem", INTERIOR, ids=lambda p: p.name)
 def test_scipy_brent_agrees(problem):
     """scipy's unbounded Brent, started from a bracketing triple ``(lower, middle, upper)``.
@@ -63,5 +70,5 @@ def test_scipy_brent_agrees(problem):
     tol = 2 * (rtol * abs(ref.x) + 1e-11)  # scipy's stopping test, as an absolute tolerance
     res = zoo_solver("brent", problem)(problem.lower, problem.upper, tol)
     assert abs(float(res.x) - ref.x) <= 2 * tol + 2 * slack(problem.xmin)
-    if golden_start:
+    if golden_start and int(res.status) == jaxls.Status.SUCCESS:
         assert int(res.num_evals) <= ref.nfev - 2

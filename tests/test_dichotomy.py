@@ -54,6 +54,7 @@ def reference(fun, lower: float, upper: float, num_evals: int):
     return a, b, c, done
 
 
+@pytest.mark.x64(reason="compared bit for bit with the method run in Python floats")
 @pytest.mark.parametrize("problem", zoo.INTERVAL, ids=lambda p: p.name)
 def test_zoo_halvings_and_counts_match_the_plain_python_run(problem):
     tol = 1e-6
@@ -75,6 +76,7 @@ def test_zoo_halvings_and_counts_match_the_plain_python_run(problem):
 FIXED = zoo.INTERVAL[:4] + zoo.INTERVAL[-2:]
 
 
+@pytest.mark.x64(reason="compared bit for bit with the method run in Python floats")
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 9, 24])
 def test_fixed_budget_width_matches_halvings_completed(n):
     """Exactly ``n`` evaluations, and the bracket and point of the plain-Python run."""
@@ -101,12 +103,16 @@ def test_fixed_budget_never_evaluates_outside_the_interval():
     fun, *batch = zoo_batch(zoo.INTERVAL, lambda p: guarded(p.fun, p.lower, p.upper))
     solve = lambda lo, up, i: jaxls.dichotomy(lambda x: fun(x, i), lo, up, num_evals=30)
     res = jax.jit(jax.vmap(solve))(*batch)
-    assert [int(s) for s in res.status] == [S.SUCCESS] * len(zoo.INTERVAL)
+    # float32: some minima flat to rounding end in ROUNDING before the budget, never NONFINITE
+    assert {int(s) for s in res.status} <= {S.SUCCESS, S.ROUNDING}
+    assert int(res.status[1]) == S.SUCCESS  # the quadratic: 30 evaluations
+    assert int(res.num_evals[1]) == 30
 
 
 def test_fixed_budget_equals_while_loop_run():
     problem = zoo.INTERVAL[0]
-    run = jaxls.dichotomy(problem.fun, problem.lower, problem.upper, tol=1e-6)
+    run = jaxls.dichotomy(problem.fun, problem.lower, problem.upper, tol=1e-2)
+    assert int(run.status) == S.SUCCESS
     fixed = jaxls.dichotomy(problem.fun, problem.lower, problem.upper, num_evals=int(run.num_evals))
     assert tree_equal_bitwise(run, fixed)
 
@@ -131,13 +137,18 @@ def test_fixed_budget_traced_bad_input_gives_invalid_status():
         assert tree_equal_bitwise((res.lower, res.upper), (lower, upper))
 
 
-def test_fixed_budget_float32_preserved():
-    fun = lambda x: zoo.lecture(x).astype(jnp.float32)
-    res = jaxls.dichotomy(fun, jnp.float32(0.0), jnp.float32(6.0), num_evals=40)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_fixed_budget_low_precision(dtype):
+    """A budget longer than the dtype resolves ends early in ``ROUNDING`` (values flat to
+    rounding near the lecture's minimum), near the minimiser, in the dtype."""
+    res = jaxls.dichotomy(
+        zoo.lecture, jnp.asarray(0.0, dtype), jnp.asarray(6.0, dtype), num_evals=40
+    )
     for leaf in (res.x, res.value, res.lower, res.upper):
-        assert leaf.dtype == jnp.float32
-    assert int(res.status) == S.SUCCESS
-    assert abs(float(res.x) - 2 * np.sqrt(2)) <= 1e-4 + 4 * np.sqrt(np.finfo(np.float32).eps) * 6
+        assert leaf.dtype == dtype
+    assert int(res.status) == S.ROUNDING and int(res.num_evals) < 40
+    eps = float(jnp.finfo(dtype).eps)
+    assert abs(float(res.x) - 2 * np.sqrt(2)) <= 8 * np.sqrt(eps) * 6
 
 
 def _solve_member(lower, upper, centre, barrier):
@@ -145,7 +156,7 @@ def _solve_member(lower, upper, centre, barrier):
     return jaxls.dichotomy(fun, lower, upper, num_evals=8)
 
 
-# good, good far from 0, invalid, NaN on the third evaluation.
+# good, good far from 0, invalid, NaN on the third evaluation (float32 throughout).
 BATCH = [
     jnp.array([0.0, 1000.0, 3.0, 0.0]),
     jnp.array([5.0, 1003.0, 1.0, 5.0]),

@@ -21,6 +21,8 @@ from tests.helpers import (
     EvalCounter,
     assert_members_match,
     check_fixed_budget_loop,
+    count_primitive,
+    loop_eqns,
     member,
     tree_equal_bitwise,
     zoo_batch,
@@ -40,14 +42,17 @@ def _golden_cosh(lower, upper, centre, scale, tol):
     return jaxls.golden_section(fun, lower, upper, tol=tol, max_evals=200)
 
 
+@pytest.mark.x64(reason="tolerances down to 1e-6 of the width, 1e4 from 0")
 @given(
     lower=st.floats(-1e4, 1e4),
     width=st.floats(1e-2, 1e3),
     where=st.floats(-0.5, 1.5),
     scale=st.floats(0.1, 10.0),
-    log_tol=st.floats(-7.0, -2.0),
+    log_tol=st.floats(-6.0, -2.0),
 )
 def test_golden_evaluation_count_is_the_theoretical_one(lower, width, where, scale, log_tol):
+    """``SUCCESS`` after exactly the theoretical count (values resolve the minimiser at
+    these tolerances: no tie ends the search early)."""
     upper = lower + width
     centre = lower + where * width
     tol = max(10.0**log_tol * width, 1e-9 * max(abs(lower), abs(upper), 1.0))
@@ -70,9 +75,13 @@ def test_golden_evaluation_count_is_the_theoretical_one(lower, width, where, sca
     assert abs(float(res.x) - x_star) <= tol * (1 + 1e-9) + slack
 
 
-def test_golden_against_scipy_golden_on_the_zoo():
+@pytest.mark.parametrize(("dtype", "tol"), [(jnp.float32, 1e-2), (jnp.float64, 1e-7)])
+def test_golden_against_scipy_golden_on_the_zoo(dtype, tol):
+    """``SUCCESS`` within ``tol`` of scipy's golden; ``ROUNDING`` (float64 at 1e-7: values
+    flat to rounding near some minima) within what the values resolve."""
     for problem in zoo.SMOOTH_INTERVAL:
-        res = jaxls.golden_section(problem.fun, problem.lower, problem.upper, tol=1e-7)
+        lower, upper = jnp.asarray(problem.lower, dtype), jnp.asarray(problem.upper, dtype)
+        res = jaxls.golden_section(problem.fun, lower, upper, tol=tol)
         with warnings.catch_warnings():  # scipy's golden may step far outside and overflow
             warnings.simplefilter("ignore", RuntimeWarning)
             try:
@@ -85,7 +94,12 @@ def test_golden_against_scipy_golden_on_the_zoo():
             except RuntimeError:  # scipy found no bracket (minimum at a bound, say)
                 ref = np.nan
         scale = max(abs(problem.lower), abs(problem.upper), 1.0)
-        slack = 1e-7 + 4 * np.sqrt(np.finfo(float).eps) * scale
+        eps = float(jnp.finfo(dtype).eps)
+        if int(res.status) == S.SUCCESS:
+            slack = tol + 4 * np.sqrt(np.finfo(float).eps) * scale  # scipy's own accuracy
+        else:
+            assert int(res.status) == S.ROUNDING
+            slack = tol + 8 * np.sqrt(eps) * scale
         if problem.lower <= ref <= problem.upper:  # scipy's golden may leave the interval
             assert abs(float(res.x) - ref) <= slack, problem.name
         assert abs(float(res.x) - problem.xmin) <= slack, problem.name
@@ -93,13 +107,17 @@ def test_golden_against_scipy_golden_on_the_zoo():
 
 def test_golden_fixed_budget_equals_while_loop_run():
     problem = zoo.INTERVAL[0]
-    run = jaxls.golden_section(problem.fun, problem.lower, problem.upper, tol=1e-6)
+    run = jaxls.golden_section(problem.fun, problem.lower, problem.upper, tol=1e-2)
     n = int(run.num_evals)
     fixed = jaxls.golden_section(problem.fun, problem.lower, problem.upper, num_evals=n)
+    assert int(run.status) == S.SUCCESS
     assert tree_equal_bitwise(run, fixed)
 
 
 def test_fixed_budget_is_a_scan_without_predicate():
+    """Batched: one scan, one evaluation a step, no predicate. Alone, each step is guarded
+    by a `cond` on the status (a search that stopped makes no more calls), the evaluation
+    inside it."""
     fun = lambda x: jnp.expm1(x) - 2.0 * x  # expm1 marks an evaluation
     for solve in [
         lambda lo, hi: jaxls.golden_section(fun, lo, hi, num_evals=12),
@@ -107,21 +125,38 @@ def test_fixed_budget_is_a_scan_without_predicate():
     ]:
         jaxpr = jax.make_jaxpr(jax.vmap(solve))(jnp.zeros(4), jnp.ones(4))
         check_fixed_budget_loop(jaxpr, "expm1", 12)
+        alone = jax.make_jaxpr(solve)(0.0, 1.0)
+        (scan,) = loop_eqns(alone, "scan")
+        assert count_primitive(scan.params["jaxpr"], "cond") >= 1
+        assert count_primitive(alone, "expm1") == 1
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 13, 30, 60])
+FIXED_PROBLEMS = zoo.INTERVAL[:4] + zoo.INTERVAL[-2:]
+
+
+@pytest.mark.x64(reason="budgets up to 60 evaluations: widths down to 1e-12")
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 13, 30, 60])
 def test_fibonacci_final_width_is_optimal(n):
+    """``SUCCESS``: exactly ``n`` evaluations and the optimal width; ``ROUNDING`` only once
+    the values are flat to rounding (some zoo minima, ``n = 60``), after fewer."""
     f_n = fibonacci_numbers(n)[n]
-    # The whole zoo in one compiled search: member i evaluates problem i.
-    fun, *batch = zoo_batch(zoo.INTERVAL)
+    # Many zoo problems in one compiled search: member i evaluates problem i.
+    problems = zoo.INTERVAL if n == 13 else FIXED_PROBLEMS
+    fun, *batch = zoo_batch(problems)
     counter = EvalCounter(fun)
     solve = lambda lo, up, i: jaxls.fibonacci(lambda x: counter(x, i), lo, up, num_evals=n)
     batched = jax.jit(jax.vmap(solve))(*batch)
     jax.effects_barrier()
-    assert counter.count == n * len(zoo.INTERVAL)  # one evaluation a step for every member
-    for i, problem in enumerate(zoo.INTERVAL):
+    # One evaluation a step for every member, stopped or not (the batch runs in lockstep).
+    assert counter.count == n * len(problems)
+    for i, problem in enumerate(problems):
         res = member(batched, i)
         width = problem.upper - problem.lower
+        if n <= 30:
+            assert int(res.status) == S.SUCCESS, problem.name
+        if int(res.status) == S.ROUNDING:
+            assert int(res.num_evals) < n and n == 60
+            continue
         assert int(res.status) == S.SUCCESS
         assert int(res.num_evals) == n
         bound = width * (1 + 2 * DELTA) / f_n
@@ -137,6 +172,7 @@ def test_fibonacci_final_width_is_optimal(n):
             )
 
 
+@pytest.mark.x64(reason="budgets of 20: widths below float32's flat region of the lecture")
 def test_fibonacci_beats_golden_for_the_same_budget():
     problem = zoo.INTERVAL[0]
     for n in [5, 10, 20]:
@@ -193,7 +229,7 @@ def test_fibonacci_bad_bounds():
 def test_scalar_output_required():
     with pytest.raises(TypeError, match=r"golden_section.*scalar"):
         jaxls.golden_section(lambda x: jnp.stack([x, x]), 0.0, 1.0)
-    with pytest.raises(ValueError, match=r"golden_section.*scalars"):
+    with pytest.raises(ValueError, match=r"golden_section\(lower=.*must be a scalar"):
         jaxls.golden_section(lambda x: x**2, jnp.zeros(3), jnp.ones(3))
 
 

@@ -9,7 +9,7 @@ two steps evaluate ``x0`` and ``x0 + step`` (turning round if the second went up
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxls._src import checks
 from jaxls._src.interval import common
+from jaxls._src.interval.common import select
 from jaxls._src.results import RUNNING, ScalarResult, Status
 
 
@@ -24,17 +25,18 @@ class BracketState(NamedTuple):
     a: jax.Array  # the previous point: fun(b) <= fun(a)
     b: jax.Array  # the lowest point seen
     value: jax.Array  # fun(b)
+    aux: Any  # fun's aux output at b (None without has_aux)
     c: jax.Array  # the far end, once fun(c) > fun(b) (SUCCESS); b until then
     num_evals: jax.Array
     status: jax.Array
 
 
-def make_step(fun: Callable, x0, step, grow, value_dtype) -> Callable:
+def make_step(fun: Callable, x0, step, grow, has_aux: bool, aux_like) -> Callable:
     def body(s: BracketState) -> BracketState:
         first = s.num_evals == 0
         second = s.num_evals == 1
         u = jnp.where(first, x0, jnp.where(second, x0 + step, s.b + grow * (s.b - s.a)))
-        fu = common.evaluate(fun, u, value_dtype)
+        fu, aux_u = common.evaluate_as(fun, u, x0.dtype, has_aux, aux_like)
 
         downhill = first | (fu <= s.value)  # ties go on: a plateau is not a bracket
         turn = second & ~downhill  # x0 + step went uphill: search from x0 the other way
@@ -42,6 +44,7 @@ def make_step(fun: Callable, x0, step, grow, value_dtype) -> Callable:
         a = jnp.where(downhill, s.b, jnp.where(turn, u, s.a))
         b = jnp.where(downhill, u, s.b)
         value = jnp.where(downhill, fu, s.value)
+        aux = select(downhill, aux_u, s.aux)
         c = jnp.where(found, u, b)
 
         # The next trial point must be finite and move, or no bracket can be found.
@@ -55,14 +58,23 @@ def make_step(fun: Callable, x0, step, grow, value_dtype) -> Callable:
         a = jnp.where(finite | first, a, s.a)
         b = jnp.where(finite | first, b, s.b)
         value = jnp.where(finite | first, value, s.value)
+        aux = select(finite | first, aux, s.aux)
         c = jnp.where(finite, c, b)
         status = jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
-        return BracketState(a, b, value, c, s.num_evals + 1, status)
+        return BracketState(a, b, value, aux, c, s.num_evals + 1, status)
 
     return body
 
 
-def bracket(fun: Callable, x0, *, step=1.0, grow=1.618034, max_evals: int = 50) -> ScalarResult:
+def bracket(
+    fun: Callable,
+    x0,
+    *,
+    step=1.0,
+    grow=1.618034,
+    max_evals: int = 50,
+    has_aux: bool = False,
+) -> ScalarResult:
     r"""Find ``a < b < c`` (or ``a > b > c``) with ``fun(b) <= fun(a)`` and ``fun(b) < fun(c)``.
 
     Evaluates ``fun(x0)`` and ``fun(x0 + step)``, turns round if the second went uphill so
@@ -79,14 +91,22 @@ def bracket(fun: Callable, x0, *, step=1.0, grow=1.618034, max_evals: int = 50) 
     descent. This follows Numerical Recipes' ``mnbrak`` without its parabolic extrapolation,
     and ``scipy.optimize.bracket``'s final check (at least one strict inequality).
 
+    Dtypes as in `golden_section`: the search runs in the dtype of ``x0`` and ``step``
+    promoted with that of ``fun``'s value. Under `jax.vmap` a member that stopped, or whose
+    input is invalid, is still evaluated each step (its result discarded): at its own last
+    points, or with invalid input at ``x0`` (0 if ``x0`` is not finite); run alone, it is
+    not.
+
     Args:
-      fun: scalar function of a scalar, written in ``jax.numpy``.
+      fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
+        returns ``(value, aux)``.
       x0: starting point (may be traced).
       step: first trial step, finite and non-zero; its sign sets the first direction (may
         be traced).
       grow: expansion factor ``> 1`` between successive steps (the default is the golden
-        ratio, so a bracket found here is in golden-section proportion).
+        ratio, so a bracket found here is in golden-section proportion; may be traced).
       max_evals: hard cap on evaluations (static Python int, ``>= 3``).
+      has_aux: ``fun`` returns ``(value, aux)``; the result's ``aux`` is the one at ``x``.
 
     Returns:
       A `ScalarResult`. On ``SUCCESS``, ``x`` is the middle point ``b``, the lowest value
@@ -97,11 +117,14 @@ def bracket(fun: Callable, x0, *, step=1.0, grow=1.618034, max_evals: int = 50) 
       never rising: unbounded below, monotone or flat), ``NONFINITE`` (``fun`` returned NaN
       or inf; if at ``x0``, the result is ``x0`` with that value) or ``INVALID_INPUT`` (traced
       ``x0`` or ``step`` not finite, ``step == 0`` or too small to move ``x0``, or
-      ``grow <= 1``: nothing is evaluated, ``x``, ``value``, ``lower``, ``upper`` are NaN).
+      ``grow <= 1``: nothing is evaluated, ``x``, ``value``, ``lower``, ``upper`` are NaN,
+      ``aux`` is zeros).
 
     Raises:
       ValueError: for a concrete ``x0`` or ``step`` that is not finite, ``step == 0`` or
-        ``x0 + step == x0`` in the dtype, ``grow <= 1`` or ``max_evals < 3``.
+        ``x0 + step == x0`` in the dtype, ``grow <= 1`` (in the dtype) or ``max_evals < 3``.
+      TypeError: ``fun`` is not callable or does not return a real scalar (or a pair, with
+        ``has_aux``); complex ``x0``, ``step`` or ``grow``; ``has_aux`` not a bool.
 
     References:
       W. H. Press et al., Numerical Recipes (3rd ed., 2007), sec. 10.1, routine ``mnbrak``;
@@ -120,58 +143,58 @@ def bracket(fun: Callable, x0, *, step=1.0, grow=1.618034, max_evals: int = 50) 
       10.0000 True
     """
     call = "bracket"
-    checks.finite(call, "x0", x0)
-    checks.nonzero(call, "step", step)
-    checks.greater_than(call, "grow", grow, 1.0)
-    checks.int_at_least(call, "max_evals", max_evals, 3)
-    dtype = jnp.result_type(x0, step, 1.0)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"`jaxls.{call}`: `x0` and `step` must be real numbers, got {dtype}.")
-    if checks.is_concrete(x0) and checks.is_concrete(step):
-        x0_, step_ = np.asarray(x0, dtype), np.asarray(step, dtype)
-        if x0_ + step_ == x0_:
-            raise ValueError(
-                f"`jaxls.{call}(x0={x0!r}, step={step!r})`: `step` must move `x0`, but "
-                f"`x0 + step == x0` in {np.dtype(dtype).name}."
-            )
-    x0 = jnp.asarray(x0, dtype)
-    step = jnp.asarray(step, dtype)
-    grow = jnp.asarray(grow, dtype)
-    if x0.shape != () or step.shape != () or grow.shape != ():
-        raise ValueError(
-            f"`jaxls.{call}`: `x0`, `step` and `grow` must be scalars, got shapes {x0.shape}, "
-            f"{step.shape} and {grow.shape}. Use `jax.vmap` for many problems."
-        )
-    invalid = ~(
-        jnp.isfinite(x0)
-        & jnp.isfinite(step)
-        & jnp.isfinite(x0 + step)
-        & (x0 + step != x0)
-        & jnp.isfinite(grow)
-        & (grow > 1)
+    checks.function(call, "fun", fun)
+    has_aux = checks.boolean(call, "has_aux", has_aux)
+    valid = (
+        checks.finite(call, "x0", x0)
+        & checks.nonzero(call, "step", step)
+        & checks.greater_than(call, "grow", grow, 1.0)
     )
-    x0 = jnp.where(invalid, jnp.zeros((), dtype), x0)
+    checks.int_at_least(call, "max_evals", max_evals, 3)
+    data = common.data_dtype(call, "`x0` and `step`", x0, step)
+    dtype, aux = common.working_dtype(call, fun, data, has_aux)
+    if checks.is_concrete(x0) and checks.is_concrete(step):
+        with np.errstate(all="ignore"):
+            x0_, step_ = np.asarray(x0, dtype), np.asarray(step, dtype)
+            moves = x0_ + step_ != x0_
+        if not moves:
+            raise ValueError(
+                f"`jaxls.{call}(x0={float(x0)!r}, step={float(step)!r})`: `step` must move "
+                f"`x0`, but `x0 + step == x0` in {np.dtype(dtype).name}."
+            )
+    if checks.is_concrete(grow) and not float(np.asarray(grow, dtype)) > 1:
+        raise ValueError(
+            f"`jaxls.{call}(grow={float(grow)!r})`: `grow` rounds to 1 in "
+            f"{np.dtype(dtype).name}; it must be > 1 there."
+        )
+    x0 = common.as_scalar(call, "x0", x0, dtype)
+    step = common.as_scalar(call, "step", step, dtype)
+    grow = common.as_scalar(call, "grow", grow, dtype)
+    invalid = ~(valid & jnp.isfinite(x0 + step) & (x0 + step != x0) & (grow > 1))
+    # Never evaluated alone; under vmap its discarded evaluations fall on x0 (0 if not finite).
+    x0 = jnp.where(invalid, jnp.where(jnp.isfinite(x0), x0, 0), x0).astype(dtype)
     step = jnp.where(invalid, jnp.ones((), dtype), step)
     grow = jnp.where(invalid, jnp.asarray(2, dtype), grow)
-    value_dtype = common.value_dtype(call, fun, x0)
 
     state = BracketState(
         a=x0,
         b=x0,
-        value=jnp.asarray(jnp.inf, value_dtype),
+        value=jnp.asarray(jnp.inf, dtype),
+        aux=aux,
         c=x0,
         num_evals=jnp.zeros((), jnp.int32),
         status=jnp.where(invalid, Status.INVALID_INPUT, RUNNING).astype(jnp.int32),
     )
-    state = common.run_while(make_step(fun, x0, step, grow, value_dtype), state, max_evals)
+    state = common.run_while(make_step(fun, x0, step, grow, has_aux, aux), state, max_evals)
     status = jnp.where(state.status == Status.MAX_EVALS, Status.NO_BRACKET, state.status)
     far = jnp.where(status == Status.SUCCESS, state.c, state.b)  # else x at one end
     nan = jnp.asarray(np.nan, dtype)
     return ScalarResult(
         x=jnp.where(invalid, nan, state.b),
-        value=jnp.where(invalid, jnp.asarray(np.nan, value_dtype), state.value),
+        value=jnp.where(invalid, nan, state.value),
         lower=jnp.where(invalid, nan, jnp.minimum(state.a, far)),
         upper=jnp.where(invalid, nan, jnp.maximum(state.a, far)),
         num_evals=state.num_evals,
         status=status.astype(jnp.int32),
+        aux=state.aux,
     )

@@ -1,7 +1,9 @@
 """Brent's method (Brent 1973, ch. 5, procedure ``localmin``): parabolic steps, golden safeguard.
 
-State: a bracket ``[lower, upper]``; the best point ``x``, the second best ``w`` and the
-previous ``w``, called ``v``; the last step ``d`` and the one before it, ``e``. A step fits
+State: a bracket ``[lower, upper]``; the best point ``x`` (with its aux output), the second
+best ``w`` and the previous ``w``, called ``v``; the last step ``d`` and half the one before
+it, ``e / 2`` (halved so that it never overflows on an interval wider than the dtype's
+largest number; Brent's tests use ``e / 2`` anyway). A step fits
 a parabola through ``x, w, v`` and jumps to its vertex when that is a sound move (inside the
 bracket, and less than half the step before last); otherwise it takes a golden-section step
 into the larger part of the bracket. Both candidates are computed and one is selected with
@@ -15,7 +17,7 @@ point, and sets ``x = w = v`` to it, as ``localmin`` does before its loop.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +25,7 @@ import jax.numpy as jnp
 from jaxls._src.interval import common
 from jaxls._src.interval.common import Point, select
 from jaxls._src.interval.golden import RHO
-from jaxls._src.results import RUNNING, ScalarResult, Status
+from jaxls._src.results import ScalarResult
 
 
 class BrentState(NamedTuple):
@@ -32,24 +34,28 @@ class BrentState(NamedTuple):
     x: Point  # least value so far
     w: Point  # second least value
     v: Point  # previous w
+    aux: Any  # fun's aux output at x (None without has_aux)
     d: jax.Array  # last step
-    e: jax.Array  # step before last
+    e_half: jax.Array  # half the step before last
+    ties: jax.Array  # comparisons in a row that rounding could not decide
     num_evals: jax.Array
     status: jax.Array
 
 
 def init(problem: common.Interval) -> BrentState:
-    start = problem.lower + RHO * (problem.upper - problem.lower)
-    point = Point(start, jnp.asarray(jnp.inf, problem.value_dtype))
-    zero = jnp.zeros((), problem.lower.dtype)
+    start = common.toward(problem.lower, problem.upper, RHO)
+    point = Point(start, jnp.asarray(jnp.inf, problem.dtype))
+    zero = jnp.zeros((), problem.dtype)
     return BrentState(
         lower=problem.lower,
         upper=problem.upper,
         x=point,
         w=point,
         v=point,
+        aux=problem.aux,
         d=zero,
-        e=zero,
+        e_half=zero,
+        ties=jnp.zeros((), jnp.int32),
         num_evals=jnp.zeros((), jnp.int32),
         status=common.initial_status(problem),
     )
@@ -59,17 +65,18 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
     """One evaluation at Brent's trial point; converged when ``max(x - a, b - x) <= tol``.
 
     Brent's ``tol`` (scipy's ``tol1``, here without its relative term) is half of
-    ``problem.tol``, so the stopping test ``|x - m| <= 2 tol - (b - a) / 2`` reads
-    ``max(x - a, b - x) <= problem.tol``.
+    ``problem.stop`` (the tolerance, or the dtype's resolution if that is larger), so the
+    stopping test ``|x - m| <= 2 tol - (b - a) / 2`` reads ``max(x - a, b - x) <= stop``.
     """
-    dtype = problem.lower.dtype
-    tol2 = problem.tol
+    dtype = problem.dtype
+    tol2 = problem.stop
     tol1 = tol2 / 2
 
     def step(s: BrentState) -> BrentState:
         a, b = s.lower, s.upper
-        (x, fx), (w, fw), (v, fv) = s.x, s.w, s.v
-        m = (a + b) / 2
+        (x, fx, _), (w, fw, _), (v, fv, _) = s.x, s.w, s.v
+        m = a / 2 + b / 2
+        above = x < m  # the larger part of the bracket is above x
 
         # Parabola through x, w, v: its vertex is x + p / q.
         r = (x - w) * (fx - fv)
@@ -86,24 +93,25 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
             (x != w)
             & (x != v)
             & (w != v)
-            & (jnp.abs(s.e) > tol1)
-            & (jnp.abs(p) < jnp.abs(q * s.e / 2))
+            & (jnp.abs(s.e_half) > tol1 / 2)
+            & (jnp.abs(p) < jnp.abs(q * s.e_half))
             & (p > q * (a - x))
             & (p < q * (b - x))
         )
         d_parabolic = (p / jnp.where(parabolic, q, 1)).astype(dtype)
         u = x + d_parabolic
-        toward_m = jnp.where(x < m, tol1, -tol1)
+        toward_m = jnp.where(above, tol1, -tol1)
         d_parabolic = jnp.where((u - a < tol2) | (b - u < tol2), toward_m, d_parabolic)
-        e_golden = jnp.where(x < m, b, a) - x
-        d = jnp.where(parabolic, d_parabolic, RHO * e_golden)
-        e = jnp.where(parabolic, s.d, e_golden)
+        # Golden section into the larger part: e = (b or a) - x, d = RHO e.
+        e_golden_half = common.half_width(x, jnp.where(above, b, a))
+        d = jnp.where(parabolic, d_parabolic, (2 * RHO) * e_golden_half)
+        e_half = jnp.where(parabolic, s.d / 2, e_golden_half)
 
         # Never closer than tol1 to x; the very first step evaluates the starting point.
         first = s.num_evals == 0
         u = x + jnp.where(jnp.abs(d) >= tol1, d, jnp.where(d > 0, tol1, -tol1))
         u = jnp.where(first, x, jnp.clip(u, a, b))
-        fu = common.evaluate(fun, u, problem.value_dtype)
+        fu, aux_u = common.evaluate(fun, u, problem)
 
         better = fu <= fx
         left = u < x
@@ -122,7 +130,7 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
         upper = jnp.where(first, b, upper)
         x_new, w_new, v_new = (select(first, new, pt) for pt in (x_new, w_new, v_new))
         d = jnp.where(first, 0, d)
-        e = jnp.where(first, 0, e)
+        e_half = jnp.where(first, 0, e_half)
 
         # A NaN or inf stops the search on the best finite point; if it is the very first
         # value, the result is that point (finite, inside the interval) with its value.
@@ -134,21 +142,25 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
             select(keep, old, pt)
             for old, pt in zip((s.x, s.w, s.v), (x_new, w_new, v_new), strict=True)
         )
+        aux = select((better | first) & ~keep, aux_u, s.aux)  # the aux of x_new
 
-        done = common.spread(x_new.x, lower, upper) <= tol2
-        status = jnp.where(finite, jnp.where(done, Status.SUCCESS, RUNNING), Status.NONFINITE)
-        return BrentState(
-            lower, upper, x_new, w_new, v_new, d, e, s.num_evals + 1, status.astype(jnp.int32)
-        )
+        spread = common.spread(x_new.x, lower, upper)
+        ties = common.count_ties(s.ties, fu, fx)
+        status = common.stop_status(spread, problem, problem.tol, finite, ties)
+        n = s.num_evals + 1
+        return BrentState(lower, upper, x_new, w_new, v_new, aux, d, e_half, ties, n, status)
 
     return step
 
 
 def finish(problem: common.Interval, s: BrentState) -> ScalarResult:
-    return common.result(problem, s.x.x, s.x.value, s.lower, s.upper, s.num_evals, s.status)
+    x = s.x
+    return common.result(problem, x.x, x.value, s.lower, s.upper, s.num_evals, s.status, s.aux)
 
 
-def brent(fun: Callable, lower, upper, *, tol=1e-6, max_evals: int = 100) -> ScalarResult:
+def brent(
+    fun: Callable, lower, upper, *, tol=1e-6, max_evals: int = 100, has_aux: bool = False
+) -> ScalarResult:
     r"""Minimise ``fun`` on ``[lower, upper]`` by Brent's method: parabolic or golden steps.
 
     The step ``p / q`` goes from the best point ``x`` to the vertex of the parabola through
@@ -161,26 +173,46 @@ def brent(fun: Callable, lower, upper, *, tol=1e-6, max_evals: int = 100) -> Sca
     ``xatol = 3 tol / 2``, up to the relative term ``sqrt(eps) |x|`` that fminbound adds to
     its tolerance.
 
+    Dtypes and rounding as in `golden_section`: the search runs in the dtype of the bounds
+    promoted with that of ``fun``'s value, and stops with ``ROUNDING``, never ``SUCCESS``,
+    when the bracket reaches what the dtype resolves (``4 eps max(|lower|, |upper|)``; a
+    concrete ``tol`` below that warns at call time, and the steps then use that resolution
+    as Brent's tolerance) or after two comparisons in a row that were ties within rounding
+    (``|f(u) - f(x)| <= 4 eps |f|``): near a smooth minimum values stop resolving the
+    minimiser at about ``sqrt(eps)`` relative, which is why fminbound adds
+    ``sqrt(eps) |x|`` to its tolerance. Under `jax.vmap` a member that stopped, or whose
+    input is invalid, is still evaluated each step (its result discarded) at a point of
+    its own bracket, with invalid bounds at ``lower`` (else ``upper``, else 0: the first
+    that is finite); run alone, it is not.
+
     Args:
-      fun: scalar function of a scalar, written in ``jax.numpy``.
+      fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
+        returns ``(value, aux)``.
       lower: lower end of the interval (may be traced).
       upper: upper end, ``> lower`` (may be traced).
-      tol: absolute tolerance on the minimiser: on success the final bracket satisfies
-        ``max(x - lower, upper - x) <= tol`` (Brent's ``2 tol`` with no relative term).
-        Tolerances below what the dtype resolves (``16 eps max(|lower|, |upper|)``) are
-        clipped to it, so the loop always ends.
+      tol: absolute tolerance on the minimiser, ``> 0`` (may be traced): ``SUCCESS`` means
+        that the final bracket certifies ``max(x - lower, upper - x) <= tol`` (Brent's
+        ``2 tol`` with no relative term).
       max_evals: hard cap on evaluations (static Python int, ``>= 1``).
+      has_aux: ``fun`` returns ``(value, aux)``; the result's ``aux`` is the one at ``x``.
 
     Returns:
       A `ScalarResult`: ``x`` the best point evaluated, ``value = fun(x)``, ``[lower, upper]``
-      the final bracket. ``status`` is ``SUCCESS``, ``MAX_EVALS`` (budget spent: the best
-      point and its bracket are returned), ``NONFINITE`` (``fun`` returned NaN or inf: the
-      search stops on the best finite point) or ``INVALID_INPUT`` (traced bounds not finite
-      or not ordered, or ``tol <= 0``: nothing is evaluated, ``x`` and ``value`` are NaN).
+      the final bracket. ``status`` is ``SUCCESS``, ``ROUNDING`` (the dtype or the values
+      resolve no further: the best point and its bracket are returned), ``MAX_EVALS``
+      (budget spent: the same), ``NONFINITE`` (``fun`` returned NaN or inf: the search
+      stops on the best finite point) or ``INVALID_INPUT`` (traced bounds not finite or not
+      ordered, or ``tol`` not finite and ``> 0``: nothing is evaluated, ``x`` and ``value``
+      are NaN, ``aux`` is zeros).
 
     Raises:
-      ValueError: for concrete bounds that are not finite or not ordered, ``tol <= 0`` or
-        ``max_evals < 1``.
+      ValueError: for concrete bounds that are not finite, not ordered or not distinct in
+        the dtype, a concrete ``tol`` not finite and ``> 0``, or ``max_evals < 1``.
+      TypeError: ``fun`` is not callable or does not return a real scalar (or a pair, with
+        ``has_aux``); complex bounds; ``has_aux`` not a bool.
+
+    Warns:
+      UserWarning: a concrete ``tol`` below what the dtype resolves on concrete bounds.
 
     References:
       R. P. Brent, Algorithms for Minimization without Derivatives (1973), ch. 5, procedure
@@ -188,10 +220,10 @@ def brent(fun: Callable, lower, upper, *, tol=1e-6, max_evals: int = 100) -> Sca
 
     Example:
       >>> import jaxls
-      >>> res = jaxls.brent(lambda x: (x - 2.0) ** 2, 0.0, 5.0, tol=1e-6)
+      >>> res = jaxls.brent(lambda x: (x - 2.0) ** 2, 0.0, 5.0, tol=1e-5)
       >>> print(f"{float(res.x):.6f}", int(res.num_evals), bool(res.converged))
       2.000000 6 True
     """
-    problem = common.setup("brent", fun, lower, upper, tol, max_evals)
+    problem = common.setup("brent", fun, lower, upper, tol, max_evals, has_aux)
     state = common.run_while(make_step(fun, problem), init(problem), max_evals)
     return finish(problem, state)

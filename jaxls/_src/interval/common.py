@@ -6,13 +6,34 @@ same step runs in two drivers:
 
 * `run_while`: a `lax.while_loop` that stops when the tolerance is met or `max_evals` is
   spent (the default; under `vmap`, JAX freezes finished members by selecting their carry);
-* `run_fixed`: a `lax.scan` of a static number of steps (the fixed-budget mode): no
-  data-dependent loop predicate, several steps unrolled per iteration, finished members
-  frozen explicitly.
+* `run_fixed`: a `lax.scan` of a static number of steps (the fixed-budget mode), several
+  steps unrolled per iteration, finished members frozen.
+
+Dtypes: a search works in the floating dtype of its bounds promoted with the dtype of the
+objective's value (an integer or boolean value counts as the bounds' dtype); points, bounds
+and values are computed and returned in it, and ``fun`` is called with points of it.
+
+Stopping (`stop_status`): ``SUCCESS`` when the bracket certifies
+``max(x - lower, upper - x) <= tol`` and the last comparison was decided; ``ROUNDING`` when
+the bracket reaches what the dtype resolves (`resolution`: a tolerance below it cannot be
+met, and a concrete one is warned about at call time), or after ``MAX_TIES`` comparisons in
+a row whose values were within rounding of each other (`indistinct`): near a smooth minimum
+values are flat to ``eps`` relative over about ``sqrt(eps)`` relative, so a tighter bracket
+would be certified by noise. The tie test assumes values accurate to a few units in the
+last place; an objective that loses more to cancellation can still be resolved wrongly.
+
+Members that do not run: with invalid input (traced bounds not finite or not ordered, a bad
+traced tolerance, ...) nothing is evaluated when the search runs alone. Under `jax.vmap`
+every member runs in lockstep, so such a member is still evaluated, its results discarded,
+at one point of its own: ``lower`` if finite, else ``upper`` if finite, else 0 (see
+`Interval`); a member that stopped (NaN, converged) is evaluated at a point of its final
+bracket. Nothing is ever evaluated outside ``[lower, upper]`` for valid bounds.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,78 +47,237 @@ from jaxls._src.results import RUNNING, ScalarResult, Status
 
 __all__ = ["Point", "run_fixed", "run_while", "select"]  # with the helpers below
 
+# The dtype resolves a spread of RESOLUTION_EPS * eps * max(|lower|, |upper|) (plus the
+# smallest normal number, for intervals at 0): a few units in the last place, enough for
+# the trial points of every search to stay distinct until the bracket reaches it.
+RESOLUTION_EPS = 4
+NOISE_EPS = 4
+MAX_TIES = 2
+
 
 class Interval(NamedTuple):
-    """A validated problem: bounds made arrays of one floating dtype, tolerance clipped."""
+    """A validated problem, in one floating dtype (that of ``lower``).
 
-    lower: jax.Array  # safe bounds: [0, 1] for invalid members, so nothing blows up
+    For a member with invalid input the search runs on the degenerate interval ``[p, p]``
+    (``p`` the given ``lower`` if finite, else ``upper`` if finite, else 0): it is never
+    evaluated alone, and under `vmap` its discarded evaluations all fall on ``p``.
+    """
+
+    lower: jax.Array
     upper: jax.Array
-    tol: jax.Array  # max(tol, resolution of the dtype at the bounds)
-    invalid: jax.Array  # traced bad input: no evaluation is counted, status INVALID_INPUT
-    value_dtype: Any
+    tol: jax.Array  # the requested tolerance: SUCCESS once the spread is within it
+    resolution: jax.Array  # the spread the dtype resolves: ROUNDING there, if above tol
+    invalid: jax.Array  # bad input: nothing evaluated, status INVALID_INPUT
     given_lower: jax.Array
     given_upper: jax.Array
+    has_aux: bool
+    aux: Any  # zeros shaped like fun's aux output (None without has_aux)
+
+    @property
+    def dtype(self):
+        return self.lower.dtype
+
+    @property
+    def stop(self):
+        """The spread at which the loop stops: ``max(tol, resolution)``."""
+        return jnp.maximum(self.tol, self.resolution)
 
 
 def resolution(lower, upper):
-    """Smallest tolerance the dtype can resolve on ``[lower, upper]``.
+    """The smallest spread ``max(x - lower, upper - x)`` the dtype resolves on the interval.
 
-    Trial points closer than a few ulps collapse onto each other, so tolerances below
-    ``16 * eps * max(|lower|, |upper|)`` are clipped to it (plus the smallest normal number,
-    for intervals at 0).
+    ``RESOLUTION_EPS * eps * max(|lower|, |upper|) + tiny`` in the dtype of ``lower`` (a
+    few units in the last place of the larger bound; ``tiny``, the smallest normal number,
+    for intervals at 0). Trial points closer than that collapse onto each other.
     """
     info = jnp.finfo(jnp.result_type(lower))
     scale = jnp.maximum(jnp.abs(lower), jnp.abs(upper))
-    return 16 * info.eps * scale + info.tiny
+    return (RESOLUTION_EPS * info.eps) * scale + info.tiny
 
 
-def value_dtype(call: str, fun: Callable, x) -> Any:
-    """The dtype ``fun`` returns at a scalar ``x``, checked to be a scalar (no evaluation)."""
-    out = jax.eval_shape(fun, x)
-    if not hasattr(out, "shape") or out.shape != ():
+def _host_resolution(dtype, lower, upper) -> float:
+    """`resolution` for concrete bounds, in Python floats (usable while tracing)."""
+    info = jnp.finfo(dtype)
+    scale = max(abs(float(lower)), abs(float(upper)))
+    return RESOLUTION_EPS * float(info.eps) * scale + float(info.tiny)
+
+
+def objective_output(call: str, fun: Callable, dtype, has_aux: bool):
+    """Trace ``fun`` at a scalar of ``dtype`` (no evaluation): ``(value_dtype, aux_shapes)``.
+
+    The value must be a real scalar; an integer or boolean value counts as ``dtype``.
+    """
+    try:
+        out = jax.eval_shape(fun, jax.ShapeDtypeStruct((), dtype))
+    except TypeError as error:  # a wrong signature, or an output that is no JAX type
         raise TypeError(
-            f"`jaxls.{call}`: `fun` must return a scalar, got {out}. "
-            "To search many problems at once, use `jax.vmap`."
+            f"`jaxls.{call}`: `fun` must take one scalar and return a real scalar"
+            f"{' and an aux' if has_aux else ''} (JAX types); calling it failed: {error}"
+        ) from error
+    aux = None
+    if has_aux:
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(
+                f"`jaxls.{call}(..., has_aux=True)`: `fun` must return a pair "
+                f"`(value, aux)`, got {out}."
+            )
+        out, aux = out
+    if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ():
+        hint = (
+            " If it returns `(value, aux)`, pass `has_aux=True`."
+            if isinstance(out, (tuple, list)) and not has_aux
+            else " To search many problems at once, use `jax.vmap`."
         )
-    return out.dtype if jnp.issubdtype(out.dtype, jnp.floating) else jnp.result_type(x)
+        raise TypeError(f"`jaxls.{call}`: `fun` must return a real scalar, got {out}.{hint}")
+    if jnp.issubdtype(out.dtype, jnp.complexfloating):
+        raise TypeError(
+            f"`jaxls.{call}`: `fun` must return a real scalar, got {out.dtype}: a complex "
+            "objective has no minimum. Minimise a real function of it, such as `jnp.abs(f(x))`."
+        )
+    if not jnp.issubdtype(out.dtype, jnp.floating) or getattr(out, "weak_type", False):
+        return dtype, aux  # integer, boolean or a weakly typed constant: the bounds' dtype
+    return out.dtype, aux
 
 
-def setup(call: str, fun: Callable, lower, upper, tol, max_evals: int, min_evals: int = 1):
-    """Validate eagerly what is concrete; turn the rest into arrays and an ``invalid`` flag."""
-    checks.ordered(call, "lower", lower, "upper", upper)
-    checks.positive(call, "tol", tol)
-    checks.int_at_least(call, "max_evals", max_evals, min_evals)
-    dtype = jnp.result_type(lower, upper, 1.0)
+def working_dtype(call: str, fun: Callable, data_dtype, has_aux: bool):
+    """The dtype rule: ``data_dtype`` promoted with the value's; and the aux template."""
+    value_dtype, aux = objective_output(call, fun, data_dtype, has_aux)
+    dtype = jnp.promote_types(data_dtype, value_dtype)
+    if dtype != data_dtype:  # fun is called with points of the wider dtype: trace it so
+        _, aux = objective_output(call, fun, dtype, has_aux)
+    zeros = None if aux is None else jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux)
+    return dtype, zeros
+
+
+def data_dtype(call: str, names: str, *values):
+    """The floating dtype of the data (bounds, or ``x0`` and ``step``): JAX's promotion."""
+    dtype = jnp.result_type(*values, 1.0)
     if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"`jaxls.{call}`: bounds must be real numbers, got dtype {dtype}.")
-    lower = jnp.asarray(lower, dtype)
-    upper = jnp.asarray(upper, dtype)
-    if lower.shape != () or upper.shape != ():
+        raise TypeError(f"`jaxls.{call}`: {names} must be real numbers, got dtype {dtype}.")
+    return dtype
+
+
+def as_scalar(call: str, name: str, value, dtype) -> jax.Array:
+    """``value`` as a scalar array of ``dtype``; a concrete one must not overflow it."""
+    if checks.is_concrete(value) and math.isfinite(float(value)):
+        if abs(float(value)) > float(jnp.finfo(dtype).max):
+            raise ValueError(
+                f"`jaxls.{call}({name}={float(value)!r})`: `{name}` overflows "
+                f"{np.dtype(dtype).name}. Use a wider dtype."
+            )
+    value = jnp.asarray(value, dtype)
+    if value.shape != ():
         raise ValueError(
-            f"`jaxls.{call}`: `lower` and `upper` must be scalars, got shapes "
-            f"{lower.shape} and {upper.shape}. Use `jax.vmap` for many problems."
+            f"`jaxls.{call}`: `{name}` must be a scalar, got shape {value.shape}. "
+            "Use `jax.vmap` for many problems."
         )
-    # A concrete tol was checked above; casting it may underflow (1e-300 in float32), which
-    # the clip to the resolution below repairs. A traced tol is checked here.
-    tol_ok = True if checks.is_concrete(tol) else jnp.asarray(tol) > 0
-    tol = jnp.asarray(tol, dtype)
-    invalid = ~(jnp.isfinite(lower) & jnp.isfinite(upper) & (lower < upper) & tol_ok)
-    safe_lower = jnp.where(invalid, jnp.zeros((), dtype), lower)
-    safe_upper = jnp.where(invalid, jnp.ones((), dtype), upper)
-    tol = jnp.maximum(jnp.where(invalid, 1, tol), resolution(safe_lower, safe_upper))
-    return Interval(
-        safe_lower,
-        safe_upper,
-        tol,
-        invalid,
-        value_dtype(call, fun, safe_lower),
-        lower,
-        upper,
+    return value
+
+
+def setup(
+    call: str,
+    fun: Callable,
+    lower,
+    upper,
+    tol=None,
+    max_evals: int | None = None,
+    has_aux: bool = False,
+    min_evals: int = 1,
+) -> Interval:
+    """Validate eagerly what is concrete; turn the rest into arrays and an ``invalid`` flag.
+
+    ``tol=None`` (the fixed-budget modes): no tolerance, the search succeeds when its budget
+    is spent, and stops with ``ROUNDING`` if the bracket reaches the resolution first.
+    """
+    checks.function(call, "fun", fun)
+    has_aux = checks.boolean(call, "has_aux", has_aux)
+    valid = checks.ordered(call, "lower", lower, "upper", upper)
+    if tol is not None:
+        valid = valid & checks.positive(call, "tol", tol)
+    if max_evals is not None:
+        checks.int_at_least(call, "max_evals", max_evals, min_evals)
+    dtype, aux = working_dtype(
+        call, fun, data_dtype(call, "`lower` and `upper`", lower, upper), has_aux
+    )
+    given_lower = as_scalar(call, "lower", lower, dtype)
+    given_upper = as_scalar(call, "upper", upper, dtype)
+    concrete = checks.is_concrete(lower) and checks.is_concrete(upper)
+    if concrete and not float(np.asarray(lower, dtype)) < float(np.asarray(upper, dtype)):
+        raise ValueError(
+            f"`jaxls.{call}(lower={float(lower)!r}, upper={float(upper)!r})`: `lower` and "
+            f"`upper` round to the same {np.dtype(dtype).name} number. Use a wider dtype."
+        )
+    if tol is None:
+        tol = jnp.zeros((), dtype)
+    else:
+        if concrete and checks.is_concrete(tol):
+            floor = _host_resolution(dtype, lower, upper)
+            if float(tol) < floor:
+                warnings.warn(
+                    f"`jaxls.{call}(tol={float(tol):.3g})`: {np.dtype(dtype).name} resolves "
+                    f"the minimiser on [{float(lower):.6g}, {float(upper):.6g}] only to "
+                    f"{floor:.3g} ({RESOLUTION_EPS} eps max(|lower|, |upper|)), so this "
+                    "`tol` cannot be met: the search will stop there with `Status.ROUNDING`. "
+                    f"Use `tol >= {floor:.3g}`, or a wider dtype (float64 bounds, with "
+                    "`jax.config.update('jax_enable_x64', True)`).",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        tol = jnp.asarray(tol, dtype)  # may underflow to 0: then only ROUNDING is possible
+    invalid = ~(
+        valid & jnp.isfinite(given_lower) & jnp.isfinite(given_upper) & (given_lower < given_upper)
+    )
+    return invalidate(
+        Interval(
+            given_lower,
+            given_upper,
+            tol,
+            resolution(given_lower, given_upper),
+            invalid,
+            given_lower,
+            given_upper,
+            has_aux,
+            aux,
+        ),
+        False,
     )
 
 
-def evaluate(fun: Callable, x, dtype):
-    return jnp.asarray(fun(x)).astype(dtype)
+def run_budget(step: Callable, state, num_evals: int, xs=None):
+    """`run_fixed` for a fixed-budget search: a budget spent on an undecided comparison (a
+    tie within rounding, ``state.ties > 0``) ends in ``ROUNDING``, not ``SUCCESS``."""
+    state = run_fixed(step, state, num_evals, xs=xs)
+    undecided = (state.status == Status.SUCCESS) & (state.ties > 0)
+    return state._replace(status=jnp.where(undecided, Status.ROUNDING, state.status))
+
+
+def invalidate(problem: Interval, bad) -> Interval:
+    """Mark more members invalid (``bad``): they run on ``[p, p]`` (see `Interval`)."""
+    invalid = problem.invalid | bad
+    lo, up = problem.given_lower, problem.given_upper
+    p = jnp.where(jnp.isfinite(lo), lo, jnp.where(jnp.isfinite(up), up, jnp.zeros((), lo.dtype)))
+    return problem._replace(
+        lower=jnp.where(invalid, p, problem.lower),
+        upper=jnp.where(invalid, p, problem.upper),
+        tol=jnp.where(invalid, jnp.ones((), lo.dtype), problem.tol),
+        invalid=invalid,
+    )
+
+
+def evaluate(fun: Callable, x, problem: Interval):
+    """``(value, aux)`` of ``fun`` at ``x``, the value in the search's dtype."""
+    return evaluate_as(fun, x, problem.dtype, problem.has_aux, problem.aux)
+
+
+def evaluate_as(fun: Callable, x, dtype, has_aux: bool, aux_like):
+    """``(value, aux)`` of ``fun`` at ``x``: the value cast to ``dtype``, the aux leaves to
+    those of ``aux_like`` (strongly typed, for the loop carry); aux is None without
+    ``has_aux``."""
+    out = fun(x)
+    value, aux = out if has_aux else (out, None)
+    value = jnp.asarray(value).astype(dtype)
+    aux = jax.tree.map(lambda leaf, like: jnp.asarray(leaf, like.dtype), aux, aux_like)
+    return value, aux
 
 
 def initial_status(problem: Interval):
@@ -105,26 +285,71 @@ def initial_status(problem: Interval):
 
 
 def spread(x, lower, upper):
-    """``max(x - lower, upper - x)``: the bound on ``|x - x*|`` the bracket certifies."""
+    """``max(x - lower, upper - x)``: the bound on ``|x - x*|`` the bracket certifies.
+
+    It overflows to ``inf`` only where it exceeds the dtype's range, which no tolerance
+    meets anyway.
+    """
     return jnp.maximum(x - lower, upper - x)
 
 
+def half_width(lower, upper):
+    """``(upper - lower) / 2``, finite for any finite bounds (``upper - lower`` may not be)."""
+    return upper / 2 - lower / 2
+
+
+def toward(x, end, fraction):
+    """``x + fraction (end - x)`` for ``0 <= fraction <= 1``, without overflow.
+
+    Halving is exact (above the subnormals), so this rounds as the plain formula does
+    wherever that one is finite.
+    """
+    return x + (2 * fraction) * half_width(x, end)
+
+
+def indistinct(value, best):
+    """Whether a new finite ``value`` is within rounding noise of the ``best`` so far,
+    ``|value - best| <= NOISE_EPS * eps * |value|`` (False while ``best`` is the initial
+    ``+inf``; a non-finite ``value`` stops the search anyway)."""
+    eps = jnp.finfo(value.dtype).eps
+    return jnp.abs(value - best) <= (NOISE_EPS * eps) * jnp.abs(value)
+
+
+def count_ties(ties, value, best):
+    """Comparisons in a row that rounding could not decide (`indistinct` values)."""
+    return jnp.where(indistinct(value, best), ties + 1, 0).astype(jnp.int32)
+
+
+def stop_status(spread_, problem: Interval, tol, finite, ties):
+    """The status after a step: ``NONFINITE`` if its value was not finite; ``SUCCESS`` when
+    the spread is within ``tol`` and the step's comparison was decided (not a tie within
+    rounding); ``ROUNDING`` at the dtype's resolution, or after ``MAX_TIES`` undecided
+    comparisons in a row (the values no longer resolve the minimiser); else ``RUNNING``."""
+    success = (spread_ <= tol) & (ties == 0)
+    rounding = (spread_ <= problem.resolution) | (ties >= MAX_TIES)
+    status = jnp.where(success, Status.SUCCESS, jnp.where(rounding, Status.ROUNDING, RUNNING))
+    return jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
+
+
 class Point(NamedTuple):
-    """A point and the objective value there."""
+    """A point, the objective value there, and (with ``has_aux``) its aux output."""
 
     x: jax.Array
     value: jax.Array
+    aux: Any = None
 
 
-def result(problem: Interval, x, value, lower, upper, num_evals, status) -> ScalarResult:
-    """Assemble the result; invalid members get NaN point and value and their given bounds."""
+def result(problem: Interval, x, value, lower, upper, num_evals, status, aux) -> ScalarResult:
+    """Assemble the result; invalid members get NaN point and value and their given bounds
+    (and the zero aux they started with)."""
     bad = problem.invalid
-    nan = jnp.asarray(np.nan, problem.lower.dtype)
+    nan = jnp.asarray(np.nan, problem.dtype)
     return ScalarResult(
         x=jnp.where(bad, nan, x),
-        value=jnp.where(bad, jnp.asarray(np.nan, problem.value_dtype), value),
+        value=jnp.where(bad, nan, value),
         lower=jnp.where(bad, problem.given_lower, lower),
         upper=jnp.where(bad, problem.given_upper, upper),
         num_evals=jnp.asarray(num_evals, jnp.int32),
         status=jnp.asarray(status, jnp.int32),
+        aux=aux,
     )

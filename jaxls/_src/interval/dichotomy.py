@@ -10,14 +10,15 @@ Either way the bracket halves. The very first step evaluates the midpoint itself
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxls._src import checks
 from jaxls._src.interval import common
-from jaxls._src.results import RUNNING, ScalarResult, Status
+from jaxls._src.interval.common import select
+from jaxls._src.results import ScalarResult
 
 
 class DichotomyState(NamedTuple):
@@ -25,7 +26,9 @@ class DichotomyState(NamedTuple):
     upper: jax.Array
     x: jax.Array  # the midpoint c of [lower, upper]
     value: jax.Array  # fun(x); +inf before the first evaluation
+    aux: Any  # fun's aux output at x (None without has_aux)
     probe_z: jax.Array  # phase: the next point is z = (x + upper) / 2 (else y, or x itself)
+    ties: jax.Array  # comparisons in a row that rounding could not decide
     num_evals: jax.Array
     status: jax.Array
 
@@ -35,8 +38,10 @@ def init(problem: common.Interval) -> DichotomyState:
         lower=problem.lower,
         upper=problem.upper,
         x=problem.lower / 2 + problem.upper / 2,
-        value=jnp.asarray(jnp.inf, problem.value_dtype),
+        value=jnp.asarray(jnp.inf, problem.dtype),
+        aux=problem.aux,
         probe_z=jnp.zeros((), bool),
+        ties=jnp.zeros((), jnp.int32),
         num_evals=jnp.zeros((), jnp.int32),
         status=common.initial_status(problem),
     )
@@ -45,8 +50,8 @@ def init(problem: common.Interval) -> DichotomyState:
 def make_step(fun: Callable, problem: common.Interval, tol) -> Callable:
     """One evaluation: the midpoint (first step), then ``y`` or ``z`` as the phase says.
 
-    Convergence, ``max(x - lower, upper - x) <= tol``, is only tested between halvings (pass
-    ``tol=0`` for a fixed budget).
+    Convergence, ``max(x - lower, upper - x) <= tol`` (or the dtype's resolution, for
+    ``ROUNDING``), is only tested between halvings (pass ``tol=0`` for a fixed budget).
     """
 
     def step(s: DichotomyState) -> DichotomyState:
@@ -55,7 +60,7 @@ def make_step(fun: Callable, problem: common.Interval, tol) -> Callable:
         z = s.x / 2 + s.upper / 2
         u = jnp.where(first, s.x, jnp.where(s.probe_z, z, y))
         u = jnp.clip(u, s.lower, s.upper)
-        fu = common.evaluate(fun, u, problem.value_dtype)
+        fu, aux_u = common.evaluate(fun, u, problem)
 
         phase_y = ~first & ~s.probe_z
         take_y = phase_y & (fu <= s.value)  # [lower, x] around y
@@ -65,6 +70,7 @@ def make_step(fun: Callable, problem: common.Interval, tol) -> Callable:
         upper = jnp.where(take_y, s.x, jnp.where(keep_x, u, s.upper))
         x = jnp.where(take_y | take_z, u, s.x)
         value = jnp.where(first | take_y | take_z, fu, s.value)
+        aux = select(first | take_y | take_z, aux_u, s.aux)
         probe_z = phase_y & ~take_y
 
         # A NaN or inf stops the search on the current midpoint; if it is the very first
@@ -74,12 +80,14 @@ def make_step(fun: Callable, problem: common.Interval, tol) -> Callable:
         upper = jnp.where(finite, upper, s.upper)
         x = jnp.where(finite, x, s.x)
         value = jnp.where(finite, value, jnp.where(first, fu, s.value))
+        aux = select(finite | first, aux, s.aux)
 
-        done = ~probe_z & (common.spread(x, lower, upper) <= tol)
-        status = jnp.where(finite, jnp.where(done, Status.SUCCESS, RUNNING), Status.NONFINITE)
-        return DichotomyState(
-            lower, upper, x, value, probe_z, s.num_evals + 1, status.astype(jnp.int32)
-        )
+        # Between halvings only: half-way through one the bracket is not yet certified.
+        spread = jnp.where(probe_z, jnp.inf, common.spread(x, lower, upper))
+        ties = common.count_ties(s.ties, fu, s.value)
+        status = common.stop_status(spread, problem, tol, finite, ties)
+        n = s.num_evals + 1
+        return DichotomyState(lower, upper, x, value, aux, probe_z, ties, n, status)
 
     return step
 
@@ -92,6 +100,7 @@ def dichotomy(
     tol=1e-6,
     max_evals: int = 200,
     num_evals: int | None = None,
+    has_aux: bool = False,
 ) -> ScalarResult:
     r"""Minimise a unimodal ``fun`` on ``[lower, upper]`` by the dichotomy method.
 
@@ -116,30 +125,50 @@ def dichotomy(
     phase flag says whether the next point is ``y`` or ``z``), so under `jax.vmap` an
     iteration costs one evaluation per member.
 
+    Dtypes and rounding as in `golden_section`: the search runs in the dtype of the bounds
+    promoted with that of ``fun``'s value, and stops with ``ROUNDING``, never ``SUCCESS``,
+    when the bracket reaches what the dtype resolves (``4 eps max(|lower|, |upper|)``; a
+    concrete ``tol`` below that warns at call time) or after two comparisons in a row that
+    were ties within rounding (``|f(u) - f(c)| <= 4 eps |f|``). Under `jax.vmap` a member
+    that stopped, or whose input is invalid, is still evaluated each step (its result
+    discarded) at a point of its own bracket, with invalid bounds at ``lower`` (else
+    ``upper``, else 0: the first that is finite); run alone, it is not.
+
     Args:
-      fun: scalar function of a scalar, written in ``jax.numpy``.
+      fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
+        returns ``(value, aux)``.
       lower: lower end of the interval (may be traced).
       upper: upper end, ``> lower`` (may be traced).
-      tol: absolute tolerance on the minimiser: on success the final bracket satisfies
-        ``max(x - lower, upper - x) <= tol``. Tolerances below what the dtype resolves
-        (``16 eps max(|lower|, |upper|)``) are clipped to it, so the loop always ends.
+      tol: absolute tolerance on the minimiser, ``> 0`` (may be traced): ``SUCCESS`` means
+        that the final bracket certifies ``max(x - lower, upper - x) <= tol``.
       max_evals: hard cap on evaluations (static Python int, ``>= 1``).
-      num_evals: fixed-budget mode. If given, make exactly this many evaluations in a fully
-        fixed-count loop (a `lax.scan`: no data-dependent predicate); ``tol`` and ``max_evals``
-        are then not used. The bracket then has width ``2^{-h} (upper - lower)`` after the
-        ``h`` halvings completed, ``(N - 1) / 2 <= h <= N - 1``.
+      num_evals: fixed-budget mode. If given, evaluate ``fun`` this many times in a loop of
+        fixed length (a `lax.scan`: no data-dependent predicate), fewer only if it stops
+        with ``NONFINITE`` or ``ROUNDING`` (``num_evals`` of the result counts the calls);
+        ``tol`` and ``max_evals`` are then not used. The bracket then has width
+        ``2^{-h} (upper - lower)`` after the ``h`` halvings completed,
+        ``(N - 1) / 2 <= h <= N - 1``.
+      has_aux: ``fun`` returns ``(value, aux)``; the result's ``aux`` is the one at ``x``.
 
     Returns:
       A `ScalarResult` whose ``x`` is the midpoint of the final bracket ``[lower, upper]``
-      and ``value = fun(x)``. ``status`` is ``SUCCESS``, ``MAX_EVALS`` (budget spent: the
-      current midpoint and its bracket are returned), ``NONFINITE`` (``fun`` returned NaN
-      or inf: the search stops on the last midpoint, whose value was finite, or on the first
-      point if its value was not) or ``INVALID_INPUT`` (traced bounds not finite or not
-      ordered, or ``tol <= 0``: nothing is evaluated, ``x`` and ``value`` are NaN).
+      and ``value = fun(x)``. ``status`` is ``SUCCESS``, ``ROUNDING`` (the dtype or the
+      values resolve no further: the current midpoint and its bracket are returned),
+      ``MAX_EVALS`` (budget spent: the same), ``NONFINITE`` (``fun`` returned NaN or inf:
+      the search stops on the last midpoint, whose value was finite, or on the first point
+      if its value was not) or ``INVALID_INPUT`` (traced bounds not finite or not ordered,
+      or ``tol`` not finite and ``> 0``: nothing is evaluated, ``x`` and ``value`` are NaN,
+      ``aux`` is zeros).
 
     Raises:
-      ValueError: for concrete bounds that are not finite or not ordered, ``tol <= 0``,
-        ``max_evals < 1`` or ``num_evals < 1``.
+      ValueError: for concrete bounds that are not finite, not ordered or not distinct in
+        the dtype, a concrete ``tol`` not finite and ``> 0``, ``max_evals < 1`` or
+        ``num_evals < 1``.
+      TypeError: ``fun`` is not callable or does not return a real scalar (or a pair, with
+        ``has_aux``); complex bounds; ``has_aux`` not a bool.
+
+    Warns:
+      UserWarning: a concrete ``tol`` below what the dtype resolves on concrete bounds.
 
     References:
       D. J. Wilde, Optimum Seeking Methods (1964), ch. 2 (dichotomous and bisection search);
@@ -155,13 +184,14 @@ def dichotomy(
       True
     """
     call = "dichotomy"
-    problem = common.setup(call, fun, lower, upper, tol, max_evals)
-    state = init(problem)
     if num_evals is not None:
         checks.int_at_least(call, "num_evals", num_evals, 1)
-        state = common.run_fixed(make_step(fun, problem, 0.0), state, num_evals)
+        checks.positive(call, "tol", tol)  # not used, but checked as in the other mode
+        checks.int_at_least(call, "max_evals", max_evals, 1)
+        problem = common.setup(call, fun, lower, upper, has_aux=has_aux)
+        state = common.run_budget(make_step(fun, problem, 0.0), init(problem), num_evals)
     else:
-        state = common.run_while(make_step(fun, problem, problem.tol), state, max_evals)
-    return common.result(
-        problem, state.x, state.value, state.lower, state.upper, state.num_evals, state.status
-    )
+        problem = common.setup(call, fun, lower, upper, tol, max_evals, has_aux)
+        state = common.run_while(make_step(fun, problem, problem.tol), init(problem), max_evals)
+    s = state
+    return common.result(problem, s.x, s.value, s.lower, s.upper, s.num_evals, s.status, s.aux)

@@ -41,30 +41,47 @@ def fibonacci_fractions(num_evals: int) -> list[float]:
     return fractions
 
 
-def fibonacci(fun: Callable, lower, upper, *, num_evals: int) -> ScalarResult:
-    r"""Minimise a unimodal ``fun`` on ``[lower, upper]`` with exactly ``num_evals`` evaluations.
+def fibonacci(
+    fun: Callable, lower, upper, *, num_evals: int, has_aux: bool = False
+) -> ScalarResult:
+    r"""Minimise a unimodal ``fun`` on ``[lower, upper]`` with ``num_evals`` evaluations.
 
     Fibonacci search is the minimax-optimal way to spend a fixed number ``N`` of
-    evaluations: the final bracket has width ``(upper - lower) (1 + 2 delta) / F_N``
+    evaluations: the final bracket has width at most ``(upper - lower) (1 + 2 delta) / F_N``
     (``F_0 = F_1 = 1``, ``delta = 0.01``), against ``0.618^(N-1) (upper - lower)`` for golden
-    section, about 17% wider. The number of iterations is static, so the loop is a `lax.scan` with
-    no data-dependent predicate, fast under ``jit`` and ``vmap``.
+    section, about 17% wider. The number of iterations is static, so the loop is a
+    `lax.scan` with no data-dependent predicate, fast under ``jit`` and ``vmap``.
+
+    Dtypes and rounding as in `golden_section`: the search runs in the dtype of the bounds
+    promoted with that of ``fun``'s value, and ends early with ``ROUNDING`` when the bracket
+    reaches what the dtype resolves (``4 eps max(|lower|, |upper|)``: a budget whose width
+    ``(upper - lower) / F_N`` is below it is partly wasted) or when two comparisons in a row
+    were ties within rounding. Run alone, a search that stopped evaluates ``fun`` no more,
+    and one with invalid input not at all; under `jax.vmap` such a member is still evaluated
+    each step (its result discarded) at a point of its own bracket, with invalid bounds at
+    ``lower`` (else ``upper``, else 0: the first that is finite).
 
     Args:
-      fun: scalar function of a scalar, written in ``jax.numpy``.
+      fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
+        returns ``(value, aux)``.
       lower: lower end of the interval (may be traced).
       upper: upper end, ``> lower`` (may be traced).
       num_evals: number of evaluations, a static Python int ``>= 1``.
+      has_aux: ``fun`` returns ``(value, aux)``; the result's ``aux`` is the one at ``x``.
 
     Returns:
-      A `ScalarResult` whose ``x`` is the best point evaluated and ``[lower, upper]`` the
-      final bracket. ``status`` is ``SUCCESS``, ``NONFINITE`` (``fun`` returned NaN or
-      inf: the search froze on the best finite point) or ``INVALID_INPUT`` (traced bounds
-      not finite or not ordered: ``x`` and ``value`` are NaN).
+      A `ScalarResult` whose ``x`` is the best point evaluated, ``[lower, upper]`` the
+      final bracket and ``num_evals`` the number of calls of ``fun``. ``status`` is
+      ``SUCCESS`` (``num_evals`` evaluations made), ``ROUNDING`` (stopped early, as above),
+      ``NONFINITE`` (``fun`` returned NaN or inf: the search stopped on the best finite
+      point) or ``INVALID_INPUT`` (traced bounds not finite or not ordered: nothing is
+      evaluated, ``x`` and ``value`` are NaN, ``aux`` is zeros).
 
     Raises:
-      ValueError: for concrete bounds that are not finite or not ordered, or
-        ``num_evals < 1``.
+      ValueError: for concrete bounds that are not finite, not ordered or not distinct in
+        the dtype, or ``num_evals < 1``.
+      TypeError: ``fun`` is not callable or does not return a real scalar (or a pair, with
+        ``has_aux``); complex bounds; ``num_evals`` not an int, ``has_aux`` not a bool.
 
     References:
       J. Kiefer, "Sequential minimax search for a maximum", Proc. AMS 4 (1953);
@@ -72,15 +89,15 @@ def fibonacci(fun: Callable, lower, upper, *, num_evals: int) -> ScalarResult:
 
     Example:
       >>> import jaxls
-      >>> res = jaxls.fibonacci(lambda x: (x - 2.0) ** 2, 0.0, 5.0, num_evals=30)
-      >>> width = float(res.upper - res.lower)  # 5 * (1 + 2 delta) / F_30, F_30 = 1346269
-      >>> print(f"{float(res.x):.5f}", int(res.num_evals), f"{width * 1346269 / 5:.3f}")
-      2.00000 30 1.020
+      >>> res = jaxls.fibonacci(lambda x: (x - 2.0) ** 2, 0.0, 5.0, num_evals=19)
+      >>> width = float(res.upper - res.lower)  # 5 * (1 + 2 delta) / F_19, F_19 = 6765
+      >>> print(f"{float(res.x):.3f}", int(res.num_evals), f"{width * 6765 / 5:.3f}")
+      2.000 19 1.020
     """
     call = "fibonacci"
     checks.int_at_least(call, "num_evals", num_evals, 1)
-    problem = common.setup(call, fun, lower, upper, 1.0, num_evals)
-    rhos = jnp.asarray(fibonacci_fractions(num_evals), problem.lower.dtype)
+    problem = common.setup(call, fun, lower, upper, has_aux=has_aux)
+    rhos = jnp.asarray(fibonacci_fractions(num_evals), problem.dtype)
     step = section.make_step(fun, problem, 0.0)
-    state = common.run_fixed(step, section.init(problem), num_evals, xs=rhos)
+    state = common.run_budget(step, section.init(problem), num_evals, xs=rhos)
     return section.finish(problem, state)

@@ -22,6 +22,7 @@ def golden_section(
     tol=1e-6,
     max_evals: int = 100,
     num_evals: int | None = None,
+    has_aux: bool = False,
 ) -> ScalarResult:
     r"""Minimise a unimodal ``fun`` on ``[lower, upper]`` by golden-section search.
 
@@ -29,34 +30,60 @@ def golden_section(
     shrinks the bracket by ``1/phi ~ 0.618``. After ``n`` evaluations the best point ``x``
     satisfies ``max(x - lower_n, upper_n - x) = 0.618^n (upper - lower)``, so the search
     converges after exactly ``n = ceil(log(tol / (upper - lower)) / log(0.618))``
-    evaluations (at least one).
+    evaluations (at least one), unless rounding stops it first (below).
 
     Departure from the lecture: its listing re-evaluates both interior points every
     iteration (two evaluations where the method promises one) and returns the midpoint of
     the bracket, whose value is never computed. Here each point is evaluated once, and the
     result is the best evaluated point with its own value.
 
+    Dtypes and rounding: the search runs in the floating dtype of the bounds promoted with
+    that of ``fun``'s value (an integer or boolean value counts as the bounds' dtype), calls
+    ``fun`` with points of it and returns them in it. It stops with ``ROUNDING``, never
+    ``SUCCESS``, when the bracket reaches what the dtype resolves,
+    ``4 eps max(|lower|, |upper|)`` (a concrete ``tol`` below that warns at call time), or
+    when two comparisons in a row were ties within rounding, ``|f(u) - f(x)| <= 4 eps |f|``:
+    near a smooth minimum values stop telling points apart at about ``sqrt(eps)`` relative,
+    long before the points themselves collapse. Widths are halved before they are
+    subtracted, so an interval wider than the dtype's largest number is searched as well.
+
+    Under `jax.vmap` members run in lockstep: one that stopped, or whose input is invalid,
+    is still evaluated each step (its result discarded) at a point of its own bracket; with
+    invalid bounds, at ``lower`` (else ``upper``, else 0: the first that is finite). Run
+    alone, it is not evaluated.
+
     Args:
-      fun: scalar function of a scalar, written in ``jax.numpy``.
+      fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
+        returns ``(value, aux)``.
       lower: lower end of the interval (may be traced).
       upper: upper end, ``> lower`` (may be traced).
-      tol: absolute tolerance on the minimiser: on success the final bracket satisfies
-        ``max(x - lower, upper - x) <= tol``. Tolerances below what the dtype resolves
-        (``16 eps max(|lower|, |upper|)``) are clipped to it, so the loop always ends.
+      tol: absolute tolerance on the minimiser, ``> 0`` (may be traced): ``SUCCESS`` means
+        that the final bracket certifies ``max(x - lower, upper - x) <= tol``.
       max_evals: hard cap on evaluations (static Python int, ``>= 1``).
-      num_evals: fixed-budget mode. If given, make exactly this many evaluations in a fully
-        fixed-count loop (a `lax.scan`: no data-dependent predicate); ``tol`` and ``max_evals``
-        are then not used. See also `fibonacci`, optimal for a fixed budget.
+      num_evals: fixed-budget mode. If given, evaluate ``fun`` this many times in a loop of
+        fixed length (a `lax.scan`: no data-dependent predicate), fewer only if it stops
+        with ``NONFINITE`` or ``ROUNDING`` (``num_evals`` of the result counts the calls);
+        ``tol`` and ``max_evals`` are then not used. See also `fibonacci`, optimal for a
+        fixed budget.
+      has_aux: ``fun`` returns ``(value, aux)``; the result's ``aux`` is the one at ``x``.
 
     Returns:
-      A `ScalarResult`. ``status`` is ``SUCCESS``, ``MAX_EVALS`` (budget spent: the best
-      point and its bracket are returned), ``NONFINITE`` (``fun`` returned NaN or inf: the
-      search stops on the best finite point) or ``INVALID_INPUT`` (traced bounds not finite
-      or not ordered, or ``tol <= 0``: nothing is evaluated, ``x`` and ``value`` are NaN).
+      A `ScalarResult`. ``status`` is ``SUCCESS``, ``ROUNDING`` (the dtype or the values
+      resolve no further: the best point and its bracket are returned), ``MAX_EVALS``
+      (budget spent: the same), ``NONFINITE`` (``fun`` returned NaN or inf: the search
+      stops on the best finite point) or ``INVALID_INPUT`` (traced bounds not finite or not
+      ordered, or ``tol`` not finite and ``> 0``: nothing is evaluated, ``x`` and ``value``
+      are NaN, ``aux`` is zeros).
 
     Raises:
-      ValueError: for concrete bounds that are not finite or not ordered, ``tol <= 0``,
-        ``max_evals < 1`` or ``num_evals < 1``.
+      ValueError: for concrete bounds that are not finite, not ordered or not distinct in
+        the dtype, a concrete ``tol`` not finite and ``> 0``, ``max_evals < 1`` or
+        ``num_evals < 1``.
+      TypeError: ``fun`` is not callable or does not return a real scalar (or a pair, with
+        ``has_aux``); complex bounds; ``has_aux`` not a bool.
+
+    Warns:
+      UserWarning: a concrete ``tol`` below what the dtype resolves on concrete bounds.
 
     References:
       J. Kiefer, "Sequential minimax search for a maximum", Proc. AMS 4 (1953).
@@ -64,18 +91,23 @@ def golden_section(
 
     Example:
       >>> import jax.numpy as jnp, jaxls
-      >>> res = jaxls.golden_section(lambda x: (x - 2.0) ** 2, 0.0, 5.0, tol=1e-6)
-      >>> print(f"{float(res.x):.5f}", int(res.num_evals), bool(res.converged))
-      2.00000 33 True
+      >>> res = jaxls.golden_section(lambda x: (x - 2.0) ** 2, 0.0, 5.0, tol=1e-5)
+      >>> print(f"{float(res.x):.4f}", int(res.num_evals), bool(res.converged))
+      2.0000 28 True
+      >>> res = jaxls.golden_section(jnp.cosh, -1.0, 2.0, tol=1e-5)  # flat in float32
+      >>> print(f"{float(res.x):.3f}", jaxls.Status(int(res.status)).name)
+      0.000 ROUNDING
     """
     call = "golden_section"
-    problem = common.setup(call, fun, lower, upper, tol, max_evals)
-    state = section.init(problem)
     if num_evals is not None:
         checks.int_at_least(call, "num_evals", num_evals, 1)
+        checks.positive(call, "tol", tol)  # not used, but checked as in the other mode
+        checks.int_at_least(call, "max_evals", max_evals, 1)
+        problem = common.setup(call, fun, lower, upper, has_aux=has_aux)
         step = section.make_step(fun, problem, 0.0, RHO)
-        state = common.run_fixed(step, state, num_evals)
+        state = common.run_budget(step, section.init(problem), num_evals)
     else:
+        problem = common.setup(call, fun, lower, upper, tol, max_evals, has_aux)
         step = section.make_step(fun, problem, problem.tol, RHO)
-        state = common.run_while(step, state, max_evals)
+        state = common.run_while(step, section.init(problem), max_evals)
     return section.finish(problem, state)

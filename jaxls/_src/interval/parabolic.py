@@ -11,7 +11,9 @@ consecutive points around the best of the four.
 The first steps evaluate the initial triple ``(lower, x_init, upper)``, one point per step
 (``x_init`` first); unevaluated points hold ``+inf``. When ``f(lower) < f(x_init)`` the
 minimiser lies in ``[lower, x_init]``, and ``upper`` is not evaluated: a point inside
-``[lower, x_init]`` is searched instead.
+``[lower, x_init]`` is searched instead. With ``has_aux``, each point of the triple carries
+its aux output, so that the best one's is at hand. Widths are taken in halves, so that an
+interval wider than the dtype's largest number is searched like any other.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from jaxls._src import checks
 from jaxls._src.interval import common
 from jaxls._src.interval.common import Point, select
 from jaxls._src.interval.golden import RHO
-from jaxls._src.results import RUNNING, ScalarResult, Status
+from jaxls._src.results import ScalarResult
 
 # Fall back to golden section after this many steps in a row that did not halve the bracket.
 MAX_STALLS = 2
@@ -39,24 +41,26 @@ class ParabolicState(NamedTuple):
     p1: Point  # the triple x1 < x2 < x3
     p2: Point
     p3: Point
-    width: jax.Array  # bracket width when it last halved
+    width: jax.Array  # half the bracket width when it last halved
     stalls: jax.Array  # steps since then (int32)
+    ties: jax.Array  # comparisons in a row that rounding could not decide
     num_evals: jax.Array
     status: jax.Array
 
 
 def init(problem: common.Interval, x_init) -> ParabolicState:
-    unknown = jnp.asarray(jnp.inf, problem.value_dtype)
-    middle = Point(x_init, unknown)
+    unknown = jnp.asarray(jnp.inf, problem.dtype)
+    middle = Point(x_init, unknown, problem.aux)
     return ParabolicState(
         lower=problem.lower,
         upper=problem.upper,
         best=middle,
-        p1=Point(problem.lower, unknown),
+        p1=Point(problem.lower, unknown, problem.aux),
         p2=middle,
-        p3=Point(problem.upper, unknown),
-        width=problem.upper - problem.lower,
+        p3=Point(problem.upper, unknown, problem.aux),
+        width=common.half_width(problem.lower, problem.upper),
         stalls=jnp.zeros((), jnp.int32),
+        ties=jnp.zeros((), jnp.int32),
         num_evals=jnp.zeros((), jnp.int32),
         status=common.initial_status(problem),
     )
@@ -73,13 +77,13 @@ def certify(p1: Point, p2: Point, p3: Point):
 
 
 def make_step(fun: Callable, problem: common.Interval) -> Callable:
-    """One evaluation; converged when ``max(x - lower, upper - x) <= tol``."""
-    dtype = problem.lower.dtype
-    tol = problem.tol
-    half = tol / 2
+    """One evaluation; converged when ``max(x - lower, upper - x) <= tol`` (``ROUNDING`` at the
+    dtype's resolution)."""
+    dtype = problem.dtype
+    half = problem.stop / 2
 
     def step(s: ParabolicState) -> ParabolicState:
-        (x1, f1), (x2, f2), (x3, f3) = s.p1, s.p2, s.p3
+        (x1, f1, _), (x2, f2, _), (x3, f3, _) = s.p1, s.p2, s.p3
         x, lower, upper = s.best.x, s.lower, s.upper
         bracketing = (f2 <= f1) & (f2 <= f3)
 
@@ -101,8 +105,8 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
         parabolic = convex & (inside | beyond) & (s.stalls < MAX_STALLS)
 
         # Otherwise a golden-section step from the best point into the larger segment.
-        right = upper - x >= x - lower
-        golden = x + RHO * (jnp.where(right, upper, lower) - x)
+        right = common.half_width(x, upper) >= common.half_width(lower, x)
+        golden = common.toward(x, jnp.where(right, upper, lower), RHO)
         u = jnp.where(parabolic, jnp.clip(vertex, lower, upper), golden)
         # Never closer than tol / 2 to the best point: this is what makes the bracket shrink
         # to the tolerance once the vertex sits on the best point.
@@ -115,8 +119,8 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
         init_x1 = n == 1
         init_x3 = (n == 2) & (f2 <= f1)
         u = jnp.where(init_x2, x2, jnp.where(init_x1, x1, jnp.where(init_x3, x3, u)))
-        fu = common.evaluate(fun, u, problem.value_dtype)
-        new = Point(u, fu)
+        fu, aux = common.evaluate(fun, u, problem)
+        new = Point(u, fu, aux)
 
         # Keep the three consecutive points around the best of the four. When the best is
         # an end of the triple, u lies between it and x2 and is kept next to it. A tie keeps
@@ -133,7 +137,7 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
         lower, upper, best = certify(p1, p2, p3)
 
         # Fall back to golden section until the bracket halves again.
-        width = upper - lower
+        width = common.half_width(lower, upper)
         halved = ~searching | (width <= s.width / 2)
         stalls = jnp.where(halved, 0, s.stalls + 1).astype(jnp.int32)
         width = jnp.where(halved, width, s.width)
@@ -149,21 +153,30 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
             select(finite, p, old) for p, old in zip((p1, p2, p3), (s.p1, s.p2, s.p3), strict=True)
         )
 
-        done = common.spread(best.x, lower, upper) <= tol
-        status = jnp.where(finite, jnp.where(done, Status.SUCCESS, RUNNING), Status.NONFINITE)
-        return ParabolicState(
-            lower, upper, best, p1, p2, p3, width, stalls, n + 1, status.astype(jnp.int32)
-        )
+        ties = common.count_ties(s.ties, fu, s.best.value)
+        spread = common.spread(best.x, lower, upper)
+        status = common.stop_status(spread, problem, problem.tol, finite, ties)
+        return ParabolicState(lower, upper, best, p1, p2, p3, width, stalls, ties, n + 1, status)
 
     return step
 
 
 def finish(problem: common.Interval, s: ParabolicState) -> ScalarResult:
-    return common.result(problem, s.best.x, s.best.value, s.lower, s.upper, s.num_evals, s.status)
+    best = s.best
+    return common.result(
+        problem, best.x, best.value, s.lower, s.upper, s.num_evals, s.status, best.aux
+    )
 
 
 def parabolic(
-    fun: Callable, lower, upper, *, tol=1e-6, max_evals: int = 100, x_init=None
+    fun: Callable,
+    lower,
+    upper,
+    *,
+    tol=1e-6,
+    max_evals: int = 100,
+    x_init=None,
+    has_aux: bool = False,
 ) -> ScalarResult:
     r"""Minimise ``fun`` on ``[lower, upper]`` by successive parabolic interpolation.
 
@@ -187,28 +200,46 @@ def parabolic(
     its value, not the midpoint ``(x1 + x3) / 2`` whose value is never computed; and the
     values of the triple are kept with its points, so each point is evaluated once.
 
+    Dtypes and rounding as in `golden_section`: the search runs in the dtype of the bounds
+    promoted with that of ``fun``'s value, and stops with ``ROUNDING``, never ``SUCCESS``,
+    when the bracket reaches what the dtype resolves (``4 eps max(|lower|, |upper|)``; a
+    concrete ``tol`` below that warns at call time, and the steps then keep that resolution
+    from the best point) or after two comparisons in a row that were ties within rounding
+    (``|f(u) - f(x)| <= 4 eps |f|``). Under `jax.vmap` a member that stopped, or whose
+    input is invalid, is still evaluated each step (its result discarded) at a point of
+    its own bracket, with invalid input at ``lower`` (else ``upper``, else 0: the first
+    that is finite); run alone, it is not.
+
     Args:
-      fun: scalar function of a scalar, written in ``jax.numpy``.
+      fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
+        returns ``(value, aux)``.
       lower: lower end of the interval (may be traced).
       upper: upper end, ``> lower`` (may be traced).
-      tol: absolute tolerance on the minimiser: on success the final bracket satisfies
-        ``max(x - lower, upper - x) <= tol``. Tolerances below what the dtype resolves
-        (``16 eps max(|lower|, |upper|)``) are clipped to it, so the loop always ends.
+      tol: absolute tolerance on the minimiser, ``> 0`` (may be traced): ``SUCCESS`` means
+        that the final bracket certifies ``max(x - lower, upper - x) <= tol``.
       max_evals: hard cap on evaluations (static Python int, ``>= 1``).
       x_init: the initial middle point, strictly inside ``(lower, upper)`` (may be traced);
         by default the midpoint. The initial triple is ``(lower, x_init, upper)``.
+      has_aux: ``fun`` returns ``(value, aux)``; the result's ``aux`` is the one at ``x``.
 
     Returns:
       A `ScalarResult`: ``x`` the best point evaluated, ``value = fun(x)``, ``[lower, upper]``
-      the final bracket. ``status`` is ``SUCCESS``, ``MAX_EVALS`` (budget spent: the best
-      point and its bracket are returned), ``NONFINITE`` (``fun`` returned NaN or inf: the
-      search stops on the best finite point) or ``INVALID_INPUT`` (traced bounds not finite
-      or not ordered, ``tol <= 0``, or ``x_init`` not strictly inside: nothing is evaluated,
-      ``x`` and ``value`` are NaN).
+      the final bracket. ``status`` is ``SUCCESS``, ``ROUNDING`` (the dtype or the values
+      resolve no further: the best point and its bracket are returned), ``MAX_EVALS``
+      (budget spent: the same), ``NONFINITE`` (``fun`` returned NaN or inf: the search
+      stops on the best finite point) or ``INVALID_INPUT`` (traced bounds not finite or not
+      ordered, ``tol`` not finite and ``> 0``, or ``x_init`` not strictly inside: nothing
+      is evaluated, ``x`` and ``value`` are NaN, ``aux`` is zeros).
 
     Raises:
-      ValueError: for concrete bounds that are not finite or not ordered, ``tol <= 0``,
-        ``max_evals < 1``, or a concrete ``x_init`` not strictly inside ``(lower, upper)``.
+      ValueError: for concrete bounds that are not finite, not ordered or not distinct in
+        the dtype, a concrete ``tol`` not finite and ``> 0``, ``max_evals < 1``, or a
+        concrete ``x_init`` not strictly inside ``(lower, upper)``.
+      TypeError: ``fun`` is not callable or does not return a real scalar (or a pair, with
+        ``has_aux``); complex bounds; ``has_aux`` not a bool.
+
+    Warns:
+      UserWarning: a concrete ``tol`` below what the dtype resolves on concrete bounds.
 
     References:
       Nocedal & Wright, Numerical Optimization (2006), sec. 3.5; R. P. Brent, Algorithms for
@@ -217,26 +248,21 @@ def parabolic(
 
     Example:
       >>> import jaxls
-      >>> res = jaxls.parabolic(lambda x: (x - 2.0) ** 2, 0.0, 5.0, tol=1e-6)
+      >>> res = jaxls.parabolic(lambda x: (x - 2.0) ** 2, 0.0, 5.0, tol=1e-5)
       >>> print(f"{float(res.x):.6f}", int(res.num_evals), bool(res.converged))
       2.000000 6 True
     """
     call = "parabolic"
-    problem = common.setup(call, fun, lower, upper, tol, max_evals)
-    dtype = problem.lower.dtype
+    problem = common.setup(call, fun, lower, upper, tol, max_evals, has_aux)
     if x_init is None:
-        x_init = (problem.lower + problem.upper) / 2
+        x_init = problem.lower / 2 + problem.upper / 2
     else:
         checks.finite(call, "x_init", x_init)
         if checks.is_concrete(x_init) and checks.is_concrete(lower) and checks.is_concrete(upper):
             checks.open_interval(call, "x_init", x_init, float(lower), float(upper))
-        x_init = jnp.asarray(x_init, dtype)
-        if x_init.shape != ():
-            raise ValueError(
-                f"`jaxls.{call}`: `x_init` must be a scalar, got shape {x_init.shape}."
-            )
+        x_init = common.as_scalar(call, "x_init", x_init, problem.dtype)
         bad = ~((problem.given_lower < x_init) & (x_init < problem.given_upper))
-        problem = problem._replace(invalid=problem.invalid | bad)
-        x_init = jnp.where(problem.invalid, (problem.lower + problem.upper) / 2, x_init)
+        problem = common.invalidate(problem, bad)
+        x_init = jnp.where(problem.invalid, problem.lower, x_init)
     state = common.run_while(make_step(fun, problem), init(problem, x_init), max_evals)
     return finish(problem, state)

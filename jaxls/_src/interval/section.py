@@ -7,19 +7,20 @@ of the bracket that must contain the minimiser of a unimodal function (Kiefer 19
 
 Before any evaluation ``x`` is a placeholder at ``upper`` with value ``+inf``: the first step
 then lands at ``lower + rho * (upper - lower)`` and the generic update keeps the whole bracket,
-so no evaluation is special-cased.
+so no evaluation is special-cased. Widths are taken in halves (`common.toward`), so that an
+interval wider than the dtype's largest number is searched like any other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxls._src.interval import common
-from jaxls._src.results import RUNNING, Status
+from jaxls._src.interval.common import select
 
 
 class SectionState(NamedTuple):
@@ -27,6 +28,8 @@ class SectionState(NamedTuple):
     upper: jax.Array
     x: jax.Array
     value: jax.Array
+    aux: Any  # fun's aux output at x (None without has_aux)
+    ties: jax.Array
     num_evals: jax.Array
     status: jax.Array
 
@@ -36,7 +39,9 @@ def init(problem: common.Interval) -> SectionState:
         lower=problem.lower,
         upper=problem.upper,
         x=problem.upper,
-        value=jnp.asarray(jnp.inf, problem.value_dtype),
+        value=jnp.asarray(jnp.inf, problem.dtype),
+        aux=problem.aux,
+        ties=jnp.zeros((), jnp.int32),
         num_evals=jnp.zeros((), jnp.int32),
         status=common.initial_status(problem),
     )
@@ -45,16 +50,19 @@ def init(problem: common.Interval) -> SectionState:
 def make_step(fun: Callable, problem: common.Interval, tol, rho=None) -> Callable:
     """One evaluation at ``rho * (upper - lower)`` from the end far from ``x``.
 
-    The search is declared converged when ``max(x - lower, upper - x) <= tol`` (pass
-    ``tol=0`` for a fixed budget). ``rho`` is fixed here or given to each call of the step.
+    The search succeeds when ``max(x - lower, upper - x) <= tol`` and stops with
+    ``ROUNDING`` at the dtype's resolution (pass ``tol=0`` for a fixed budget). ``rho`` is
+    fixed here or given to each call of the step.
     """
 
     def step(s: SectionState, rho=rho) -> SectionState:
-        width = s.upper - s.lower
+        # Either difference may overflow, never both (they add up to the width): the
+        # comparison is right even then.
         x_right = s.x - s.lower > s.upper - s.x
-        u = jnp.where(x_right, s.lower + rho * width, s.upper - rho * width)
+        far = jnp.where(x_right, s.lower, s.upper)
+        u = common.toward(far, jnp.where(x_right, s.upper, s.lower), rho)
         u = jnp.clip(u, s.lower, s.upper)
-        fu = common.evaluate(fun, u, problem.value_dtype)
+        fu, aux_u = common.evaluate(fun, u, problem)
 
         better = fu <= s.value
         left = u < s.x
@@ -71,13 +79,14 @@ def make_step(fun: Callable, problem: common.Interval, tol, rho=None) -> Callabl
         upper = jnp.where(finite, upper, s.upper)
         x = jnp.where(finite, x, jnp.where(first, u, s.x))
         value = jnp.where(finite, value, jnp.where(first, fu, s.value))
+        aux = select(jnp.where(finite, better, first), aux_u, s.aux)  # the aux of x
 
-        done = common.spread(x, lower, upper) <= tol
-        status = jnp.where(finite, jnp.where(done, Status.SUCCESS, RUNNING), Status.NONFINITE)
-        return SectionState(lower, upper, x, value, s.num_evals + 1, status.astype(jnp.int32))
+        ties = common.count_ties(s.ties, fu, s.value)
+        status = common.stop_status(common.spread(x, lower, upper), problem, tol, finite, ties)
+        return SectionState(lower, upper, x, value, aux, ties, s.num_evals + 1, status)
 
     return step
 
 
 def finish(problem: common.Interval, s: SectionState):
-    return common.result(problem, s.x, s.value, s.lower, s.upper, s.num_evals, s.status)
+    return common.result(problem, s.x, s.value, s.lower, s.upper, s.num_evals, s.status, s.aux)
