@@ -365,8 +365,14 @@ def entries() -> list[Entry]:
         found.append(Entry("jaxls goldstein", _jaxls("goldstein"), _p("goldstein")))
     if present["wolfe"]:
         if "strong" in inspect.signature(jaxls.wolfe).parameters:
-            found.append(Entry("jaxls wolfe (strong)", _jaxls("wolfe", strong=True), _p("strong")))
-            found.append(Entry("jaxls wolfe (weak)", _jaxls("wolfe", strong=False), _p("weak")))
+            # dcsrch's settings (the defaults grow=2, epsilon=None serve float32 instead).
+            dcsrch = {"grow": 4.0, "epsilon": 0.0}
+            found.append(
+                Entry("jaxls wolfe (strong)", _jaxls("wolfe", strong=True, **dcsrch), _p("strong"))
+            )
+            found.append(
+                Entry("jaxls wolfe (weak)", _jaxls("wolfe", strong=False, **dcsrch), _p("weak"))
+            )
         else:
             found.append(Entry("jaxls wolfe", _jaxls("wolfe"), _p("strong")))
     if present["hager_zhang"]:

@@ -5,6 +5,9 @@ to locate the minimiser to ``--tol`` and the error it reaches; the throughput of
 golden-section search over many problems at once under ``jax.vmap``; Rosenbrock minimised
 by steepest descent with exact line search and by L-BFGS with a Wolfe search, as optax
 rules; and the lecture's automatic-differentiation example, node by node.
+
+It runs in JAX's default configuration, float32, as most users do; ``--x64`` runs it in
+float64 (inside `jax.enable_x64`), with tolerances that float64 resolves.
 """
 
 from __future__ import annotations
@@ -12,10 +15,9 @@ from __future__ import annotations
 import argparse
 import time
 
+import contextlib
+
 import jax
-
-jax.config.update("jax_enable_x64", True)
-
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -37,7 +39,8 @@ def run(method: str, problem: zoo.IntervalProblem, tol: float, budget: int):
 def comparison(tol: float) -> str:
     head = f"{'problem':<15}" + "".join(f"{m:>22}" for m in METHODS)
     lines = [
-        f"Evaluations and |x - x*| to tol = {tol:g} (fibonacci: golden's budget)",
+        f"Evaluations and |x - x*| to tol = {tol:g} (fibonacci: golden's budget; "
+        "~: stopped with ROUNDING where values tie at rounding level, !: failed)",
         head,
         "-" * len(head),
     ]
@@ -51,7 +54,8 @@ def comparison(tol: float) -> str:
                 if method == "golden_section"
                 else run(method, problem, tol, int(golden.num_evals))
             )
-            flag = "" if bool(res.converged) else "!"
+            rounding = int(res.status) == jaxls.Status.ROUNDING
+            flag = "" if bool(res.converged) else ("~" if rounding else "!")
             totals[method] += int(res.num_evals)
             error = abs(float(res.x) - problem.xmin)
             cells.append(f"{int(res.num_evals):>5d}{flag:1} {error:9.1e}      ")
@@ -60,14 +64,14 @@ def comparison(tol: float) -> str:
     return "\n".join(lines)
 
 
-def throughput(n: int) -> str:
+def throughput(n: int, tol: float) -> str:
     centres = jnp.asarray(np.random.default_rng(0).uniform(1.0, 5.0, n))
 
     @jax.jit
     @jax.vmap
     def solve(c):
         fun = lambda x: zoo.lecture(x * (2.0 * np.sqrt(2.0) / c))
-        return jaxls.golden_section(fun, 0.0, 6.0, tol=1e-6)
+        return jaxls.golden_section(fun, 0.0, 6.0, tol=tol)
 
     jax.block_until_ready(solve(centres))
     start = time.perf_counter()
@@ -80,18 +84,19 @@ def throughput(n: int) -> str:
     )
 
 
-def training() -> str:
+def training(tol: float, line_tol: float) -> str:
     rosenbrock = lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
     x0 = jnp.array([-1.2, 1.0])
     rules = {
         "steepest descent + golden section": optax.chain(
-            optax.sgd(1.0), scale_by_line_search(jaxls.golden_section, step_max=1.0, tol=1e-9)
+            optax.sgd(1.0), scale_by_line_search(jaxls.golden_section, step_max=1.0, tol=line_tol)
         ),
         "L-BFGS + strong Wolfe": optax.lbfgs(linesearch=scale_by_line_search(jaxls.wolfe)),
     }
-    lines = ["Rosenbrock from (-1.2, 1) to ||grad|| <= 1e-6, jaxls searches as optax rules:"]
+    lines = [f"Rosenbrock from (-1.2, 1) to ||grad|| <= {tol:g}, jaxls searches as optax rules:"]
     for name, opt in rules.items():
-        res = jax.jit(lambda x, opt=opt: minimize(rosenbrock, x, opt, max_steps=20_000))(x0)
+        run = lambda x, opt=opt: minimize(rosenbrock, x, opt, max_steps=20_000, tol=tol)
+        res = jax.jit(run)(x0)
         lines.append(
             f"  {name:<35} steps {int(res.num_steps):>6,}  evaluations {int(res.num_evals):>7,}"
             f"  x = {np.round(np.asarray(res.params), 6)}  {jaxls.Status(int(res.status)).name}"
@@ -116,14 +121,23 @@ def differentiation() -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxls", description=__doc__)
-    parser.add_argument("--tol", type=float, default=1e-6)
+    parser.add_argument(
+        "--tol", type=float, default=None, help="interval tolerance (1e-2; 1e-6 with --x64)"
+    )
     parser.add_argument("--problems", type=int, default=100_000, help="vmap batch size")
+    parser.add_argument("--x64", action="store_true", help="float64 instead of float32")
     args = parser.parse_args(argv)
-    print(f"jaxls {jaxls.__version__}, jax {jax.__version__}\n")
-    print(comparison(args.tol))
-    print("\n" + throughput(args.problems))
-    print("\n" + training())
-    print("\n" + differentiation())
+    context = jax.enable_x64(True) if args.x64 else contextlib.nullcontext()
+    with context:
+        dtype = jnp.zeros(()).dtype
+        # Values locate a smooth minimiser only to ~sqrt(eps) |x*|, and the searches report
+        # ROUNDING below that: ~2e-3 on the zoo in float32, ~1e-7 in float64.
+        tol = args.tol if args.tol is not None else (1e-6 if args.x64 else 1e-2)
+        print(f"jaxls {jaxls.__version__}, jax {jax.__version__}, {dtype}\n")
+        print(comparison(tol))
+        print("\n" + throughput(args.problems, tol))
+        print("\n" + training(*((1e-6, 1e-9) if args.x64 else (1e-4, 1e-5))))
+        print("\n" + differentiation())
     print("\nbenchmarks/*.py compare with scipy, optax, jaxopt and jax; see benchmarks/README.md.")
 
 

@@ -7,6 +7,7 @@ from jaxls import zoo
 def test_main_job_prints_every_search_and_problem(capsys):
     main_module.main(["--problems", "1000"])
     out = capsys.readouterr().out
+    assert "float32" in out.splitlines()[0]  # JAX's default configuration
     for name in main_module.METHODS:
         assert name in out
     for problem in zoo.INTERVAL:
@@ -15,9 +16,20 @@ def test_main_job_prints_every_search_and_problem(capsys):
     names = {p.name for p in zoo.INTERVAL}
     rows = [line for line in out.splitlines() if line.split() and line.split()[0] in names]
     assert len(rows) == len(zoo.INTERVAL)
-    assert not any("!" in row for row in rows)  # "!" marks a search that did not converge
+    assert not any("!" in row for row in rows)  # "!" marks a failed search ("~": ROUNDING)
     # The optax rules reach the minimiser, and the AD table is the lecture's graph.
     training = [line for line in out.splitlines() if "steps" in line and "evaluations" in line]
     assert len(training) == 2 and all(line.rstrip().endswith("SUCCESS") for line in training)
     for node in ("v1    log", "v2    mul", "v3    sqrt", "v4    add"):
         assert node in out
+
+
+def test_main_job_runs_in_float64_with_x64(capsys):
+    main_module.main(["--problems", "100", "--x64"])
+    out = capsys.readouterr().out
+    assert "float64" in out.splitlines()[0]
+    names = {p.name for p in zoo.INTERVAL}
+    rows = [line for line in out.splitlines() if line.split() and line.split()[0] in names]
+    assert len(rows) == len(zoo.INTERVAL) and not any("!" in row for row in rows)
+    training = [line for line in out.splitlines() if "steps" in line and "evaluations" in line]
+    assert len(training) == 2 and all(line.rstrip().endswith("SUCCESS") for line in training)
