@@ -79,9 +79,10 @@ def scalar(call: str, name: str, value):
             f"{np.shape(value)}. Use `jax.vmap` to give each problem its own `{name}`."
         )
     dtype = value.dtype
-    if jnp.issubdtype(dtype, jnp.complexfloating) or dtype == bool:
+    if jnp.issubdtype(dtype, jnp.complexfloating) or jnp.issubdtype(dtype, jnp.bool_):
         raise TypeError(
-            f"`jaxls.{call}({name}=...)`: `{name}` must be a real number, got dtype {dtype}."
+            f"`jaxls.{call}({name}=...)`: `{name}` must be a real number, "
+            f"got dtype {dtype}."
         )
     return value
 
@@ -123,7 +124,9 @@ def greater_than(call: str, name: str, value, bound: float):
 
 
 def at_least(call: str, name: str, value, bound: float):
-    return _check(call, name, value, lambda v: (v >= bound) & _isfinite(v), f"finite and >= {bound}")
+    return _check(
+        call, name, value, lambda v: (v >= bound) & _isfinite(v), f"finite and >= {bound}"
+    )
 
 
 def ordered(call: str, lower_name: str, lower, upper_name: str, upper):

@@ -58,8 +58,8 @@ _MESSAGES = {
     "be unbounded below along the direction); the best point found is returned",
     Status.ROUNDING: "the interval shrank to what the dtype resolves before the requested "
     "tolerance or conditions were met (a tolerance below the dtype's resolution, values that "
-    "rounding no longer tells apart, or a decrease lost to rounding); the best point found is returned (for a step search: the best step "
-    "that decreases the objective, or step 0)",
+    "rounding no longer tells apart, or a decrease lost to rounding); the best point found "
+    "is returned (for a step search: the best step that decreases the objective, or step 0)",
     Status.NO_DECREASE: "the best point the search found does not decrease the objective below "
     "its value at the start; step 0 returned",
     Status.MAX_STEPS: "the optimiser's step budget `max_steps` ran out before the gradient norm "
