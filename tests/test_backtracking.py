@@ -342,3 +342,14 @@ def test_reference_above_the_value_accepts_a_small_increase():
     assert int(res.status) == S.SUCCESS and float(res.step) == 1.0
     for ignored in (0.5, jnp.nan, jnp.inf):  # below f(x), or not finite: the monotone rule
         assert float(jaxls.backtracking(f, x, d, reference=ignored).step) == 0.5
+
+
+@pytest.mark.parametrize("search", [jaxls.backtracking, jaxls.goldstein])
+def test_value_only_trials_need_a_budget_of_two_calls(search):
+    """With value-only trials the last call is the gradient at the accepted step: a budget
+    of one call could never try a step, so it is refused rather than reported as MAX_EVALS."""
+    f = lambda x: jnp.sum((x - 1.0) ** 2)
+    with pytest.raises(ValueError, match="max_evals"):
+        search(f, jnp.zeros(2), jnp.ones(2), max_evals=1)
+    res = search(f, jnp.zeros(2), jnp.ones(2), max_evals=1, trial_grads=True)
+    assert int(res.num_evals) == 1

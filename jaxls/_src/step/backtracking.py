@@ -105,7 +105,8 @@ def backtracking(
         sec. 3.5).
       trial_grads: evaluate the gradient at every trial (above). Default False.
       max_evals: hard cap on calls of the objective, the one at ``x`` and the final
-        gradient included (without ``trial_grads``, trials stop when one call is left).
+        gradient included (without ``trial_grads``, trials stop when one call is left, so
+        ``max_evals >= 2``).
 
     Returns:
       A `LineSearchResult`. ``status``: ``SUCCESS``; ``NOT_DESCENT`` (``phi'(0) >= 0``:
@@ -141,6 +142,8 @@ def backtracking(
     call = "backtracking"
     interpolate = checks.boolean(call, "interpolate", interpolate)
     trial_grads = checks.boolean(call, "trial_grads", trial_grads)
+    # Value-only trials keep one call for the gradient at the accepted step.
+    checks.int_at_least(call, "max_evals", max_evals, 1 if trial_grads else 2)
     valid = checks.open_interval(call, "c1", c1, 0.0, 1.0) & checks.open_interval(
         call, "shrink", shrink, 0.0, 1.0
     )

@@ -131,7 +131,8 @@ def goldstein(
         number of the dtype. ``step_init`` is clipped to it.
       trial_grads: evaluate the gradient at every trial (above). Default False.
       max_evals: hard cap on calls of the objective, the one at ``x`` and the final
-        gradient included (without ``trial_grads``, trials stop when one call is left).
+        gradient included (without ``trial_grads``, trials stop when one call is left, so
+        ``max_evals >= 2``).
 
     Returns:
       A `LineSearchResult`. ``status``: ``SUCCESS`` (the conditions hold at ``step``);
@@ -165,6 +166,8 @@ def goldstein(
     """
     call = "goldstein"
     trial_grads = checks.boolean(call, "trial_grads", trial_grads)
+    # Value-only trials keep one call for the gradient at the accepted step.
+    checks.int_at_least(call, "max_evals", max_evals, 1 if trial_grads else 2)
     valid = checks.open_interval(call, "c", c, 0.0, 0.5) & checks.greater_than(
         call, "grow", grow, 1.0
     )
