@@ -81,8 +81,7 @@ def scalar(call: str, name: str, value):
     dtype = value.dtype
     if jnp.issubdtype(dtype, jnp.complexfloating) or jnp.issubdtype(dtype, jnp.bool_):
         raise TypeError(
-            f"`jaxls.{call}({name}=...)`: `{name}` must be a real number, "
-            f"got dtype {dtype}."
+            f"`jaxls.{call}({name}=...)`: `{name}` must be a real number, got dtype {dtype}."
         )
     return value
 
