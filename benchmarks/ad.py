@@ -60,6 +60,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax
 
+# float64: jaxls.ad is compared with jax at equal precision, as the figures in
+# benchmarks/README.md were measured; the test suite also checks float32 and bfloat16.
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp

@@ -41,6 +41,8 @@ from typing import NamedTuple
 
 import jax
 
+# float64: the reference (MINPACK-2 dcsrch via scipy) and the paper's tables are float64;
+# benchmarks/float32.py measures JAX's default configuration.
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp

@@ -58,6 +58,8 @@ from typing import Any, NamedTuple
 
 import jax
 
+# float64: scipy's L-BFGS-B and the 1e-6 gradient tolerance on Rosenbrock 1000 need it;
+# benchmarks/float32.py measures the same rules in JAX's default float32.
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp
