@@ -17,6 +17,7 @@ bfloat16 output) is cast to the dtype it seeds.
 from __future__ import annotations
 
 import operator
+from typing import Any, NamedTuple
 from collections.abc import Callable, Sequence
 
 import jax
@@ -475,26 +476,54 @@ def value_and_grad(
     return _value_and_grad("value_and_grad", fun, argnums, has_aux, holomorphic, allow_int)
 
 
-def _value_and_grad(call, fun, argnums, has_aux, holomorphic, allow_int):
+class _Config(NamedTuple):
+    """The checked configuration of a differentiating transform."""
+
+    nums: Any
+    has_aux: bool
+    holomorphic: bool
+    allow_int: bool
+    single: bool  # argnums is an int: results for one argument, not a tuple
+
+
+def _configure(call, fun, argnums, has_aux, holomorphic, allow_int=False) -> _Config:
     _check_fun(call, fun)
-    nums = _check_argnums(call, argnums)
-    has_aux = _check_flag(call, "has_aux", has_aux)
-    holomorphic = _check_flag(call, "holomorphic", holomorphic)
-    allow_int = _check_flag(call, "allow_int", allow_int)
-    single = not isinstance(argnums, (tuple, list))
+    return _Config(
+        _check_argnums(call, argnums),
+        _check_flag(call, "has_aux", has_aux),
+        _check_flag(call, "holomorphic", holomorphic),
+        _check_flag(call, "allow_int", allow_int),
+        not isinstance(argnums, (tuple, list)),
+    )
+
+
+def _arguments(call, config: _Config, fun, argnums, args, kwargs, *, real):
+    """``(g, diff)``: ``fun`` as a function of the differentiated arguments ``diff``,
+    checked."""
+    resolved = _resolve_argnums(call, argnums, config.nums, len(args), kwargs)
+    g, diff = _partial(fun, args, kwargs, resolved)
+    _check_inputs(
+        call,
+        resolved,
+        diff,
+        holomorphic=config.holomorphic,
+        allow_int=config.allow_int,
+        real=real,
+    )
+    return g, diff
+
+
+def _value_and_grad(call, fun, argnums, has_aux, holomorphic, allow_int):
+    config = _configure(call, fun, argnums, has_aux, holomorphic, allow_int)
 
     def value_and_grad_fun(*args, **kwargs):
-        resolved = _resolve_argnums(call, argnums, nums, len(args), kwargs)
-        g, diff = _partial(fun, args, kwargs, resolved)
-        _check_inputs(
-            call, resolved, diff, holomorphic=holomorphic, allow_int=allow_int, real=False
-        )
-        res = _vjp(call, g, diff, has_aux)
+        g, diff = _arguments(call, config, fun, argnums, args, kwargs, real=False)
+        res = _vjp(call, g, diff, config.has_aux)
         value = res[0]
-        _check_scalar(call, value, holomorphic)
+        _check_scalar(call, value, config.holomorphic)
         grads = res[1](jnp.ones((), _dtype(value)))
-        grads = grads[0] if single else grads
-        return ((value, res[2]) if has_aux else value), grads
+        grads = grads[0] if config.single else grads
+        return ((value, res[2]) if config.has_aux else value), grads
 
     return value_and_grad_fun
 
@@ -571,16 +600,11 @@ def jacfwd(fun: Callable, argnums=0, has_aux: bool = False, holomorphic: bool = 
 
 
 def _jacfwd(call, fun, argnums, has_aux, holomorphic):
-    _check_fun(call, fun)
-    nums = _check_argnums(call, argnums)
-    has_aux = _check_flag(call, "has_aux", has_aux)
-    holomorphic = _check_flag(call, "holomorphic", holomorphic)
-    single = not isinstance(argnums, (tuple, list))
+    config = _configure(call, fun, argnums, has_aux, holomorphic)
+    has_aux, holomorphic, single = config.has_aux, config.holomorphic, config.single
 
     def jac_fun(*args, **kwargs):
-        resolved = _resolve_argnums(call, argnums, nums, len(args), kwargs)
-        g, diff = _partial(fun, args, kwargs, resolved)
-        _check_inputs(call, resolved, diff, holomorphic=holomorphic, allow_int=False, real=True)
+        g, diff = _arguments(call, config, fun, argnums, args, kwargs, real=True)
         flat, unravel = ravel_pytree(diff)
 
         def push(v):
@@ -627,19 +651,11 @@ def jacrev(
 
 
 def _jacrev(call, fun, argnums, has_aux, holomorphic, allow_int):
-    _check_fun(call, fun)
-    nums = _check_argnums(call, argnums)
-    has_aux = _check_flag(call, "has_aux", has_aux)
-    holomorphic = _check_flag(call, "holomorphic", holomorphic)
-    allow_int = _check_flag(call, "allow_int", allow_int)
-    single = not isinstance(argnums, (tuple, list))
+    config = _configure(call, fun, argnums, has_aux, holomorphic, allow_int)
+    has_aux, holomorphic, single = config.has_aux, config.holomorphic, config.single
 
     def jac_fun(*args, **kwargs):
-        resolved = _resolve_argnums(call, argnums, nums, len(args), kwargs)
-        g, diff = _partial(fun, args, kwargs, resolved)
-        _check_inputs(
-            call, resolved, diff, holomorphic=holomorphic, allow_int=allow_int, real=False
-        )
+        g, diff = _arguments(call, config, fun, argnums, args, kwargs, real=False)
         res = _vjp(call, g, diff, has_aux, float0=False)
         out, pull = res[0], res[1]
         _check_outputs(call, out, holomorphic=holomorphic, integers=False)
