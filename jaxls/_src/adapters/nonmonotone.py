@@ -97,8 +97,9 @@ def nonmonotone_armijo(
       failure_shrink: factor in ``(0, 1)`` applied to the start after a failed search.
       interpolate: shrink by safeguarded cubic/quadratic interpolation instead of ``shrink``
         (see `jaxls.backtracking`).
-      max_evals: cap on calls of the objective per search, the gradient at the accepted
-        step included (as in `jaxls.backtracking`), ``>= 2``.
+      max_evals: cap on calls of the objective per search, ``>= 1`` (each trial is one call;
+        the accepted step's gradient comes from its linearisation, as in
+        `jaxls.backtracking`).
       has_aux: whether ``value_fn`` returns ``(value, aux)``.
 
     Returns:
@@ -131,7 +132,7 @@ def nonmonotone_armijo(
     restart = common.check_restart(
         CALL, step_init=step_init, growth=growth, failure_shrink=failure_shrink, step_max=step_max
     )
-    checks.int_at_least(CALL, "max_evals", max_evals, 2)  # a trial and the gradient
+    checks.int_at_least(CALL, "max_evals", max_evals, 1)
     interpolate = checks.boolean(CALL, "interpolate", interpolate)
     has_aux = checks.boolean(CALL, "has_aux", has_aux)
     first = restart.step_init
@@ -165,7 +166,6 @@ def nonmonotone_armijo(
                 direction,
                 value=value,
                 grad=grad,
-                value_and_grad=jax.value_and_grad(f, has_aux=has_aux),
                 step_init=state.step_init,
                 reference=reference,
                 c1=c1,

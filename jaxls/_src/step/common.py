@@ -7,8 +7,11 @@ float32) still gives a finite slope and a usable step. Multiplying and dividing 
 of two is exact, so for every other problem the trial points, and so the search, are those
 of ``phi(t) = f(x + t d)`` with ``t = tau / s``: `result` converts back.
 
-A search whose trials need no slope (backtracking, Goldstein) calls ``phi_value`` (the
-value only) at its trials and `finish` computes the gradient once, at the step it returns.
+A search whose trials need no slope (backtracking, Goldstein) calls ``phi_trial`` (the
+value only) at its trials and completes the trial it accepts with its gradient: by
+transposing that call's linearisation when the search differentiates ``fun`` itself, else
+by one more call of the user's ``value_and_grad``; `finish` computes the gradient of a
+returned step whose gradient is still unknown.
 `run_while` is the loop driver, with a clear error where JAX's batched while loop cannot run
 (`jax.vmap` over arrays sharded along explicit mesh axes).
 """
@@ -38,7 +41,7 @@ class Start(NamedTuple):
     """A validated search: ``phi``, its value at ``tau = 0`` and the initial status."""
 
     phi: Callable  # tau -> LinePoint: one call of value_and_grad
-    phi_value: Callable  # tau -> LinePoint without slope and gradient: one call of fun
+    phi_trial: Callable  # tau -> line.Trial: the value (one call), the gradient on demand
     origin: LinePoint  # tau = 0
     step_init: jax.Array  # the first trial, at most step_max (0 for members that won't run)
     step_max: jax.Array  # the largest step tried (+inf: no limit)
@@ -46,6 +49,7 @@ class Start(NamedTuple):
     status: jax.Array  # RUNNING, or INVALID_INPUT / NONFINITE / NOT_DESCENT
     dtype: Any  # of steps, values and slopes (the dtype rule of `jaxls.Status`' module)
     scale: jax.Array  # s: the search's step tau is s times the user's step t
+    gradient_calls: bool  # a trial's gradient takes a call (the user's value_and_grad)
 
     def constant(self, value) -> jax.Array:
         """A configuration constant (Python number or array) in the search's dtype."""
@@ -121,7 +125,10 @@ def setup(
 
     ``value_and_grad(x) -> (f(x), grad f(x))`` (``((f(x), aux), grad f(x))`` with
     ``has_aux``, as `jax.value_and_grad` returns) defaults to ``jax.value_and_grad(fun)``;
-    value-only calls use ``fun``, or ``value_and_grad`` if ``fun`` is None. The origin is
+    value-only calls use ``fun``, or ``value_and_grad`` if ``fun`` is None. The gradient at
+    a value-only trial is the transpose of that call's linearisation when ``value_and_grad``
+    is JAX's own (not given), else one more call of the given ``value_and_grad``
+    (`line.restrict`). The origin is
     evaluated at ``x`` itself (one call, counted) unless both ``value`` and ``grad`` are
     given. ``valid`` is the conjunction of the search's own checks of its constants (True,
     or a traced boolean). A member gets ``INVALID_INPUT`` if it is not valid, if a traced
@@ -137,12 +144,14 @@ def setup(
             raise TypeError(f"`jaxls.{call}`: give `fun` or `value_and_grad`.")
         checks.function(call, "fun", fun)
         value_and_grad = jax.value_and_grad(fun, has_aux=has_aux)
-        value_fn = fun
+        value_fn, trials = fun, "linearize"
     else:
         checks.function(call, "value_and_grad", value_and_grad)
         if fun is not None:
             checks.function(call, "fun", fun)
-        value_fn = fun if fun is not None else (lambda y: value_and_grad(y)[0])
+            value_fn, trials = fun, "call"
+        else:
+            value_fn, trials = (lambda y: value_and_grad(y)[0]), "full"
     valid = valid & checks.positive(call, "step_init", step_init)
     if step_max is not None:
         checks.scalar(call, "step_max", step_max)
@@ -178,7 +187,7 @@ def setup(
     scaled = jax.tree.map(
         lambda d: (d / scale.astype(real_dtype(d.dtype))).astype(d.dtype), direction
     )
-    phi, phi_value = restrict(value_and_grad, value_fn, x, scaled, dtype, has_aux)
+    phi, phi_trial = restrict(value_and_grad, value_fn, x, scaled, dtype, has_aux, trials=trials)
 
     if value is None or grad is None:
         out, grad = value_and_grad(x)
@@ -235,7 +244,9 @@ def setup(
     ).astype(jnp.int32)
     running = status == RUNNING
     first = jnp.where(running, jnp.minimum(step_init, step_max), 0).astype(dtype)
-    return Start(phi, phi_value, origin, first, step_max, num_evals, status, dtype, scale)
+    return Start(
+        phi, phi_trial, origin, first, step_max, num_evals, status, dtype, scale, trials == "call"
+    )
 
 
 def result(
@@ -255,35 +266,94 @@ def result(
     )
 
 
-def gradient_at(start: Start, point: LinePoint) -> tuple[LinePoint, jax.Array]:
-    """``point`` (found by value-only calls) with its slope and gradient, and whether a call
-    was made: one call of ``value_and_grad`` at ``point.step``, skipped at step 0 (the origin,
-    whose gradient is known). The value and aux stay those of the call that accepted the
-    step. Under `jax.vmap` the call runs for every member and the origin is selected where
-    the step is 0, as in a batched `lax.cond`."""
-    called = point.step != 0
-    full = jax.lax.cond(called, start.phi, lambda t: start.origin, point.step)
+def gradient_at(start: Start, point: LinePoint, known=False) -> tuple[LinePoint, jax.Array]:
+    """``point`` with its slope and gradient, and whether a call was made: one call of
+    ``value_and_grad`` at ``point.step``, skipped where the gradient is ``known`` and at
+    step 0 (the origin, whose gradient is known). The value and aux stay those of the call
+    that accepted the step. Under `jax.vmap` the call runs for every member and the known
+    point is selected where no call was due, as in a batched `lax.cond`."""
+    called = (point.step != 0) & ~jnp.asarray(known, bool)
+    full = jax.lax.cond(called, start.phi, lambda t: point, point.step)
     return full._replace(value=point.value, aux=point.aux), called
 
 
 def finish(
-    start: Start, point: LinePoint, num_evals, status, met_nonfinite, *, trial_grads: bool
+    start: Start, point: LinePoint, num_evals, num_grads, status, met_nonfinite, *, known
 ) -> LineSearchResult:
-    """The result at ``point``, for a search whose trials were value-only unless
-    ``trial_grads``: then the gradient at ``point`` is computed (`gradient_at`, one call
-    counted in ``num_evals`` and ``num_grads``, none at step 0). If it is not finite, the
-    result is the origin with ``NONFINITE``."""
-    if trial_grads:
-        return result(start, point, num_evals, status, met_nonfinite=met_nonfinite)
-    point, called = gradient_at(start, point)
-    bad = called & ~jnp.isfinite(point.slope)
+    """The result at ``point``, whose gradient is computed unless ``known`` (a boolean, may
+    be traced): one call (`gradient_at`), counted in ``num_evals`` and ``num_grads``. If the
+    gradient is not finite, the result is the origin with ``NONFINITE``."""
+    point, called = gradient_at(start, point, known)
+    bad = (point.step != 0) & ~jnp.isfinite(point.slope)
     return result(
         start,
         select(bad, start.origin, point),
         num_evals + called,
         jnp.where(bad, Status.NONFINITE, status),
-        num_grads=start.num_evals + called,
+        num_grads=num_grads + called,
         met_nonfinite=met_nonfinite | bad,
+    )
+
+
+# The default rounding allowance, in ulps of phi(0) (`Rounding`).
+EPSILON_ULPS = 16
+# The curvature constant of the approximate Wolfe test of searches that have none of their own.
+APPROXIMATE_C2 = 0.9
+
+
+class Rounding(NamedTuple):
+    """Hager & Zhang's approximate Wolfe test, for where values are rounding noise.
+
+    Near a minimiser the decrease a step can make falls below the rounding error of ``f``
+    (float32 resolves about ``6e-8 |f|``): an exact test of sufficient decrease then rejects
+    every step, and an optimiser stalls above its gradient tolerance. Where the decrease
+    asked for, ``c1 t |phi'(0)|``, is below ``allowance = epsilon |phi(0)|``, a step is
+    accepted on Hager & Zhang's approximate Wolfe conditions (SIAM J. Optim. 16 (2005), eq.
+    (4.1)): ``phi(t) <= phi(0) + allowance`` and ``c2 phi'(0) <= phi'(t) <= (2 c1 - 1)
+    phi'(0)``. The upper bound is the Armijo condition of the quadratic model through
+    ``phi'(0)`` and ``phi'(t)``, which slopes resolve where values do not; the lower bound
+    (curvature) refuses the tiny steps at which no decrease is visible because nothing
+    moved.
+    """
+
+    allowance: jax.Array  # epsilon |phi(0)|: values closer than this are rounding noise
+    decrease: jax.Array  # c1 |phi'(0)|: the exact test asks for t times this
+    upper_slope: jax.Array  # (2 c1 - 1) phi'(0), in at least float32
+    lower_slope: jax.Array  # c2 phi'(0)
+
+    def unresolved(self, step) -> jax.Array:
+        """Whether the exact test asks for a decrease below the allowance."""
+        return step * self.decrease <= self.allowance
+
+    def holds(self, reference, point: LinePoint) -> jax.Array:
+        """The approximate Wolfe conditions at ``point`` (its slope known), against
+        ``reference`` (``phi(0)``, or a non-monotone rule's reference value)."""
+        slope = point.slope.astype(self.upper_slope.dtype)
+        return (
+            self.unresolved(point.step)
+            & jnp.isfinite(point.value)
+            & (point.value <= reference + self.allowance)
+            & (slope <= self.upper_slope)
+            & (point.slope >= self.lower_slope)
+        )
+
+
+def rounding(start: Start, epsilon, c1, c2=APPROXIMATE_C2) -> Rounding:
+    """`Rounding` for ``epsilon`` (None: `EPSILON_ULPS` ulps of the search's dtype) and the
+    search's ``c1`` (both already checked)."""
+    dtype = start.dtype
+    if epsilon is None:
+        epsilon = EPSILON_ULPS * jnp.finfo(dtype).eps
+    epsilon, c1 = start.constant(epsilon), start.constant(c1)
+    # In at least float32: in bfloat16 or float16, 2 c1 - 1 with c1 = 1e-4 rounds to -1 and
+    # admits the step mirroring phi(0) on a parabola.
+    wide = jnp.promote_types(dtype, jnp.float32)
+    upper = (2 * c1.astype(wide) - 1) * start.origin.slope.astype(wide)
+    return Rounding(
+        epsilon * jnp.abs(start.origin.value),
+        c1 * jnp.abs(start.origin.slope),
+        upper,
+        start.constant(c2) * start.origin.slope,
     )
 
 

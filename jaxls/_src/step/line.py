@@ -69,24 +69,74 @@ def split_aux(out, has_aux: bool):
     return out if has_aux else (out, None)
 
 
-def restrict(value_and_grad: Callable, value_fn: Callable, x, direction, dtype, has_aux):
-    """``phi(t) -> LinePoint`` (value and gradient) and ``phi_value(t) -> LinePoint`` (value
-    only), one call each at ``x + t direction``; values and slopes in ``dtype``."""
+class Trial(NamedTuple):
+    """A value-only trial and how to get its gradient.
+
+    ``point`` has ``phi(t)`` and aux, ``slope`` NaN and ``grad`` zeros. ``complete(need)``
+    returns ``(point, calls)``: where ``need`` (a boolean, may be traced) the point with its
+    gradient and slope, and how many more calls of the objective that took (0 or 1).
+    """
+
+    point: LinePoint
+    complete: Callable  # need -> (LinePoint, calls): slope NaN and grad zeros where not need
+
+
+def restrict(
+    value_and_grad: Callable, value_fn: Callable, x, direction, dtype, has_aux, *, trials: str
+):
+    """``phi(t) -> LinePoint`` (value and gradient, one call at ``x + t direction``) and
+    ``phi_trial(t) -> Trial`` (the value, one call; the gradient on demand). Values and
+    slopes in ``dtype``.
+
+    ``trials`` says how a value-only trial gets its gradient: ``"linearize"`` evaluates
+    ``value_fn`` under `jax.vjp`, so the gradient is the transpose of that call's
+    linearisation, no further call (optax's backtracking does the same with
+    `jax.linearize`); ``"call"`` calls ``value_and_grad`` once more (a user's own gradient);
+    ``"full"`` calls ``value_and_grad`` at every trial (no value-only function was given).
+    """
+
+    def point(t, value, grad, aux, known=True) -> LinePoint:
+        slope = directional_derivative(grad, direction, dtype)
+        slope = jnp.where(known, slope, jnp.nan).astype(dtype)
+        return LinePoint(jnp.asarray(t, dtype), jnp.asarray(value).astype(dtype), slope, grad, aux)
 
     def phi(t) -> LinePoint:
         out, grad = value_and_grad(tree_axpy(t, direction, x))
         value, aux = split_aux(out, has_aux)
-        return LinePoint(
-            jnp.asarray(t, dtype),
-            jnp.asarray(value).astype(dtype),
-            directional_derivative(grad, direction, dtype),
-            grad,
-            aux,
-        )
+        return point(t, value, grad, aux)
 
-    def phi_value(t) -> LinePoint:
-        value, aux = split_aux(value_fn(tree_axpy(t, direction, x)), has_aux)
+    def zero_grad():
+        return jax.tree.map(jnp.zeros_like, x)
+
+    def phi_trial(t) -> Trial:
+        y = tree_axpy(t, direction, x)
         nan = jnp.asarray(jnp.nan, dtype)
-        return LinePoint(jnp.asarray(t, dtype), jnp.asarray(value).astype(dtype), nan, None, aux)
+        no_calls = jnp.zeros((), jnp.int32)
+        if trials == "full":  # the gradient is known: only the slope is withheld
+            full = phi(t)
+            return Trial(full._replace(slope=nan), lambda need: (full, no_calls))
+        if trials == "linearize":
+            if has_aux:
+                value, pullback, aux = jax.vjp(value_fn, y, has_aux=True)
+            else:
+                (value, pullback), aux = jax.vjp(value_fn, y), None
 
-    return phi, phi_value
+            def gradient(need):
+                one = jnp.ones_like(value)
+                grad = jax.lax.cond(need, lambda: pullback(one)[0], zero_grad)
+                return point(t, value, grad, aux, need), no_calls
+
+        else:
+            value, aux = split_aux(value_fn(y), has_aux)
+
+            def gradient(need):
+                def call():  # a user's gradient, in the dtypes of x's leaves
+                    return jax.tree.map(lambda g, a: g.astype(a.dtype), value_and_grad(y)[1], x)
+
+                grad = jax.lax.cond(need, call, zero_grad)
+                return point(t, value, grad, aux, need), jnp.asarray(need, jnp.int32)
+
+        plain = LinePoint(jnp.asarray(t, dtype), jnp.asarray(value).astype(dtype), nan, None, aux)
+        return Trial(plain._replace(grad=zero_grad()), gradient)
+
+    return phi, phi_trial
