@@ -25,13 +25,14 @@ from hypothesis import strategies as st
 
 import jaxls
 from jaxls import zoo
-from jaxls._src.interval.common import resolution
+from jaxls._src.interval.common import default_tol, resolution
 from tests.helpers import (
     EvalCounter,
     EvalRecorder,
     assert_members_match,
     count_primitive,
     halvings,
+    member,
     on_knife_edge,
     tree_equal_bitwise,
     while_bodies,
@@ -483,6 +484,113 @@ def test_low_precision_success_is_within_tol(name, dtype):
         else:
             assert abs(x - c16) <= float(jnp.asarray(tol, dtype)), grid[i]
     assert any(int(s) == S.SUCCESS for s in batch.status)  # not all ROUNDING
+
+
+# --- the default tolerance: sqrt(eps) max(1, |lower|, |upper|) ---------------------------
+
+# Smooth problems with a known minimiser: a narrow interval, and one far wider than 2 (where
+# float32 does not resolve 1e-6). The wide one stops at 250, not 300: (x - 2.3)^2 must stay
+# below float16's largest number, 65504.
+DEFAULT_CENTRE = 2.3
+DEFAULT_INTERVALS = [(0.0, 6.0), (-100.0, 250.0)]
+DEFAULT_IDS = ["0..6", "-100..250"]
+
+
+def default_fun(x):
+    return (x - DEFAULT_CENTRE) ** 2
+
+
+def documented_default(lower: float, upper: float, dtype) -> float:
+    """The documented default, recomputed in float64 NumPy from the dtype's ``eps``."""
+    return math.sqrt(eps(dtype)) * max(1.0, abs(lower), abs(upper))
+
+
+@pytest.mark.parametrize(("lower", "upper"), DEFAULT_INTERVALS, ids=DEFAULT_IDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_default_tol_succeeds_within_it_without_warning(name, dtype, lower, upper):
+    """No ``tol`` given: no warning, ``SUCCESS``, and ``x`` within the documented default of
+    the minimiser (rounded to the dtype), in every dtype. Until the default depended on the
+    dtype, it was 1e-6, below what float32 resolves on ``[0, 6]``: a warning and
+    ``ROUNDING`` for a user who passed no ``tol``; in bfloat16 and float16 always."""
+    lo, up = jnp.asarray(lower, dtype), jnp.asarray(upper, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = getattr(jaxls, name)(default_fun, lo, up)  # tol omitted, as a user would
+    assert int(res.status) == S.SUCCESS, res.message
+    assert res.x.dtype == dtype
+    tol = rounded(documented_default(lower, upper, dtype), dtype)
+    x, xmin = float(res.x), rounded(DEFAULT_CENTRE, dtype)
+    assert max(x - float(res.lower), float(res.upper) - x) <= tol * (1 + eps(dtype))
+    assert abs(x - xmin) <= tol * (1 + eps(dtype)) + ulp(xmin, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_default_tol_is_the_documented_formula(name, dtype):
+    """The default is ``sqrt(eps) max(1, |lower|, |upper|)``: ``default_tol`` equals the
+    formula recomputed here (to its last-place rounding), and a search without ``tol`` is
+    bitwise the search given that formula as ``tol``. An interval inside ``[-1, 1]`` checks
+    the ``max(1, ...)``."""
+    for lower, upper in [*DEFAULT_INTERVALS, (0.25, 0.75)]:
+        lo, up = jnp.asarray(lower, dtype), jnp.asarray(upper, dtype)
+        expected = documented_default(lower, upper, dtype)
+        got = float(default_tol(lo, up))
+        assert abs(got - expected) <= 2 * ulp(expected, dtype), (lower, upper, got, expected)
+        fun = (lambda x: (x - 0.4) ** 2) if upper < 1 else default_fun
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            default = getattr(jaxls, name)(fun, lo, up)
+            given = METHODS[name](fun, lo, up, tol=expected, max_evals=100)
+            explicit_none = METHODS[name](fun, lo, up, tol=None, max_evals=100)
+        assert tree_equal_bitwise(default, given), (lower, upper, default, given)
+        assert tree_equal_bitwise(default, explicit_none)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_default_tol_is_per_member_under_jit_and_vmap(name):
+    """Traced bounds get their own default: under `jax.jit` it is the eager one, and under
+    `jax.vmap` each member's is that of its own bounds (bitwise the unbatched run given its
+    formula as ``tol``), not one for the whole batch."""
+    intervals = [(0.0, 6.0), (-100.0, 250.0), (0.25, 0.75), (1000.0, 1010.0)]
+    centres = [2.3, 2.3, 0.4, 1003.3]
+    lowers, uppers = (jnp.asarray(column, jnp.float32) for column in zip(*intervals, strict=True))
+    solve = lambda lo, up, c: getattr(jaxls, name)(lambda x: (x - c) ** 2, lo, up)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch = jax.jit(jax.vmap(solve))(lowers, uppers, jnp.asarray(centres, jnp.float32))
+        for i, ((lower, upper), c) in enumerate(zip(intervals, centres, strict=True)):
+            lo, up, c = lowers[i], uppers[i], jnp.float32(c)
+            eager = solve(lo, up, c)
+            assert tree_equal_bitwise(jax.jit(solve)(lo, up, c), eager), (lower, upper)
+            tol = documented_default(lower, upper, jnp.float32)
+            alone = METHODS[name](lambda x, c=c: (x - c) ** 2, lo, up, tol=tol, max_evals=100)
+            assert tree_equal_bitwise(member(batch, i), alone), (lower, upper)
+            assert int(alone.status) == S.SUCCESS, (lower, upper, alone.message)
+            assert abs(float(alone.x) - float(c)) <= tol + ulp(float(c), jnp.float32)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_explicit_tol_below_float32_resolution_still_warns_and_rounds(name):
+    """A given ``tol`` keeps its behaviour: ``tol=1e-6`` (the old default) on ``[0, 6]`` in
+    float32, below its resolution ``4 eps 6 = 2.9e-6``, warns and ends in ``ROUNDING``."""
+    with pytest.warns(UserWarning, match=rf"`jaxls\.{name}\(tol=1e-06\)`.*cannot be met"):
+        res = getattr(jaxls, name)(default_fun, 0.0, 6.0, tol=1e-6)
+    assert int(res.status) == S.ROUNDING, res.message
+    assert abs(float(res.x) - rounded(DEFAULT_CENTRE, jnp.float32)) <= 2 * float(
+        resolution(jnp.float32(0.0), jnp.float32(6.0))
+    )
+
+
+@pytest.mark.parametrize("name", ["golden_section_fixed", "dichotomy_fixed"])
+def test_fixed_budget_accepts_tol_none(name):
+    """The fixed-budget modes do not use ``tol``: ``None``, the default, passes its check."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        omitted = fixed_call(name, default_fun, 0.0, 6.0, 12)
+        none = fixed_call(name, default_fun, 0.0, 6.0, 12, tol=None)
+    assert tree_equal_bitwise(omitted, none)
+    assert int(none.status) == S.SUCCESS and int(none.num_evals) == 12
 
 
 # --- wide intervals ---------------------------------------------------------------------------

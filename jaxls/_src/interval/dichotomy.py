@@ -97,7 +97,7 @@ def dichotomy(
     lower,
     upper,
     *,
-    tol=1e-6,
+    tol=None,
     max_evals: int = 200,
     num_evals: int | None = None,
     has_aux: bool = False,
@@ -128,11 +128,12 @@ def dichotomy(
     Dtypes and rounding as in `golden_section`: the search runs in the dtype of the bounds
     promoted with that of ``fun``'s value, and stops with ``ROUNDING``, never ``SUCCESS``,
     when the bracket reaches what the dtype resolves (``4 eps max(|lower|, |upper|)``; a
-    concrete ``tol`` below that warns at call time) or after two comparisons in a row that
-    were ties within rounding (``|f(u) - f(c)| <= 4 eps |f|``). Under `jax.vmap` a member
-    that stopped, or whose input is invalid, is still evaluated each step (its result
-    discarded) at a point of its own bracket, with invalid bounds at ``lower`` (else
-    ``upper``, else 0: the first that is finite); run alone, it is not.
+    concrete ``tol`` below that warns at call time, the default is always above it) or after
+    two comparisons in a row that were ties within rounding
+    (``|f(u) - f(c)| <= 4 eps |f|``). Under `jax.vmap` a member that stopped, or whose
+    input is invalid, is still evaluated each step (its result discarded) at a point of its
+    own bracket, with invalid bounds at ``lower`` (else ``upper``, else 0: the first that is
+    finite); run alone, it is not.
 
     Args:
       fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
@@ -140,13 +141,18 @@ def dichotomy(
       lower: lower end of the interval (may be traced).
       upper: upper end, ``> lower`` (may be traced).
       tol: absolute tolerance on the minimiser, ``> 0`` (may be traced): ``SUCCESS`` means
-        that the final bracket certifies ``max(x - lower, upper - x) <= tol``.
+        that the final bracket certifies ``max(x - lower, upper - x) <= tol``. By default
+        (``None``) ``sqrt(eps) max(1, |lower|, |upper|)`` for the search's dtype, as in
+        `golden_section`: about ``3.5e-4`` in float32 (JAX's default), ``1.5e-8`` in float64
+        (x64 enabled), ``0.088`` in bfloat16 and ``0.031`` in float16, times
+        ``max(1, |lower|, |upper|)``, per member under `jax.vmap`; it never warns. A given
+        ``tol`` is used as is.
       max_evals: hard cap on evaluations (static Python int, ``>= 1``).
       num_evals: fixed-budget mode. If given, evaluate ``fun`` this many times in a loop of
         fixed length (a `lax.scan`: no data-dependent predicate), fewer only if it stops
         with ``NONFINITE`` or ``ROUNDING`` (``num_evals`` of the result counts the calls);
-        ``tol`` and ``max_evals`` are then not used. The bracket then has width
-        ``2^{-h} (upper - lower)`` after the ``h`` halvings completed,
+        ``tol`` (``None`` or checked as above) and ``max_evals`` are then not used. The
+        bracket then has width ``2^{-h} (upper - lower)`` after the ``h`` halvings completed,
         ``(N - 1) / 2 <= h <= N - 1``.
       has_aux: ``fun`` returns ``(value, aux)``; the result's ``aux`` is the one at ``x``.
 
@@ -186,7 +192,8 @@ def dichotomy(
     call = "dichotomy"
     if num_evals is not None:
         checks.int_at_least(call, "num_evals", num_evals, 1)
-        checks.positive(call, "tol", tol)  # not used, but checked as in the other mode
+        if tol is not None:  # not used, but checked as in the other mode
+            checks.positive(call, "tol", tol)
         checks.int_at_least(call, "max_evals", max_evals, 1)
         problem = common.setup(call, fun, lower, upper, has_aux=has_aux)
         state = common.run_budget(make_step(fun, problem, 0.0), init(problem), num_evals)

@@ -19,7 +19,7 @@ def golden_section(
     lower,
     upper,
     *,
-    tol=1e-6,
+    tol=None,
     max_evals: int = 100,
     num_evals: int | None = None,
     has_aux: bool = False,
@@ -41,11 +41,12 @@ def golden_section(
     that of ``fun``'s value (an integer or boolean value counts as the bounds' dtype), calls
     ``fun`` with points of it and returns them in it. It stops with ``ROUNDING``, never
     ``SUCCESS``, when the bracket reaches what the dtype resolves,
-    ``4 eps max(|lower|, |upper|)`` (a concrete ``tol`` below that warns at call time), or
-    when two comparisons in a row were ties within rounding, ``|f(u) - f(x)| <= 4 eps |f|``:
-    near a smooth minimum values stop telling points apart at about ``sqrt(eps)`` relative,
-    long before the points themselves collapse. Widths are halved before they are
-    subtracted, so an interval wider than the dtype's largest number is searched as well.
+    ``4 eps max(|lower|, |upper|)`` (a concrete ``tol`` below that warns at call time; the
+    default is always above it), or when two comparisons in a row were ties within rounding,
+    ``|f(u) - f(x)| <= 4 eps |f|``: near a smooth minimum values stop telling points apart
+    at about ``sqrt(eps)`` relative, long before the points themselves collapse. Widths are
+    halved before they are subtracted, so an interval wider than the dtype's largest number
+    is searched as well.
 
     Under `jax.vmap` members run in lockstep: one that stopped, or whose input is invalid,
     is still evaluated each step (its result discarded) at a point of its own bracket; with
@@ -58,13 +59,21 @@ def golden_section(
       lower: lower end of the interval (may be traced).
       upper: upper end, ``> lower`` (may be traced).
       tol: absolute tolerance on the minimiser, ``> 0`` (may be traced): ``SUCCESS`` means
-        that the final bracket certifies ``max(x - lower, upper - x) <= tol``.
+        that the final bracket certifies ``max(x - lower, upper - x) <= tol``. By default
+        (``None``) ``sqrt(eps) max(1, |lower|, |upper|)`` with ``eps`` that of the search's
+        dtype: about ``3.5e-4`` in float32 (JAX's default), ``1.5e-8`` in float64 (x64
+        enabled), ``0.088`` in bfloat16 and ``0.031`` in float16, times
+        ``max(1, |lower|, |upper|)``; computed from the bounds even when they are traced, so
+        each member of a `jax.vmap` gets its own. This is Brent's (1973) choice: ``f`` is
+        flat to second order at a smooth minimum, so values locate it only to about
+        ``sqrt(eps)`` relative; it is above what the dtype resolves, so it never warns. A
+        given ``tol`` is used as is.
       max_evals: hard cap on evaluations (static Python int, ``>= 1``).
       num_evals: fixed-budget mode. If given, evaluate ``fun`` this many times in a loop of
         fixed length (a `lax.scan`: no data-dependent predicate), fewer only if it stops
         with ``NONFINITE`` or ``ROUNDING`` (``num_evals`` of the result counts the calls);
-        ``tol`` and ``max_evals`` are then not used. See also `fibonacci`, optimal for a
-        fixed budget.
+        ``tol`` (``None`` or checked as above) and ``max_evals`` are then not used. See also
+        `fibonacci`, optimal for a fixed budget.
       has_aux: ``fun`` returns ``(value, aux)``; the result's ``aux`` is the one at ``x``.
 
     Returns:
@@ -94,6 +103,9 @@ def golden_section(
       >>> res = jaxls.golden_section(lambda x: (x - 2.0) ** 2, 0.0, 5.0, tol=1e-5)
       >>> print(f"{float(res.x):.4f}", int(res.num_evals), bool(res.converged))
       2.0000 28 True
+      >>> res = jaxls.golden_section(lambda x: (x - 2.0) ** 2, 0.0, 5.0)  # tol 5 sqrt(eps)
+      >>> print(f"{float(res.x):.3f}", int(res.num_evals), jaxls.Status(int(res.status)).name)
+      1.999 17 SUCCESS
       >>> res = jaxls.golden_section(jnp.cosh, -1.0, 2.0, tol=1e-5)  # flat in float32
       >>> print(f"{float(res.x):.3f}", jaxls.Status(int(res.status)).name)
       0.000 ROUNDING
@@ -101,7 +113,8 @@ def golden_section(
     call = "golden_section"
     if num_evals is not None:
         checks.int_at_least(call, "num_evals", num_evals, 1)
-        checks.positive(call, "tol", tol)  # not used, but checked as in the other mode
+        if tol is not None:  # not used, but checked as in the other mode
+            checks.positive(call, "tol", tol)
         checks.int_at_least(call, "max_evals", max_evals, 1)
         problem = common.setup(call, fun, lower, upper, has_aux=has_aux)
         step = section.make_step(fun, problem, 0.0, RHO)
