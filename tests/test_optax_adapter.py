@@ -499,6 +499,113 @@ def test_exact_search_that_finds_no_decrease_returns_step_zero():
     assert float(state[1].step_init) == pytest.approx(0.1)  # the next interval is smaller
 
 
+# --- an interval search's default tol: relative to its interval ----------------------------
+
+
+def pseudo_huber(w, k):
+    """``sqrt(1 + u^2) + u / 2`` with ``u = k (w - 1)``: not quadratic (no parabolic step
+    lands on its minimiser ``u = -1 / sqrt(3)``). From ``w = 0`` along ``-grad`` the exact
+    step is about ``2 / k``."""
+    u = k * (w - 1.0)
+    return jnp.sum(jnp.sqrt(1 + u**2) + 0.5 * u)
+
+
+def pseudo_huber_step(w, direction, k):
+    """The minimiser of ``phi(t) = pseudo_huber(w + t d, k)`` (one parameter), in float64."""
+    w, direction = float(w[0]), float(direction[0])
+    return (1 - 1 / (np.sqrt(3) * k) - w) / direction
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("search", EXACT, ids=name_of)
+def test_exact_search_finds_a_small_step_to_1e_6_of_its_interval(search, dtype):
+    """Without `tol`, the adapter asks for 1e-6 of the interval [0, 1], not the search's own
+    default `sqrt(eps)` for a minimiser (3.5e-4 in float32: this step of 1e-3 was then off by
+    2e-5 to 9e-5), and float32 resolves it (4 eps = 4.8e-7): no warning, SUCCESS."""
+    k = 2000.0
+    opt = optax.chain(optax.sgd(1.0), scale_by_line_search(search, step_max=1.0))
+    w = jnp.zeros(1, dtype)
+    _, state = one_step(opt, lambda w: pseudo_huber(w, k), w)
+    info = _infos(state)[0]
+    expected = pseudo_huber_step(w, -jax.grad(pseudo_huber)(w, k), k)
+    assert 5e-4 < expected < 2e-3
+    assert int(info.status) == Status.SUCCESS
+    assert abs(float(info.step) - expected) <= 1e-6
+
+
+@pytest.mark.parametrize("tol", [None, 1e-2])
+@pytest.mark.parametrize("search", [jaxls.golden_section, jaxls.brent], ids=name_of)
+def test_exact_search_gets_tol_1e_6_times_its_interval_unless_given_one(search, tol):
+    """The adapter's search is the search called with `tol=1e-6 * step_max` (float32), or
+    with the user's `tol` unchanged."""
+    k, step_max = 5.0, 4.0  # the step is about 0.37
+    config = {} if tol is None else {"tol": tol}
+    opt = optax.chain(optax.sgd(1.0), scale_by_line_search(search, step_max=step_max, **config))
+    w = jnp.zeros(1)
+    f = lambda w: pseudo_huber(w, k)
+    _, state = one_step(opt, f, w)
+    info = _infos(state)[0]
+    d = -jax.grad(f)(w)
+    given = 1e-6 * step_max if tol is None else tol
+    alone = search(lambda t: f(w + t * d), 0.0, step_max, tol=given)
+    assert int(info.num_evals) == int(alone.num_evals) + 1  # + the gradient at the step
+    np.testing.assert_allclose(info.step, alone.x, rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("error")
+def test_exact_search_default_tol_follows_a_traced_interval_under_jit_and_vmap():
+    """Each member's `tol` is 1e-6 of its own `step_init`, traced: [0, 1] and [0, 50], the
+    second with a step 50 times larger, located to 50e-6 (`sqrt(eps) * 50 = 0.017` before)."""
+    ks = jnp.array([2000.0, 40.0])
+    opt = optax.chain(optax.sgd(1.0), scale_by_line_search(jaxls.brent, step_max=1.0))
+
+    def update(k, step_max):
+        w = jnp.zeros(1)
+        state = opt.init(w)
+        state = (state[0], state[1]._replace(step_init=step_max))
+        value, grad = jax.value_and_grad(pseudo_huber)(w, k)
+        _, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=pseudo_huber, k=k)
+        return _infos(state)[0], -grad
+
+    infos, directions = jax.jit(jax.vmap(update))(ks, jnp.array([1.0, 50.0]))
+    for i, (k, step_max) in enumerate([(2000.0, 1.0), (40.0, 50.0)]):
+        expected = pseudo_huber_step(jnp.zeros(1), directions[i], k)
+        assert 5e-4 * step_max < expected < 2e-3 * step_max
+        assert int(infos.status[i]) == Status.SUCCESS
+        assert abs(float(infos.step[i]) - expected) <= 1e-6 * step_max
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("step_max", [1.0, 0.01])
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("search", [jaxls.golden_section, jaxls.brent], ids=name_of)
+def test_exact_search_default_tol_is_attainable_in_half_precision(search, dtype, step_max):
+    """`tol = 8 eps step_max` (+ float16's smallest normal 6.1e-5, which matters on [0, 0.01])
+    is above what the dtype resolves: no warning (the old 1e-6 could not be met), and the
+    step is found to it."""
+    f = lambda w: jnp.sum((w - 1.0) ** 2)
+    # d = -grad / step_max = 2 / step_max: phi(t) = (1 - 2 t / step_max)^2, minimised halfway.
+    opt = optax.chain(optax.sgd(1 / step_max), scale_by_line_search(search, step_max=step_max))
+    w = jnp.zeros(1, dtype)
+    updates, state = one_step(opt, f, w)
+    info = _infos(state)[0]
+    assert updates.dtype == dtype and int(info.status) in (Status.SUCCESS, Status.ROUNDING)
+    tol = 8 * float(jnp.finfo(dtype).eps) * step_max + float(jnp.finfo(dtype).tiny)
+    assert abs(float(info.step) - step_max / 2) <= tol
+
+
+def test_a_search_without_tol_gets_none():
+    """`jaxls.fibonacci` takes `num_evals`, not `tol`: the adapter adds no `tol` to it."""
+    fibonacci = scale_by_line_search(jaxls.fibonacci, step_max=1.0, num_evals=25)
+    opt = optax.chain(optax.sgd(1.0), fibonacci)
+    f = lambda w: jnp.sum((w - 1.0) ** 2)
+    _, state = one_step(opt, f, jnp.zeros(2))
+    info = _infos(state)[0]
+    assert int(info.status) == Status.SUCCESS and int(info.num_evals) == 25 + 1
+    assert float(info.step) == pytest.approx(0.5, abs=1e-4)
+
+
 @pytest.mark.parametrize("search", INEXACT + EXACT, ids=name_of)
 def test_non_finite_value_or_gradient_leaves_the_parameters_unchanged(search):
     f = lambda w: jnp.sum(jnp.sqrt(w))  # NaN value and gradient at negative w

@@ -100,11 +100,20 @@ def scale_by_line_search(
 
     * a step-size search (`jaxls.backtracking`, `jaxls.goldstein`, `jaxls.wolfe`,
       `jaxls.hager_zhang`) starts from the state's ``step_init``; it is given ``value_fn``
-      for its value-only trials and `jax.value_and_grad` of it for the others;
+      and differentiates it with JAX (value-only trials take the accepted trial's gradient
+      from that call's linearisation);
     * an interval search (`jaxls.golden_section`, `jaxls.brent`, `jaxls.dichotomy`,
       `jaxls.fibonacci`, `jaxls.parabolic`) minimises ``phi`` on ``[0, step_init]``
       (initially ``step_max``, which it requires): exact line search. Its trials are
-      values only; one value-and-gradient evaluation at the minimiser follows.
+      values only; one value-and-gradient evaluation at the minimiser follows. Without a
+      ``tol`` in ``config``, a search that takes one (all but `jaxls.fibonacci`) gets
+      ``tol = max(1e-6, 8 eps) step_init`` (plus the dtype's smallest normal number;
+      ``eps`` of the parameters' dtype): a step needs accuracy relative to its interval,
+      not the search's own default for a minimiser, ``sqrt(eps) max(1, step_init)``
+      (``3.5e-4`` on ``[0, 1]`` in float32). That is ``1e-6`` of the interval in float32
+      and float64, and twice what bfloat16 and float16 resolve, so it never warns; it
+      follows ``step_init`` (traced or not) as failures shrink it. A given ``tol`` is
+      used as is.
 
     This is optax's own line-search protocol (as in `optax.scale_by_zoom_linesearch`): the
     state holds ``value`` and ``grad`` at the new parameters (the point the search accepted),
@@ -151,7 +160,8 @@ def scale_by_line_search(
       failure_shrink: factor in ``(0, 1)`` applied to the start after a failed search.
       has_aux: whether ``value_fn`` returns ``(value, aux)``.
       **config: keyword arguments of ``search`` (``c1``, ``c2``, ``tol``, ``max_evals``, ...),
-        checked now.
+        checked now. An interval search's ``tol`` defaults to ``max(1e-6, 8 eps)`` times its
+        interval's length (above).
 
     Returns:
       An `optax.GradientTransformationExtraArgs` whose state is a `ScaleByLineSearchState`.
@@ -203,6 +213,7 @@ def scale_by_line_search(
         restart = restart._replace(step_init=step_max)
     if has_aux:
         config = {**config, "has_aux": True} if kind == "inexact" else config
+    step_tol = kind == "exact" and "tol" in parameters and "tol" not in config
     first = restart.step_init
 
     def init_fn(params) -> ScaleByLineSearchState:
@@ -216,14 +227,16 @@ def scale_by_line_search(
 
     def run_search(f, params, direction, value, grad, step_init):
         if kind == "exact":
-            return exact_step(search, f, params, direction, value, grad, step_init, config, has_aux)
+            exact_config = {**config, "tol": default_step_tol(step_init)} if step_tol else config
+            return exact_step(
+                search, f, params, direction, value, grad, step_init, exact_config, has_aux
+            )
         return search(
             f,
             params,
             direction,
             value=value,
             grad=grad,
-            value_and_grad=jax.value_and_grad(f, has_aux=has_aux),
             step_init=step_init,
             **config,
         )
@@ -259,6 +272,23 @@ def scale_by_line_search(
 
 def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+# The default `tol` of an interval search in the adapter, relative to its interval [0, upper]:
+# STEP_RTOL where the dtype resolves it (float32 and wider: 4 eps < 1e-6), else STEP_EPS eps,
+# twice what the dtype resolves (bfloat16, float16).
+STEP_RTOL = 1e-6
+STEP_EPS = 8
+
+
+def default_step_tol(upper) -> jax.Array:
+    """``max(1e-6, 8 eps) upper + tiny`` in the dtype of ``upper`` (which may be traced).
+
+    Above the ``4 eps upper + tiny`` the dtype resolves on ``[0, upper]``, so it never warns
+    (``tiny``, the smallest normal number, keeps it so for an ``upper`` near underflow)."""
+    info = jnp.finfo(upper.dtype)
+    rtol = max(STEP_RTOL, STEP_EPS * float(info.eps))
+    return (rtol * upper + info.tiny).astype(upper.dtype)
 
 
 class _ExactStep(NamedTuple):
