@@ -811,10 +811,10 @@ def _error_cases():
     x, d = jnp.zeros(2), -jnp.ones(2)
     f = lambda y: jnp.sum(y**2)
     return {
-        "vector output": (TypeError, r"`fun` must return a scalar", (lambda y: y, x, d), {}),
+        "vector output": (TypeError, r"`fun` must return a real scalar", (lambda y: y, x, d), {}),
         "complex output": (
             TypeError,
-            r"`fun` must return a real value",
+            r"`fun` must return a real scalar",
             (lambda y: jnp.sum(y) * (1 + 1j), x, d),
             {},
         ),

@@ -168,3 +168,40 @@ def function(call: str, name: str, value) -> None:
             f"`jaxls.{call}`: `{name}` must be a function, got {type(value).__name__} "
             f"({_shown(value)})."
         )
+
+
+def objective_output(call: str, name: str, out, has_aux: bool):
+    """Check an objective's output (shapes from `jax.eval_shape`): a real scalar, or with
+    ``has_aux`` a pair ``(real scalar, aux)``. Returns ``(value, aux)`` (aux None without
+    ``has_aux``). Integer and boolean values pass: the caller decides what they mean."""
+    aux = None
+    if has_aux:
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(
+                f"`jaxls.{call}(has_aux=True)`: `{name}` must return a pair `(value, aux)`, "
+                f"got {_described(out)}."
+            )
+        out, aux = out
+    elif isinstance(out, (tuple, list)):
+        raise TypeError(
+            f"`jaxls.{call}`: `{name}` returned a {type(out).__name__}, not a scalar; if it "
+            "returns `(value, aux)`, pass `has_aux=True`."
+        )
+    if not hasattr(out, "shape") or out.shape != ():
+        raise TypeError(
+            f"`jaxls.{call}`: `{name}` must return a real scalar, got {_described(out)}; sum or "
+            "average a vector of losses (`jnp.mean`), or `jax.vmap` over a batch of problems."
+        )
+    if jnp.issubdtype(out.dtype, jnp.complexfloating):
+        raise TypeError(
+            f"`jaxls.{call}`: `{name}` must return a real scalar, got dtype {out.dtype}: a "
+            "complex objective has no minimum. Minimise a real function of it, such as "
+            "`jnp.abs(f(x))` or its real part."
+        )
+    return out, aux
+
+
+def _described(out) -> str:
+    if hasattr(out, "shape"):
+        return f"shape {out.shape} (dtype {out.dtype})"
+    return type(out).__name__ if not isinstance(out, (numbers.Number, str)) else repr(out)

@@ -140,35 +140,13 @@ def objective(call: str, value_fn: Callable, extra_args: dict, params, has_aux: 
 
 
 def check_output(call: str, name: str, out, has_aux: bool) -> None:
-    """The objective's output (shapes from `jax.eval_shape`): a real scalar, or with
-    ``has_aux`` a pair ``(real scalar, aux)``."""
-    if has_aux:
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError(
-                f"`jaxls.{call}`: with `has_aux=True`, `{name}` must return a pair "
-                f"`(value, aux)`, got {_described(out)}."
-            )
-        out = out[0]
-    elif isinstance(out, (tuple, list)):
-        raise TypeError(
-            f"`jaxls.{call}`: `{name}` returned a {type(out).__name__}, not a scalar; if it "
-            "returns `(value, aux)`, pass `has_aux=True`."
-        )
-    if not hasattr(out, "shape") or out.shape != ():
-        raise TypeError(
-            f"`jaxls.{call}`: `{name}` must return a scalar, got {_described(out)}; sum or "
-            "average a vector of losses (`jnp.mean`), or `jax.vmap` over a batch of problems."
-        )
+    """The objective's output (shapes from `jax.eval_shape`): a real floating scalar, or with
+    ``has_aux`` a pair ``(real floating scalar, aux)``."""
+    out, _ = checks.objective_output(call, name, out, has_aux)
     if not jnp.issubdtype(out.dtype, jnp.floating):
         raise TypeError(
             f"`jaxls.{call}`: `{name}` must return a real floating scalar, got dtype {out.dtype}."
         )
-
-
-def _described(out) -> str:
-    if hasattr(out, "shape"):
-        return f"shape {out.shape} (dtype {out.dtype})"
-    return type(out).__name__
 
 
 def finite_start(value, grad) -> jax.Array:

@@ -136,26 +136,7 @@ def objective_output(call: str, fun: Callable, dtype, has_aux: bool):
             f"`jaxls.{call}`: `fun` must take one scalar and return a real scalar"
             f"{' and an aux' if has_aux else ''} (JAX types); calling it failed: {error}"
         ) from error
-    aux = None
-    if has_aux:
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError(
-                f"`jaxls.{call}(..., has_aux=True)`: `fun` must return a pair "
-                f"`(value, aux)`, got {out}."
-            )
-        out, aux = out
-    if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ():
-        hint = (
-            " If it returns `(value, aux)`, pass `has_aux=True`."
-            if isinstance(out, (tuple, list)) and not has_aux
-            else " To search many problems at once, use `jax.vmap`."
-        )
-        raise TypeError(f"`jaxls.{call}`: `fun` must return a real scalar, got {out}.{hint}")
-    if jnp.issubdtype(out.dtype, jnp.complexfloating):
-        raise TypeError(
-            f"`jaxls.{call}`: `fun` must return a real scalar, got {out.dtype}: a complex "
-            "objective has no minimum. Minimise a real function of it, such as `jnp.abs(f(x))`."
-        )
+    out, aux = checks.objective_output(call, "fun", out, has_aux)
     if not jnp.issubdtype(out.dtype, jnp.floating) or getattr(out, "weak_type", False):
         return dtype, aux  # integer, boolean or a weakly typed constant: the bounds' dtype
     return out.dtype, aux

@@ -68,35 +68,6 @@ def _floating(call: str, name: str, tree):
     return leaves
 
 
-def _check_output(call: str, out, has_aux: bool):
-    """The objective's output (a `jax.ShapeDtypeStruct` tree): a real scalar, or a
-    ``(scalar, aux)`` pair with ``has_aux``. Returns the value's dtype and aux's shape."""
-    if has_aux:
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError(
-                f"`jaxls.{call}(has_aux=True)`: `fun` must return a pair `(value, aux)`, got {out}."
-            )
-        out, aux = out
-    else:
-        aux = None
-    if isinstance(out, (tuple, list)):
-        raise TypeError(
-            f"`jaxls.{call}`: `fun` returned a {type(out).__name__}; if it returns "
-            "`(value, aux)`, pass `has_aux=True`."
-        )
-    if not hasattr(out, "shape") or out.shape != ():
-        raise TypeError(
-            f"`jaxls.{call}`: `fun` must return a scalar, got {getattr(out, 'shape', out)}; "
-            "sum or average a vector of losses, or `jax.vmap` the search over many problems."
-        )
-    if jnp.issubdtype(out.dtype, jnp.complexfloating):
-        raise TypeError(
-            f"`jaxls.{call}`: `fun` must return a real value, got dtype {out.dtype}; "
-            "minimise e.g. its absolute value or real part."
-        )
-    return out.dtype, aux
-
-
 def direction_scale(direction, dtype) -> jax.Array:
     """``s``: the largest power of two ``<= max |d_i|``, or 1 if that is below 1 or not
     finite (then the search fails on the direction anyway)."""
@@ -177,7 +148,8 @@ def setup(
     direction = jax.tree.unflatten(jax.tree.structure(direction), d_leaves)
 
     data_dtype = real_dtype(jnp.result_type(*x_leaves, *d_leaves))
-    value_dtype, aux_shape = _check_output(call, jax.eval_shape(value_fn, x), has_aux)
+    out, aux_shape = checks.objective_output(call, "fun", jax.eval_shape(value_fn, x), has_aux)
+    value_dtype = out.dtype
     dtype = data_dtype
     if jnp.issubdtype(value_dtype, jnp.floating):
         dtype = jnp.promote_types(data_dtype, value_dtype)
