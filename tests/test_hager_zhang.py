@@ -784,6 +784,78 @@ def test_gh12157_no_success_far_away(dtype):
     assert float(res.value) < float(linezoo.gh12157(x))
 
 
+# One float32 ulp from Rosenbrock's minimiser (benchmarks/float32.py's form), where
+# ||grad f|| = 5.3e-5 is above the benchmark's tol 1e-6: L-BFGS directions met there, along
+# which no float32 point is lower than x.
+STUCK_X = (1.0, 1.0 + 2.0**-23)
+STUCK_DIRECTIONS = [(6.3841696e-08, 1.8322543e-10), (4.7683716e-05, -2.3841858e-05)]
+
+
+def rosenbrock_2(x):
+    return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+
+@pytest.mark.parametrize("d", STUCK_DIRECTIONS)
+@pytest.mark.parametrize("step_init", [1.0, 0.1, 1e-10])
+def test_no_trial_rounds_to_x_and_the_floor_stops_at_once(d, step_init):
+    """Below ``t = 0.93`` (the first direction) or ``1.25e-3`` (the second) every trial
+    point is ``x`` itself; no such step is tried, and with no lower point anywhere on the
+    line the search stops with ROUNDING after one or two trials. Old code: MAX_EVALS, 30
+    evaluations, 29 at ``x``."""
+    x, d = jnp.asarray(STUCK_X, jnp.float32), jnp.asarray(d, jnp.float32)
+    steps = np.geomspace(1e-6, 1e4, 100_000, dtype=np.float32)
+    along = np.asarray(x)[None] + steps[:, None] * np.asarray(d)[None]
+    assert np.all(np.asarray(jax.vmap(rosenbrock_2)(jnp.asarray(along))) >= rosenbrock_2(x))
+    points = []
+
+    def fun(y):
+        jax.debug.callback(lambda p: points.append(np.asarray(p)), y)
+        return rosenbrock_2(y)
+
+    res = jaxls.hager_zhang(fun, x, d, step_init=step_init)
+    assert int(res.status) == S.ROUNDING and float(res.step) == 0.0, res.message
+    assert int(res.num_evals) <= 3 and len(points) == int(res.num_evals)
+    assert not any(np.array_equal(p, np.asarray(x)) for p in points[1:])
+    check_safe_failure(rosenbrock_2, x, d, res)
+
+
+def test_step_max_below_the_resolution_evaluates_nothing():
+    """``x = 1e4`` in float32 (spacing 9.8e-4), ``step_max = 1e-4``: no step moves ``x``.
+    ROUNDING without a trial (old code: MAX_EVALS, 30 calls at ``x``); a member at ``x = 1``
+    of the same `jax.vmap` batch runs to ``step_max``."""
+    fun = lambda x: -jnp.sum(x)
+    d = jnp.ones(2)
+    batch = jax.vmap(lambda a: jaxls.hager_zhang(fun, jnp.full(2, a), d, step_max=1e-4))
+    res = batch(jnp.array([1e4, 1.0]))
+    assert np.asarray(res.status).tolist() == [S.ROUNDING, S.STEP_LIMIT]
+    assert np.asarray(res.num_evals).tolist() == [1, 2]
+    assert np.asarray(res.step).tolist() == [0.0, np.float32(1e-4)]
+
+
+def lbfgs_rosenbrock_1083():
+    """benchmarks/float32.py's Rosenbrock problem 1083 (seed 0) under the README's L-BFGS
+    recipe: L-BFGS reaches ``(1, 1 - 2^-24)`` and no direction it then tries has a lower
+    float32 point at the steps the searches start from."""
+    import optax
+
+    opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.hager_zhang))
+    x0 = jnp.asarray([-1.4051684, 1.3764858], jnp.float32)
+    return jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock_2, x0, opt, max_steps=500))(x0)
+
+
+def test_minimize_at_the_rounding_floor_wastes_no_evaluations():
+    """Old code: 13,506 evaluations in 500 steps, 30 per search on trials that round to
+    ``x``; now one or two per search."""
+    res = lbfgs_rosenbrock_1083()
+    assert int(res.num_evals) < 2 * 500
+    assert int(res.status) in (S.SUCCESS, S.MAX_STEPS)
+
+
+def test_minimize_leaves_the_rounding_floor_of_rosenbrock():
+    res = lbfgs_rosenbrock_1083()
+    assert int(res.status) == S.SUCCESS and int(res.num_evals) < 100
+
+
 def make_quadratic(rng):
     """benchmarks/float32.py's quadratic family: condition number 1e2, ``||A|| = 1``."""
     n = 10

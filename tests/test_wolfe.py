@@ -791,6 +791,149 @@ def test_gh12157_stays_in_a_near_basin():
     assert float(res.value) < float(linezoo.gh12157(x))
 
 
+# --- Steps too short to move x: the step resolution. ----------------------------------------
+
+
+def rosenbrock(x):
+    return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+
+# One float32 ulp from Rosenbrock's minimiser, where ||grad f|| = 5.3e-5 is still above the
+# tolerance 1e-6 of benchmarks/float32.py, with L-BFGS directions met there (its problem 91:
+# the first search at this point, then later ones, the last along -grad f).
+STUCK_X = (1.0, 1.0 + 2.0**-23)
+STUCK_DIRECTIONS = [(6.3841696e-08, 1.8322543e-10), (4.7683716e-05, -2.3841858e-05)]
+
+
+def recording(fun):
+    """``fun``, and the list of the points it was evaluated at (host copies, in order)."""
+    points = []
+
+    def wrapped(x):
+        jax.debug.callback(lambda p: points.append(np.asarray(p)), x)
+        return fun(x)
+
+    return wrapped, points
+
+
+@pytest.mark.parametrize("d", STUCK_DIRECTIONS)
+@pytest.mark.parametrize("t0", [1.0, 0.1, 1e-10])
+def test_no_trial_rounds_to_x_and_the_floor_stops_at_once(d, t0):
+    """No point along these lines is lower than ``x`` in float32 (checked below on 10^5
+    steps), and every trial below ``t = 0.93`` (the first direction) or ``1.25e-3`` (the
+    second) is ``x`` itself. The search tries no such step and stops with ROUNDING after
+    one or two trials. Old code: MAX_EVALS, 30 evaluations, 29 of them at ``x``."""
+    x, d = jnp.asarray(STUCK_X, jnp.float32), jnp.asarray(d, jnp.float32)
+    steps = np.geomspace(1e-6, 1e4, 100_000, dtype=np.float32)
+    along = np.asarray(x)[None] + steps[:, None] * np.asarray(d)[None]
+    assert np.all(np.asarray(jax.vmap(rosenbrock)(jnp.asarray(along))) >= rosenbrock(x))
+    fun, points = recording(rosenbrock)
+    res = jaxls.wolfe(fun, x, d, step_init=t0)
+    assert int(res.status) == S.ROUNDING and float(res.step) == 0.0, res.message
+    assert int(res.num_evals) <= 3 and len(points) == int(res.num_evals)
+    assert np.array_equal(points[0], np.asarray(x))  # the origin, evaluated once
+    assert not any(np.array_equal(p, np.asarray(x)) for p in points[1:])
+    assert float(res.value) == float(rosenbrock(x))
+
+
+def test_a_tiny_start_is_raised_to_the_first_step_that_moves_x():
+    """``step_init=1e-10`` along ``d = (1.84e-7, 2.25e-7)`` from ``STUCK_X``: nothing moves
+    below ``t = 0.265``; the first trial is that step, not ``x`` again."""
+    x, d = jnp.asarray(STUCK_X, jnp.float32), jnp.asarray([1.8395615e-07, 2.247974e-07])
+    fun, points = recording(rosenbrock)
+    res = jaxls.wolfe(fun, x, d, step_init=1e-10)
+    first = points[1]  # only the second entry has moved, by one ulp
+    np.testing.assert_array_equal(first, np.array([1.0, 1.0 + 2.0**-22], np.float32))
+    t1 = 0.26  # below it, x + t d == x (checked here)
+    assert np.array_equal(np.asarray(x + jnp.float32(t1) * d), np.asarray(x))
+    assert int(res.num_evals) <= 3 and int(res.status) in (S.SUCCESS, S.ROUNDING)
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_step_max_below_the_resolution_evaluates_nothing(given):
+    """``x = 1e4`` in float32 (spacing 9.8e-4) and ``step_max = 1e-4``: no step the search
+    may take moves ``x``. ROUNDING at once, no trial (old code: MAX_EVALS after 30 calls at
+    ``x``); under `jax.vmap` a member at ``x = 1`` in the same batch still runs."""
+    fun = lambda x: -jnp.sum(x)
+    x, d = jnp.full(2, 1e4), jnp.ones(2)
+    known = {"value": fun(x), "grad": -jnp.ones(2)} if given else {}
+    res = jaxls.wolfe(fun, x, d, step_max=1e-4, **known)
+    assert int(res.status) == S.ROUNDING and float(res.step) == 0.0
+    assert int(res.num_evals) == (0 if given else 1)
+    batch = jax.vmap(lambda a: jaxls.wolfe(fun, jnp.full(2, a), d, step_max=1e-4))
+    res = batch(jnp.array([1e4, 1.0]))
+    assert np.asarray(res.status).tolist() == [S.ROUNDING, S.STEP_LIMIT]
+    assert np.asarray(res.num_evals).tolist() == [1, 2]
+    assert np.asarray(res.step).tolist() == [0.0, np.float32(1e-4)]
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64])
+@given(seed=st.integers(0, 2**31 - 1))
+def test_step_resolution_against_the_trial_points(dtype, seed):
+    """`step_resolution` against the trial points themselves (`tree_axpy`, as the searches
+    compute them, jitted like them): below ``still`` every entry stays, at ``moves`` some
+    entry moved, and the two are a few ulps apart. Entries of all magnitudes, powers of two
+    (whose gap below is half the gap above), and zeros in ``x`` (with ``d_i = 0``: a zero
+    that moves is `test_a_zero_entry_moves_at_once`) and ``d``, in a pytree."""
+    from jaxls._src.step.line import tree_axpy
+    from jaxls._src.step.resolution import step_resolution
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=6) * 10.0 ** rng.integers(-15, 15, size=6)
+    x[rng.integers(6)] = 2.0 ** rng.integers(-20, 20)
+    d = rng.normal(size=6) * 10.0 ** rng.uniform(-8, 3, size=6)
+    x[0] = d[0] = 0.0
+    d[rng.integers(1, 6)] = 0.0
+    x = {"a": jnp.asarray(x[:4], dtype), "b": jnp.asarray(x[4:], dtype)}
+    d = {"a": jnp.asarray(d[:4], dtype), "b": jnp.asarray(d[4:], dtype)}
+    scale = jnp.asarray(1.0, dtype)
+    still, moves = jax.jit(step_resolution, static_argnums=3)(x, d, scale, dtype)
+    margin = 16 * float(jnp.finfo(dtype).eps)  # 4 ulps either side, and the divisions
+    assert 0 < float(still) <= float(moves) <= float(still) * (1 + margin)
+    axpy = jax.jit(tree_axpy)
+    below = jnp.nextafter(still, jnp.zeros_like(still))
+    for t in (below, below / 2, below / 1000):
+        assert tree_equal_bitwise(axpy(t, d, x), x), float(t)
+    assert not tree_equal_bitwise(axpy(moves, d, x), x)
+
+
+def test_a_zero_entry_moves_at_once():
+    """A zero entry with ``d_i != 0`` moves as soon as ``|t d_i|`` is a normal number (a
+    subnormal one, where the hardware keeps them): ``still`` is 0, nothing is skipped."""
+    from jaxls._src.step.resolution import step_resolution
+
+    one = jnp.ones((), jnp.float32)
+    still, moves = step_resolution(jnp.array([0.0, 1.0]), jnp.array([1.0, 1.0]), one, jnp.float32)
+    assert float(still) == 0.0 and 0 < float(moves) < 1e-37
+
+
+def test_minimize_at_the_rounding_floor_wastes_no_evaluations():
+    """benchmarks/float32.py's Rosenbrock problem 91 (seed 0), the README's L-BFGS recipe:
+    L-BFGS reaches ``STUCK_X`` after 36 steps, with no lower point along its directions.
+    Old code: each later search spent its 30 evaluations on trials that round to ``x``,
+    13,964 evaluations in 500 steps; now one or two per search."""
+    import optax
+
+    opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.wolfe))
+    x0 = jnp.asarray([-1.0160631, 0.9399011], jnp.float32)
+    res = jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock, x0, opt, max_steps=500))(x0)
+    assert int(res.num_evals) < 2 * 500
+    assert int(res.status) in (S.SUCCESS, S.MAX_STEPS)
+
+
+def test_minimize_leaves_the_rounding_floor_of_rosenbrock():
+    """The same run converges as with optax's zoom: once a search reports ROUNDING (nothing
+    along ``d`` that float32 resolves is lower), L-BFGS's next directions do have lower
+    points, at steps near 1, but not below the 0.1, 0.01, ... the restart shrinks to."""
+    import optax
+
+    opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.wolfe))
+    x0 = jnp.asarray([-1.0160631, 0.9399011], jnp.float32)
+    res = jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock, x0, opt, max_steps=500))(x0)
+    assert int(res.status) == S.SUCCESS and int(res.num_steps) < 60
+    assert int(res.num_evals) < 100
+
+
 # --- has_aux, and the L-BFGS recipe of the README in float32. --------------------------------
 
 

@@ -27,6 +27,7 @@ from jaxls._src.step.conditions import (
 )
 from jaxls._src.step.interpolate import secant_minimizer
 from jaxls._src.step.line import LinePoint
+from jaxls._src.step.resolution import step_resolution
 
 # Defaults: the growth factor of the step while no bracket is found (the paper's rho is 5),
 # and the relative error allowed in phi, in ulps of the search's dtype (the paper's 1e-6).
@@ -127,6 +128,13 @@ def hager_zhang(
     secant step that is not strictly inside the bracket (rounding) becomes the midpoint. A
     second secant step whose quadratic model of ``phi`` is concave is skipped. The
     conditions are tested in at least float32 (in bfloat16, ``2 c1 - 1`` rounds to -1).
+    Steps too short to move ``x`` are never tried: below the step resolution
+    ``t_r = min_i gap_i / (2 |d_i|)`` (``gap_i`` the spacing of floating numbers at ``x_i``
+    on the side ``d_i`` points to) the trial point ``x + t d`` rounds to ``x`` itself. A
+    trial below ``t_r`` is raised to it (the first step that moves some entry, computed
+    once with a few ulps' margin), and the search stops with ``ROUNDING`` when that falls
+    outside the bracket, or at once, without an evaluation, if ``step_max < t_r``: at a
+    point one ulp from a float32 minimiser a search costs a call or two, not its budget.
 
     Args:
       fun: scalar objective of a pytree (unused if ``value_and_grad`` is given); with
@@ -139,7 +147,8 @@ def hager_zhang(
         ``has_aux``); defaults to ``jax.value_and_grad(fun, has_aux=has_aux)``.
       has_aux: ``fun`` returns ``(value, aux)``; ``result.aux`` is the aux of the returned
         point.
-      step_init: first trial step, ``> 0``.
+      step_init: first trial step, ``> 0``; raised to the step resolution ``t_r`` (above)
+        if below it.
       c1: sufficient-decrease constant (the paper's ``delta``), in ``(0, 1/2)``.
       c2: curvature constant (``sigma``), in ``[c1, 1)``.
       epsilon: relative error allowed in ``phi`` (``eps_k = epsilon |phi(0)|``), ``> 0``.
@@ -167,8 +176,9 @@ def hager_zhang(
       conditions hold at ``step``; the latter allow ``phi(t)`` up to ``eps_k`` above
       ``phi(0)``); ``MAX_EVALS`` (budget spent), ``STEP_LIMIT`` (``step_max`` reached with
       ``phi`` still descending: ``f`` may be unbounded below) or ``ROUNDING`` (the bracket
-      shrank to rounding level): these failures return the evaluated step of lowest value
-      among those satisfying Armijo with ``c1``, or step 0: never an uphill step;
+      shrank to rounding level, or no step left to try moves ``x``): these failures return
+      the evaluated step of lowest value among those satisfying Armijo with ``c1``, or
+      step 0: never an uphill step;
       ``NOT_DESCENT`` (``phi'(0) >= 0``: step 0, nothing tried); ``NONFINITE`` (``f`` or
       its gradient not finite at ``x``); ``INVALID_INPUT`` (a traced constant out of its
       range, ``step_init`` or ``step_max`` not positive, or a non-finite direction). Every
@@ -224,6 +234,11 @@ def hager_zhang(
     )
     origin, dtype = start.origin, start.dtype
     step_max = start.step_max
+    # Below `still` (in phi's units) x + t d rounds to x; from `moves` on it does not.
+    still, moves = step_resolution(x, direction, start.scale, dtype)
+    running = start.status == RUNNING
+    frozen = running & (still > step_max)  # no step up to step_max moves x
+    t0 = jnp.where(running, jnp.minimum(jnp.maximum(start.step_init, moves), step_max), 0)
     theta, gamma, rho = (start.constant(c) for c in (theta, gamma, rho))
     # The conditions are tested in at least float32: in bfloat16 or float16, 2 c1 - 1 with
     # c1 = 1e-4 would round to -1 and admit the step that mirrors phi(0) on a parabola.
@@ -292,6 +307,8 @@ def hager_zhang(
             ],
             jnp.where(inside(first, bracket), first, half),
         )
+        # Never a trial that leaves x unchanged: outside the bracket, it ends the search.
+        following = jnp.minimum(jnp.maximum(following, moves), step_max)
         old = loop.select(next_phase == Phase.SECANT, bracket, s.old)  # L1 starts a round
 
         status = jnp.where(
@@ -323,10 +340,10 @@ def hager_zhang(
         old=bracket,
         phase=jnp.asarray(Phase.EXPAND, jnp.int32),
         check=jnp.asarray(False),
-        trial=start.step_init,
+        trial=t0.astype(dtype),
         best=origin,
         num_evals=start.num_evals,
-        status=start.status,
+        status=jnp.where(frozen, Status.ROUNDING, start.status).astype(jnp.int32),
         met_nonfinite=jnp.zeros((), bool),
     )
     state = common.run_while(step, state, max_evals, call)

@@ -18,6 +18,7 @@ from jaxls._src.step.conditions import (
     strong_curvature_condition,
 )
 from jaxls._src.step.line import LinePoint
+from jaxls._src.step.resolution import step_resolution
 
 # dcsrch's constants: extrapolate at least by EXTRAPOLATE_MIN, bisect when the bracket has not
 # shrunk below SHRINK of its width two steps earlier, keep a step inside a bracket at most
@@ -156,6 +157,20 @@ def wolfe(
     step. The search stops with ``ROUNDING``, before evaluating anything, once the bracket
     is a few ulps wide.
 
+    Steps too short to move ``x`` are never tried. Below the step resolution
+    ``t_r = min_i gap_i / (2 |d_i|)`` (``gap_i`` the spacing of floating numbers at ``x_i``
+    on the side ``d_i`` points to) every entry of ``x + t d`` rounds back to ``x_i``: the
+    trial is ``x`` itself, its value and slope are ``phi(0)`` and ``phi'(0)``, and it
+    would spend a call to learn nothing. A first or interpolated trial below ``t_r`` is
+    raised to it (to the first step that moves some entry, computed once from ``x`` and
+    ``d`` with a few ulps' margin), and the search stops with ``ROUNDING`` once nothing it
+    may still try moves ``x``: a bracket that ends below ``t_r``, or ``step_max < t_r``
+    (then no evaluation is made). Near a minimiser in float32, L-BFGS can reach a point one
+    ulp from the minimiser whose gradient is still above its tolerance (on Rosenbrock's
+    function, ``x = (1, 1 + 2^-23)``, ``|grad f| = 5e-5``): each search there costs one or
+    two calls instead of its whole budget, and reports ``ROUNDING`` rather than
+    ``MAX_EVALS``.
+
     Sufficient decrease is met by a strict decrease ``phi(t) < phi(0)`` satisfying the
     Armijo inequality (equality at rounding level is no decrease), or, where the decrease
     this asks for is below the rounding allowance, ``c1 t |phi'(0)| <= epsilon |phi(0)|``,
@@ -180,7 +195,8 @@ def wolfe(
         ``has_aux``); defaults to ``jax.value_and_grad(fun, has_aux=has_aux)``.
       has_aux: ``fun`` returns ``(value, aux)``; ``result.aux`` is the aux of the returned
         point.
-      step_init: first trial step, ``> 0``; clipped to ``step_max``.
+      step_init: first trial step, ``> 0``; clipped to ``step_max``, and raised to the
+        step resolution ``t_r`` (above) if below it.
       c1: sufficient-decrease constant in ``(0, 1)``.
       c2: curvature constant, ``c1 <= c2 < 1`` (0.9 for quasi-Newton directions, 0.1 for
         nonlinear conjugate gradients).
@@ -205,7 +221,8 @@ def wolfe(
 
     Returns:
       A `LineSearchResult`. ``status``: ``SUCCESS`` (the conditions hold at ``step``);
-      ``MAX_EVALS``, ``ROUNDING`` (the bracket shrank to rounding level) or ``STEP_LIMIT``
+      ``MAX_EVALS``, ``ROUNDING`` (the bracket shrank to rounding level, or no step left
+      to try moves ``x``: above) or ``STEP_LIMIT``
       (``step_max`` reached with ``phi'`` still below ``c1 phi'(0)``): the step of least
       value among those satisfying the exact sufficient decrease, or step 0 if none did,
       never an uphill step; ``NOT_DESCENT`` (``phi'(0) >= 0``: step 0, nothing tried);
@@ -270,7 +287,13 @@ def wolfe(
         valid=valid,
     )
     origin, dtype = start.origin, start.dtype
-    step_max, t0 = start.step_max, start.step_init
+    step_max = start.step_max
+    # Below `still` (in phi's units) x + t d rounds to x; from `moves` on it does not.
+    still, moves = step_resolution(x, direction, start.scale, dtype)
+    running = start.status == RUNNING
+    frozen = running & (still > step_max)  # no step up to step_max moves x
+    t0 = jnp.where(running, jnp.minimum(jnp.maximum(start.step_init, moves), step_max), 0)
+    t0 = t0.astype(dtype)
     c1, c2, grow = start.constant(c1), start.constant(c2), start.constant(grow)
     if epsilon is None:
         epsilon = EPSILON_ULPS * jnp.finfo(dtype).eps
@@ -340,7 +363,7 @@ def wolfe(
                 ]
             ),
         )
-        new = jnp.clip(new, 0, step_max)
+        new = jnp.clip(jnp.maximum(new, moves), 0, step_max)
         stuck = (
             bracketed & ((new <= bounds[0]) | (new >= bounds[1]) | (width <= rounding * bounds[1]))
         ) | (new == t)
@@ -380,7 +403,7 @@ def wolfe(
         trial=t0,
         accepted=origin,
         num_evals=start.num_evals,
-        status=start.status,
+        status=jnp.where(frozen, Status.ROUNDING, start.status).astype(jnp.int32),
         met_nonfinite=jnp.zeros((), bool),
     )
     state = common.run_while(step, state, max_evals, call)
