@@ -130,7 +130,9 @@ def scale_by_line_search(
     the test is made on rescaled copies, so a gradient beyond ``sqrt`` of the dtype's
     largest number is handled too); after a failed search the next starts from
     ``failure_shrink`` times this one's start instead of repeating the same failure, so a
-    run is never stuck at step 0 for ever. A ``value`` or
+    run is never stuck at step 0 for ever, except after ``ROUNDING`` (no step the dtype
+    resolves along ``d`` is lower: a shorter start cannot help), where it restarts as after
+    a success. A ``value`` or
     ``grad`` that is not finite gives step 0 and ``NONFINITE``. The state's ``info`` records
     the step, status and counts of the last search, as the search reports them.
 
@@ -258,7 +260,11 @@ def scale_by_line_search(
             state.info, step, res.num_evals, res.num_grads, status, fallback
         )
         new_state = ScaleByLineSearchState(
-            step_init=common.next_step_init(step, failed, state.step_init, restart),
+            # ROUNDING: nothing along d that the dtype resolves is lower. A shorter start
+            # cannot help; the next direction may need a step near step_init.
+            step_init=common.next_step_init(
+                step, failed & (status != Status.ROUNDING), state.step_init, restart
+            ),
             value=res.value,
             grad=res.grad,
             info=info,
