@@ -22,6 +22,7 @@ from jaxls._src.step.goldstein import goldstein
 from jaxls._src.step.hager_zhang import hager_zhang
 from jaxls._src.step.wolfe import wolfe
 
+# The one source of the version: pyproject.toml reads it from here ([tool.setuptools.dynamic]).
 __version__ = "0.1.0"
 
 __all__ = [

@@ -13,9 +13,9 @@ float64 (inside `jax.enable_x64`), with tolerances that float64 resolves.
 from __future__ import annotations
 
 import argparse
-import time
-
 import contextlib
+import time
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +29,7 @@ from jaxls.optax import minimize, scale_by_line_search
 METHODS = ("dichotomy", "golden_section", "fibonacci", "parabolic", "brent")
 
 
-def run(method: str, problem: zoo.IntervalProblem, tol: float, budget: int):
+def run(method: str, problem: zoo.IntervalProblem, tol: float, budget: int) -> jaxls.ScalarResult:
     if method == "fibonacci":  # the fixed budget golden section needed
         return jaxls.fibonacci(problem.fun, problem.lower, problem.upper, num_evals=budget)
     search = getattr(jaxls, method)
@@ -69,7 +69,7 @@ def throughput(n: int, tol: float) -> str:
 
     @jax.jit
     @jax.vmap
-    def solve(c):
+    def solve(c: jax.Array) -> jaxls.ScalarResult:
         fun = lambda x: zoo.lecture(x * (2.0 * np.sqrt(2.0) / c))
         return jaxls.golden_section(fun, 0.0, 6.0, tol=tol)
 
@@ -105,7 +105,8 @@ def training(tol: float, line_tol: float) -> str:
 
 
 def differentiation() -> str:
-    def lecture(w1, w2):  # L = w2 log w1 + sqrt(w2 log w1), the shared node written once
+    # L = w2 log w1 + sqrt(w2 log w1), the shared node written once
+    def lecture(w1: jax.Array, w2: jax.Array) -> jax.Array:
         v2 = w2 * jnp.log(w1)
         return v2 + jnp.sqrt(v2)
 
@@ -119,7 +120,7 @@ def differentiation() -> str:
     )
 
 
-def main(argv=None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxls", description=__doc__)
     parser.add_argument(
         "--tol", type=float, default=None, help="interval tolerance (1e-2; 1e-6 with --x64)"

@@ -61,7 +61,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 __all__ = [
     "COS_EXP_DIRECTION",
@@ -75,6 +77,9 @@ __all__ = [
     "gh12157",
     "start",
 ]
+
+# A scalar function of a scalar step, or of a 1-element array.
+_Fun = Callable[[jax.Array], jax.Array]
 
 # The starting steps of every table of Moré & Thuente (1994).
 STEP_INIT = (1e-3, 1e-1, 1e1, 1e3)
@@ -98,50 +103,50 @@ class LineProblem(NamedTuple):
     """
 
     name: str
-    phi: Callable
+    phi: Callable[[jax.Array], jax.Array]
     c1: float
     c2: float
-    fun: Callable
+    fun: Callable[[jax.Array], jax.Array]
     params: Mapping[str, float]
     minimiser: float
     paper_evals: tuple[int, ...]
 
 
-def start(dtype=None):
+def start(dtype: DTypeLike | None = None) -> jax.Array:
     """``x = 0``, a 1-element array (float64 under ``jax_enable_x64``)."""
     return jnp.zeros(1, dtype)
 
 
-def direction(dtype=None):
+def direction(dtype: DTypeLike | None = None) -> jax.Array:
     """``d = 1``, a 1-element array: ``fun(start() + t direction()) = phi(t)``."""
     return jnp.ones(1, dtype)
 
 
-def _on_array(phi: Callable) -> Callable:
-    def fun(x):
+def _on_array(phi: _Fun) -> _Fun:
+    def fun(x: jax.Array) -> jax.Array:
         return phi(x[0])
 
     return fun
 
 
-def _mt1(beta: float) -> Callable:
-    def phi(t):
+def _mt1(beta: float) -> _Fun:
+    def phi(t: jax.Array) -> jax.Array:
         return -t / (t**2 + beta)
 
     return phi
 
 
-def _mt2(beta: float) -> Callable:
-    def phi(t):
+def _mt2(beta: float) -> _Fun:
+    def phi(t: jax.Array) -> jax.Array:
         s = t + beta
         return s**5 - 2.0 * s**4
 
     return phi
 
 
-def _mt3(l: float, beta: float) -> Callable:  # noqa: E741 (the paper's symbol)
+def _mt3(l: float, beta: float) -> _Fun:  # noqa: E741 (the paper's symbol)
     # The V-shaped phi0 with a parabolic bottom of width 2 beta, plus l half-waves per unit.
-    def phi(t):
+    def phi(t: jax.Array) -> jax.Array:
         v = jnp.where(
             t <= 1.0 - beta,
             1.0 - t,
@@ -156,16 +161,24 @@ def _gamma(beta: float) -> float:
     return math.sqrt(1.0 + beta**2) - beta
 
 
-def _yanai(beta1: float, beta2: float) -> Callable:
+def _yanai(beta1: float, beta2: float) -> _Fun:
     g1, g2 = _gamma(beta1), _gamma(beta2)
 
-    def phi(t):
+    def phi(t: jax.Array) -> jax.Array:
         return g1 * jnp.sqrt((1.0 - t) ** 2 + beta2**2) + g2 * jnp.sqrt(t**2 + beta1**2)
 
     return phi
 
 
-def _problem(name, phi, c1, c2, params, minimiser, paper_evals) -> LineProblem:
+def _problem(
+    name: str,
+    phi: _Fun,
+    c1: float,
+    c2: float,
+    params: Mapping[str, float],
+    minimiser: float,
+    paper_evals: tuple[int, ...],
+) -> LineProblem:
     return LineProblem(name, phi, c1, c2, _on_array(phi), params, minimiser, paper_evals)
 
 
@@ -215,14 +228,14 @@ COS_EXP_DIRECTION = (-0.5, -0.25)
 COS_EXP_SCIPY_STEP = 2.2212101703467164
 
 
-def cos_exp(x):
+def cos_exp(x: jax.Array) -> jax.Array:
     """jaxopt's test function ``cos(sum(exp(-x))^2)``, searched from `COS_EXP_X` along
     `COS_EXP_DIRECTION`: along it ``sum(exp(-x))`` grows exponentially, so the minimisers
     crowd together and in float32 the cosine's argument loses every digit beyond step ~15."""
     return jnp.cos(jnp.sum(jnp.exp(-x)) ** 2)
 
 
-def gh12157(x):
+def gh12157(x: jax.Array) -> jax.Array:
     """scipy's gh-12157 function of ``t = x[0]`` (``x`` a 1-element array): ``3 pi / 2 (1 - t)``
     for ``t < 1``, ``cos(3 pi t / 2 - pi)`` beyond; minima ``-1`` at ``4/3 + 4k/3``."""
     t = x[0]

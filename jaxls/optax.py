@@ -37,7 +37,7 @@ for _search in (
     golden_section, brent, dichotomy, fibonacci, parabolic,
 ):  # fmt: skip
     refuse_as_transformation(_search)
-del _search, backtracking, goldstein, wolfe, hager_zhang
+del _search, refuse_as_transformation, backtracking, goldstein, wolfe, hager_zhang
 del golden_section, brent, dichotomy, fibonacci, parabolic
 
 __all__ = [

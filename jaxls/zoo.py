@@ -14,21 +14,34 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 __all__ = ["INTERVAL", "SMOOTH_INTERVAL", "IntervalProblem", "lecture"]
 
 
 class IntervalProblem(NamedTuple):
+    """A problem on an interval: ``fun`` minimised on ``[lower, upper]`` at ``xmin``.
+
+    Attributes:
+      name: a short identifier (``"lecture"``, ``"sin"``, ...).
+      fun: ``x -> f(x)``, a scalar function of a scalar, in ``jax.numpy``.
+      lower: lower end of the interval.
+      upper: upper end of the interval.
+      xmin: the exact minimiser on ``[lower, upper]``.
+      smooth: False for a problem with a kink (``abs``).
+    """
+
     name: str
-    fun: Callable
+    fun: Callable[[jax.Array], jax.Array]
     lower: float
     upper: float
     xmin: float  # exact minimiser on [lower, upper]
     smooth: bool = True
 
 
-def lecture(x):
+def lecture(x: ArrayLike) -> jax.Array:
     """The lecture's Figure 18 function, minimised at ``2 sqrt(2)`` on ``[0, 6]``."""
     return 1.0 - jnp.sqrt(2.0 / jnp.pi) * x**2 * jnp.exp(-(x**2) / 8.0) / 8.0
 

@@ -19,8 +19,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-__all__ = ["ScalarResult", "Status", "status_message"]
+__all__ = ["RUNNING", "LineSearchResult", "ScalarResult", "Status", "status_message"]
 
 
 class Status(enum.IntEnum):
@@ -72,7 +73,7 @@ _MESSAGES = {
 RUNNING = -1
 
 
-def status_message(status) -> str | list:
+def status_message(status: ArrayLike) -> str | list:
     """Human-readable message(s) for a status array, scalar or batched."""
     codes = jax.device_get(status)
     if getattr(codes, "ndim", 0) == 0:
@@ -110,7 +111,7 @@ class ScalarResult(NamedTuple):
         return jnp.asarray(self.status) == Status.SUCCESS
 
     @property
-    def message(self):
+    def message(self) -> str | list:
         """Readable message(s) for ``status`` (host-side; not for use under ``jit``)."""
         return status_message(self.status)
 
@@ -154,6 +155,6 @@ class LineSearchResult(NamedTuple):
         return jnp.asarray(self.status) == Status.SUCCESS
 
     @property
-    def message(self):
+    def message(self) -> str | list:
         """Readable message(s) for ``status`` (host-side; not for use under ``jit``)."""
         return status_message(self.status)

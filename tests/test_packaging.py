@@ -1,0 +1,71 @@
+"""Packaging: one source for the version, the py.typed marker, complete ``__all__`` lists."""
+
+import __future__
+
+import importlib
+import importlib.metadata
+import importlib.resources
+import pathlib
+import types
+
+import pytest
+from packaging.version import Version
+
+import jaxls
+
+PYPROJECT = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+# Every public module, and the private module of the result types the others import.
+MODULES = ("jaxls", "jaxls.optax", "jaxls.ad", "jaxls.zoo", "jaxls.linezoo", "jaxls._src.results")
+
+# Plain data defined in a module (constants, problem tables): public unless underscored.
+DATA = (bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset)
+
+
+def pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library >= 3.11")
+    return tomllib.loads(PYPROJECT.read_text())
+
+
+def test_version_is_the_installed_distributions():
+    assert jaxls.__version__ == importlib.metadata.version("jaxls")
+    assert str(Version(jaxls.__version__)) == jaxls.__version__  # PEP 440, normalised
+
+
+def test_pyproject_reads_the_version_from_the_package():
+    config = pyproject()
+    assert "version" not in config["project"], "the version lives in jaxls/__init__.py only"
+    assert "version" in config["project"]["dynamic"]
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "jaxls.__version__"}
+
+
+def test_py_typed_marker_is_shipped():
+    assert importlib.resources.files("jaxls").joinpath("py.typed").is_file()
+    assert "py.typed" in pyproject()["tool"]["setuptools"]["package-data"]["jaxls"]
+
+
+def defined_here(value: object) -> bool:
+    """Whether a module attribute belongs to jaxls, rather than being an import it uses."""
+    if isinstance(value, (types.ModuleType, type(__future__.annotations))):
+        return False
+    if isinstance(value, DATA):
+        return True
+    return str(getattr(value, "__module__", "")).startswith("jaxls")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_all_lists_exactly_the_public_names(name):
+    module = importlib.import_module(name)
+    listed = module.__all__
+    assert len(set(listed)) == len(listed), f"{name}.__all__ has duplicates"
+    assert [n for n in listed if not hasattr(module, n)] == [], f"{name}.__all__ names absent"
+    public = {n for n, v in vars(module).items() if not n.startswith("_") and defined_here(v)}
+    assert sorted(public - set(listed)) == [], f"public names of {name} missing from __all__"
+    assert [n for n in listed if n.startswith("_")] == []
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_star_import_gives_all(name):
+    namespace: dict = {}
+    exec(f"from {name} import *", namespace)
+    assert set(namespace) - {"__builtins__"} == set(importlib.import_module(name).__all__)
