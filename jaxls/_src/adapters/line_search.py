@@ -211,7 +211,7 @@ def scale_by_line_search(
     if passes_step_max and step_max is not None:
         config = {**config, "step_max": step_max}
     check_config(search, kind, config)
-    if kind == "exact":  # the first interval is [0, step_max]
+    if kind == "exact" and step_max is not None:  # the first interval is [0, step_max]
         restart = restart._replace(step_init=step_max)
     if has_aux:
         config = {**config, "has_aux": True} if kind == "inexact" else config
@@ -362,8 +362,8 @@ def refuse_as_transformation(search: Callable) -> None:
     def refuse(*args, **kwargs):
         raise TypeError(message)
 
-    search.init = refuse
-    search.update = refuse
+    setattr(search, "init", refuse)  # noqa: B010 (a function's attributes, not a class's)
+    setattr(search, "update", refuse)  # noqa: B010
 
 
 __all__ = ["ScaleByLineSearchState", "refuse_as_transformation", "scale_by_line_search"]

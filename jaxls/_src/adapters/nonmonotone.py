@@ -172,7 +172,7 @@ def nonmonotone_armijo(
                 shrink=shrink,
                 interpolate=interpolate,
                 max_evals=max_evals,
-                **({"has_aux": True} if has_aux else {}),
+                has_aux=has_aux,
             )
         start_finite = common.finite_start(value, grad)
         step = jnp.where(start_finite, res.step, 0).astype(dtype)

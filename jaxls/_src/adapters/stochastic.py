@@ -221,7 +221,7 @@ def stochastic_armijo(
             "both `batch_size` and `num_examples`, or neither."
         )
     fraction = 1.0
-    if batch_size is not None:
+    if batch_size is not None and num_examples is not None:
         checks.int_at_least(CALL, "batch_size", batch_size, 1)
         checks.int_at_least(CALL, "num_examples", num_examples, batch_size)
         fraction = batch_size / num_examples

@@ -19,6 +19,7 @@ returned step whose gradient is still unknown.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -66,6 +67,12 @@ def _floating(call: str, name: str, tree):
                 f"convert it, e.g. `{name}.astype(jnp.float32)`."
             )
     return leaves
+
+
+def same_structure(a, b) -> bool:
+    """Whether two pytrees have the same structure (`operator.eq`: jaxlib's `PyTreeDef` has no
+    type stubs, so mypy cannot type ``==`` on it)."""
+    return bool(operator.eq(jax.tree.structure(a), jax.tree.structure(b)))
 
 
 def direction_scale(direction, dtype) -> jax.Array:
@@ -129,7 +136,7 @@ def setup(
         if checks.is_concrete(step_max) and not float(step_max) > 0:
             raise ValueError(f"`jaxls.{call}(step_max={step_max!r})`: `step_max` must be > 0.")
     checks.int_at_least(call, "max_evals", max_evals, 1)
-    if jax.tree.structure(x) != jax.tree.structure(direction):
+    if not same_structure(x, direction):
         raise ValueError(
             f"`jaxls.{call}`: `x` and `direction` must be pytrees of the same structure, got "
             f"{jax.tree.structure(x)} and {jax.tree.structure(direction)}."
@@ -166,7 +173,7 @@ def setup(
         value, aux = split_aux(out, has_aux)
         num_evals = jnp.ones((), jnp.int32)
     else:
-        if jax.tree.structure(grad) != jax.tree.structure(x) or any(
+        if not same_structure(grad, x) or any(
             jnp.shape(g) != a.shape for g, a in zip(jax.tree.leaves(grad), x_leaves, strict=True)
         ):
             raise ValueError(
