@@ -11,8 +11,10 @@ and their gradients with float32's at the same (rounded) points.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
+import pathlib
 from collections.abc import Callable
 
 import jax
@@ -26,7 +28,7 @@ from jax import lax
 import jaxls
 import jaxls.ad as ad
 from jaxls._src.ad import jaxpr as jx
-from jaxls._src.ad.registry import jvp_rules, vjp_rules
+from jaxls._src.ad.registry import HigherOrderJVP, HigherOrderVJP, jvp_rules, vjp_rules
 from tests import ad_zoo
 from tests.helpers import primitive_names as primitives
 
@@ -300,6 +302,74 @@ def test_every_primitive_the_reverse_rules_emit_has_a_jvp_rule():
             emitted |= primitives(jax.make_jaxpr(ad.grad(case.f))(*case.args))
     missing = {p for p in emitted - INTERPRETED if p not in jvp_rules}
     assert not missing, missing
+
+
+def _solve(x):
+    return jnp.linalg.solve(jnp.eye(2) * x + 1, jnp.ones(2))
+
+
+HIGHER_ORDER = {  # family: (its primitive names, a function whose jaxpr holds one of them)
+    "cond": (jx.COND, lambda x: lax.cond(x > 0, jnp.sin, jnp.cos, x)),
+    "scan": (jx.SCAN, lambda x: lax.scan(lambda c, _: (c * x, None), x, length=2)[0]),
+    "while": (jx.WHILE, lambda x: lax.while_loop(lambda c: c < 10, lambda c: c * 2, x)),
+    "custom_jvp_call": (jx.CUSTOM_JVP, jax.nn.relu),
+    "custom_vjp_call": (jx.CUSTOM_VJP, lambda x: ad_zoo.custom_vjp_user(jnp.stack([x, x]))),
+    "custom_linear_solve": (jx.LINEAR_SOLVE, _solve),
+    "remat": (jx.REMAT, jax.checkpoint(jnp.sin)),
+    "pjit": (jx.CALLS, jax.jit(jnp.sin)),
+}
+
+
+@pytest.mark.parametrize("family", sorted(HIGHER_ORDER))
+def test_rule_tables_cover_the_higher_order_primitives(family):
+    """Higher-order primitives live in the same tables as the others, each name with a
+    forward and a reverse entry (handed the interpreter), and JAX still emits those names."""
+    names, f = HIGHER_ORDER[family]
+    assert names & primitives(jax.make_jaxpr(f)(jnp.float32(0.5))), family
+    for name in names:
+        assert isinstance(jvp_rules.get(name), HigherOrderJVP), name
+        assert isinstance(vjp_rules.get(name), HigherOrderVJP), name
+
+
+AD_SOURCES = pathlib.Path(jaxls.__file__).parent / "_src" / "ad"
+INTERPRETERS = {f"jaxls._src.ad.{m}" for m in ("api", "forward", "graph", "reverse")}
+
+
+def _imports(tree) -> list[tuple[int, str]]:
+    """``(line, module)`` of every import in ``tree`` (``from a import b``: ``a`` and ``a.b``)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.lineno, node.module or ""))
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def test_no_ad_module_imports_another_inside_a_function():
+    """The AD modules form layers, not a circle: every import of a jaxls module is at module
+    level (none deferred into a function), imports are plain (no `importlib`), and the rule
+    modules import no interpreter (the rules of higher-order primitives are handed it)."""
+    deferred, dynamic, upward = [], [], []
+    for path in sorted(AD_SOURCES.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        where = path.relative_to(AD_SOURCES)
+        for func in ast.walk(tree):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                deferred += [
+                    f"{where}:{line} {name}"
+                    for line, name in _imports(func)
+                    if name.split(".")[0] == "jaxls"
+                ]
+        for line, name in _imports(tree):
+            if name == "importlib":
+                dynamic.append(f"{where}:{line}")
+            if path.parent.name == "rules" and name in INTERPRETERS:
+                upward.append(f"{where}:{line} {name}")
+    assert not deferred, deferred
+    assert not dynamic, dynamic
+    assert not upward, upward
 
 
 def test_scan_reverse_mode_stores_per_step_values_instead_of_recomputing():

@@ -790,7 +790,7 @@ def test_emitted_primitives_have_rules():
 
     Besides elementwise primitives, the rules emit ``broadcast_in_dim`` (zeros, rank-0
     operands) and ``reduce_sum`` (cotangents of rank-0 operands), whose rules are in
-    ``rules/structural.py`` (imported with the package)."""
+    ``rules/shape.py`` and ``rules/reductions.py`` (imported with the package)."""
     missing_jvp, missing_vjp = {}, {}
     for case, xs in closure_inputs():
         from_jvp, from_vjp = emitted_by_rules(case, xs)

@@ -1,4 +1,5 @@
-"""Rule-level tests of the structural JVP / VJP rules (`jaxls._src.ad.rules.structural`).
+"""Rule-level tests of the rules of array structure (`jaxls._src.ad.rules`: ``contraction``,
+``shape``, ``reductions``, ``cumulative``, ``indexing``, ``sorting``).
 
 Each case is a small ``jnp`` / ``lax`` expression; the equation of the primitive under
 test is taken from its jaxpr together with the concrete values of its inputs, and the
@@ -17,7 +18,6 @@ marked ``x64``). The case data are NumPy float64 arrays, cast to the tested dtyp
 """
 
 import dataclasses
-import importlib
 from collections.abc import Callable
 
 import jax
@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from jax import lax
 from jax.extend.core import Literal
 
-import jaxls._src.ad.rules.structural  # noqa: F401  (fills the rule tables)
+import jaxls._src.ad.rules  # noqa: F401  (fills the rule tables)
 from jaxls._src.ad import registry
 
 _rng = np.random.default_rng(0)
@@ -629,19 +629,9 @@ def test_rules_eager_and_under_jit_of_vmap(case):
 # --------------------------------------------------------------------------- differentiability
 
 
-def _import_elementwise():
-    try:
-        importlib.import_module("jaxls._src.ad.rules.elementwise")
-    except ModuleNotFoundError as error:
-        if error.name != "jaxls._src.ad.rules.elementwise":
-            raise
-        pytest.skip("jaxls._src.ad.rules.elementwise (add, mul, select_n, ...) does not exist yet")
-
-
 @pytest.mark.parametrize("case", CASES, ids=repr)
 def test_emitted_primitives_have_jvp_rules(case):
     """Everything the rules emit (recursively into sub-jaxprs) can be differentiated."""
-    _import_elementwise()
     eqn = equation(case, F32)
     out = eqn.bind(*eqn.primals)
     tangents = random_tangents(eqn)
@@ -690,7 +680,6 @@ def _jvp_of_jaxpr(jaxpr, consts, primals, tangents):
 def test_vjp_rules_differentiated_by_jvp_rules(case):
     """Forward over reverse: the registered JVP rules, run over the jaxpr of
     ``(primals, cts) -> vjp_rule(cts, primals, bind(primals))``, agree with jax.jvp of it."""
-    _import_elementwise()
     eqn = equation(case, F32)
     positions = eqn.float_positions()
     out = eqn.bind(*eqn.primals)

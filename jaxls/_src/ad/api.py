@@ -26,7 +26,6 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.tree_util import keystr
 
-import jaxls._src.ad.rules  # noqa: F401  (registers the rule tables)
 from jaxls._src.ad import jaxpr as jx
 from jaxls._src.ad.forward import jvp_closed
 from jaxls._src.ad.reverse import backward_sweep, forward_sweep

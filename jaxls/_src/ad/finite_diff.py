@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from jaxls._src.ad.api import jvp, vjp
+
 SCHEMES = ("forward", "central")
 
 
@@ -64,8 +66,6 @@ def check_grads(
     ``2e-2`` in float32, ``4 macheps^(2/3)`` (the error of central differences) in bfloat16
     and float16.
     """
-    from jaxls._src.ad.api import jvp, vjp
-
     _check_fun("check_grads", f)
     if not isinstance(args, (tuple, list)):
         raise TypeError(

@@ -4,6 +4,7 @@ adjoints: the lecture's tables, computed by the same rules as the transforms."""
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -11,9 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jaxls._src.ad.rules  # noqa: F401
 from jaxls._src.ad import jaxpr as jx
-from jaxls._src.ad.forward import jvp_equation
+from jaxls._src.ad.forward import jvp_closed
 from jaxls._src.ad.reverse import backward_sweep, forward_sweep
 
 
@@ -102,56 +102,74 @@ def trace(f: Callable, *args, tangents=None, cotangent=None) -> Graph:
             f"jaxls.ad.trace: `fun` must be callable, got {f!r} (a {type(f).__name__})."
         )
     c, _, _ = jx.make_jaxpr(f, *args)
+    flat, flat_t = _seeds(c, args, tangents)
+    names = _name_inputs(f, c)
+    nodes = [
+        [names[var], "input", (), value, tangent]
+        for var, value, tangent in zip(c.jaxpr.invars, flat, flat_t, strict=True)
+    ]
+    outs, _ = jvp_closed(c, flat, flat_t, record=_node_recorder(names, nodes))
+    adjoints = _adjoints(c, flat, outs, cotangent)
+    by_name = {names[v]: a for v, a in adjoints.items() if v in names}
+    # An output read directly from an input or several times: its adjoint is the seed.
+    result = tuple(Node(n, p, i, v, t, by_name.get(n)) for n, p, i, v, t in nodes)
+    return Graph(result, tuple(_label(names, a) for a in c.jaxpr.outvars))
+
+
+def _seeds(c: jx.Closed, args, tangents) -> tuple[list, list]:
+    """The flat inputs in the jaxpr's dtypes, and their forward-mode seeds (default: ones;
+    ``None`` for integer inputs, which have no tangent)."""
     flat = [
         jnp.asarray(p, v.aval.dtype)
         for p, v in zip(jax.tree.leaves(args), c.jaxpr.invars, strict=True)
     ]
-    is_float = [jnp.issubdtype(p.dtype, jnp.inexact) for p in flat]
     if tangents is None:
         tangents = jax.tree.map(jnp.ones_like, args)
-    flat_t = [  # integer inputs have no tangent
-        jnp.asarray(t, p.dtype) if floating else None
-        for t, p, floating in zip(jax.tree.leaves(tuple(tangents)), flat, is_float, strict=True)
+    flat_t = [
+        jnp.asarray(t, p.dtype) if jnp.issubdtype(p.dtype, jnp.inexact) else None
+        for t, p in zip(jax.tree.leaves(tuple(tangents)), flat, strict=True)
     ]
+    return flat, flat_t
+
+
+def _name_inputs(f: Callable, c: jx.Closed) -> dict:
+    """Labels of the jaxpr's inputs (``f``'s parameter names when they match the flat
+    inputs one to one, else ``x1``, ``x2``, ...) and of its constants."""
     try:
         params = list(inspect.signature(f).parameters)
     except (TypeError, ValueError):
         params = []
-    names, nodes = {}, []
-    env, tenv = {}, {}
-    for k, (var, value, tangent) in enumerate(zip(c.jaxpr.invars, flat, flat_t, strict=True)):
-        label = params[k] if len(params) == len(flat) else f"x{k + 1}"
-        names[var] = label
-        env[var], tenv[var] = value, tangent
-        nodes.append([label, "input", (), value, tangent])
-    for var, value in zip(c.jaxpr.constvars, c.consts, strict=True):
-        names[var], env[var] = f"const{len(names)}", value
+    invars = c.jaxpr.invars
+    names = {}
+    for k, var in enumerate(invars):
+        names[var] = params[k] if len(params) == len(invars) else f"x{k + 1}"
+    for var in c.jaxpr.constvars:
+        names[var] = f"const{len(names)}"
+    return names
 
-    def read(a):
-        if jx.is_literal(a):
-            return jx.literal_value(a), None
-        return env[a], tenv.get(a)
 
-    counter = 0
-    for eqn in c.jaxpr.eqns:
-        ins = [read(a)[0] for a in eqn.invars]
-        tins = [read(a)[1] for a in eqn.invars]
-        if all(t is None for t in tins):
-            outs, touts = jx.bind(eqn, ins), [None] * len(eqn.outvars)
-        else:
-            outs, touts = jvp_equation(eqn, ins, tins)
-        labels = tuple(
-            str(jx.literal_value(a)) if jx.is_literal(a) else names[a] for a in eqn.invars
-        )
+def _label(names: dict, atom) -> str:
+    return str(jx.literal_value(atom)) if jx.is_literal(atom) else names[atom]
+
+
+def _node_recorder(names: dict, nodes: list) -> Callable:
+    """The forward interpreter's recording hook: one node ``v1``, ``v2``, ... per output of
+    each top-level equation, with its value and tangent, appended to ``nodes``."""
+    counter = itertools.count(1)
+
+    def record(eqn, outs, touts):
+        labels = tuple(_label(names, a) for a in eqn.invars)
         for var, value, tangent in zip(eqn.outvars, outs, touts, strict=True):
-            if jx.is_drop(var):
-                continue
-            counter += 1
-            names[var] = f"v{counter}"
-            env[var], tenv[var] = value, tangent
-            nodes.append([names[var], jx.name(eqn), labels, value, tangent])
-    out_vars = c.jaxpr.outvars
-    outs = [read(a)[0] for a in out_vars]
+            if not jx.is_drop(var):
+                names[var] = f"v{next(counter)}"
+                nodes.append([names[var], jx.name(eqn), labels, value, tangent])
+
+    return record
+
+
+def _adjoints(c: jx.Closed, flat: list, outs: list, cotangent) -> dict:
+    """Reverse mode seeded with ``cotangent`` (default: ones): the final adjoint of every
+    variable of the jaxpr that gets one."""
     if cotangent is None:
         cts = [jnp.ones_like(o) for o in outs]
     else:
@@ -159,15 +177,11 @@ def trace(f: Callable, *args, tangents=None, cotangent=None) -> Graph:
             jnp.asarray(x, jnp.result_type(o))
             for x, o in zip(jax.tree.leaves(cotangent), outs, strict=True)
         ]
+    is_float = [jnp.issubdtype(p.dtype, jnp.inexact) for p in flat]
     adjoints = {}
     _, tape = forward_sweep(c, flat, is_float)
     backward_sweep(c, tape, cts, record=adjoints)
-    by_name = {names[v]: a for v, a in adjoints.items() if v in names}
-    # An output read directly from an input or several times: its adjoint is the seed.
-    result = tuple(Node(n, p, i, v, t, by_name.get(n)) for n, p, i, v, t in nodes)
-    return Graph(
-        result, tuple(str(jx.literal_value(a)) if jx.is_literal(a) else names[a] for a in out_vars)
-    )
+    return adjoints
 
 
 __all__ = ["Graph", "Node", "trace"]

@@ -17,6 +17,13 @@ across JAX releases where the primitive objects move between modules.
   result, never ``None``: the interpreter skips equations whose outputs have no
   cotangent). It returns one cotangent per input, ``None`` where there is none (integer
   inputs, or inputs the output does not depend on differentiably).
+* A higher-order primitive (``jit``, ``cond``, ``scan``, ``custom_jvp_call``, ...) holds
+  jaxprs that the interpreter must evaluate in turn. Its rules sit in the same tables,
+  registered with `defjvp_higher_order` / `defvjp_higher_order`, and are handed the
+  interpreter evaluating the equation (a `ForwardInterpreter` or a `ReverseInterpreter`)
+  with the equation itself. The interpreters look every primitive up in the tables alone,
+  and the rule modules import neither interpreter: adding a primitive, higher-order or
+  not, is one table entry.
 
 Rules build their results with `jax.lax` / `jax.numpy` operations, so they work eagerly,
 under `jax.jit` and `jax.vmap`, and their output can be differentiated again (every
@@ -25,15 +32,85 @@ primitive a VJP rule emits must itself have a JVP rule: tested).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxls._src.ad import jaxpr as jx
+
 jvp_rules: dict[str, Callable] = {}
 vjp_rules: dict[str, Callable] = {}
 nondifferentiable: set[str] = set()
+
+
+class ForwardInterpreter(NamedTuple):
+    """Forward mode, as the JVP rule of a higher-order primitive is given it.
+
+    Attributes:
+      evaluate: ``evaluate(closed, args) -> outs``, no derivative.
+      jvp: ``jvp(closed, primals, tangents) -> (outs, tangent_outs)``, tangents ``None``
+        where zero.
+    """
+
+    evaluate: Callable
+    jvp: Callable
+
+
+class ReverseInterpreter(NamedTuple):
+    """Reverse mode, as the VJP rule of a higher-order primitive is given it.
+
+    Attributes:
+      evaluate: ``evaluate(closed, args) -> outs``, no derivative.
+      forward: ``forward(closed, args, active, skip=frozenset()) -> (outs, tape)``, the
+        forward sweep (``skip``: input variables left out of the tape).
+      backward: ``backward(closed, tape, cts, given=None) -> cts_in``, the backward sweep
+        (``given``: the values of the variables left out of the tape).
+      activity: ``activity(closed, active) -> active_out``, which outputs depend on an
+        active input.
+    """
+
+    evaluate: Callable
+    forward: Callable
+    backward: Callable
+    activity: Callable
+
+    def vjp(self, c, args: Sequence, active: Sequence[bool], cts: Sequence) -> list:
+        """Forward then backward sweep of ``c``: the adjoints of ``args``."""
+        _, tape = self.forward(c, args, active)
+        return self.backward(c, tape, cts)
+
+
+class HigherOrderJVP(NamedTuple):
+    """The JVP rule of a higher-order primitive (an entry of `jvp_rules`):
+    ``rule(interpreter, eqn, primals, tangents) -> (outs, tangent_outs)``, lists aligned
+    with the equation's outputs; the rule computes the outputs itself."""
+
+    rule: Callable
+
+
+class HigherOrderVJP(NamedTuple):
+    """The VJP rule of a higher-order primitive (an entry of `vjp_rules`), in two parts.
+
+    Attributes:
+      forward: ``forward(interpreter, eqn, primals, active) -> (outs, residuals)``, run by
+        the forward sweep on an equation with an active input; ``residuals`` (a pytree, or
+        ``None``) is kept on the tape for ``backward``.
+      backward: ``backward(interpreter, eqn, residuals, primals, outs, active, cts) ->
+        cts_in``, with ``cts`` a list (``None`` for zero) and one cotangent (or ``None``)
+        per input returned.
+    """
+
+    forward: Callable
+    backward: Callable
+
+
+def evaluate_only(interpreter, eqn, primals, active) -> tuple[list, Any]:
+    """The default forward part of a `HigherOrderVJP`: evaluate the equation, keep no
+    residuals (the backward part recomputes what it needs from the inputs)."""
+    return jx.bind(eqn, primals), None
 
 
 def defjvp(*names: str):
@@ -54,6 +131,29 @@ def defvjp(*names: str):
         for name in names:
             vjp_rules[name] = rule
         return rule
+
+    return register
+
+
+def defjvp_higher_order(*names: str):
+    """Register the decorated function as the `HigherOrderJVP` rule of ``names``."""
+
+    def register(rule):
+        for name in names:
+            jvp_rules[name] = HigherOrderJVP(rule)
+        return rule
+
+    return register
+
+
+def defvjp_higher_order(*names: str, forward: Callable = evaluate_only):
+    """Register the decorated function as the backward part of the `HigherOrderVJP` rule of
+    ``names``, ``forward`` as its forward part."""
+
+    def register(backward):
+        for name in names:
+            vjp_rules[name] = HigherOrderVJP(forward, backward)
+        return backward
 
     return register
 
@@ -93,10 +193,17 @@ def add(a, b):
 
 
 __all__ = [
+    "ForwardInterpreter",
+    "HigherOrderJVP",
+    "HigherOrderVJP",
+    "ReverseInterpreter",
     "add",
     "defjvp",
+    "defjvp_higher_order",
     "defvjp",
+    "defvjp_higher_order",
     "dtype_of",
+    "evaluate_only",
     "instantiate",
     "is_float",
     "jvp_rules",

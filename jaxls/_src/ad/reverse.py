@@ -2,10 +2,11 @@
 tape), then a backward sweep that accumulates adjoints equation by equation, last first.
 
 Only *active* values (floating values that depend on a differentiated input) get adjoints;
-the tape holds the inputs and outputs of the equations that touch them. A `lax.scan` keeps
-the tape of every iteration (stacked by the scan itself), so its backward sweep reads the
-stored values instead of recomputing them; `checkpoint` (``remat``) stores only its inputs
-and recomputes the rest during the backward sweep.
+the tape holds the inputs and outputs of the equations that touch them, and the residuals
+the rules of higher-order primitives keep (`registry.HigherOrderVJP`, handed `INTERPRETER`):
+a `lax.scan` keeps the tape of every iteration (stacked by the scan itself), so its backward
+sweep reads the stored values instead of recomputing them; `checkpoint` (``remat``) stores
+only its inputs and recomputes the rest during the backward sweep.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+import jaxls._src.ad.rules  # noqa: F401  (fills the rule tables)
 from jaxls._src.ad import jaxpr as jx
 from jaxls._src.ad.forward import evaluate, unsupported
-from jaxls._src.ad.registry import add, instantiate, nondifferentiable, vjp_rules
+from jaxls._src.ad.registry import HigherOrderVJP, ReverseInterpreter, add, nondifferentiable
+from jaxls._src.ad.registry import vjp_rules
 
 
 def is_float_var(var) -> bool:
@@ -105,20 +108,12 @@ def forward_sweep(c: jx.Closed, args: Sequence, active_in: Sequence[bool], skip=
 
 
 def forward_equation(eqn, ins: list, act: list[bool]) -> tuple[list, Any]:
-    """Outputs of an active equation, and the sub-tape it needs (or None)."""
-    name = jx.name(eqn)
-    if name in jx.CALLS:
-        return forward_sweep(jx.call_body(eqn), ins, act)
-    if name in jx.SCAN:
-        return forward_scan(eqn, ins, act)
-    if name in jx.CUSTOM_VJP:
-        return forward_custom_vjp(eqn, ins)
-    if name in jx.WHILE:
-        raise NotImplementedError(
-            "jaxls.ad: reverse mode through `lax.while_loop` is undefined (its trip count is "
-            "not known in advance; JAX refuses it too). Use forward mode (`jaxls.ad.jvp`, "
-            "`jacfwd`), or `lax.scan` / `lax.fori_loop` with static bounds."
-        )
+    """Outputs of an active equation, and the residuals its VJP rule keeps (or None): those
+    of a higher-order primitive's forward part, none for a first-order primitive (its rule
+    reads the equation's inputs and outputs on the tape)."""
+    rule = vjp_rules.get(jx.name(eqn))
+    if isinstance(rule, HigherOrderVJP):
+        return rule.forward(INTERPRETER, eqn, ins, act)
     return jx.bind(eqn, ins), None
 
 
@@ -165,180 +160,22 @@ def backward_sweep(c: jx.Closed, tape: Tape, cts_out: Sequence, given=None, reco
     return [None if jx.is_literal(v) else ct.get(v) for v in c.jaxpr.invars]
 
 
-def backward_equation(eqn, sub, ins, outs, act, cts) -> list:
-    name = jx.name(eqn)
-    if name in jx.CALLS:
-        return backward_sweep(jx.call_body(eqn), sub, cts)
-    if name in jx.REMAT:
-        body = jx.call_body(eqn)
-        _, recomputed = forward_sweep(body, jx.optimization_barrier(ins), act)
-        return backward_sweep(body, recomputed, cts)
-    if name in jx.COND:
-        return backward_cond(eqn, ins, act, cts)
-    if name in jx.SCAN:
-        return backward_scan(eqn, sub, ins, act, cts)
-    if name in jx.CUSTOM_JVP:
-        return backward_custom_jvp(eqn, ins, act, cts)
-    if name in jx.CUSTOM_VJP:
-        return backward_custom_vjp(eqn, sub, outs, cts)
-    if name in jx.LINEAR_SOLVE:
-        from jaxls._src.ad.linear_solve import vjp_linear_solve
-
-        return vjp_linear_solve(eqn, ins, outs, act, cts)
-    rule = vjp_rules.get(name)
+def backward_equation(eqn, residuals, ins, outs, act, cts) -> list:
+    """Adjoints of one equation's inputs from those of its outputs (``cts``)."""
+    rule = vjp_rules.get(jx.name(eqn))
     if rule is None:
-        raise unsupported(name, "VJP")
+        raise unsupported(jx.name(eqn), "VJP")
+    if isinstance(rule, HigherOrderVJP):
+        return rule.backward(INTERPRETER, eqn, residuals, ins, outs, act, cts)
     if jx.multiple_results(eqn):
         return list(rule(cts, tuple(ins), outs, **eqn.params))
     return list(rule(cts[0], tuple(ins), outs[0], **eqn.params))
 
 
-def vjp_closed(c: jx.Closed, args: Sequence, active_in: Sequence[bool], cts_out: Sequence):
-    """Forward then backward sweep: the adjoints of ``args``."""
-    _, tape = forward_sweep(c, args, active_in)
-    return backward_sweep(c, tape, cts_out)
+INTERPRETER = ReverseInterpreter(
+    evaluate=evaluate, forward=forward_sweep, backward=backward_sweep, activity=activity
+)
+"""What the VJP rules of higher-order primitives are handed."""
 
 
-def float_cts(values, cts, active=None):
-    """Materialise the zero adjoints of (active) floating values; others stay ``None``."""
-    active = [True] * len(values) if active is None else active
-    return [
-        instantiate(ct, v) if a and jnp.issubdtype(jnp.result_type(v), jnp.inexact) else None
-        for v, ct, a in zip(values, cts, active, strict=True)
-    ]
-
-
-def backward_cond(eqn, ins, act, cts):
-    """The taken branch's forward and backward sweeps, inside a `lax.switch` (the branch's
-    intermediate values are recomputed: the cond stores only its operands)."""
-    index, ops, op_act = ins[0], ins[1:], act[1:]
-    outs_like = [jnp.zeros(v.aval.shape, v.aval.dtype) for v in eqn.outvars]
-    cts = float_cts(outs_like, cts)
-
-    def branch(c):
-        def run(ops, cts):
-            return float_cts(ops, vjp_closed(c, ops, op_act, cts), op_act)
-
-        return run
-
-    cts_in = jax.lax.switch(index, [branch(c) for c in jx.cond_branches(eqn)], ops, cts)
-    return [None, *cts_in]
-
-
-def carry_activity(spec: jx.ScanSpec, act: list[bool]) -> list[bool]:
-    """The fixed point: a carry is active if its initial value is, or an iteration makes it."""
-    k, n = spec.num_consts, spec.num_carry
-    act = list(act)
-    while True:
-        out = activity(spec.body, act)
-        new = [a or o for a, o in zip(act[k : k + n], out[:n], strict=True)]
-        if new == act[k : k + n]:
-            return act
-        act[k : k + n] = new
-
-
-@jax.tree_util.register_pytree_node_class
-class ScanTape:
-    """The stacked tapes of a scan's iterations, with the (static) activity of its inputs."""
-
-    def __init__(self, tapes, act: tuple):
-        self.tapes, self.act = tapes, act
-
-    def tree_flatten(self):
-        return (self.tapes,), self.act
-
-    @classmethod
-    def tree_unflatten(cls, act, children):
-        return cls(children[0], act)
-
-
-def forward_scan(eqn, ins, act):
-    spec = jx.scan_spec(eqn)
-    k, n = spec.num_consts, spec.num_carry
-    act = carry_activity(spec, act)
-    consts, carry, xs = ins[:k], ins[k : k + n], ins[k + n :]
-    skip = frozenset(spec.body.jaxpr.invars[:k])
-
-    def body(c, x):
-        outs, tape = forward_sweep(spec.body, [*consts, *c, *x], act, skip)
-        return outs[:n], (outs[n:], tape)
-
-    carry, (ys, tapes) = jax.lax.scan(
-        body, carry, xs, length=spec.length, reverse=spec.reverse, unroll=spec.unroll
-    )
-    return [*carry, *ys], ScanTape(tapes, tuple(act))
-
-
-def zeros_of(var, drop_leading: bool = False):
-    shape = var.aval.shape[1:] if drop_leading else var.aval.shape
-    return jnp.zeros(shape, var.aval.dtype)
-
-
-def backward_scan(eqn, sub: ScanTape, ins, act, cts):
-    """A reverse scan over the stored tapes: iteration ``i``'s backward sweep reads the
-    values iteration ``i`` of the forward scan recorded."""
-    spec = jx.scan_spec(eqn)
-    act = list(sub.act)
-    k, n = spec.num_consts, spec.num_carry
-    consts, carry = ins[:k], ins[k : k + n]
-    given = dict(zip(spec.body.jaxpr.invars[:k], consts, strict=True))
-    x_slices = [zeros_of(v, drop_leading=True) for v in eqn.invars[k + n :]]
-    ct_carry = float_cts(carry, cts[:n], act[k : k + n])
-    ct_consts = float_cts(consts, [None] * k, act[:k])
-    ct_ys = [
-        zeros_of(v) if c is None and is_float_var(v) else c
-        for v, c in zip(eqn.outvars[n:], cts[n:], strict=True)
-    ]
-
-    def body(state, slices):
-        ct_c, acc = state
-        ct_y, tape = slices
-        cts_in = backward_sweep(spec.body, tape, [*ct_c, *ct_y], given)
-        acc = [None if a is None else add(a, c) for a, c in zip(acc, cts_in[:k], strict=True)]
-        ct_c = float_cts(carry, cts_in[k : k + n], act[k : k + n])
-        ct_x = float_cts(x_slices, cts_in[k + n :], act[k + n :])
-        return (ct_c, acc), ct_x
-
-    (ct_carry, ct_consts), ct_xs = jax.lax.scan(
-        body,
-        (ct_carry, ct_consts),
-        (ct_ys, sub.tapes),
-        length=spec.length,
-        reverse=not spec.reverse,
-        unroll=spec.unroll,
-    )
-    return [*ct_consts, *ct_carry, *ct_xs]
-
-
-def backward_custom_jvp(eqn, ins, act, cts):
-    """The author's JVP is linear in the tangents: its adjoint, by a reverse sweep over it
-    with the primals held fixed, is the VJP (jaxls transposes it itself)."""
-    _, num_consts, rule, out_zeros = jx.custom_jvp_parts(eqn)
-    primals = ins[num_consts:]
-    tangents = [jnp.zeros(jnp.shape(p), jnp.result_type(p)) for p in primals]
-    act_rule = [False] * len(primals) + list(act[num_consts:])
-    cts_rule = [None] * len(eqn.outvars)
-    cts_rule += [c for c, zero in zip(cts, out_zeros, strict=True) if not zero]
-    cts_in = vjp_closed(rule, [*primals, *tangents], act_rule, cts_rule)
-    return [None] * num_consts + cts_in[len(primals) :]
-
-
-def forward_custom_vjp(eqn, ins):
-    """Run the author's ``fwd``: the outputs, and the residuals its ``bwd`` will need."""
-    _, num_consts, fwd, input_fwds, num_res, _ = jx.custom_vjp_parts(eqn)
-    args = ins[num_consts:]
-    res_and_outs = evaluate(fwd, args)
-    num_res_out = num_res - sum(f is not None for f in input_fwds)
-    computed = iter(res_and_outs[:num_res_out])
-    residuals = [next(computed) if f is None else args[f] for f in input_fwds]
-    return res_and_outs[num_res_out:], residuals
-
-
-def backward_custom_vjp(eqn, residuals, outs, cts):
-    _, num_consts, _, _, _, bwd = jx.custom_vjp_parts(eqn)
-    cts = [instantiate(c, o) for c, o in zip(cts, outs, strict=True)]
-    cts_in = bwd(*residuals, *cts)
-    return [None] * num_consts + [None if jx.is_symbolic_zero(c) else c for c in cts_in]
-
-
-__all__ = ["Tape", "activity", "backward_sweep", "forward_sweep", "vjp_closed"]
+__all__ = ["INTERPRETER", "Tape", "activity", "backward_sweep", "forward_sweep"]

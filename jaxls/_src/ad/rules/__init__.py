@@ -1,10 +1,28 @@
-"""Importing this package fills the rule tables of `jaxls._src.ad.registry`."""
+"""The rule tables' contents: importing this package registers every family's rules in
+`jaxls._src.ad.registry`, one module per family.
 
-import importlib
+* arithmetic: `elementwise` (arithmetic, transcendental functions, comparisons, casts),
+  `misc` (optimisation barriers, derivative-free bookkeeping);
+* array structure: `contraction` (``dot_general``), `shape`, `reductions`, `cumulative`,
+  `indexing` (slicing, padding, gather, scatter), `sorting`, with their helpers in `common`;
+* linear algebra: `linalg` (``lu``, ``triangular_solve``, ``cholesky``, ``eigh``, ...),
+  `linear_solve` (``custom_linear_solve``);
+* higher-order primitives, whose rules are handed the interpreter: `calls` (``jit``,
+  ``remat``, ``custom_jvp_call``, ``custom_vjp_call``), `control_flow` (``cond``, ``scan``,
+  ``while``).
+"""
 
-for _family in ("elementwise", "structural", "linalg", "misc"):
-    try:
-        importlib.import_module(f"jaxls._src.ad.rules.{_family}")
-    except ModuleNotFoundError as error:  # pragma: no cover - only while a family is missing
-        if error.name != f"jaxls._src.ad.rules.{_family}":
-            raise
+from jaxls._src.ad.rules import (  # noqa: F401  (each module registers its rules)
+    calls,
+    contraction,
+    control_flow,
+    cumulative,
+    elementwise,
+    indexing,
+    linalg,
+    linear_solve,
+    misc,
+    reductions,
+    shape,
+    sorting,
+)

@@ -1,0 +1,279 @@
+r"""JVP and VJP rules of slicing, padding and indexing: ``slice``, ``dynamic_slice``,
+``dynamic_update_slice``, ``pad``, ``gather``, ``scatter-add``, ``scatter-sub`` and
+``scatter``.
+
+Where the primitive is linear in the differentiated operand, the JVP binds it again with
+the equation's exact parameters; the VJP is the transpose, written with the primitive's
+adjoint (``pad`` for ``slice``, ``scatter-add`` for ``gather``, ...).
+
+Conventions (those of JAX):
+
+* ``gather`` transposes to ``scatter-add`` and ``scatter-add`` to ``gather`` with the same
+  index mode: out-of-bounds windows are clamped on both sides (``clip``) or filled with
+  zero and dropped (``fill``); the tangent of a ``fill`` value is zero.
+* ``scatter`` (overwrite, ``x.at[i].set(v)``): with repeated indices only the update that
+  wins receives a derivative, found as in JAX by scattering the update ids; the winner
+  is the one the backend's ``scatter`` picks (deterministic on CPU, not guaranteed on
+  accelerators).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jax import lax
+
+from jaxls._src.ad.registry import dtype_of as _dtype
+from jaxls._src.ad.registry import instantiate as _instantiate
+from jaxls._src.ad.registry import is_float as _is_float
+from jaxls._src.ad.registry import zeros_like as _zeros_like
+from jaxls._src.ad.rules.common import zeros as _zeros
+from jaxls._src.ad.rules.common import index_dtype as _index_dtype
+from jaxls._src.ad.rules.common import linear_jvp as _linear_jvp
+from jaxls._src.ad.rules.common import jointly_linear_jvp as _jointly_linear_jvp
+from jaxls._src.ad.rules.common import gather_to_scatter_dnums as _gather_to_scatter_dnums
+from jaxls._src.ad.registry import defjvp, defvjp
+
+
+def _scatter_to_gather_dnums(dnums: lax.ScatterDimensionNumbers) -> lax.GatherDimensionNumbers:
+    return lax.GatherDimensionNumbers(
+        offset_dims=dnums.update_window_dims,
+        collapsed_slice_dims=dnums.inserted_window_dims,
+        start_index_map=dnums.scatter_dims_to_operand_dims,
+        operand_batching_dims=dnums.operand_batching_dims,
+        start_indices_batching_dims=dnums.scatter_indices_batching_dims,
+    )
+
+
+def _scatter_slice_sizes(operand_shape, updates_shape, dnums: lax.ScatterDimensionNumbers):
+    """The ``slice_sizes`` of the gather that reads back what a scatter wrote."""
+    window = iter(dnums.update_window_dims)
+    return tuple(
+        1
+        if d in dnums.inserted_window_dims or d in dnums.operand_batching_dims
+        else updates_shape[next(window)]
+        for d in range(len(operand_shape))
+    )
+
+
+def _gather_back(x, indices, operand_shape, updates_shape, dimension_numbers, **flags):
+    """The windows of ``x`` that a scatter with these dimension numbers writes, shaped like
+    its updates (zero for dropped out-of-bounds windows)."""
+    return lax.gather(
+        x,
+        indices,
+        _scatter_to_gather_dnums(dimension_numbers),
+        _scatter_slice_sizes(operand_shape, updates_shape, dimension_numbers),
+        fill_value=0,
+        **flags,
+    )
+
+
+defjvp("slice")(_linear_jvp(lax.slice_p))
+
+
+defjvp("dynamic_slice")(_linear_jvp(lax.dynamic_slice_p))
+
+
+@defvjp("slice")
+def _slice_vjp(ct, primals, out, *, start_indices, limit_indices, strides):
+    in_shape = np.array(np.shape(primals[0]), dtype=int)
+    start = np.array(start_indices, dtype=int)
+    steps = np.ones_like(start) if strides is None else np.array(strides, dtype=int)
+    out_shape = np.array(np.shape(ct), dtype=int)
+    last = start + np.where(out_shape == 0, 0, (out_shape - 1) * steps + 1)
+    config = [
+        (int(lo), int(hi), int(s) - 1)
+        for lo, hi, s in zip(start, in_shape - last, steps, strict=True)
+    ]
+    return (lax.pad(ct, np.array(0, _dtype(ct)), config),)
+
+
+@defvjp("dynamic_slice")
+def _dynamic_slice_vjp(ct, primals, out, **_):
+    operand, *indices = primals
+    ct_operand = lax.dynamic_update_slice_p.bind(_zeros_like(operand), ct, *indices)
+    return (ct_operand, *[None] * len(indices))
+
+
+@defjvp("dynamic_update_slice")
+def _dynamic_update_slice_jvp(primals, tangents, out, **params):
+    operand, update, *indices = primals
+    t_operand, t_update, *_ = tangents
+    if (t_operand is None and t_update is None) or not _is_float(out):
+        return None
+    return lax.dynamic_update_slice_p.bind(
+        _instantiate(t_operand, operand), _instantiate(t_update, update), *indices, **params
+    )
+
+
+@defvjp("dynamic_update_slice")
+def _dynamic_update_slice_vjp(ct, primals, out, **_):
+    operand, update, *indices = primals
+    if not _is_float(operand):
+        return (None, None, *[None] * len(indices))
+    ct_operand = lax.dynamic_update_slice_p.bind(ct, _zeros_like(update), *indices)
+    ct_update = lax.dynamic_slice_p.bind(ct, *indices, slice_sizes=tuple(np.shape(update)))
+    return (ct_operand, ct_update, *[None] * len(indices))
+
+
+defjvp("pad")(_jointly_linear_jvp(lax.pad_p))
+
+
+@defvjp("pad")
+def _pad_vjp(ct, primals, out, *, padding_config):
+    operand, _ = primals
+    if not _is_float(operand):
+        return None, None
+    lows, highs, interiors = zip(*padding_config, strict=True)
+    # Undo the edge padding (a negative edge was a crop: pad it back with zeros), then
+    # take every (interior + 1)-th element.
+    zero = np.array(0, _dtype(ct))
+    unpadded = lax.pad(ct, zero, [(-lo, -hi, 0) for lo, hi in zip(lows, highs, strict=True)])
+    ct_operand = lax.slice(
+        unpadded, (0,) * np.ndim(ct), np.shape(unpadded), tuple(i + 1 for i in interiors)
+    )
+    everything = tuple(range(np.ndim(ct)))
+    ct_value = lax.reduce_sum(ct, everything) - lax.reduce_sum(ct_operand, everything)
+    return ct_operand, ct_value
+
+
+@defjvp("gather")
+def _gather_jvp(primals, tangents, out, *, fill_value=None, **params):
+    operand, indices = primals
+    if tangents[0] is None or not _is_float(operand):
+        return None
+    # The tangent of an out-of-bounds fill value is zero.
+    return lax.gather(tangents[0], indices, fill_value=0, **params)
+
+
+@defvjp("gather")
+def _gather_vjp(
+    ct,
+    primals,
+    out,
+    *,
+    dimension_numbers,
+    slice_sizes,
+    unique_indices,
+    indices_are_sorted,
+    mode,
+    **_,
+):
+    operand, indices = primals
+    if not _is_float(operand):
+        return None, None
+    ct_operand = lax.scatter_add(
+        _zeros_like(operand),
+        indices,
+        ct,
+        _gather_to_scatter_dnums(dimension_numbers),
+        indices_are_sorted=indices_are_sorted,
+        unique_indices=unique_indices,
+        mode=mode,
+    )
+    return ct_operand, None
+
+
+def _scatter_linear_jvp(primitive):
+    """JVP of ``scatter-add`` / ``scatter-sub``, linear in (operand, updates) jointly."""
+
+    def jvp(primals, tangents, out, **params):
+        operand, indices, updates = primals
+        t_operand, _, t_updates = tangents
+        if (t_operand is None and t_updates is None) or not _is_float(out):
+            return None
+        t_operand, t_updates = _instantiate(t_operand, operand), _instantiate(t_updates, updates)
+        return primitive.bind(t_operand, indices, t_updates, **params)
+
+    return jvp
+
+
+defjvp("scatter-add")(_scatter_linear_jvp(lax.scatter_add_p))
+
+
+defjvp("scatter-sub")(_scatter_linear_jvp(lax.scatter_sub_p))
+
+
+def _scatter_flags(params):
+    return {k: params[k] for k in ("indices_are_sorted", "unique_indices", "mode")}
+
+
+def _scatter_linear_vjp(sign):
+    """VJP of ``scatter-add`` (``sign = 1``) / ``scatter-sub`` (``sign = -1``): the operand
+    gets the cotangent, the updates (times ``sign``) the windows they were added to."""
+
+    def vjp(ct, primals, out, *, dimension_numbers, **params):
+        operand, indices, updates = primals
+        if not _is_float(operand):
+            return None, None, None
+        ct_updates = _gather_back(
+            ct,
+            indices,
+            np.shape(operand),
+            np.shape(updates),
+            dimension_numbers,
+            **_scatter_flags(params),
+        )
+        return ct, None, ct_updates if sign > 0 else -ct_updates
+
+    return vjp
+
+
+defvjp("scatter-add")(_scatter_linear_vjp(1))
+
+
+defvjp("scatter-sub")(_scatter_linear_vjp(-1))
+
+
+def _scatter_masks(operand, indices, updates, dimension_numbers, flags):
+    """Which operand elements survive an overwriting scatter, and which update elements
+    are written (the winners among repeated indices): scatter an id per update window,
+    read the ids back, and compare."""
+    updates_shape = np.shape(updates)
+    ids_shape = tuple(
+        1 if d in dimension_numbers.update_window_dims else n for d, n in enumerate(updates_shape)
+    )
+    num_ids = int(np.prod(ids_shape, dtype=int))
+    id_dtype = _index_dtype(num_ids + 1)
+    ids = lax.reshape(lax.iota(id_dtype, num_ids), ids_shape) + np.array(1, id_dtype)
+    ids = lax.broadcast_in_dim(ids, updates_shape, tuple(range(len(updates_shape))))
+    scattered = lax.scatter(
+        _zeros(np.shape(operand), id_dtype), indices, ids, dimension_numbers, **flags
+    )
+    read_back = _gather_back(
+        scattered, indices, np.shape(operand), updates_shape, dimension_numbers, **flags
+    )
+    kept = lax.eq(scattered, _zeros(np.shape(operand), id_dtype))
+    written = lax.eq(read_back, ids)
+    return kept, written
+
+
+@defjvp("scatter")
+def _scatter_jvp(primals, tangents, out, *, dimension_numbers, **params):
+    operand, indices, updates = primals
+    t_operand, _, t_updates = tangents
+    if (t_operand is None and t_updates is None) or not _is_float(out):
+        return None
+    flags = _scatter_flags(params)
+    kept, written = _scatter_masks(operand, indices, updates, dimension_numbers, flags)
+    t_operand = lax.select(kept, _instantiate(t_operand, operand), _zeros_like(operand))
+    t_updates = lax.select(written, _instantiate(t_updates, updates), _zeros_like(updates))
+    return lax.scatter_add(t_operand, indices, t_updates, dimension_numbers, **flags)
+
+
+@defvjp("scatter")
+def _scatter_vjp(ct, primals, out, *, dimension_numbers, **params):
+    operand, indices, updates = primals
+    if not _is_float(operand):
+        return None, None, None
+    flags = _scatter_flags(params)
+    kept, written = _scatter_masks(operand, indices, updates, dimension_numbers, flags)
+    ct_operand = lax.select(kept, ct, _zeros_like(ct))
+    read_back = _gather_back(
+        ct, indices, np.shape(operand), np.shape(updates), dimension_numbers, **flags
+    )
+    ct_updates = lax.select(written, read_back, _zeros_like(updates))
+    return ct_operand, None, ct_updates
+
+
+__all__: list[str] = []
