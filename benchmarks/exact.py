@@ -100,7 +100,7 @@ def evaluations(tol: float) -> None:
             cells.append(f"{int(res.num_evals)}{flag} ({err:.0e})")
             totals[name].append(int(res.num_evals))
             errors[name].append(err)
-        res = jaxls.fibonacci(problem.fun, problem.lower, problem.upper, num_evals=golden_evals)
+        res = jaxls.fibonacci(problem.fun, problem.lower, problem.upper, fixed_evals=golden_evals)
         err = abs(float(res.x) - problem.xmin)
         cells.append(f"{golden_evals} ({err:.0e})")
         totals["fibonacci*"].append(golden_evals)
@@ -145,9 +145,9 @@ def jaxls_solver(name: str, dtype, tol: float, budget: int):
     def solve(c):
         fun = family(c, dtype)
         if name == "fibonacci":
-            return jaxls.fibonacci(fun, zero, six, num_evals=budget)
+            return jaxls.fibonacci(fun, zero, six, fixed_evals=budget)
         if name == "golden_fixed":
-            return jaxls.golden_section(fun, zero, six, num_evals=budget)
+            return jaxls.golden_section(fun, zero, six, fixed_evals=budget)
         return getattr(jaxls, name)(fun, zero, six, tol=tol, max_evals=200)
 
     return jax.jit(jax.vmap(solve))

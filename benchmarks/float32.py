@@ -16,7 +16,7 @@ optimisers, every one driven by the same `jaxls.optax.minimize` loop:
 * gradient descent, ``tol = 1e-4``, at most 1000 steps: ``optax.chain(optax.sgd(1.0), rule)``
   with optax's ``scale_by_backtracking_linesearch(max_backtracking_steps=29,
   decrease_factor=0.5, increase_factor=2.0, max_learning_rate=inf, store_grad=True)`` (the
-  reference) against ``scale_by_line_search(search, growth=2.0)`` for ``jaxls.backtracking``,
+  reference) against ``scale_by_line_search(search, grow=2.0)`` for ``jaxls.backtracking``,
   ``jaxls.goldstein``, ``jaxls.wolfe`` and ``jaxls.hager_zhang``.
 
 The families: L2-regularised logistic regression (100 x 5 data, lambda = 1e-2), the
@@ -182,7 +182,7 @@ RULES = {
             Method(
                 f"jaxls {search.__name__}",
                 lambda search=search: optax.chain(
-                    optax.sgd(1.0), scale_by_line_search(search, growth=2.0)
+                    optax.sgd(1.0), scale_by_line_search(search, grow=2.0)
                 ),
             )
             for search in (jaxls.backtracking, jaxls.goldstein, jaxls.wolfe, jaxls.hager_zhang)
@@ -209,7 +209,7 @@ class Row(NamedTuple):
     seconds: float
 
 
-def solve(family: Family, method: Method, problems, tol: float, max_steps: int) -> Row:
+def solve(family: Family, method: Method, problems, tol: float, max_iterations: int) -> Row:
     counter = Counter()
     optimizer = method.make()
 
@@ -219,17 +219,19 @@ def solve(family: Family, method: Method, problems, tol: float, max_steps: int) 
 
     @jax.jit
     def run(x0, data):
-        res = minimize(lambda x: counted(x, data), x0, optimizer, max_steps=max_steps, tol=tol)
-        return res.status, res.num_steps
+        res = minimize(
+            lambda x: counted(x, data), x0, optimizer, max_iterations=max_iterations, tol=tol
+        )
+        return res.status, res.num_iterations
 
     failures, steps, evals = 0, [], []
     start = time.perf_counter()
     for x0, data in problems:
         counter.count = 0
-        status, num_steps = jax.device_get(run(x0, data))
+        status, num_iterations = jax.device_get(run(x0, data))
         jax.effects_barrier()
         failures += int(status) != jaxls.Status.SUCCESS
-        steps.append(int(num_steps))
+        steps.append(int(num_iterations))
         evals.append(counter.count)
     return Row(failures, float(np.mean(steps)), float(np.mean(evals)), time.perf_counter() - start)
 
@@ -245,11 +247,12 @@ def main():
         f"optax {optax.__version__}, {jax.devices()[0].platform}, x64 off (float32)\n"
     )
     missed = []
-    for rule, (tol, max_steps, methods) in RULES.items():
+    for rule, (tol, max_iterations, methods) in RULES.items():
         count = args.problems if rule == "lbfgs" else args.gd_problems
         title = "L-BFGS" if rule == "lbfgs" else "gradient descent"
         print(
-            f"## {title}: ||grad|| <= {tol:g}, at most {max_steps} steps, {count} problems each\n"
+            f"## {title}: ||grad|| <= {tol:g}, at most {max_iterations} steps, "
+            f"{count} problems each\n"
         )
         print(
             "| family | method | failures | mean steps | mean evaluations | evals / reference "
@@ -259,7 +262,7 @@ def main():
         for family in (f for f in FAMILIES if rule in f.rules):
             rng = np.random.default_rng(args.seed)
             problems = [family.make(rng) for _ in range(count)]
-            rows = {m.name: solve(family, m, problems, tol, max_steps) for m in methods}
+            rows = {m.name: solve(family, m, problems, tol, max_iterations) for m in methods}
             first = rows[methods[0].name]
             for method in methods:
                 row = rows[method.name]

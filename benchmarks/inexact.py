@@ -133,10 +133,7 @@ def _jaxls(name, **fixed):
     params = inspect.signature(search).parameters
 
     def constants(problem):
-        found = {k: getattr(problem, k) for k in ("c1", "c2") if k in params}
-        if "c" in params:
-            found["c"] = problem.c1
-        return found
+        return {k: getattr(problem, k) for k in ("c1", "c2") if k in params}
 
     def build(problem, fun, point=None):
         x, d, value, grad = point or _origin(problem)

@@ -15,8 +15,8 @@ Two families of optimisers, each run from the same start to ``||grad f||_2 <= 1e
   max-norm test implies the 2-norm one, ``ftol = 0``, and a callback that stops it as soon
   as the 2-norm of the last gradient is at most 1e-6).
 * Gradient descent: ``optax.chain(optax.sgd(1.0), rule)`` with the rules
-  ``scale_by_line_search(jaxls.backtracking, growth=2.0)`` (Armijo, c1 = 1e-4, halving,
-  at most 30 evaluations), ``scale_by_line_search(jaxls.goldstein, growth=2.0)``, and the
+  ``scale_by_line_search(jaxls.backtracking, grow=2.0)`` (Armijo, c1 = 1e-4, halving,
+  at most 30 evaluations), ``scale_by_line_search(jaxls.goldstein, grow=2.0)``, and the
   exact searches ``scale_by_line_search(jaxls.brent | jaxls.golden_section,
   step_max=...)`` (minimise along ``-grad`` on ``[0, step_max]``, ``tol = 1e-6``: values
   only, then one value and gradient at the minimiser), against
@@ -202,14 +202,14 @@ def methods() -> list[Method]:
             "jaxls backtracking",
             "gd",
             "optax",
-            lambda p: sgd(rule(jaxls.backtracking, growth=2.0)),
+            lambda p: sgd(rule(jaxls.backtracking, grow=2.0)),
             jaxls=True,
         ),
         Method(
             "jaxls goldstein",
             "gd",
             "optax",
-            lambda p: sgd(rule(jaxls.goldstein, growth=2.0)),
+            lambda p: sgd(rule(jaxls.goldstein, grow=2.0)),
             jaxls=True,
         ),
         Method(
@@ -310,25 +310,25 @@ def prepare_jax(make_run: Callable, problem: Problem) -> Outcome:
     )
 
 
-def driver(method: Method, problem: Problem, max_steps: int):
+def driver(method: Method, problem: Problem, max_iterations: int):
     optimizer = method.make(problem)
 
     def make_run(fun):
         def run(x0, data):
             res = jaxls.optax.minimize(
-                lambda x: fun(x, data), x0, optimizer, max_steps=max_steps, tol=TOL
+                lambda x: fun(x, data), x0, optimizer, max_iterations=max_iterations, tol=TOL
             )
             own = res.num_evals if method.jaxls else None
-            return res.num_steps, own, res.grad_norm
+            return res.num_iterations, own, res.grad_norm
 
         return run
 
     return make_run
 
 
-def jaxopt_runner(problem: Problem, max_steps: int):
+def jaxopt_runner(problem: Problem, max_iterations: int):
     def make_run(fun):
-        solver = jaxopt.LBFGS(fun=fun, maxiter=max_steps, tol=TOL)
+        solver = jaxopt.LBFGS(fun=fun, maxiter=max_iterations, tol=TOL)
 
         def run(x0, data):
             _, state = solver.run(x0, data)
@@ -339,7 +339,7 @@ def jaxopt_runner(problem: Problem, max_steps: int):
     return make_run
 
 
-def prepare_scipy(problem: Problem, max_steps: int) -> Outcome:
+def prepare_scipy(problem: Problem, max_iterations: int) -> Outcome:
     n = problem.x0.size
     start = time.perf_counter()
     value_and_grad = (
@@ -370,8 +370,8 @@ def prepare_scipy(problem: Problem, max_steps: int) -> Outcome:
                 method="L-BFGS-B",
                 callback=stop,
                 options={
-                    "maxiter": max_steps,
-                    "maxfun": 100 * max_steps,
+                    "maxiter": max_iterations,
+                    "maxfun": 100 * max_iterations,
                     "maxcor": 10,
                     "gtol": TOL / math.sqrt(n),
                     "ftol": 0.0,
@@ -386,12 +386,12 @@ def prepare_scipy(problem: Problem, max_steps: int) -> Outcome:
 
 
 def prepare(method: Method, problem: Problem, args) -> Outcome:
-    max_steps = args.lbfgs_steps if method.family == "lbfgs" else args.gd_steps
+    max_iterations = args.lbfgs_steps if method.family == "lbfgs" else args.gd_steps
     if method.kind == "optax":
-        return prepare_jax(driver(method, problem, max_steps), problem)
+        return prepare_jax(driver(method, problem, max_iterations), problem)
     if method.kind == "jaxopt":
-        return prepare_jax(jaxopt_runner(problem, max_steps), problem)
-    return prepare_scipy(problem, max_steps)
+        return prepare_jax(jaxopt_runner(problem, max_iterations), problem)
+    return prepare_scipy(problem, max_iterations)
 
 
 def time_together(outcomes: dict, repeats: int, budget: float) -> dict:

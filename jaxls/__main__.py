@@ -31,7 +31,7 @@ METHODS = ("dichotomy", "golden_section", "fibonacci", "parabolic", "brent")
 
 def run(method: str, problem: zoo.IntervalProblem, tol: float, budget: int) -> jaxls.ScalarResult:
     if method == "fibonacci":  # the fixed budget golden section needed
-        return jaxls.fibonacci(problem.fun, problem.lower, problem.upper, num_evals=budget)
+        return jaxls.fibonacci(problem.fun, problem.lower, problem.upper, fixed_evals=budget)
     search = getattr(jaxls, method)
     return search(problem.fun, problem.lower, problem.upper, tol=tol, max_evals=500)
 
@@ -95,10 +95,11 @@ def training(tol: float, line_tol: float) -> str:
     }
     lines = [f"Rosenbrock from (-1.2, 1) to ||grad|| <= {tol:g}, jaxls searches as optax rules:"]
     for name, opt in rules.items():
-        run = lambda x, opt=opt: minimize(rosenbrock, x, opt, max_steps=20_000, tol=tol)
+        run = lambda x, opt=opt: minimize(rosenbrock, x, opt, max_iterations=20_000, tol=tol)
         res = jax.jit(run)(x0)
         lines.append(
-            f"  {name:<35} steps {int(res.num_steps):>6,}  evaluations {int(res.num_evals):>7,}"
+            f"  {name:<35} iterations {int(res.num_iterations):>6,}  "
+            f"evaluations {int(res.num_evals):>7,}"
             f"  x = {np.round(np.asarray(res.params), 6)}  {jaxls.Status(int(res.status)).name}"
         )
     return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 ``METHODS``: the tolerance-driven searches, ``METHODS[name](fun, lower, upper, *, tol,
 max_evals, **options)``. ``FIXED``: the fixed-budget modes, ``FIXED[name](fun, lower, upper,
-*, num_evals, **options)``. ``test_interval.test_registry_names_every_interval_search``
+*, fixed_evals, **options)``. ``test_interval.test_registry_names_every_interval_search``
 fails when a public search on ``(fun, lower, upper)`` is missing here.
 """
 

@@ -71,7 +71,7 @@ def check_bracket(fun, res, xmin=None):
 def test_brackets_contain_the_minimiser_from_both_sides(problem):
     x0s, steps = np.meshgrid(problem.xmin + OFFSETS, STEPS)
     x0s, steps = x0s.ravel(), steps.ravel()
-    solve = jax.jit(jax.vmap(lambda x0, step: jaxls.bracket(problem.fun, x0, step=step)))
+    solve = jax.jit(jax.vmap(lambda x0, step: jaxls.bracket(problem.fun, x0, step_init=step)))
     batched = solve(x0s, steps)
     for i, (x0, step) in enumerate(zip(x0s, steps, strict=True)):
         res = jax.tree.map(lambda leaf, i=i: leaf[i], batched)
@@ -85,9 +85,9 @@ def test_brackets_contain_the_minimiser_from_both_sides(problem):
         assert min(xa, xc) <= problem.xmin <= max(xa, xc)
 
 
-def trial_points(x0, step, grow, n):
-    """x0, x0 + step, then b + grow (b - a): the points of a search that never turns."""
-    points = [x0, x0 + step]
+def trial_points(x0, step_init, grow, n):
+    """x0, x0 + step_init, then b + grow (b - a): the points of a search that never turns."""
+    points = [x0, x0 + step_init]
     while len(points) < n:
         points.append(points[-1] + grow * (points[-1] - points[-2]))
     return points
@@ -115,11 +115,11 @@ def test_non_unimodal_gives_a_local_minimum():
 
 
 def test_flat_start_and_plateaus():
-    # f(x0) == f(x0 + step) around a minimum between them: the first rise is a bracket.
+    # f(x0) == f(x0 + step_init) around a minimum between them: the first rise is a bracket.
     res = jaxls.bracket(lambda x: (x - 0.5) ** 2, 0.0)
     check_bracket(lambda x: (x - 0.5) ** 2, res, 0.5)
     assert int(res.num_evals) == 3
-    # A plateau, then a dip: ties go on in the direction of `step`.
+    # A plateau, then a dip: ties go on in the direction of `step_init`.
     fun = lambda x: jnp.minimum(1.0, (x - 10.0) ** 2)
     res = jaxls.bracket(fun, 0.0)
     check_bracket(fun, res, 10.0)
@@ -162,7 +162,7 @@ def test_nonfinite_values(dtype):
     res = jaxls.bracket(lambda x: jnp.nan * x, 3.0)  # the very first value: x0 returned
     assert int(res.status) == S.NONFINITE and int(res.num_evals) == 1
     assert float(res.x) == 3.0 and np.isnan(float(res.value))
-    res = jaxls.bracket(lambda x: jnp.where(x > 3.5, jnp.nan, x * x), 3.0)  # NaN at x0 + step
+    res = jaxls.bracket(lambda x: jnp.where(x > 3.5, jnp.nan, x * x), 3.0)  # NaN at x0 + step_init
     assert int(res.status) == S.NONFINITE and int(res.num_evals) == 2
     assert float(res.x) == 3.0 and float(res.value) == 9.0
 
@@ -172,10 +172,10 @@ def test_nonfinite_values(dtype):
     [
         ({"x0": np.nan}, ValueError, "x0"),
         ({"x0": -np.inf}, ValueError, "x0"),
-        ({"step": 0.0}, ValueError, "step"),
-        ({"step": np.inf}, ValueError, "step"),
-        ({"step": np.nan}, ValueError, "step"),
-        ({"x0": 1e20, "step": 1.0}, ValueError, "step"),  # x0 + step == x0
+        ({"step_init": 0.0}, ValueError, "step_init"),
+        ({"step_init": np.inf}, ValueError, "step_init"),
+        ({"step_init": np.nan}, ValueError, "step_init"),
+        ({"x0": 1e20, "step_init": 1.0}, ValueError, "step_init"),  # x0 + step_init == x0
         ({"grow": 1.0}, ValueError, "grow"),
         ({"grow": 0.5}, ValueError, "grow"),
         ({"grow": np.nan}, ValueError, "grow"),
@@ -192,7 +192,7 @@ def test_concrete_bad_input_raises(kwargs, error, argument):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_traced_bad_input_gives_invalid_status(dtype):
     counter = EvalCounter(lambda x: (x - 0.3) ** 2)
-    solve = jax.jit(lambda x0, step, grow: jaxls.bracket(counter, x0, step=step, grow=grow))
+    solve = jax.jit(lambda x0, step, grow: jaxls.bracket(counter, x0, step_init=step, grow=grow))
     big = 0.9 * float(jnp.finfo(dtype).max)
     for x0, step, grow in [
         (np.nan, 1.0, 2.0),
@@ -214,18 +214,18 @@ def test_traced_bad_input_gives_invalid_status(dtype):
     assert counter.count == 0
 
 
-def _solve_member(x0, step, centre, curvature, barrier):
+def _solve_member(x0, step_init, centre, curvature, barrier):
     fun = lambda x: jnp.where(
         x > barrier, jnp.nan, curvature * (x - centre) ** 2 - (1 - curvature) * x
     )
-    return jaxls.bracket(fun, x0, step=step)
+    return jaxls.bracket(fun, x0, step_init=step_init)
 
 
 def test_vmap_mixed_batch_matches_unbatched_runs():
-    # good, good far away, invalid x0, invalid step, unbounded below, NaN region.
+    # good, good far away, invalid x0, invalid step_init, unbounded below, NaN region.
     batch = {
         "x0": jnp.array([0.0, -500.0, jnp.nan, 0.0, 0.0, 0.0]),
-        "step": jnp.array([1.0, 1.0, 1.0, 0.0, 1.0, 1.0]),
+        "step_init": jnp.array([1.0, 1.0, 1.0, 0.0, 1.0, 1.0]),
         "centre": jnp.array([2.0, 1000.25, 2.0, 2.0, 2.0, 20.0]),
         "curvature": jnp.array([1.0, 1.0, 1.0, 1.0, 0.0, 1.0]),
         "barrier": jnp.array([jnp.inf, jnp.inf, jnp.inf, jnp.inf, jnp.inf, 5.0]),
@@ -252,7 +252,7 @@ def test_vmap_mixed_batch_matches_unbatched_runs():
 def test_float32_preserved():
     fun = lambda x: (x - 3.0) ** 2
     for x0, step in [(jnp.float32(-40.0), 1.0), (-40.0, jnp.float32(0.25))]:
-        res = jaxls.bracket(fun, x0, step=step)
+        res = jaxls.bracket(fun, x0, step_init=step)
         for leaf in (res.x, res.value, res.lower, res.upper):
             assert leaf.dtype == jnp.float32
         assert int(res.status) == S.SUCCESS
@@ -271,14 +271,14 @@ def test_num_evals_counts_real_calls(maybe_jit):
 
 def test_jit_equals_eager():
     fun = zoo.INTERVAL[0].fun
-    eager = jaxls.bracket(fun, -3.0, step=0.1)
-    jitted = jax.jit(lambda x0, step: jaxls.bracket(fun, x0, step=step))(-3.0, 0.1)
+    eager = jaxls.bracket(fun, -3.0, step_init=0.1)
+    jitted = jax.jit(lambda x0, step: jaxls.bracket(fun, x0, step_init=step))(-3.0, 0.1)
     assert tree_equal_bitwise(eager, jitted)
 
 
 def test_one_evaluation_per_iteration_and_no_cond():
     fun = lambda x: jnp.expm1(x) - 2.0 * x  # expm1 marks an evaluation
-    solve = lambda x0, step: jaxls.bracket(fun, x0, step=step)
+    solve = lambda x0, step: jaxls.bracket(fun, x0, step_init=step)
     for jaxpr in [
         jax.make_jaxpr(solve)(0.0, 1.0),
         jax.make_jaxpr(jax.vmap(solve))(jnp.zeros(3), jnp.ones(3)),
@@ -319,7 +319,7 @@ def test_composition_with_golden_section(problem, dtype, tol):
 @jax.jit
 def _bracket_power(x0, step, grow, centre, power):
     fun = lambda x: jnp.abs(x - centre) ** power
-    return jaxls.bracket(fun, x0, step=step, grow=grow, max_evals=200)
+    return jaxls.bracket(fun, x0, step_init=step, grow=grow, max_evals=200)
 
 
 @pytest.mark.x64(reason="random starts 1e4 from 0, the bracket recomputed in float64")
@@ -366,7 +366,7 @@ def test_has_aux_returns_the_aux_at_x(maybe_jit):
         (lambda x: x**2, {"has_aux": "yes"}, TypeError, "`has_aux`"),
         (lambda x: x**2, {"x0": 1j}, TypeError, "`x0`"),
         (lambda x: x**2, {"x0": jnp.zeros(2)}, ValueError, "`x0`"),
-        (lambda x: x**2, {"step": jnp.asarray(0.0)}, ValueError, "`step`"),
+        (lambda x: x**2, {"step_init": jnp.asarray(0.0)}, ValueError, "`step_init`"),
         (lambda x: x**2, {"grow": jnp.asarray(0.5)}, ValueError, "`grow`"),
         (lambda x: x**2, {"grow": 1.001, "x0": jnp.bfloat16(0)}, ValueError, "`grow`"),
         (lambda x: x**2, {"x0": 1e39}, ValueError, "`x0`"),  # overflows float32
@@ -381,12 +381,12 @@ def test_bad_input_names_the_call_and_argument(fun, kwargs, error, message):
 
 def test_every_constant_may_be_traced():
     fun = lambda x: (x - 7.0) ** 2
-    expected = jaxls.bracket(fun, 0.0, step=0.5, grow=2.0)
-    for key, value in [("x0", 0.0), ("step", 0.5), ("grow", 2.0)]:
-        kwargs = {"x0": 0.0, "step": 0.5, "grow": 2.0}
+    expected = jaxls.bracket(fun, 0.0, step_init=0.5, grow=2.0)
+    for key, value in [("x0", 0.0), ("step_init", 0.5), ("grow", 2.0)]:
+        kwargs = {"x0": 0.0, "step_init": 0.5, "grow": 2.0}
         solve = jax.jit(lambda v, key=key, kw=kwargs: jaxls.bracket(fun, **(kw | {key: v})))
         assert tree_equal_bitwise(solve(value), expected)
-        bad = {"x0": jnp.inf, "step": 0.0, "grow": 0.9}[key]
+        bad = {"x0": jnp.inf, "step_init": 0.0, "grow": 0.9}[key]
         assert int(solve(bad).status) == S.INVALID_INPUT
 
 
@@ -399,7 +399,7 @@ def test_dtype_rule_and_invalid_members_under_vmap():
     recorder = EvalRecorder(lambda x, c: (x - c) ** 2)
     x0s, steps = jnp.array([0.0, 5.0, jnp.nan]), jnp.array([1.0, 0.0, 1.0])
     centres = jnp.array([3.0, 1000.0, 2000.0])
-    batched = jax.vmap(lambda x0, s, c: jaxls.bracket(lambda x: recorder(x, c), x0, step=s))(
+    batched = jax.vmap(lambda x0, s, c: jaxls.bracket(lambda x: recorder(x, c), x0, step_init=s))(
         x0s, steps, centres
     )
     jax.effects_barrier()

@@ -82,7 +82,7 @@ def test_fixed_budget_width_matches_halvings_completed(n):
     """Exactly ``n`` evaluations, and the bracket and point of the plain-Python run."""
     fun, *batch = zoo_batch(FIXED)
     counter = EvalCounter(fun)
-    solve = lambda lo, up, i: jaxls.dichotomy(lambda x: counter(x, i), lo, up, num_evals=n)
+    solve = lambda lo, up, i: jaxls.dichotomy(lambda x: counter(x, i), lo, up, fixed_evals=n)
     batched = jax.jit(jax.vmap(solve))(*batch)
     jax.effects_barrier()
     assert counter.count == n * len(FIXED)  # one evaluation a step for every member
@@ -101,7 +101,7 @@ def test_fixed_budget_width_matches_halvings_completed(n):
 def test_fixed_budget_never_evaluates_outside_the_interval():
     """NaN outside each zoo interval: ``SUCCESS`` proves that no evaluation fell there."""
     fun, *batch = zoo_batch(zoo.INTERVAL, lambda p: guarded(p.fun, p.lower, p.upper))
-    solve = lambda lo, up, i: jaxls.dichotomy(lambda x: fun(x, i), lo, up, num_evals=30)
+    solve = lambda lo, up, i: jaxls.dichotomy(lambda x: fun(x, i), lo, up, fixed_evals=30)
     res = jax.jit(jax.vmap(solve))(*batch)
     # float32: some minima flat to rounding end in ROUNDING before the budget, never NONFINITE
     assert {int(s) for s in res.status} <= {S.SUCCESS, S.ROUNDING}
@@ -113,22 +113,24 @@ def test_fixed_budget_equals_while_loop_run():
     problem = zoo.INTERVAL[0]
     run = jaxls.dichotomy(problem.fun, problem.lower, problem.upper, tol=1e-2)
     assert int(run.status) == S.SUCCESS
-    fixed = jaxls.dichotomy(problem.fun, problem.lower, problem.upper, num_evals=int(run.num_evals))
+    fixed = jaxls.dichotomy(
+        problem.fun, problem.lower, problem.upper, fixed_evals=int(run.num_evals)
+    )
     assert tree_equal_bitwise(run, fixed)
 
 
 @pytest.mark.parametrize(
-    ("num_evals", "error"), [(0, ValueError), (-3, ValueError), (2.5, TypeError)]
+    ("fixed_evals", "error"), [(0, ValueError), (-3, ValueError), (2.5, TypeError)]
 )
-def test_concrete_bad_budget_raises(num_evals, error):
-    with pytest.raises(error, match=r"`jaxls\.dichotomy\(.*`num_evals`"):
-        jaxls.dichotomy(lambda x: x**2, 0.0, 1.0, num_evals=num_evals)
+def test_concrete_bad_budget_raises(fixed_evals, error):
+    with pytest.raises(error, match=r"`jaxls\.dichotomy\(.*`fixed_evals`"):
+        jaxls.dichotomy(lambda x: x**2, 0.0, 1.0, fixed_evals=fixed_evals)
 
 
 def test_fixed_budget_traced_bad_input_gives_invalid_status():
     @jax.jit
     def solve(lower, upper):
-        return jaxls.dichotomy(lambda x: (x - 0.3) ** 2, lower, upper, num_evals=4)
+        return jaxls.dichotomy(lambda x: (x - 0.3) ** 2, lower, upper, fixed_evals=4)
 
     for lower, upper in [(2.0, 1.0), (1.0, 1.0), (0.0, np.inf), (np.nan, 1.0)]:
         res = solve(lower, upper)
@@ -142,7 +144,7 @@ def test_fixed_budget_low_precision(dtype):
     """A budget longer than the dtype resolves ends early in ``ROUNDING`` (values flat to
     rounding near the lecture's minimum), near the minimiser, in the dtype."""
     res = jaxls.dichotomy(
-        zoo.lecture, jnp.asarray(0.0, dtype), jnp.asarray(6.0, dtype), num_evals=40
+        zoo.lecture, jnp.asarray(0.0, dtype), jnp.asarray(6.0, dtype), fixed_evals=40
     )
     for leaf in (res.x, res.value, res.lower, res.upper):
         assert leaf.dtype == dtype
@@ -153,7 +155,7 @@ def test_fixed_budget_low_precision(dtype):
 
 def _solve_member(lower, upper, centre, barrier):
     fun = lambda x: jnp.where(x > barrier, jnp.nan, jnp.cosh(x - centre))
-    return jaxls.dichotomy(fun, lower, upper, num_evals=8)
+    return jaxls.dichotomy(fun, lower, upper, fixed_evals=8)
 
 
 # good, good far from 0, invalid, NaN on the third evaluation (float32 throughout).
@@ -174,6 +176,6 @@ def test_fixed_budget_vmap_mixed_batch():
 
 def test_fixed_budget_is_a_scan_without_predicate():
     fun = lambda x: jnp.expm1(x) - 2.0 * x  # expm1 marks an evaluation
-    fixed = lambda lo, hi: jaxls.dichotomy(fun, lo, hi, num_evals=9)
+    fixed = lambda lo, hi: jaxls.dichotomy(fun, lo, hi, fixed_evals=9)
     jaxpr = jax.make_jaxpr(jax.vmap(fixed))(jnp.zeros(3), jnp.ones(3))
     check_fixed_budget_loop(jaxpr, "expm1", 9)

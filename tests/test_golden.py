@@ -109,7 +109,7 @@ def test_golden_fixed_budget_equals_while_loop_run():
     problem = zoo.INTERVAL[0]
     run = jaxls.golden_section(problem.fun, problem.lower, problem.upper, tol=1e-2)
     n = int(run.num_evals)
-    fixed = jaxls.golden_section(problem.fun, problem.lower, problem.upper, num_evals=n)
+    fixed = jaxls.golden_section(problem.fun, problem.lower, problem.upper, fixed_evals=n)
     assert int(run.status) == S.SUCCESS
     assert tree_equal_bitwise(run, fixed)
 
@@ -120,8 +120,8 @@ def test_fixed_budget_is_a_scan_without_predicate():
     inside it."""
     fun = lambda x: jnp.expm1(x) - 2.0 * x  # expm1 marks an evaluation
     for solve in [
-        lambda lo, hi: jaxls.golden_section(fun, lo, hi, num_evals=12),
-        lambda lo, hi: jaxls.fibonacci(fun, lo, hi, num_evals=12),
+        lambda lo, hi: jaxls.golden_section(fun, lo, hi, fixed_evals=12),
+        lambda lo, hi: jaxls.fibonacci(fun, lo, hi, fixed_evals=12),
     ]:
         jaxpr = jax.make_jaxpr(jax.vmap(solve))(jnp.zeros(4), jnp.ones(4))
         check_fixed_budget_loop(jaxpr, "expm1", 12)
@@ -144,7 +144,7 @@ def test_fibonacci_final_width_is_optimal(n):
     problems = zoo.INTERVAL if n == 13 else FIXED_PROBLEMS
     fun, *batch = zoo_batch(problems)
     counter = EvalCounter(fun)
-    solve = lambda lo, up, i: jaxls.fibonacci(lambda x: counter(x, i), lo, up, num_evals=n)
+    solve = lambda lo, up, i: jaxls.fibonacci(lambda x: counter(x, i), lo, up, fixed_evals=n)
     batched = jax.jit(jax.vmap(solve))(*batch)
     jax.effects_barrier()
     # One evaluation a step for every member, stopped or not (the batch runs in lockstep).
@@ -176,8 +176,8 @@ def test_fibonacci_final_width_is_optimal(n):
 def test_fibonacci_beats_golden_for_the_same_budget():
     problem = zoo.INTERVAL[0]
     for n in [5, 10, 20]:
-        fib = jaxls.fibonacci(problem.fun, problem.lower, problem.upper, num_evals=n)
-        gold = jaxls.golden_section(problem.fun, problem.lower, problem.upper, num_evals=n)
+        fib = jaxls.fibonacci(problem.fun, problem.lower, problem.upper, fixed_evals=n)
+        gold = jaxls.golden_section(problem.fun, problem.lower, problem.upper, fixed_evals=n)
         ratio = float(gold.upper - gold.lower) / float(fib.upper - fib.lower)
         assert 1.1 < ratio < 1.2 + 2 * DELTA  # phi**2 / sqrt(5) ~ 1.17 asymptotically
 
@@ -186,7 +186,7 @@ def test_fibonacci_beats_golden_for_the_same_budget():
 def test_fixed_budget_vmap_mixed_batch(solver):
     def solve(lower, upper, barrier):
         fun = lambda x: jnp.where(x > barrier, jnp.nan, (x - 1.0) ** 2)
-        return getattr(jaxls, solver)(fun, lower, upper, num_evals=25)
+        return getattr(jaxls, solver)(fun, lower, upper, fixed_evals=25)
 
     lowers = jnp.array([0.0, 2.0, 0.0, -1.0])
     uppers = jnp.array([3.0, 1.0, 3.0, jnp.nan])
@@ -204,25 +204,25 @@ def test_fixed_budget_vmap_mixed_batch(solver):
 
 
 def test_fibonacci_float32():
-    res = jaxls.fibonacci(lambda x: (x - 0.25) ** 2, jnp.float32(0), jnp.float32(1), num_evals=20)
+    res = jaxls.fibonacci(lambda x: (x - 0.25) ** 2, jnp.float32(0), jnp.float32(1), fixed_evals=20)
     assert res.x.dtype == jnp.float32 and res.value.dtype == jnp.float32
     assert abs(float(res.x) - 0.25) < 1e-4
 
 
 @pytest.mark.parametrize("bad", [0, -3])
 def test_budget_validation(bad):
-    with pytest.raises(ValueError, match=r"fibonacci.*`num_evals`"):
-        jaxls.fibonacci(lambda x: x**2, 0.0, 1.0, num_evals=bad)
-    with pytest.raises(ValueError, match=r"golden_section.*`num_evals`"):
-        jaxls.golden_section(lambda x: x**2, 0.0, 1.0, num_evals=bad)
-    with pytest.raises(TypeError, match=r"fibonacci.*`num_evals`"):
-        jaxls.fibonacci(lambda x: x**2, 0.0, 1.0, num_evals=2.5)
+    with pytest.raises(ValueError, match=r"fibonacci.*`fixed_evals`"):
+        jaxls.fibonacci(lambda x: x**2, 0.0, 1.0, fixed_evals=bad)
+    with pytest.raises(ValueError, match=r"golden_section.*`fixed_evals`"):
+        jaxls.golden_section(lambda x: x**2, 0.0, 1.0, fixed_evals=bad)
+    with pytest.raises(TypeError, match=r"fibonacci.*`fixed_evals`"):
+        jaxls.fibonacci(lambda x: x**2, 0.0, 1.0, fixed_evals=2.5)
 
 
 def test_fibonacci_bad_bounds():
     with pytest.raises(ValueError, match=r"fibonacci.*`lower`"):
-        jaxls.fibonacci(lambda x: x**2, 1.0, 0.0, num_evals=5)
-    res = jax.jit(lambda lo: jaxls.fibonacci(lambda x: x**2, lo, 1.0, num_evals=5))(jnp.inf)
+        jaxls.fibonacci(lambda x: x**2, 1.0, 0.0, fixed_evals=5)
+    res = jax.jit(lambda lo: jaxls.fibonacci(lambda x: x**2, lo, 1.0, fixed_evals=5))(jnp.inf)
     assert int(res.status) == S.INVALID_INPUT and int(res.num_evals) == 0
 
 

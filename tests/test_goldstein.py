@@ -1,7 +1,7 @@
 """Goldstein search: the conditions recomputed in NumPy, scipy's strong-Wolfe search as reference.
 
 The oracles: on every problem and direction the returned step satisfies
-``phi(0) + (1 - c) t phi'(0) <= phi(t) <= phi(0) + c t phi'(0)`` with ``phi`` and ``phi'``
+``phi(0) + (1 - c1) t phi'(0) <= phi(t) <= phi(0) + c1 t phi'(0)`` with ``phi`` and ``phi'``
 re-evaluated in NumPy at ``x + t d``; `scipy.optimize.line_search` (strong Wolfe) on the
 same problems reaches a comparable decrease. The search can grow the step as well as shrink
 it, so a first step that is far too short still succeeds; every failure returns a point
@@ -37,7 +37,7 @@ from tests.helpers import (
 
 S = jaxls.Status
 EPS = float(np.finfo(np.float64).eps)
-C = inspect.signature(jaxls.goldstein).parameters["c"].default
+C1 = inspect.signature(jaxls.goldstein).parameters["c1"].default
 
 
 def rosenbrock(x):
@@ -75,21 +75,21 @@ def line(fun, x, d, t):
     return float(value), float(grad @ np.asarray(d)), grad
 
 
-def check_goldstein(fun, x, d, res, c=C):
+def check_goldstein(fun, x, d, res, c1=C1):
     """SUCCESS, the conditions in NumPy, and the result's fields all of the one point."""
     assert int(res.status) == S.SUCCESS, res.message
     v0, s0, _ = line(fun, x, d, 0.0)
     t = float(res.step)
     v, s, g = line(fun, x, d, t)
     tol = 16 * EPS * (abs(v0) + abs(v) + abs(t * s0))
-    assert v0 + (1 - c) * t * s0 - tol <= v <= v0 + c * t * s0 + tol, (t, v, v0, s0)
+    assert v0 + (1 - c1) * t * s0 - tol <= v <= v0 + c1 * t * s0 + tol, (t, v, v0, s0)
     np.testing.assert_allclose(float(res.value), v, rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(float(res.slope), s, rtol=1e-10, atol=1e-12 * abs(s0))
     np.testing.assert_allclose(np.asarray(res.grad), g, rtol=1e-10, atol=1e-12)
     return v0, v
 
 
-def check_safe_failure(fun, x, d, res, c=C):
+def check_safe_failure(fun, x, d, res, c1=C1):
     """A failure returns step 0 or a point satisfying Armijo: never an uphill step."""
     v0, s0, _ = line(fun, x, d, 0.0)
     t = float(res.step)
@@ -98,7 +98,7 @@ def check_safe_failure(fun, x, d, res, c=C):
         assert float(res.value) == v0
     else:
         v, _, _ = line(fun, x, d, t)
-        assert v <= v0 + c * t * s0 + 16 * EPS * (abs(v0) + abs(v)), (t, v, v0)
+        assert v <= v0 + c1 * t * s0 + 16 * EPS * (abs(v0) + abs(v)), (t, v, v0)
 
 
 @functools.cache
@@ -148,7 +148,7 @@ def test_too_short_first_step_grows_and_succeeds(name):
 @pytest.mark.x64(reason="the step compared to 1e-12")
 def test_quadratic_interpolation_is_exact_on_a_quadratic():
     """From ``lo = 0`` the midline root of the model is the minimiser of the quadratic, which
-    meets the conditions for any ``c < 1/2``: one shrink from a step too long suffices."""
+    meets the conditions for any ``c1 < 1/2``: one shrink from a step too long suffices."""
     fun = PROBLEMS["quadratic"][0]
     x = np.asarray(PROBLEMS["quadratic"][1], np.float64)
     d = directions(fun, x)["-g"]  # the minimiser, 0.23, is inside the safeguard [0.1, 0.9]
@@ -163,13 +163,13 @@ def test_quadratic_interpolation_is_exact_on_a_quadratic():
 @pytest.mark.x64(reason="conditions checked in float64")
 def test_midline_root_lands_in_the_band_of_a_deep_valley():
     """``phi(t) = -t + t^10 / 10``: the minimiser (t = 1, phi = -0.9) is too short for
-    ``c = 0.25``, so a minimising interpolation would crawl; the midline root does not."""
+    ``c1 = 0.25``, so a minimising interpolation would crawl; the midline root does not."""
     fun = lambda x: jnp.sum(x**10 / 10.0 - x)
     x, d = np.zeros(1), np.ones(1)
     counter = EvalCounter(fun)
-    res = jaxls.goldstein(counter, x, d, step_init=1.0, c=0.25)
+    res = jaxls.goldstein(counter, x, d, step_init=1.0, c1=0.25)
     jax.effects_barrier()
-    check_goldstein(fun, x, d, res, c=0.25)
+    check_goldstein(fun, x, d, res, c1=0.25)
     assert float(res.step) > 1.0
     assert counter.count == int(res.num_evals) <= 7
 
@@ -275,8 +275,8 @@ def test_nan_beyond_some_step_is_too_long():
 
     x, d = np.zeros(2), np.ones(2)
     for step_init in (1.0, 1e3, 1e-4):
-        res = jaxls.goldstein(fun, x, d, step_init=step_init, c=0.25)
-        # (x - 1)^2 on [0, 0.3] is all too short (with c = 0.25 the band starts at 0.5): the
+        res = jaxls.goldstein(fun, x, d, step_init=step_init, c1=0.25)
+        # (x - 1)^2 on [0, 0.3] is all too short (with c1 = 0.25 the band starts at 0.5): the
         # search must fail, with the longest too-short step found below the NaN barrier.
         assert int(res.status) in (S.MAX_EVALS, S.ROUNDING), res.message
         assert 0.2 < float(res.step) <= np.float32(0.3)
@@ -359,10 +359,10 @@ def test_non_descent_direction(given_origin):
 @pytest.mark.parametrize(
     ("argument", "value", "error"),
     [
-        ("c", 0.0, ValueError),
-        ("c", 0.5, ValueError),
-        ("c", -0.1, ValueError),
-        ("c", float("nan"), ValueError),
+        ("c1", 0.0, ValueError),
+        ("c1", 0.5, ValueError),
+        ("c1", -0.1, ValueError),
+        ("c1", float("nan"), ValueError),
         ("grow", 1.0, ValueError),
         ("grow", float("inf"), ValueError),
         ("step_init", 0.0, ValueError),
@@ -437,13 +437,13 @@ def test_float32():
         v, _, _ = line(fun, x64, d64, float(res.step))
         t = float(res.step)
         slack = 1e-5 * abs(v0)
-        assert v0 + (1 - C) * t * s0 - slack <= v <= v0 + C * t * s0 + slack
+        assert v0 + (1 - C1) * t * s0 - slack <= v <= v0 + C1 * t * s0 + slack
 
 
 def _member(x, d, step_init, barrier):
     fun = lambda y: jnp.where(y[0] > barrier, jnp.nan, jnp.sum(jnp.cosh(y - 1.0)))
-    # c = 0.25: the NaN barrier at 0.3 then lies below the Goldstein band (from 0.5).
-    return jaxls.goldstein(fun, x, d, step_init=step_init, c=0.25, max_evals=20)
+    # c1 = 0.25: the NaN barrier at 0.3 then lies below the Goldstein band (from 0.5).
+    return jaxls.goldstein(fun, x, d, step_init=step_init, c1=0.25, max_evals=20)
 
 
 def test_vmap_mixed_batch_matches_unbatched_runs():
@@ -503,6 +503,6 @@ def test_hypothesis_pytree_problems(p, x, scale, log_step):
     moved = jax.tree.map(lambda a, b: a + t * b, x, d)
     v0, v = tree_objective(np, p, x), tree_objective(np, p, moved)
     tol = 1e-12 * (abs(v0) + abs(v) + abs(t * s0))
-    assert v0 + (1 - C) * t * s0 - tol <= v <= v0 + C * t * s0 + tol
+    assert v0 + (1 - C1) * t * s0 - tol <= v <= v0 + C1 * t * s0 + tol
     np.testing.assert_allclose(float(res.value), v, rtol=1e-12)
     np.testing.assert_allclose(float(res.slope), tree_dot(tree_grad(p, moved), d), rtol=1e-8)

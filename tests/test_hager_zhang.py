@@ -127,9 +127,10 @@ class _Stop(Exception):
 
 
 def reference_trials(
-    phi, step_init, c1=0.1, c2=0.9, epsilon=16 * EPS, theta=0.5, gamma=0.66, rho=2
+    phi, step_init, c1=0.1, c2=0.9, epsilon=16 * EPS, theta=0.5, gamma=0.66, grow=2
 ):
-    """The trial steps of Hager & Zhang (2005), sec. 4, transcribed with its recursion.
+    """The trial steps of Hager & Zhang (2005), sec. 4, transcribed with its recursion
+    (``grow`` is the paper's ``rho``).
 
     With the documented safeguards: Wolfe needs a strict decrease and ``c1 t |phi'(0)| >
     eps_k``; a descending step above ``phi(a) + eps_k`` is high, like one above ``phi(0) +
@@ -199,7 +200,7 @@ def reference_trials(
             if kind(c, a) == "high":
                 a, b = bisect(a, c)
                 break
-            a, t = c, rho * t
+            a, t = c, grow * t
         while len(trials) < 100:  # L1-L3
             width = b[0] - a[0]
             a, b = secant2(a, b)
@@ -274,9 +275,9 @@ def test_a_rise_during_the_bracket_search_is_bisected_like_the_reference():
 
 
 def test_bracket_expansion_then_exact_secant_on_a_quadratic():
-    """The step doubles (``rho = 2``) from 1e-3 until the slope turns, at 1.024, a (weak)
-    Wolfe step. With the paper's ``rho = 5`` the first step past the minimiser, 3.125, is
-    not; ``phi'`` is linear, so the secant of the bracket is the exact minimiser."""
+    """The step doubles (``grow = 2``) from 1e-3 until the slope turns, at 1.024, a (weak)
+    Wolfe step. With the paper's ``rho = 5`` (``grow=5``) the first step past the minimiser,
+    3.125, is not; ``phi'`` is linear, so the secant of the bracket is the exact minimiser."""
     fun = lambda x: jnp.sum((x - 1.0) ** 2)
     x, d = np.zeros(1), np.ones(1)
     recorder = TrialRecorder(fun, x, d)
@@ -286,7 +287,7 @@ def test_bracket_expansion_then_exact_secant_on_a_quadratic():
     assert recorder.steps == pytest.approx(expected, rel=4 * F32)
     assert float(res.step) == pytest.approx(1.024, rel=F32) and int(res.num_evals) == 12
     recorder = TrialRecorder(fun, x, d)
-    res = jaxls.hager_zhang(None, x, d, value_and_grad=recorder, step_init=1e-3, c2=0.1, rho=5.0)
+    res = jaxls.hager_zhang(None, x, d, value_and_grad=recorder, step_init=1e-3, c2=0.1, grow=5.0)
     jax.effects_barrier()
     assert recorder.steps == pytest.approx([0.0, 1e-3, 5e-3, 2.5e-2, 0.125, 0.625, 3.125, 1.0])
     assert float(res.step) == pytest.approx(1.0, rel=F32) and int(res.num_evals) == 8
@@ -503,14 +504,14 @@ def test_non_descent_direction(given_origin):
         ({"epsilon": 0.0}, "epsilon"),
         ({"c1": np.float32(0.7)}, "c1"),
         ({"theta": jnp.asarray(1.5)}, "theta"),
-        ({"rho": jnp.asarray(0.5)}, "rho"),
+        ({"grow": jnp.asarray(0.5)}, "grow"),
         ({"epsilon": jnp.asarray(-1.0)}, "epsilon"),
         ({"epsilon": float("inf")}, "epsilon"),
         ({"theta": 0.0}, "theta"),
         ({"theta": 1.0}, "theta"),
         ({"gamma": 1.0}, "gamma"),
         ({"gamma": -0.5}, "gamma"),
-        ({"rho": 1.0}, "rho"),
+        ({"grow": 1.0}, "grow"),
         ({"step_max": 0.0}, "step_max"),
         ({"step_init": -1.0}, "step_init"),
         ({"max_evals": 0}, "max_evals"),
@@ -536,7 +537,7 @@ def test_traced_invalid_step_gives_invalid_input():
 
 
 @jax.jit
-def constants_solver(c1, c2, epsilon, theta, gamma, rho):
+def constants_solver(c1, c2, epsilon, theta, gamma, grow):
     fun = lambda x: jnp.sum((x - 1.0) ** 2)
     return jaxls.hager_zhang(
         fun,
@@ -547,11 +548,11 @@ def constants_solver(c1, c2, epsilon, theta, gamma, rho):
         epsilon=epsilon,
         theta=theta,
         gamma=gamma,
-        rho=rho,
+        grow=grow,
     )
 
 
-GOOD = {"c1": 0.1, "c2": 0.9, "epsilon": 1e-6, "theta": 0.5, "gamma": 0.66, "rho": 2.0}
+GOOD = {"c1": 0.1, "c2": 0.9, "epsilon": 1e-6, "theta": 0.5, "gamma": 0.66, "grow": 2.0}
 
 
 @pytest.mark.parametrize(
@@ -564,8 +565,8 @@ GOOD = {"c1": 0.1, "c2": 0.9, "epsilon": 1e-6, "theta": 0.5, "gamma": 0.66, "rho
         {"epsilon": 0.0},
         {"theta": 1.0},
         {"gamma": np.nan},
-        {"rho": 1.0},
-        {"rho": np.inf},
+        {"grow": 1.0},
+        {"grow": np.inf},
     ],
 )
 def test_traced_bad_constants_give_invalid_input(bad):
@@ -576,14 +577,16 @@ def test_traced_bad_constants_give_invalid_input(bad):
 
 
 def test_every_constant_may_be_traced():
-    """A traced ``rho`` (or any constant) runs; the trials are those of Python constants."""
+    """A traced ``grow`` (or any constant) runs; the trials are those of Python constants."""
     fun = lambda x: jnp.sum((x - 1.0) ** 2)
     plain = jax.jit(lambda: jaxls.hager_zhang(fun, jnp.zeros(2), jnp.full(2, 3.0), **GOOD))()
     traced = constants_solver(**GOOD)
     assert int(traced.status) == int(plain.status) == S.SUCCESS
     assert float(traced.step) == float(plain.step) and int(traced.num_evals) == int(plain.num_evals)
-    for rho in (2.0, 5.0):
-        res = jax.jit(lambda r: jaxls.hager_zhang(fun, jnp.zeros(2), jnp.full(2, 0.01), rho=r))(rho)
+    for grow in (2.0, 5.0):
+        res = jax.jit(lambda g: jaxls.hager_zhang(fun, jnp.zeros(2), jnp.full(2, 0.01), grow=g))(
+            grow
+        )
         assert int(res.status) == S.SUCCESS
 
 
@@ -760,17 +763,17 @@ def test_hypothesis_pytree_problems(p, x, scale, log_step, c2):
 # Defaults that keep float32 safe: the growth of the step, the rounding allowance.
 
 
-def test_default_growth_keeps_out_of_float32_noise():
-    """jaxopt's ``cos(sum(exp(-x))^2)`` in float32: with the paper's rho = 5 the trials 1, 5,
-    25 ended on a 'Wolfe' step at 25, where float32 values and slopes are noise (the
-    cosine's argument is ~1e9); the default brackets the first minimiser (scipy: 2.2212)."""
+def test_default_grow_keeps_out_of_float32_noise():
+    """jaxopt's ``cos(sum(exp(-x))^2)`` in float32: with the paper's rho = 5 (``grow=5``) the
+    trials 1, 5, 25 ended on a 'Wolfe' step at 25, where float32 values and slopes are noise
+    (the cosine's argument is ~1e9); the default brackets the first minimiser (scipy: 2.2212)."""
     x = jnp.asarray(linezoo.COS_EXP_X)
     d = jnp.asarray(linezoo.COS_EXP_DIRECTION)
     res = jaxls.hager_zhang(linezoo.cos_exp, x, d)
     assert int(res.status) == S.SUCCESS
     assert abs(float(res.step) - linezoo.COS_EXP_SCIPY_STEP) < 0.25
     assert float(res.value) < -0.9
-    assert float(jaxls.hager_zhang(linezoo.cos_exp, x, d, rho=5.0).step) == 25.0  # the old way
+    assert float(jaxls.hager_zhang(linezoo.cos_exp, x, d, grow=5.0).step) == 25.0  # the old way
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
@@ -840,7 +843,7 @@ def lbfgs_rosenbrock_1083():
 
     opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.hager_zhang))
     x0 = jnp.asarray([-1.4051684, 1.3764858], jnp.float32)
-    return jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock_2, x0, opt, max_steps=500))(x0)
+    return jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock_2, x0, opt, max_iterations=500))(x0)
 
 
 def test_minimize_at_the_rounding_floor_wastes_no_evaluations():
@@ -848,7 +851,7 @@ def test_minimize_at_the_rounding_floor_wastes_no_evaluations():
     ``x``; now one or two per search."""
     res = lbfgs_rosenbrock_1083()
     assert int(res.num_evals) < 2 * 500
-    assert int(res.status) in (S.SUCCESS, S.MAX_STEPS)
+    assert int(res.status) in (S.SUCCESS, S.MAX_ITERATIONS)
 
 
 def test_minimize_leaves_the_rounding_floor_of_rosenbrock():
@@ -869,7 +872,7 @@ def test_lbfgs_does_not_stall_at_the_float32_floor():
     """Problem 285 of benchmarks/float32.py's quadratics (seed 0): ``f = x.Ax/2 - b.x`` is a
     difference of terms twice its size, so its float32 rounding error is ~10-20 ulps of
     ``|f|``. With the paper's ``epsilon = 1e-6`` (8 ulps) every trial looked 'too high' and
-    L-BFGS stalled (MAX_STEPS); the default 16 ulps lets the slopes decide. (On all 400:
+    L-BFGS stalled (MAX_ITERATIONS); the default 16 ulps lets the slopes decide. (On all 400:
     2 stalls with 1e-6, none with the default; optax's zoom: none.)"""
     import optax
 
@@ -882,7 +885,7 @@ def test_lbfgs_does_not_stall_at_the_float32_floor():
     def fit(**config):
         rule = jaxls.optax.scale_by_line_search(jaxls.hager_zhang, **config)
         opt = optax.lbfgs(linesearch=rule)
-        return jaxls.optax.minimize(fun, jnp.zeros(10), opt, tol=1e-6, max_steps=200)
+        return jaxls.optax.minimize(fun, jnp.zeros(10), opt, tol=1e-6, max_iterations=200)
 
     res = jax.jit(fit)()
     assert int(res.status) == S.SUCCESS and int(res.num_evals) < 60

@@ -2,7 +2,7 @@
 
 Each test runs the tolerance-driven searches of `tests.interval_methods.METHODS`
 (dichotomy, golden section, parabolic, Brent), and where it applies the fixed-budget modes
-of ``FIXED`` (Fibonacci, golden section and dichotomy with ``num_evals``). The contract is
+of ``FIXED`` (Fibonacci, golden section and dichotomy with ``fixed_evals``). The contract is
 checked in float32 (JAX's default), float64, bfloat16 and float16, with tolerances by dtype.
 Method-specific behaviour (evaluation counts, fixed budgets, starting points, comparisons
 with scipy's own methods) lives in the per-method test files.
@@ -68,8 +68,8 @@ def floor(problem, dtype) -> float:
     return 2 * points + 8 * math.sqrt(eps(dtype)) * max(1.0, abs(problem.xmin))
 
 
-def fixed_call(name, fun, lower, upper, num_evals, **options):
-    return FIXED[name](fun, lower, upper, num_evals=num_evals, **options)
+def fixed_call(name, fun, lower, upper, fixed_evals, **options):
+    return FIXED[name](fun, lower, upper, fixed_evals=fixed_evals, **options)
 
 
 def guarded(fun, lower, upper):
@@ -469,7 +469,7 @@ def test_low_precision_success_is_within_tol(name, dtype):
     def solve(f, c, tol):
         fun = lambda x: jax.lax.switch(f, LOW_FAMILIES, x, c.astype(dtype))
         if name == "fibonacci":
-            return jaxls.fibonacci(fun, lo, up, num_evals=6)  # F_6 = 13: width 0.47
+            return jaxls.fibonacci(fun, lo, up, fixed_evals=6)  # F_6 = 13: width 0.47
         return METHODS[name](fun, lo, up, tol=tol.astype(dtype), max_evals=100)
 
     batch = jax.jit(jax.vmap(solve))(family, centre, tols)

@@ -18,7 +18,7 @@ def test_main_job_prints_every_search_and_problem(capsys):
     assert len(rows) == len(zoo.INTERVAL)
     assert not any("!" in row for row in rows)  # "!" marks a failed search ("~": ROUNDING)
     # The optax rules reach the minimiser, and the AD table is the lecture's graph.
-    training = [line for line in out.splitlines() if "steps" in line and "evaluations" in line]
+    training = [line for line in out.splitlines() if "iterations" in line and "evaluations" in line]
     assert len(training) == 2 and all(line.rstrip().endswith("SUCCESS") for line in training)
     for node in ("v1    log", "v2    mul", "v3    sqrt", "v4    add"):
         assert node in out
@@ -31,5 +31,5 @@ def test_main_job_runs_in_float64_with_x64(capsys):
     names = {p.name for p in zoo.INTERVAL}
     rows = [line for line in out.splitlines() if line.split() and line.split()[0] in names]
     assert len(rows) == len(zoo.INTERVAL) and not any("!" in row for row in rows)
-    training = [line for line in out.splitlines() if "steps" in line and "evaluations" in line]
+    training = [line for line in out.splitlines() if "iterations" in line and "evaluations" in line]
     assert len(training) == 2 and all(line.rstrip().endswith("SUCCESS") for line in training)

@@ -5,6 +5,8 @@ Float32 (JAX's default) unless a test is parametrised over dtypes."""
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -271,10 +273,10 @@ def test_descent_test_neither_overflows_nor_underflows():
 
 
 def test_minimize_grad_norm_is_finite_for_a_finite_gradient():
-    res = minimize(steep, jnp.full(3, STEEP_START), optax.sgd(1e-30), max_steps=0)
+    res = minimize(steep, jnp.full(3, STEEP_START), optax.sgd(1e-30), max_iterations=0)
     expected = np.sqrt(3.0) * 10.0 * np.exp(10.0 * STEEP_START)  # 9e22
     np.testing.assert_allclose(float(res.grad_norm), expected, rtol=1e-5)
-    assert int(res.status) == Status.MAX_STEPS
+    assert int(res.status) == Status.MAX_ITERATIONS
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -288,7 +290,7 @@ def test_minimize_grad_norm_is_finite_for_a_finite_gradient():
         (jaxls.wolfe, {"direction": 1.0}, TypeError, "sets `direction` itself"),
         (jaxls.golden_section, {}, ValueError, "needs `step_max`"),
         (jaxls.golden_section, {"step_max": 1.0, "tol": -1.0}, ValueError, "tol"),
-        (jaxls.backtracking, {"growth": 0.5}, ValueError, "growth"),
+        (jaxls.backtracking, {"grow": 0.5}, ValueError, "grow"),
         (jaxls.backtracking, {"failure_shrink": 1.0}, ValueError, "failure_shrink"),
         (jaxls.backtracking, {"step_init": 0.0}, ValueError, "step_init"),
         (jaxls.backtracking, {"step_max": -1.0}, ValueError, "step_max"),
@@ -436,7 +438,7 @@ def test_stationary_point_takes_step_zero_without_shrinking(search):
     updates, state = one_step(opt, f, w)
     assert float(_infos(state)[0].step) == 0
     np.testing.assert_array_equal(updates, 0.0)
-    assert float(state[1].step_init) == float(state0[1].step_init)
+    assert float(state[1].start) == float(state0[1].start)
 
 
 @pytest.mark.parametrize("search", INEXACT, ids=name_of)
@@ -455,7 +457,7 @@ def test_failed_search_is_never_uphill_and_the_next_starts_smaller(search):
     state = opt.init(w)
     steps, starts = [], []
     for _ in range(6):
-        starts.append(float(state[1].step_init))
+        starts.append(float(state[1].start))
         w, state, value = step(w, state)
         steps.append(float(_infos(state)[0].step))
         assert np.isfinite(float(f(w)))
@@ -469,11 +471,30 @@ def test_failed_search_is_never_uphill_and_the_next_starts_smaller(search):
 def test_success_resets_or_grows_the_start():
     f = lambda w: jnp.sum((w - 1.0) ** 2)
     constant = rule(jaxls.backtracking, step_init=4.0)
-    grown = rule(jaxls.backtracking, step_init=4.0, growth=3.0, step_max=1.2)
+    grown = rule(jaxls.backtracking, step_init=4.0, grow=3.0, step_max=1.2)
     for r, expected in [(constant, lambda t: 4.0), (grown, lambda t: min(3.0 * t, 1.2))]:
         _, state = one_step(optax.chain(optax.sgd(1.0), r), f, jnp.zeros(2))
         info = _infos(state)[0]
-        assert float(state[1].step_init) == pytest.approx(expected(float(info.step)))
+        assert float(state[1].start) == pytest.approx(expected(float(info.step)))
+
+
+def test_the_adapters_grow_and_the_searchs_own_grow_are_set_apart():
+    """``grow=`` of the adapter grows the next search's start; a search's own ``grow``
+    (within one search) is set by wrapping the search, here dcsrch's settings of wolfe."""
+    f = lambda w: jnp.sum(w**4) / 4 - jnp.sum(w)
+    w = jnp.zeros(2)
+    dcsrch = functools.partial(jaxls.wolfe, grow=4.0, epsilon=0.0, c2=0.1)
+    opt = optax.chain(optax.sgd(1.0), rule(dcsrch, step_init=0.1, grow=3.0))
+    _, state = one_step(opt, f, w)
+    info = _infos(state)[0]
+    value, grad = jax.value_and_grad(f)(w)
+    alone = dcsrch(f, w, -grad, value=value, grad=grad, step_init=0.1)
+    plain = jaxls.wolfe(f, w, -grad, value=value, grad=grad, step_init=0.1, c2=0.1)
+    assert int(info.num_evals) == int(alone.num_evals) != int(plain.num_evals)
+    assert float(info.step) == float(alone.step)
+    assert float(state[1].start) == pytest.approx(3.0 * float(alone.step))
+    with pytest.raises(ValueError, match=r"`jaxls\.wolfe\(grow=0\.5\)`"):
+        rule(functools.partial(jaxls.wolfe, grow=0.5))
 
 
 def test_exact_search_is_counted_and_returns_the_interval_minimiser():
@@ -496,7 +517,7 @@ def test_exact_search_that_finds_no_decrease_returns_step_zero():
     info = _infos(state)[0]
     assert int(info.status) == Status.NO_DECREASE
     np.testing.assert_array_equal(updates, 0.0)
-    assert float(state[1].step_init) == pytest.approx(0.1)  # the next interval is smaller
+    assert float(state[1].start) == pytest.approx(0.1)  # the next interval is smaller
 
 
 # --- an interval search's default tol: relative to its interval ----------------------------
@@ -555,7 +576,7 @@ def test_exact_search_gets_tol_1e_6_times_its_interval_unless_given_one(search, 
 
 @pytest.mark.filterwarnings("error")
 def test_exact_search_default_tol_follows_a_traced_interval_under_jit_and_vmap():
-    """Each member's `tol` is 1e-6 of its own `step_init`, traced: [0, 1] and [0, 50], the
+    """Each member's `tol` is 1e-6 of its own `start`, traced: [0, 1] and [0, 50], the
     second with a step 50 times larger, located to 50e-6 (`sqrt(eps) * 50 = 0.017` before)."""
     ks = jnp.array([2000.0, 40.0])
     opt = optax.chain(optax.sgd(1.0), scale_by_line_search(jaxls.brent, step_max=1.0))
@@ -563,7 +584,7 @@ def test_exact_search_default_tol_follows_a_traced_interval_under_jit_and_vmap()
     def update(k, step_max):
         w = jnp.zeros(1)
         state = opt.init(w)
-        state = (state[0], state[1]._replace(step_init=step_max))
+        state = (state[0], state[1]._replace(start=step_max))
         value, grad = jax.value_and_grad(pseudo_huber)(w, k)
         _, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=pseudo_huber, k=k)
         return _infos(state)[0], -grad
@@ -597,7 +618,7 @@ def test_exact_search_default_tol_is_attainable_in_half_precision(search, dtype,
 
 def test_a_search_without_tol_gets_none():
     """`jaxls.fibonacci` takes `num_evals`, not `tol`: the adapter adds no `tol` to it."""
-    fibonacci = scale_by_line_search(jaxls.fibonacci, step_max=1.0, num_evals=25)
+    fibonacci = scale_by_line_search(jaxls.fibonacci, step_max=1.0, fixed_evals=25)
     opt = optax.chain(optax.sgd(1.0), fibonacci)
     f = lambda w: jnp.sum((w - 1.0) ** 2)
     _, state = one_step(opt, f, jnp.zeros(2))
@@ -676,7 +697,7 @@ def test_has_aux_aux_is_none_until_the_first_update_and_errors_name_the_rule():
 
 
 def test_minimize_returns_the_aux_of_the_last_parameters_under_jit_and_vmap():
-    opt = optax.chain(optax.sgd(1.0), rule(jaxls.backtracking, growth=2.0))
+    opt = optax.chain(optax.sgd(1.0), rule(jaxls.backtracking, grow=2.0))
     fit = lambda w, target: minimize(lambda w: with_aux(w, target), w, opt, tol=1e-5, has_aux=True)
     w0 = jnp.array([[0.0, 1.0], [2.0, -1.0]])
     targets = jnp.array([[1.0, 2.0], [0.0, 3.0]])
@@ -747,10 +768,10 @@ def test_minimize_counts_every_evaluation():
 
 def test_minimize_with_a_plain_optimizer_evaluates_once_per_step():
     f = EvalCounter(lambda w: jnp.sum((w - 1.0) ** 2))
-    res = minimize(f, jnp.zeros(2), optax.sgd(0.25), max_steps=200, tol=1e-6)
+    res = minimize(f, jnp.zeros(2), optax.sgd(0.25), max_iterations=200, tol=1e-6)
     jax.effects_barrier()
     assert int(res.status) == Status.SUCCESS
-    assert int(res.num_evals) == int(res.num_grads) == int(res.num_steps) + 1 == f.count
+    assert int(res.num_evals) == int(res.num_grads) == int(res.num_iterations) + 1 == f.count
 
 
 def test_minimize_does_not_report_a_count_it_cannot_see():
@@ -772,13 +793,13 @@ def test_minimize_does_not_report_a_count_it_cannot_see():
 
 def test_minimize_statuses():
     opt = optax.chain(optax.sgd(1.0), rule(jaxls.backtracking))
-    slow = minimize(quartic, jnp.array([30.0]), opt, max_steps=2)
-    assert int(slow.status) == Status.MAX_STEPS and int(slow.num_steps) == 2
+    slow = minimize(quartic, jnp.array([30.0]), opt, max_iterations=2)
+    assert int(slow.status) == Status.MAX_ITERATIONS and int(slow.num_iterations) == 2
     nan = minimize(lambda w: jnp.sum(w) * jnp.nan, jnp.ones(1), opt)
-    assert int(nan.status) == Status.NONFINITE and int(nan.num_steps) == 0
-    none = minimize(quartic, jnp.ones(1), opt, max_steps=0)
-    assert int(none.num_steps) == 0 and int(none.num_evals) == 1
+    assert int(nan.status) == Status.NONFINITE and int(nan.num_iterations) == 0
+    none = minimize(quartic, jnp.ones(1), opt, max_iterations=0)
+    assert int(none.num_iterations) == 0 and int(none.num_evals) == 1
     with pytest.raises(ValueError, match="tol"):
         minimize(quartic, jnp.ones(1), opt, tol=-1.0)
-    with pytest.raises(ValueError, match="max_steps"):
-        minimize(quartic, jnp.ones(1), opt, max_steps=-1)
+    with pytest.raises(ValueError, match="max_iterations"):
+        minimize(quartic, jnp.ones(1), opt, max_iterations=-1)

@@ -147,7 +147,7 @@ def test_sls_follows_the_numpy_reference_step_by_step():
     X, y = logistic_data(n=128, features=4)
     Xb, yb = minibatches(X, y, batch_size=16, epochs=3)
     config = {"step_init": 4.0, "step_max": 10.0, "c1": 0.1, "shrink": 0.9, "max_evals": 100}
-    rule = jaxls.optax.stochastic_armijo(**config, growth=2.0, batch_size=16, num_examples=128)
+    rule = jaxls.optax.stochastic_armijo(**config, grow=2.0, batch_size=16, num_examples=128)
     w0 = np.zeros(4)
     _, steps, iterates = sls_train(rule, jnp.asarray(w0), jnp.asarray(Xb), jnp.asarray(yb))
     ref_steps, ref_iterates = sls_numpy(
@@ -203,7 +203,7 @@ def test_sls_armijo_property(a, w0, step_init):
 def _sls_step(a, w0, step_init):
     rule = jaxls.optax.stochastic_armijo(step_max=None)
     f = lambda w, batch: quadratic(w, batch)
-    state = rule.init(w0)._replace(step_init=step_init)
+    state = rule.init(w0)._replace(start=step_init)
     _, state, _, _ = one_update(rule, w0, f, state=state, batch=(a, 0.0))
     return state.info.step, state.info.status
 
@@ -238,17 +238,17 @@ def test_sls_trials_are_forward_passes_only_one_per_iteration():
 
 
 def test_sls_reset_rule_caps_at_step_max_and_survives_a_zero_gradient():
-    rule = jaxls.optax.stochastic_armijo(step_init=1.0, step_max=3.0, growth=2.0)
+    rule = jaxls.optax.stochastic_armijo(step_init=1.0, step_max=3.0, grow=2.0)
     w = jnp.array([1.0])
     f = lambda w: 0.5 * jnp.sum(w**2)  # Armijo with c1 = 0.1 holds for t <= 1.8
     _, state, _, _ = one_update(rule, w, f)
-    assert float(state.info.step) == 1.0 and float(state.step_init) == 2.0  # 2 * 1
+    assert float(state.info.step) == 1.0 and float(state.start) == 2.0  # 2 * 1
     _, state, _, _ = one_update(rule, w, f, state=state)
     assert 1.6 < float(state.info.step) < 1.81  # 2 * 0.9^k
-    assert float(state.step_init) == 3.0  # min(2 * step, step_max)
+    assert float(state.start) == 3.0  # min(2 * step, step_max)
     # A zero minibatch gradient: zero update, the start is kept, no failure.
     out, state2, _, _ = one_update(rule, jnp.zeros(1), f, state=state)
-    assert float(out[0]) == 0.0 and float(state2.step_init) == 3.0
+    assert float(out[0]) == 0.0 and float(state2.start) == 3.0
     assert bool(state2.info.fallback) and state2.info.status == S.NOT_DESCENT
 
 
@@ -261,7 +261,7 @@ def rosenbrock(x):
 
 def test_nonmonotone_reference_sequence_and_condition_in_numpy():
     eta, c1 = 0.85, 1e-4
-    opt = optax.chain(optax.sgd(1.0), jaxls.optax.nonmonotone_armijo(eta=eta, c1=c1, growth=2.0))
+    opt = optax.chain(optax.sgd(1.0), jaxls.optax.nonmonotone_armijo(eta=eta, c1=c1, grow=2.0))
     value_and_grad = optax.value_and_grad_from_state(rosenbrock)
 
     @jax.jit
@@ -274,7 +274,7 @@ def test_nonmonotone_reference_sequence_and_condition_in_numpy():
     values, C, Q = [], [], []
     q, c = 1.0, None
     for _ in range(60):
-        x_old, start = np.asarray(x), float(state[1].step_init)
+        x_old, start = np.asarray(x), float(state[1].start)
         x, state, value, grad = step(x, state)
         ls = state[1]
         value, g, t = float(value), np.asarray(grad), float(ls.info.step)
@@ -323,7 +323,7 @@ def run_steps(opt, fun, x, steps):
 @pytest.mark.parametrize("direction", ["sgd", "lbfgs"])
 def test_nonmonotone_with_eta_zero_is_monotone_backtracking_exactly(direction):
     config = {"c1": 1e-4, "shrink": 0.5, "max_evals": 30}
-    restart = {"growth": 2.0} if direction == "sgd" else {}
+    restart = {"grow": 2.0} if direction == "sgd" else {}
     make = {
         "sgd": lambda ls: optax.chain(optax.sgd(1.0), ls),
         "lbfgs": lambda ls: optax.lbfgs(linesearch=ls),
@@ -337,8 +337,8 @@ def test_nonmonotone_with_eta_zero_is_monotone_backtracking_exactly(direction):
     res_zh = jaxls.optax.minimize(rosenbrock, x0, zh, tol=1e-8)
     res_mono = jaxls.optax.minimize(rosenbrock, x0, monotone, tol=1e-8)
     chex.assert_trees_all_equal(
-        (res_zh.params, res_zh.value, res_zh.num_steps, res_zh.num_evals),
-        (res_mono.params, res_mono.value, res_mono.num_steps, res_mono.num_evals),
+        (res_zh.params, res_zh.value, res_zh.num_iterations, res_zh.num_evals),
+        (res_mono.params, res_mono.value, res_mono.num_iterations, res_mono.num_evals),
     )
 
 
@@ -412,7 +412,7 @@ def test_non_descent_updates_fall_back_to_minus_grad(name):
 @rules
 def test_nan_beyond_some_step_is_rejected(name):
     extra = {"step_max": None, "c1": 1e-4} if name == "stochastic_armijo" else {}
-    rule = RULES[name](step_init=8.0, growth=2.0, **extra)
+    rule = RULES[name](step_init=8.0, grow=2.0, **extra)
     # The minimiser (3, 3) lies in the NaN region sum(w) > 4: every search runs into it.
     f = lambda w: jnp.where(jnp.sum(w) > 4.0, jnp.nan, jnp.sum((w - 3.0) ** 2))
     w = jnp.array([0.0, 0.0])
@@ -457,7 +457,7 @@ def test_exhausted_budget_gives_step_zero_then_starts_smaller(name):
     starts, steps = [], []
     for _ in range(6):
         state = rule.init(x) if state is None else state
-        starts.append(float(state.step_init))
+        starts.append(float(state.start))
         out, state, _, _ = one_update(rule, x, f, state=state)
         steps.append(float(state.info.step))
         if steps[-1] == 0:
@@ -465,7 +465,7 @@ def test_exhausted_budget_gives_step_zero_then_starts_smaller(name):
             assert np.all(np.asarray(out) == 0.0)  # never uphill: stays put
         x = x + out
     # t = 1 reflects x to -x (no decrease): the first success is t = 0.1; then SLS grows
-    # it (by growth = 2 per search), Zhang-Hager starts again from step_init (growth=None).
+    # it (by grow = 2 per search), Zhang-Hager starts again from step_init (grow=None).
     after = 0.2 if name == "stochastic_armijo" else 1e3
     np.testing.assert_allclose(starts, [1e3, 1e2, 1e1, 1.0, 0.1, after], rtol=1e-7)
     assert steps[:4] == [0.0] * 4 and steps[4] == pytest.approx(0.1, rel=1e-7)
@@ -569,7 +569,7 @@ def test_vmap_over_problems_with_failing_members(name):
 CONFIG_ERRORS = [
     ("stochastic_armijo", {"c1": 1.0}, "c1"),
     ("stochastic_armijo", {"shrink": 0.0}, "shrink"),
-    ("stochastic_armijo", {"growth": 0.5}, "growth"),
+    ("stochastic_armijo", {"grow": 0.5}, "grow"),
     ("stochastic_armijo", {"step_init": -1.0}, "step_init"),
     ("stochastic_armijo", {"step_max": 0.0}, "step_max"),
     ("stochastic_armijo", {"failure_shrink": 1.0}, "failure_shrink"),
@@ -580,7 +580,7 @@ CONFIG_ERRORS = [
     ("nonmonotone_armijo", {"eta": -0.1}, "eta"),
     ("nonmonotone_armijo", {"c1": 0.0}, "c1"),
     ("nonmonotone_armijo", {"shrink": 1.0}, "shrink"),
-    ("nonmonotone_armijo", {"growth": 0.9}, "growth"),
+    ("nonmonotone_armijo", {"grow": 0.9}, "grow"),
     ("nonmonotone_armijo", {"step_init": float("nan")}, "step_init"),
     ("nonmonotone_armijo", {"step_max": -2.0}, "step_max"),
     ("nonmonotone_armijo", {"failure_shrink": 0.0}, "failure_shrink"),

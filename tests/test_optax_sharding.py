@@ -56,7 +56,7 @@ N = 64  # the sharded leaf's length: 8 per device
 
 OPTIMIZERS = {
     "backtracking": lambda: optax.chain(
-        optax.sgd(1.0), scale_by_line_search(jaxls.backtracking, growth=2.0)
+        optax.sgd(1.0), scale_by_line_search(jaxls.backtracking, grow=2.0)
     ),
     "golden_section": lambda: optax.chain(
         optax.sgd(1.0), scale_by_line_search(jaxls.golden_section, step_max=4.0, tol=1e-4)
@@ -150,14 +150,14 @@ def check_training(mesh, name):
 
 def check_minimize(mesh):
     opt = OPTIMIZERS["golden_section"]()
-    solve = jax.jit(lambda p: minimize(loss, p, opt, max_steps=20, tol=1e-4))
+    solve = jax.jit(lambda p: minimize(loss, p, opt, max_iterations=20, tol=1e-4))
     plain = solve(jax.tree.map(jnp.asarray, PARAMS))
     params, shardings = shard_params(mesh)
     res = solve(params)
     for leaf, sharding in zip(jax.tree.leaves(res.params), jax.tree.leaves(shardings), strict=True):
         assert leaf.sharding.is_equivalent_to(sharding, leaf.ndim), leaf.sharding
     assert int(res.status) == int(plain.status), (res.status, plain.status)
-    assert abs(int(res.num_steps) - int(plain.num_steps)) <= 2
+    assert abs(int(res.num_iterations) - int(plain.num_iterations)) <= 2
     np.testing.assert_allclose(res.value, plain.value, rtol=2e-3)
     return int(res.num_evals)
 
@@ -177,7 +177,7 @@ def fit(x, y):
         z = x @ w
         return jnp.mean(jax.nn.softplus(z) - y * z) + 0.005 * jnp.sum(w**2)
 
-    return minimize(loss, jnp.zeros(4), opt, max_steps=100, tol=1e-5)
+    return minimize(loss, jnp.zeros(4), opt, max_iterations=100, tol=1e-5)
 
 
 def compare_batches(res, plain, sharded):
@@ -190,7 +190,7 @@ def compare_batches(res, plain, sharded):
         )
     assert bool(jnp.all(res.converged)), res.status
     np.testing.assert_array_equal(res.status, plain.status)
-    assert int(jnp.max(jnp.abs(res.num_steps - plain.num_steps))) <= 3
+    assert int(jnp.max(jnp.abs(res.num_iterations - plain.num_iterations))) <= 3
     np.testing.assert_allclose(res.params, plain.params, atol=2e-3)
     return int(plain.num_evals.sum())
 

@@ -135,10 +135,9 @@ def armijo(v0, s0, v, s, t, k, dtype=np.float64):
 
 
 def goldstein(v0, s0, v, s, t, k, dtype=np.float64):
-    c = k["c"] if "c" in k else k["c1"]
-    low = v0 + (1 - c) * t * s0
+    low = v0 + (1 - k["c1"]) * t * s0
     slack = _slack(v0, v, t * s0, dtype=dtype)
-    return (low - slack <= v) & armijo(v0, s0, v, s, t, {"c1": c}, dtype)
+    return (low - slack <= v) & armijo(v0, s0, v, s, t, k, dtype)
 
 
 def wolfe(v0, s0, v, s, t, k, dtype=np.float64):
@@ -187,8 +186,7 @@ def decreases(name, v0, s0, res, dtype=np.float64, **overrides) -> bool:
     """The point is no worse than the start: Armijo (or, for Hager-Zhang, its approximation)."""
     k = constants(name, **overrides)
     v, t = float(res.value), float(res.step)
-    c1 = k["c1"] if "c1" in k else k["c"]  # Goldstein's upper line is Armijo's with c
-    ok = armijo(float(v0), float(s0), v, 0.0, t, {"c1": c1}, dtype)
+    ok = armijo(float(v0), float(s0), v, 0.0, t, k, dtype)  # Goldstein's upper line too
     if SEARCH[name].condition == "hager_zhang":
         epsilon = k.get("epsilon") or 1e-6
         ok |= v <= float(v0) + epsilon * abs(float(v0)) + _slack(v0, v, dtype=dtype)
@@ -886,22 +884,28 @@ def test_booleans_must_be_booleans(name):
 BAD_CONSTANTS = {
     "c1": [0.0, 1.0, -0.5, 1.5, math.nan],
     "c2": [1.0, 1.5, -0.1],
-    "c": [0.0, 0.5, 0.75],  # Goldstein's 0 < c < 1/2
     "shrink": [0.0, 1.0, 1.5],
     "grow": [1.0, 0.5],
-    "rho": [1.0, 0.5],
     "theta": [0.0, 1.0],
     "gamma": [0.0, 1.0],
     "step_max": [0.0, -1.0],
     "epsilon": [-1.0],
     "step_init": [0.0, -1.0, math.nan, math.inf],
 }
+# Narrower ranges of one search: Goldstein's and Hager-Zhang's 0 < c1 < 1/2.
+BAD_FOR_SEARCH = {"goldstein": {"c1": [0.5, 0.75]}, "hager_zhang": {"c1": [0.5, 0.75]}}
+
+
+def bad_values(name, argument) -> list:
+    return BAD_CONSTANTS[argument] + BAD_FOR_SEARCH.get(name, {}).get(argument, [])
+
+
 BAD_CASES = [
     (name, argument, value)
     for name in NAMES_UP_TO_CURVATURE
-    for argument, values in BAD_CONSTANTS.items()
+    for argument in BAD_CONSTANTS
     if has(name, argument)
-    for value in values
+    for value in bad_values(name, argument)
 ]
 AS = {"python": lambda v: v, "numpy": np.float32, "jax": lambda v: jnp.asarray(v, jnp.float32)}
 
@@ -935,7 +939,7 @@ def test_traced_invalid_constant_gives_invalid_input(name):
     traced = lambda **bad: {a: jnp.float32(v) for a, v in (good | bad).items()}
     assert int(solve(traced()).status) == S.SUCCESS
     for argument in arguments:
-        for value in BAD_CONSTANTS[argument]:
+        for value in bad_values(name, argument):
             counter.count = 0
             res = solve(traced(**{argument: value}))
             jax.effects_barrier()

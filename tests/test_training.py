@@ -51,10 +51,10 @@ def lbfgs(search, **config):
 
 # Every rule is monotone: a search never accepts a step that increases the loss.
 RULES = {
-    "backtracking": lambda: gradient_descent(jaxls.backtracking, growth=2.0),
-    "goldstein": lambda: gradient_descent(jaxls.goldstein, growth=2.0),
-    "wolfe": lambda: gradient_descent(jaxls.wolfe, growth=2.0),
-    "hager_zhang": lambda: gradient_descent(jaxls.hager_zhang, growth=2.0),
+    "backtracking": lambda: gradient_descent(jaxls.backtracking, grow=2.0),
+    "goldstein": lambda: gradient_descent(jaxls.goldstein, grow=2.0),
+    "wolfe": lambda: gradient_descent(jaxls.wolfe, grow=2.0),
+    "hager_zhang": lambda: gradient_descent(jaxls.hager_zhang, grow=2.0),
     # tol: what float32 resolves on [0, 100] (4 eps 100 = 5e-5), else ROUNDING (and a warning).
     "golden_section": lambda: gradient_descent(jaxls.golden_section, step_max=100.0, tol=1e-4),
     "brent": lambda: gradient_descent(jaxls.brent, step_max=100.0, tol=1e-4),
@@ -88,8 +88,9 @@ class Run(NamedTuple):
     traces: int  # how often the jitted step was traced
 
 
-def train(opt, loss, params, *, num_steps: int, tol: float = 0.0) -> Run:
-    """Run ``opt`` on ``loss`` for ``num_steps`` steps, or until the gradient norm is ``<= tol``."""
+def train(opt, loss, params, *, num_iterations: int, tol: float = 0.0) -> Run:
+    """Run ``opt`` on ``loss`` for ``num_iterations`` iterations, or until the gradient norm
+    is ``<= tol``."""
     value_and_grad = optax.value_and_grad_from_state(loss)
     traces = []
 
@@ -102,7 +103,7 @@ def train(opt, loss, params, *, num_steps: int, tol: float = 0.0) -> Run:
 
     state = opt.init(params)
     losses, history, states = [], [], []
-    for _ in range(num_steps):
+    for _ in range(num_iterations):
         params, state, value = step(params, state)
         losses.append(value)  # the loss before this step
         history.append(params)
@@ -161,7 +162,7 @@ def logistic_numpy(w):
 
 @functools.cache
 def logistic_run(rule: str) -> Run:
-    return train(RULES[rule](), LOGISTIC, jnp.zeros(10), num_steps=100, tol=TOLS[rule])
+    return train(RULES[rule](), LOGISTIC, jnp.zeros(10), num_iterations=100, tol=TOLS[rule])
 
 
 @functools.cache
@@ -284,7 +285,7 @@ def test_mlp_classifier_float32():
         logits = mlp(params, inputs)
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
-    opt = gradient_descent(jaxls.backtracking, growth=2.0)
+    opt = gradient_descent(jaxls.backtracking, grow=2.0)
     value_and_grad = optax.value_and_grad_from_state(loss)
     traces = []
 
@@ -408,7 +409,7 @@ def test_lbfgs_wolfe_converges_with_as_few_evaluations_as_optax_zoom(problem):
     for name, opt in {"jaxls": lbfgs(jaxls.wolfe), "optax": optax.lbfgs()}.items():
         counted = Counted(fun)
         solve = jax.jit(
-            functools.partial(minimize, counted, optimizer=opt, max_steps=2000, tol=1e-6)
+            functools.partial(minimize, counted, optimizer=opt, max_iterations=2000, tol=1e-6)
         )
         counts = []
         for x in starts:
@@ -429,14 +430,18 @@ def test_lbfgs_wolfe_converges_with_as_few_evaluations_as_optax_zoom(problem):
 def test_lbfgs_wolfe_passes_the_rounding_floor_of_the_loss_with_an_allowance():
     """On 0.5 x^T A x - b^T x (|f*| ~ 1e4, ulp 2e-12) the decrease an L-BFGS step can make
     once |grad| ~ 1e-5 is below the rounding of f: Moré-Thuente's exact test (epsilon=0)
-    rejects every step and the run stalls (MAX_STEPS); a rounding allowance passes it, as
+    rejects every step and the run stalls (MAX_ITERATIONS); a rounding allowance passes it, as
     optax's zoom (approx_dec_rtol) and Hager-Zhang's approximate Wolfe conditions do."""
     a, x_star = jnp.asarray(QUADRATIC_A, jnp.float64), jnp.asarray(QUADRATIC_X, jnp.float64)
     b = a @ x_star
     fun = lambda x: 0.5 * x @ (a @ x) - b @ x  # the minimiser is x_star
-    exact = minimize(fun, jnp.zeros(100), lbfgs(jaxls.wolfe, epsilon=0.0), max_steps=400, tol=1e-6)
-    assert int(exact.status) == S.MAX_STEPS and float(exact.grad_norm) < 1e-4
-    res = minimize(fun, jnp.zeros(100), lbfgs(jaxls.wolfe, epsilon=1e-12), max_steps=400, tol=1e-6)
+    exact = minimize(
+        fun, jnp.zeros(100), lbfgs(jaxls.wolfe, epsilon=0.0), max_iterations=400, tol=1e-6
+    )
+    assert int(exact.status) == S.MAX_ITERATIONS and float(exact.grad_norm) < 1e-4
+    res = minimize(
+        fun, jnp.zeros(100), lbfgs(jaxls.wolfe, epsilon=1e-12), max_iterations=400, tol=1e-6
+    )
     assert int(res.status) == S.SUCCESS, (res.message, float(res.grad_norm))
     np.testing.assert_allclose(res.params, x_star, atol=1e-5)
 
@@ -464,7 +469,7 @@ def without(tree, member: int):
     return jax.tree.map(lambda a: np.delete(np.asarray(a), member, axis=0), tree)
 
 
-VMAP_RULES = {  # the optimiser, max_steps, and the tolerance it reaches in float32
+VMAP_RULES = {  # the optimiser, max_iterations, and the tolerance it reaches in float32
     "lbfgs_wolfe": (lambda: lbfgs(jaxls.wolfe), 25, 1e-5),
     "golden_section": (
         lambda: gradient_descent(jaxls.golden_section, step_max=50.0, tol=1e-4),
@@ -476,21 +481,21 @@ VMAP_RULES = {  # the optimiser, max_steps, and the tolerance it reaches in floa
 
 @pytest.mark.parametrize("rule", list(VMAP_RULES))
 def test_vmap_over_independent_trainings(rule):
-    make_opt, max_steps, tol = VMAP_RULES[rule]
+    make_opt, max_iterations, tol = VMAP_RULES[rule]
     opt = make_opt()
     inputs, clean, labels = logistic_batch()
 
     def fit(inputs, labels):
         loss = logistic_loss(inputs, labels)
-        return minimize(loss, jnp.zeros(5), opt, max_steps=max_steps, tol=tol)
+        return minimize(loss, jnp.zeros(5), opt, max_iterations=max_iterations, tol=tol)
 
     solve = jax.jit(jax.vmap(fit))
     batched = solve(inputs, labels)
     status = np.asarray(batched.status)
     assert status[NAN_MEMBER] == S.NONFINITE
-    assert int(batched.num_steps[NAN_MEMBER]) == 0
+    assert int(batched.num_iterations[NAN_MEMBER]) == 0
     np.testing.assert_array_equal(batched.params[NAN_MEMBER], np.zeros(5))
-    assert status[SLOW_MEMBER] == S.MAX_STEPS
+    assert status[SLOW_MEMBER] == S.MAX_ITERATIONS
     others = np.delete(np.arange(BATCH), [NAN_MEMBER, SLOW_MEMBER])
     assert np.all(status[others] == S.SUCCESS)
 
@@ -504,7 +509,7 @@ def test_vmap_over_independent_trainings(rule):
         alone = single(inputs[i], labels[i])
         assert int(alone.status) == status[i]
         np.testing.assert_allclose(batched.params[i], alone.params, atol=2 * tol / LAM)
-        assert abs(int(batched.num_steps[i]) - int(alone.num_steps)) <= 3
+        assert abs(int(batched.num_iterations[i]) - int(alone.num_iterations)) <= 3
 
     # Finished members are frozen: with the slow member replaced by an easy problem the loop
     # stops after fewer iterations, and no other member changes by a bit (step and
@@ -515,7 +520,7 @@ def test_vmap_over_independent_trainings(rule):
         assert int(changed.status[member]) == S.SUCCESS
         chex.assert_trees_all_equal(without(changed, member), without(batched, member))
         if member == SLOW_MEMBER:
-            assert int(jnp.max(changed.num_steps)) < max_steps
+            assert int(jnp.max(changed.num_iterations)) < max_iterations
 
 
 # --- float32 batches: jaxls's Wolfe in L-BFGS against optax's zoom (issue 9, item 2) --------
@@ -559,16 +564,16 @@ FAMILIES = {
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_lbfgs_wolfe_fails_on_no_more_float32_problems_than_optax_zoom(family):
     """The README's recipe, `minimize(f, w0, optax.lbfgs(linesearch=scale_by_line_search(
-    jaxls.wolfe)), tol=1e-6, max_steps=500)`, vmapped over 64 float32 problems of each
+    jaxls.wolfe)), tol=1e-6, max_iterations=500)`, vmapped over 64 float32 problems of each
     family, fails on no more of them than `optax.lbfgs()` (zoom). With Moré-Thuente's
     exact decrease test (`epsilon=0`) it stalls at float32's rounding floor: measured 58 of
-    64 logistic regressions and 28 of 64 curve fits end in MAX_STEPS; zoom: none."""
+    64 logistic regressions and 28 of 64 curve fits end in MAX_ITERATIONS; zoom: none."""
     make_data, make_loss = FAMILIES[family]
     data, w0 = make_data()
     failures = {}
     for name, opt in {"jaxls": lbfgs(jaxls.wolfe), "optax": optax.lbfgs()}.items():
         fit = lambda *d, opt=opt: minimize(
-            make_loss(*d), jnp.asarray(w0), opt, tol=1e-6, max_steps=500
+            make_loss(*d), jnp.asarray(w0), opt, tol=1e-6, max_iterations=500
         )
         res = jax.jit(jax.vmap(fit))(*map(jnp.asarray, data))
         failures[name] = int(np.sum(np.asarray(res.status) != S.SUCCESS))
@@ -586,10 +591,10 @@ def barrier(w):
 
 
 BIG_STEP_RULES = {
-    "backtracking": lambda: gradient_descent(jaxls.backtracking, growth=2.0, step_init=100.0),
-    "goldstein": lambda: gradient_descent(jaxls.goldstein, growth=2.0, step_init=100.0),
-    "wolfe": lambda: gradient_descent(jaxls.wolfe, growth=2.0, step_init=100.0),
-    "hager_zhang": lambda: gradient_descent(jaxls.hager_zhang, growth=2.0, step_init=100.0),
+    "backtracking": lambda: gradient_descent(jaxls.backtracking, grow=2.0, step_init=100.0),
+    "goldstein": lambda: gradient_descent(jaxls.goldstein, grow=2.0, step_init=100.0),
+    "wolfe": lambda: gradient_descent(jaxls.wolfe, grow=2.0, step_init=100.0),
+    "hager_zhang": lambda: gradient_descent(jaxls.hager_zhang, grow=2.0, step_init=100.0),
     "golden_section": lambda: gradient_descent(jaxls.golden_section, step_max=100.0),
     "brent": lambda: gradient_descent(jaxls.brent, step_max=100.0),
     "lbfgs_wolfe": lambda: lbfgs(jaxls.wolfe, step_init=100.0),
@@ -600,7 +605,7 @@ BIG_STEP_RULES = {
 @pytest.mark.parametrize("rule", list(BIG_STEP_RULES))
 def test_nan_beyond_a_region_never_reaches_the_params(rule):
     tol = 1e-3 if rule in FLOOR_RULES else 1e-5  # float32's floor for strictly monotone rules
-    run = train(BIG_STEP_RULES[rule](), barrier, jnp.zeros(6), num_steps=40, tol=tol)
+    run = train(BIG_STEP_RULES[rule](), barrier, jnp.zeros(6), num_iterations=40, tol=tol)
     assert all(bool(jnp.all(jnp.isfinite(w))) for w in run.params)
     assert np.all(np.isfinite(run.losses))
     allowance = 8 * np.finfo(np.float32).eps * np.abs(run.losses[:-1])  # Wolfe's, HZ's
@@ -620,7 +625,7 @@ def test_nan_beyond_a_region_never_reaches_the_params(rule):
 def test_ascent_updates_fall_back_to_minus_grad(opt):
     """``updates = +grad`` (no sgd before the rule, or a negative learning rate) ascends:
     the rule searches along ``-grad`` instead, and the loss still decreases."""
-    run = train(opt, barrier, jnp.zeros(6), num_steps=3)  # before float32's floor
+    run = train(opt, barrier, jnp.zeros(6), num_iterations=3)  # before float32's floor
     assert np.all(np.diff(run.losses) < 0)
     w = jnp.zeros(6)
     for params, state in zip(run.params, run.states, strict=True):
@@ -646,8 +651,8 @@ def test_failed_search_shrinks_the_next_start(opt):
     """With a first step of 1e6 (far into the NaN region) and a budget of 2 or 3 trials,
     the searches fail at step 0 (the parameters do not move); each failure
     starts the next search 10 times smaller, until one succeeds (from 1, after 6 failures)."""
-    run = train(opt, barrier, jnp.zeros(6), num_steps=8)
-    starts = [float(search_state(state).step_init) for state in run.states]
+    run = train(opt, barrier, jnp.zeros(6), num_iterations=8)
+    starts = [float(search_state(state).start) for state in run.states]
     infos = [search_info(state) for state in run.states]
     for k in range(6):
         assert float(infos[k].step) == 0.0

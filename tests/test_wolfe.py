@@ -771,7 +771,7 @@ def cos_exp_search(search, **kwargs):
     return search(linezoo.cos_exp, x, d, **kwargs)
 
 
-def test_default_growth_keeps_out_of_float32_noise():
+def test_default_grow_keeps_out_of_float32_noise():
     """jaxopt's comparison with scipy, in float32: with dcsrch's ``grow=4`` the trials 1, 5,
     21 landed where the cosine's argument has no correct digit, and the search ended in
     ROUNDING at 18.96; the default stays in the first basin, with scipy (2.2212)."""
@@ -916,9 +916,9 @@ def test_minimize_at_the_rounding_floor_wastes_no_evaluations():
 
     opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.wolfe))
     x0 = jnp.asarray([-1.0160631, 0.9399011], jnp.float32)
-    res = jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock, x0, opt, max_steps=500))(x0)
+    res = jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock, x0, opt, max_iterations=500))(x0)
     assert int(res.num_evals) < 2 * 500
-    assert int(res.status) in (S.SUCCESS, S.MAX_STEPS)
+    assert int(res.status) in (S.SUCCESS, S.MAX_ITERATIONS)
 
 
 def test_minimize_leaves_the_rounding_floor_of_rosenbrock():
@@ -929,8 +929,8 @@ def test_minimize_leaves_the_rounding_floor_of_rosenbrock():
 
     opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.wolfe))
     x0 = jnp.asarray([-1.0160631, 0.9399011], jnp.float32)
-    res = jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock, x0, opt, max_steps=500))(x0)
-    assert int(res.status) == S.SUCCESS and int(res.num_steps) < 60
+    res = jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock, x0, opt, max_iterations=500))(x0)
+    assert int(res.status) == S.SUCCESS and int(res.num_iterations) < 60
     assert int(res.num_evals) < 100
 
 
@@ -984,14 +984,14 @@ def lbfgs_fit(search_kwargs):
 
     def fit(X, y):
         loss = lambda w: jnp.mean(jnp.logaddexp(0.0, -y * (X @ w))) + 1e-2 * (w @ w)
-        return jaxls.optax.minimize(loss, jnp.zeros(5), opt, tol=1e-6, max_steps=500)
+        return jaxls.optax.minimize(loss, jnp.zeros(5), opt, tol=1e-6, max_iterations=500)
 
     return jax.jit(jax.vmap(fit))
 
 
 def test_readme_lbfgs_recipe_converges_in_float32():
     """The README's recipe, vmapped over 32 float32 logistic regressions (x64 off). With the
-    old defaults (``epsilon=0``: exact Armijo) 4 of these ended in MAX_STEPS (46 of 400),
+    old defaults (``epsilon=0``: exact Armijo) 4 of these ended in MAX_ITERATIONS (46 of 400),
     stalled at the float32 rounding floor; optax's zoom fails on none. Measured on 400 of
     them and on 400 exponential-decay fits (/tmp/float32_problems.py): no failure, mean
     evaluations within 2% of zoom's."""

@@ -39,7 +39,7 @@ class Status(enum.IntEnum):
     STEP_LIMIT = 6
     ROUNDING = 7
     NO_DECREASE = 8
-    MAX_STEPS = 9
+    MAX_ITERATIONS = 9
 
     @property
     def message(self) -> str:
@@ -63,8 +63,8 @@ _MESSAGES = {
     "is returned (for a step search: the best step that decreases the objective, or step 0)",
     Status.NO_DECREASE: "the best point the search found does not decrease the objective below "
     "its value at the start; step 0 returned",
-    Status.MAX_STEPS: "the optimiser's step budget `max_steps` ran out before the gradient norm "
-    "reached `tol`",
+    Status.MAX_ITERATIONS: "the optimiser's iteration budget `max_iterations` ran out before "
+    "the gradient norm reached `tol`",
     Status.NO_BRACKET: "no bracket was found within the evaluation budget (the objective may be "
     "unbounded below or monotone along the search)",
 }

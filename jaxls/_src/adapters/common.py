@@ -276,48 +276,48 @@ def grad_norm(grad) -> jax.Array:
 
 
 class Restart(NamedTuple):
-    """How the next search of an adapter starts (see `next_step_init`)."""
+    """How the next search of an adapter starts (see `next_start`)."""
 
     step_init: float  # the first search's start, already capped at step_max
-    growth: float | None
+    grow: float | None
     failure_shrink: float
     step_max: float | None
 
 
-def next_step_init(step, failed, previous_init, restart: Restart):
-    """Where the next search starts.
+def next_start(step, failed, previous_start, restart: Restart):
+    """Where the next search starts (the states' ``start``).
 
-    After a search that made progress: ``step_init`` (``growth=None``), or the accepted step
-    times ``growth``, capped at ``step_max``. After a failed search (step 0 along a descent
-    direction): ``failure_shrink`` times the step it started from, so that a run never
+    After a search that made progress: ``step_init`` (``grow=None``), or the accepted step
+    times ``grow``, capped at ``step_max``. After a failed search (step 0 along a descent
+    direction): ``failure_shrink`` times the start it began from, so that a run never
     repeats the same failure for ever; if that underflows, ``step_init`` again.
     """
-    step_init, growth, failure_shrink, step_max = restart
-    dtype = previous_init.dtype
-    if growth is None:
+    step_init, grow, failure_shrink, step_max = restart
+    dtype = previous_start.dtype
+    if grow is None:
         success = jnp.asarray(step_init, dtype)
     else:
-        success = jnp.asarray(growth, dtype) * step
+        success = jnp.asarray(grow, dtype) * step
     if step_max is not None:
         success = jnp.minimum(success, jnp.asarray(step_max, dtype))
-    new = jnp.where(failed, jnp.asarray(failure_shrink, dtype) * previous_init, success)
+    new = jnp.where(failed, jnp.asarray(failure_shrink, dtype) * previous_start, success)
     usable = jnp.isfinite(new) & (new >= jnp.finfo(dtype).tiny)
     return jnp.where(usable, new, jnp.asarray(step_init, dtype)).astype(dtype)
 
 
-def check_restart(call: str, *, step_init, growth, failure_shrink, step_max) -> Restart:
+def check_restart(call: str, *, step_init, grow, failure_shrink, step_max) -> Restart:
     """Eager checks of the restart constants (errors name ``call``), and the `Restart` they
     make: the first search starts from ``min(step_init, step_max)``."""
     checks.positive(call, "step_init", step_init)
-    if growth is not None:
-        checks.finite(call, "growth", growth)
-        if not float(growth) >= 1.0:
-            raise ValueError(f"`jaxls.{call}(growth={growth!r})`: `growth` must be >= 1 or None.")
+    if grow is not None:
+        checks.finite(call, "grow", grow)
+        if not float(grow) >= 1.0:
+            raise ValueError(f"`jaxls.{call}(grow={grow!r})`: `grow` must be >= 1 or None.")
     checks.open_interval(call, "failure_shrink", failure_shrink, 0.0, 1.0)
     if step_max is not None:
         checks.positive(call, "step_max", step_max)
     first = min(step_init, math.inf if step_max is None else step_max)
-    return Restart(first, growth, failure_shrink, step_max)
+    return Restart(first, grow, failure_shrink, step_max)
 
 
 def record(previous: LineSearchInfo, step, num_evals, num_grads, status, fallback):
@@ -369,7 +369,7 @@ __all__ = [
     "grad_norm",
     "initial_info",
     "keep_aux",
-    "next_step_init",
+    "next_start",
     "normalized",
     "objective",
     "record",

@@ -29,8 +29,8 @@ class ScaleByLineSearchState(NamedTuple):
     """State of `scale_by_line_search`.
 
     Attributes:
-      step_init: where the next search starts (for an exact search: the upper end of its
-        interval ``[0, step_init]``).
+      start: where the next search starts: its first trial step (step-size searches) or
+        the upper end of its interval ``[0, start]`` (interval searches).
       value: the objective at the parameters after the last update (``inf`` before the
         first), read by `optax.value_and_grad_from_state`.
       grad: its gradient there (zeros before the first update).
@@ -39,7 +39,7 @@ class ScaleByLineSearchState(NamedTuple):
         after the last update (None before the first: see `scale_by_line_search`); else None.
     """
 
-    step_init: jax.Array
+    start: jax.Array
     value: jax.Array
     grad: Any
     info: LineSearchInfo
@@ -86,7 +86,7 @@ def scale_by_line_search(
     search: Callable,
     *,
     step_init: float = 1.0,
-    growth: float | None = None,
+    grow: float | None = None,
     step_max: float | None = None,
     failure_shrink: float = 0.1,
     has_aux: bool = False,
@@ -99,20 +99,20 @@ def scale_by_line_search(
     is what ``search`` finds for ``phi(t) = value_fn(params + t d, **extra_args)``:
 
     * a step-size search (`jaxls.backtracking`, `jaxls.goldstein`, `jaxls.wolfe`,
-      `jaxls.hager_zhang`) starts from the state's ``step_init``; it is given ``value_fn``
+      `jaxls.hager_zhang`) starts from the state's ``start``; it is given ``value_fn``
       and differentiates it with JAX (value-only trials take the accepted trial's gradient
       from that call's linearisation);
     * an interval search (`jaxls.golden_section`, `jaxls.brent`, `jaxls.dichotomy`,
-      `jaxls.fibonacci`, `jaxls.parabolic`) minimises ``phi`` on ``[0, step_init]``
+      `jaxls.fibonacci`, `jaxls.parabolic`) minimises ``phi`` on ``[0, start]``
       (initially ``step_max``, which it requires): exact line search. Its trials are
       values only; one value-and-gradient evaluation at the minimiser follows. Without a
       ``tol`` in ``config``, a search that takes one (all but `jaxls.fibonacci`) gets
-      ``tol = max(1e-6, 8 eps) step_init`` (plus the dtype's smallest normal number;
+      ``tol = max(1e-6, 8 eps) start`` (plus the dtype's smallest normal number;
       ``eps`` of the parameters' dtype): a step needs accuracy relative to its interval,
-      not the search's own default for a minimiser, ``sqrt(eps) max(1, step_init)``
+      not the search's own default for a minimiser, ``sqrt(eps) max(1, start)``
       (``3.5e-4`` on ``[0, 1]`` in float32). That is ``1e-6`` of the interval in float32
       and float64, and twice what bfloat16 and float16 resolve, so it never warns; it
-      follows ``step_init`` (traced or not) as failures shrink it. A given ``tol`` is
+      follows ``start`` (traced or not) as failures shrink it. A given ``tol`` is
       used as is.
 
     This is optax's own line-search protocol (as in `optax.scale_by_zoom_linesearch`): the
@@ -153,9 +153,12 @@ def scale_by_line_search(
     Args:
       search: a jaxls search.
       step_init: first trial step of a step-size search, ``> 0``.
-      growth: ``None``: every search starts from ``step_init`` (the quasi-Newton unit
-        step); a number ``>= 1``: from ``growth`` times the previous accepted step (optax's
-        ``increase_factor``; 2 suits gradient descent).
+      grow: ``None``: every search starts from ``step_init`` (the quasi-Newton unit step);
+        a number ``>= 1``: from ``grow`` times the previous accepted step (optax's
+        ``increase_factor``; 2 suits gradient descent). This is the adapter's own ``grow``,
+        between searches; to set a search's ``grow`` (within a search: `jaxls.goldstein`,
+        `jaxls.wolfe`, `jaxls.hager_zhang`), pass ``functools.partial(jaxls.wolfe,
+        grow=4.0)`` as ``search``.
       step_max: largest step; required for interval searches (their interval is
         ``[0, step_max]``), optional otherwise. It is passed to searches that take it and
         caps the first trial step of the others.
@@ -195,7 +198,7 @@ def scale_by_line_search(
     call = f"{CALL}({name}).update"
     has_aux = checks.boolean(CALL, "has_aux", has_aux)
     restart = common.check_restart(
-        CALL, step_init=step_init, growth=growth, failure_shrink=failure_shrink, step_max=step_max
+        CALL, step_init=step_init, grow=grow, failure_shrink=failure_shrink, step_max=step_max
     )
     if kind == "exact" and step_max is None:
         raise ValueError(
@@ -221,17 +224,17 @@ def scale_by_line_search(
     def init_fn(params) -> ScaleByLineSearchState:
         dtype = common.float_dtype(params)
         return ScaleByLineSearchState(
-            step_init=jnp.asarray(first, dtype),
+            start=jnp.asarray(first, dtype),
             value=jnp.asarray(jnp.inf, dtype),
             grad=jax.tree.map(jnp.zeros_like, params),
             info=common.initial_info(dtype),
         )
 
-    def run_search(f, params, direction, value, grad, step_init):
+    def run_search(f, params, direction, value, grad, start):
         if kind == "exact":
-            exact_config = {**config, "tol": default_step_tol(step_init)} if step_tol else config
+            exact_config = {**config, "tol": default_step_tol(start)} if step_tol else config
             return exact_step(
-                search, f, params, direction, value, grad, step_init, exact_config, has_aux
+                search, f, params, direction, value, grad, start, exact_config, has_aux
             )
         return search(
             f,
@@ -239,7 +242,7 @@ def scale_by_line_search(
             direction,
             value=value,
             grad=grad,
-            step_init=step_init,
+            step_init=start,
             **config,
         )
 
@@ -248,11 +251,11 @@ def scale_by_line_search(
     ):
         common.require_protocol(call, params, value, grad, value_fn)
         f = common.objective(call, value_fn, extra_args, params, has_aux)
-        dtype = state.step_init.dtype
+        dtype = state.start.dtype
         direction, fallback = common.descent_direction(updates, grad, dtype)
         value = jnp.asarray(value).astype(dtype)
         with common.explicit_axes_advice(call):
-            res = run_search(f, params, direction, value, grad, state.step_init)
+            res = run_search(f, params, direction, value, grad, state.start)
         start_finite = common.finite_start(value, grad)
         step = jnp.where(start_finite, res.step, 0).astype(dtype)
         status = jnp.where(start_finite, res.status, Status.NONFINITE)
@@ -262,8 +265,8 @@ def scale_by_line_search(
         new_state = ScaleByLineSearchState(
             # ROUNDING: nothing along d that the dtype resolves is lower. A shorter start
             # cannot help; the next direction may need a step near step_init.
-            step_init=common.next_step_init(
-                step, failed & (status != Status.ROUNDING), state.step_init, restart
+            start=common.next_start(
+                step, failed & (status != Status.ROUNDING), state.start, restart
             ),
             value=res.value,
             grad=res.grad,

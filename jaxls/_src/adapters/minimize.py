@@ -31,7 +31,7 @@ class MinimizeResult(NamedTuple):
       value: the objective there.
       grad: its gradient there.
       grad_norm: the gradient's Euclidean norm.
-      num_steps: optimiser steps taken (``int32``).
+      num_iterations: optimiser iterations (updates) made (``int32``).
       num_evals: calls of ``fun`` (``int32``), each computing the value or the value and
         the gradient: those `minimize` made itself and those of jaxls's rules (read from
         their `LineSearchInfo`). ``-1`` (`UNCOUNTED`) when some other part of the optimiser
@@ -39,8 +39,8 @@ class MinimizeResult(NamedTuple):
         cannot be seen, so the count is unknown rather than too small.
       num_grads: how many of those calls computed the gradient (``int32``), or ``-1`` when
         ``num_evals`` is.
-      status: ``SUCCESS`` (``grad_norm <= tol``), ``MAX_STEPS`` or ``NONFINITE``.
-      state: the optimiser state after the last step.
+      status: ``SUCCESS`` (``grad_norm <= tol``), ``MAX_ITERATIONS`` or ``NONFINITE``.
+      state: the optimiser state after the last iteration.
       aux: with ``has_aux=True``, the auxiliary output of ``fun`` at ``params``; else None.
     """
 
@@ -48,7 +48,7 @@ class MinimizeResult(NamedTuple):
     value: jax.Array
     grad: Any
     grad_norm: jax.Array
-    num_steps: jax.Array
+    num_iterations: jax.Array
     num_evals: jax.Array
     num_grads: jax.Array
     status: jax.Array
@@ -73,7 +73,7 @@ class _Carry(NamedTuple):
     state: Any
     value: jax.Array
     grad: Any
-    num_steps: jax.Array
+    num_iterations: jax.Array
     num_evals: jax.Array
     num_grads: jax.Array
 
@@ -99,7 +99,7 @@ def minimize(
     params,
     optimizer: optax.GradientTransformation,
     *,
-    max_steps: int = 1000,
+    max_iterations: int = 1000,
     tol: float = 1e-6,
     has_aux: bool = False,
 ) -> MinimizeResult:
@@ -109,7 +109,7 @@ def minimize(
     closed over, or different starting points); each member stops on its own test and keeps
     its own counts and status, members that finished are frozen while the others run.
 
-    Each step calls ``optimizer.update(grad, state, params, value=, grad=, value_fn=fun)``.
+    Each iteration calls ``optimizer.update(grad, state, params, value=, grad=, value_fn=fun)``.
     When the optimiser's state keeps the value and gradient at the new parameters (jaxls's
     adapters and optax's line searches do, as the chain's last transformation), they are
     reused: no evaluation besides the line search's. ``num_evals`` counts every call of
@@ -126,7 +126,7 @@ def minimize(
       params: starting parameters.
       optimizer: any optax transformation (plain ones are wrapped with
         `optax.with_extra_args_support`).
-      max_steps: cap on optimiser steps, ``>= 0``.
+      max_iterations: cap on optimiser iterations (calls of ``optimizer.update``), ``>= 0``.
       tol: stop when the gradient norm is at most ``tol`` (``>= 0``).
       has_aux: whether ``fun`` returns ``(value, aux)``.
 
@@ -136,7 +136,7 @@ def minimize(
     Raises:
       TypeError: ``fun`` not a function, or not returning a real scalar (a pair
         ``(scalar, aux)`` with ``has_aux``) at ``params``.
-      ValueError: ``max_steps < 0`` or ``tol < 0``.
+      ValueError: ``max_iterations < 0`` or ``tol < 0``.
 
     Example:
       >>> import jax.numpy as jnp, optax, jaxls
@@ -148,7 +148,7 @@ def minimize(
     """
     checks.function(CALL, "fun", fun)
     has_aux = checks.boolean(CALL, "has_aux", has_aux)
-    checks.int_at_least(CALL, "max_steps", max_steps, 0)
+    checks.int_at_least(CALL, "max_iterations", max_iterations, 0)
     if checks.is_concrete(tol) and not float(tol) >= 0:
         raise ValueError(f"`jaxls.{CALL}(tol={tol!r})`: `tol` must be >= 0.")
     check_output(CALL, "fun", jax.eval_shape(fun, params), has_aux)
@@ -161,9 +161,11 @@ def minimize(
     dtype = jnp.asarray(value).dtype
 
     def running(c: _Carry):
-        return jnp.isfinite(c.value) & (grad_norm(c.grad) > tol) & (c.num_steps < max_steps)
+        return (
+            jnp.isfinite(c.value) & (grad_norm(c.grad) > tol) & (c.num_iterations < max_iterations)
+        )
 
-    def step(c: _Carry) -> _Carry:
+    def iteration(c: _Carry) -> _Carry:
         updates, state = optimizer.update(
             c.grad, c.state, c.params, value=c.value, grad=c.grad, value_fn=value_fn
         )
@@ -177,12 +179,14 @@ def minimize(
             value, grad = value_and_grad(params)
             evals, grads = evals + 1, grads + 1
         value = jnp.asarray(value, dtype)
-        return _Carry(params, state, value, grad, c.num_steps + 1, evals, grads)
+        return _Carry(params, state, value, grad, c.num_iterations + 1, evals, grads)
 
     one = jnp.ones((), jnp.int32)
     carry = _Carry(params, state, jnp.asarray(value, dtype), grad, 0 * one, one, one)
     with explicit_axes_advice(CALL):
-        params, state, value, grad, steps, evals, grads = jax.lax.while_loop(running, step, carry)
+        params, state, value, grad, iterations, evals, grads = jax.lax.while_loop(
+            running, iteration, carry
+        )
     aux = None
     if has_aux:
         _, aux = fun(params)
@@ -193,9 +197,9 @@ def minimize(
     status = jnp.where(
         ~jnp.isfinite(value),
         Status.NONFINITE,
-        jnp.where(norm <= tol, Status.SUCCESS, Status.MAX_STEPS),
+        jnp.where(norm <= tol, Status.SUCCESS, Status.MAX_ITERATIONS),
     ).astype(jnp.int32)
-    return MinimizeResult(params, value, grad, norm, steps, evals, grads, status, state, aux)
+    return MinimizeResult(params, value, grad, norm, iterations, evals, grads, status, state, aux)
 
 
 __all__ = ["UNCOUNTED", "MinimizeResult", "minimize"]

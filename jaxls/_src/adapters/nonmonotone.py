@@ -22,7 +22,7 @@ class NonmonotoneArmijoState(NamedTuple):
     """State of `nonmonotone_armijo`.
 
     Attributes:
-      step_init: where the next search starts.
+      start: where the next search starts: its first trial step.
       value: the objective at the parameters after the last update (``inf`` before the
         first), read by `optax.value_and_grad_from_state` and `jaxls.optax.minimize`.
       grad: its gradient there (zeros before the first update).
@@ -35,7 +35,7 @@ class NonmonotoneArmijoState(NamedTuple):
         after the last update (as for `ScaleByLineSearchState`); else None.
     """
 
-    step_init: jax.Array
+    start: jax.Array
     value: jax.Array
     grad: Any
     reference: jax.Array
@@ -50,7 +50,7 @@ def nonmonotone_armijo(
     c1: float = 1e-4,
     shrink: float = 0.5,
     step_init: float = 1.0,
-    growth: float | None = None,
+    grow: float | None = None,
     step_max: float | None = None,
     failure_shrink: float = 0.1,
     interpolate: bool = False,
@@ -91,8 +91,8 @@ def nonmonotone_armijo(
       c1: Armijo constant in ``(0, 1)``.
       shrink: factor in ``(0, 1)`` applied to a rejected step.
       step_init: first trial step, ``> 0``.
-      growth: ``None``: every search starts from ``step_init``; a number ``>= 1``: from
-        ``growth`` times the previous accepted step.
+      grow: ``None``: every search starts from ``step_init``; a number ``>= 1``: from
+        ``grow`` times the previous accepted step.
       step_max: cap on the first trial step, ``> 0``, or None.
       failure_shrink: factor in ``(0, 1)`` applied to the start after a failed search.
       interpolate: shrink by safeguarded cubic/quadratic interpolation instead of ``shrink``
@@ -130,7 +130,7 @@ def nonmonotone_armijo(
     checks.open_interval(CALL, "c1", c1, 0.0, 1.0)
     checks.open_interval(CALL, "shrink", shrink, 0.0, 1.0)
     restart = common.check_restart(
-        CALL, step_init=step_init, growth=growth, failure_shrink=failure_shrink, step_max=step_max
+        CALL, step_init=step_init, grow=grow, failure_shrink=failure_shrink, step_max=step_max
     )
     checks.int_at_least(CALL, "max_evals", max_evals, 1)
     interpolate = checks.boolean(CALL, "interpolate", interpolate)
@@ -140,7 +140,7 @@ def nonmonotone_armijo(
     def init_fn(params) -> NonmonotoneArmijoState:
         dtype = common.float_dtype(params)
         return NonmonotoneArmijoState(
-            step_init=jnp.asarray(first, dtype),
+            start=jnp.asarray(first, dtype),
             value=jnp.asarray(jnp.inf, dtype),
             grad=jax.tree.map(jnp.zeros_like, params),
             reference=jnp.asarray(jnp.inf, dtype),
@@ -153,7 +153,7 @@ def nonmonotone_armijo(
     ):
         common.require_protocol(UPDATE, params, value, grad, value_fn)
         f = common.objective(UPDATE, value_fn, extra_args, params, has_aux)
-        dtype = state.step_init.dtype
+        dtype = state.start.dtype
         direction, fallback = common.descent_direction(updates, grad, dtype)
         value = jnp.asarray(value).astype(dtype)
         restarting = ~jnp.isfinite(state.reference)
@@ -166,7 +166,7 @@ def nonmonotone_armijo(
                 direction,
                 value=value,
                 grad=grad,
-                step_init=state.step_init,
+                step_init=state.start,
                 reference=reference,
                 c1=c1,
                 shrink=shrink,
@@ -182,7 +182,7 @@ def nonmonotone_armijo(
         )
         new_weight = eta * weight + 1
         new_state = NonmonotoneArmijoState(
-            step_init=common.next_step_init(step, failed, state.step_init, restart),
+            start=common.next_start(step, failed, state.start, restart),
             value=res.value,
             grad=res.grad,
             reference=(eta * weight / new_weight) * reference + res.value / new_weight,

@@ -28,8 +28,8 @@ class StochasticArmijoState(NamedTuple):
     `optax.value_and_grad_from_state` does not apply).
 
     Attributes:
-      step_init: where the next search starts, already reset:
-        ``min(growth ** (batch_size / num_examples) * step, step_max)``.
+      start: where the next search starts: its first trial step, already reset:
+        ``min(grow ** (batch_size / num_examples) * step, step_max)``.
       info: a `LineSearchInfo` on the last search (``num_evals`` counts value-only
         evaluations; ``num_grads`` is 0).
       aux: with ``has_aux=True``, the auxiliary output of ``value_fn`` on the minibatch at
@@ -37,7 +37,7 @@ class StochasticArmijoState(NamedTuple):
         the first update); else None.
     """
 
-    step_init: jax.Array
+    start: jax.Array
     info: LineSearchInfo
     aux: Any = None
 
@@ -106,7 +106,7 @@ def stochastic_armijo(
     step_max: float | None = 10.0,
     c1: float = 0.1,
     shrink: float = 0.9,
-    growth: float = 2.0,
+    grow: float = 2.0,
     batch_size: int | None = None,
     num_examples: int | None = None,
     failure_shrink: float = 0.1,
@@ -124,8 +124,8 @@ def stochastic_armijo(
     where ``value = f_b(w)`` and ``grad = g_b`` are the minibatch's value and gradient, which
     the training loop computes with `jax.value_and_grad` on each minibatch (the state keeps
     none: they are no use on the next minibatch). Each search starts from the previous
-    accepted step reset by ``t0 = min(t * growth ** (batch_size / num_examples), step_max)``
-    (the step may grow by ``growth`` per epoch); the first from ``min(step_init, step_max)``.
+    accepted step reset by ``t0 = min(t * grow ** (batch_size / num_examples), step_max)``
+    (the step may grow by ``grow`` per epoch); the first from ``min(step_init, step_max)``.
 
     Each trial evaluates only the *value* of ``value_fn``: a forward pass on the minibatch,
     not a forward and a backward one. The search is one `jax.lax.while_loop` with one
@@ -158,10 +158,10 @@ def stochastic_armijo(
         or None for no cap.
       c1: Armijo constant in ``(0, 1)`` (the paper's ``c = 0.1``).
       shrink: factor in ``(0, 1)`` applied to a rejected step (the paper's ``beta = 0.9``).
-      growth: ``>= 1``, the paper's ``gamma = 2``: the start grows by ``growth`` per epoch,
-        i.e. by ``growth ** (batch_size / num_examples)`` per search.
+      grow: ``>= 1``, the paper's ``gamma = 2``: the start grows by ``grow`` per epoch,
+        i.e. by ``grow ** (batch_size / num_examples)`` per search.
       batch_size: examples per minibatch; give it with ``num_examples``, or neither
-        (then the start grows by ``growth`` per search, the full-batch case).
+        (then the start grows by ``grow`` per search, the full-batch case).
       num_examples: examples in the training set, ``>= batch_size``.
       failure_shrink: factor in ``(0, 1)`` applied to the start after a failed search.
       max_evals: cap on value evaluations per search, ``>= 1``.
@@ -209,7 +209,7 @@ def stochastic_armijo(
       [ 1.  -2.   0.5]
     """
     restart = common.check_restart(
-        CALL, step_init=step_init, growth=growth, failure_shrink=failure_shrink, step_max=step_max
+        CALL, step_init=step_init, grow=grow, failure_shrink=failure_shrink, step_max=step_max
     )
     checks.open_interval(CALL, "c1", c1, 0.0, 1.0)
     checks.open_interval(CALL, "shrink", shrink, 0.0, 1.0)
@@ -225,7 +225,7 @@ def stochastic_armijo(
         checks.int_at_least(CALL, "batch_size", batch_size, 1)
         checks.int_at_least(CALL, "num_examples", num_examples, batch_size)
         fraction = batch_size / num_examples
-    restart = restart._replace(growth=float(growth) ** fraction)
+    restart = restart._replace(grow=float(grow) ** fraction)
     first = restart.step_init
 
     def init_fn(params) -> StochasticArmijoState:
@@ -237,21 +237,21 @@ def stochastic_armijo(
     ):
         common.require_protocol(UPDATE, params, value, grad, value_fn)
         f = common.objective(UPDATE, value_fn, extra_args, params, has_aux)
-        dtype = state.step_init.dtype
+        dtype = state.start.dtype
         direction, fallback = common.descent_direction(updates, grad, dtype)
         value = jnp.asarray(value).astype(dtype)
         with common.explicit_axes_advice(UPDATE):
             search = value_backtracking(
-                f, params, direction, value, grad, state.step_init,
+                f, params, direction, value, grad, state.start,
                 c1=c1, shrink=shrink, max_evals=max_evals, has_aux=has_aux,
             )  # fmt: skip
         info, failed = common.record(
             state.info, search.step, search.num_evals, 0, search.status, fallback
         )
-        step_init = common.next_step_init(search.step, failed, state.step_init, restart)
+        start = common.next_start(search.step, failed, state.start, restart)
         stationary = (search.step == 0) & ~failed  # zero minibatch gradient: keep the start
         new_state = StochasticArmijoState(
-            step_init=jnp.where(stationary, state.step_init, step_init),
+            start=jnp.where(stationary, state.start, start),
             info=info,
             aux=common.keep_aux(search.step > 0, search.aux, state.aux),
         )

@@ -246,10 +246,10 @@ def setup(
     )
 
 
-def run_budget(step: Callable, state, num_evals: int, xs=None):
+def run_budget(step: Callable, state, fixed_evals: int, xs=None):
     """`run_fixed` for a fixed-budget search: a budget spent on an undecided comparison (a
     tie within rounding, ``state.ties > 0``) ends in ``ROUNDING``, not ``SUCCESS``."""
-    state = run_fixed(step, state, num_evals, xs=xs)
+    state = run_fixed(step, state, fixed_evals, xs=xs)
     undecided = (state.status == Status.SUCCESS) & (state.ties > 0)
     return state._replace(status=jnp.where(undecided, Status.ROUNDING, state.status))
 

@@ -99,7 +99,7 @@ def dichotomy(
     *,
     tol=None,
     max_evals: int = 200,
-    num_evals: int | None = None,
+    fixed_evals: int | None = None,
     has_aux: bool = False,
 ) -> ScalarResult:
     r"""Minimise a unimodal ``fun`` on ``[lower, upper]`` by the dichotomy method.
@@ -148,7 +148,7 @@ def dichotomy(
         ``max(1, |lower|, |upper|)``, per member under `jax.vmap`; it never warns. A given
         ``tol`` is used as is.
       max_evals: hard cap on evaluations (static Python int, ``>= 1``).
-      num_evals: fixed-budget mode. If given, evaluate ``fun`` this many times in a loop of
+      fixed_evals: fixed-budget mode. If given, evaluate ``fun`` this many times in a loop of
         fixed length (a `lax.scan`: no data-dependent predicate), fewer only if it stops
         with ``NONFINITE`` or ``ROUNDING`` (``num_evals`` of the result counts the calls);
         ``tol`` (``None`` or checked as above) and ``max_evals`` are then not used. The
@@ -169,7 +169,7 @@ def dichotomy(
     Raises:
       ValueError: for concrete bounds that are not finite, not ordered or not distinct in
         the dtype, a concrete ``tol`` not finite and ``> 0``, ``max_evals < 1`` or
-        ``num_evals < 1``.
+        ``fixed_evals < 1``.
       TypeError: ``fun`` is not callable or does not return a real scalar (or a pair, with
         ``has_aux``); complex bounds; ``has_aux`` not a bool.
 
@@ -190,13 +190,13 @@ def dichotomy(
       True
     """
     call = "dichotomy"
-    if num_evals is not None:
-        checks.int_at_least(call, "num_evals", num_evals, 1)
+    if fixed_evals is not None:
+        checks.int_at_least(call, "fixed_evals", fixed_evals, 1)
         if tol is not None:  # not used, but checked as in the other mode
             checks.positive(call, "tol", tol)
         checks.int_at_least(call, "max_evals", max_evals, 1)
         problem = common.setup(call, fun, lower, upper, has_aux=has_aux)
-        state = common.run_budget(make_step(fun, problem, 0.0), init(problem), num_evals)
+        state = common.run_budget(make_step(fun, problem, 0.0), init(problem), fixed_evals)
     else:
         problem = common.setup(call, fun, lower, upper, tol, max_evals, has_aux)
         state = common.run_while(make_step(fun, problem, problem.tol), init(problem), max_evals)

@@ -23,7 +23,7 @@ def fibonacci_numbers(n: int) -> list[int]:
     return numbers[: n + 1]
 
 
-def fibonacci_fractions(num_evals: int) -> list[float]:
+def fibonacci_fractions(fixed_evals: int) -> list[float]:
     """Fraction of the bracket, from the end far from the best point, of each new point.
 
     With ``N`` evaluations the first two go to ``F_{N-2}/F_N`` and ``F_{N-1}/F_N`` of the
@@ -31,7 +31,7 @@ def fibonacci_fractions(num_evals: int) -> list[float]:
     the mirror of the best point. The last one would coincide with the best point, at the
     middle, and is moved off it by ``DELTA``.
     """
-    n = num_evals
+    n = fixed_evals
     if n == 1:
         return [0.5]
     f = fibonacci_numbers(n)
@@ -42,9 +42,9 @@ def fibonacci_fractions(num_evals: int) -> list[float]:
 
 
 def fibonacci(
-    fun: Callable, lower, upper, *, num_evals: int, has_aux: bool = False
+    fun: Callable, lower, upper, *, fixed_evals: int, has_aux: bool = False
 ) -> ScalarResult:
-    r"""Minimise a unimodal ``fun`` on ``[lower, upper]`` with ``num_evals`` evaluations.
+    r"""Minimise a unimodal ``fun`` on ``[lower, upper]`` with ``fixed_evals`` evaluations.
 
     Fibonacci search is the minimax-optimal way to spend a fixed number ``N`` of
     evaluations: the final bracket has width at most ``(upper - lower) (1 + 2 delta) / F_N``
@@ -66,22 +66,22 @@ def fibonacci(
         returns ``(value, aux)``.
       lower: lower end of the interval (may be traced).
       upper: upper end, ``> lower`` (may be traced).
-      num_evals: number of evaluations, a static Python int ``>= 1``.
+      fixed_evals: the budget: number of evaluations, a static Python int ``>= 1``.
       has_aux: ``fun`` returns ``(value, aux)``; the result's ``aux`` is the one at ``x``.
 
     Returns:
       A `ScalarResult` whose ``x`` is the best point evaluated, ``[lower, upper]`` the
       final bracket and ``num_evals`` the number of calls of ``fun``. ``status`` is
-      ``SUCCESS`` (``num_evals`` evaluations made), ``ROUNDING`` (stopped early, as above),
+      ``SUCCESS`` (``fixed_evals`` evaluations made), ``ROUNDING`` (stopped early, as above),
       ``NONFINITE`` (``fun`` returned NaN or inf: the search stopped on the best finite
       point) or ``INVALID_INPUT`` (traced bounds not finite or not ordered: nothing is
       evaluated, ``x`` and ``value`` are NaN, ``aux`` is zeros).
 
     Raises:
       ValueError: for concrete bounds that are not finite, not ordered or not distinct in
-        the dtype, or ``num_evals < 1``.
+        the dtype, or ``fixed_evals < 1``.
       TypeError: ``fun`` is not callable or does not return a real scalar (or a pair, with
-        ``has_aux``); complex bounds; ``num_evals`` not an int, ``has_aux`` not a bool.
+        ``has_aux``); complex bounds; ``fixed_evals`` not an int, ``has_aux`` not a bool.
 
     References:
       J. Kiefer, "Sequential minimax search for a maximum", Proc. AMS 4 (1953);
@@ -89,15 +89,15 @@ def fibonacci(
 
     Example:
       >>> import jaxls
-      >>> res = jaxls.fibonacci(lambda x: (x - 2.0) ** 2, 0.0, 5.0, num_evals=19)
+      >>> res = jaxls.fibonacci(lambda x: (x - 2.0) ** 2, 0.0, 5.0, fixed_evals=19)
       >>> width = float(res.upper - res.lower)  # 5 * (1 + 2 delta) / F_19, F_19 = 6765
       >>> print(f"{float(res.x):.3f}", int(res.num_evals), f"{width * 6765 / 5:.3f}")
       2.000 19 1.020
     """
     call = "fibonacci"
-    checks.int_at_least(call, "num_evals", num_evals, 1)
+    checks.int_at_least(call, "fixed_evals", fixed_evals, 1)
     problem = common.setup(call, fun, lower, upper, has_aux=has_aux)
-    rhos = jnp.asarray(fibonacci_fractions(num_evals), problem.dtype)
+    rhos = jnp.asarray(fibonacci_fractions(fixed_evals), problem.dtype)
     step = section.make_step(fun, problem, 0.0)
-    state = common.run_budget(step, section.init(problem), num_evals, xs=rhos)
+    state = common.run_budget(step, section.init(problem), fixed_evals, xs=rhos)
     return section.finish(problem, state)

@@ -21,7 +21,7 @@ def golden_section(
     *,
     tol=None,
     max_evals: int = 100,
-    num_evals: int | None = None,
+    fixed_evals: int | None = None,
     has_aux: bool = False,
 ) -> ScalarResult:
     r"""Minimise a unimodal ``fun`` on ``[lower, upper]`` by golden-section search.
@@ -69,7 +69,7 @@ def golden_section(
         ``sqrt(eps)`` relative; it is above what the dtype resolves, so it never warns. A
         given ``tol`` is used as is.
       max_evals: hard cap on evaluations (static Python int, ``>= 1``).
-      num_evals: fixed-budget mode. If given, evaluate ``fun`` this many times in a loop of
+      fixed_evals: fixed-budget mode. If given, evaluate ``fun`` this many times in a loop of
         fixed length (a `lax.scan`: no data-dependent predicate), fewer only if it stops
         with ``NONFINITE`` or ``ROUNDING`` (``num_evals`` of the result counts the calls);
         ``tol`` (``None`` or checked as above) and ``max_evals`` are then not used. See also
@@ -87,7 +87,7 @@ def golden_section(
     Raises:
       ValueError: for concrete bounds that are not finite, not ordered or not distinct in
         the dtype, a concrete ``tol`` not finite and ``> 0``, ``max_evals < 1`` or
-        ``num_evals < 1``.
+        ``fixed_evals < 1``.
       TypeError: ``fun`` is not callable or does not return a real scalar (or a pair, with
         ``has_aux``); complex bounds; ``has_aux`` not a bool.
 
@@ -111,14 +111,14 @@ def golden_section(
       0.000 ROUNDING
     """
     call = "golden_section"
-    if num_evals is not None:
-        checks.int_at_least(call, "num_evals", num_evals, 1)
+    if fixed_evals is not None:
+        checks.int_at_least(call, "fixed_evals", fixed_evals, 1)
         if tol is not None:  # not used, but checked as in the other mode
             checks.positive(call, "tol", tol)
         checks.int_at_least(call, "max_evals", max_evals, 1)
         problem = common.setup(call, fun, lower, upper, has_aux=has_aux)
         step = section.make_step(fun, problem, 0.0, RHO)
-        state = common.run_budget(step, section.init(problem), num_evals)
+        state = common.run_budget(step, section.init(problem), fixed_evals)
     else:
         problem = common.setup(call, fun, lower, upper, tol, max_evals, has_aux)
         step = section.make_step(fun, problem, problem.tol, RHO)

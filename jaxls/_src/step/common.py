@@ -18,7 +18,6 @@ returned step whose gradient is still unknown.
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -45,7 +44,7 @@ class Start(NamedTuple):
     phi_trial: Callable  # tau -> line.Trial: the value (one call), the gradient on demand
     origin: LinePoint  # tau = 0
     step_init: jax.Array  # the first trial, at most step_max (0 for members that won't run)
-    step_max: jax.Array  # the largest step tried (+inf: no limit)
+    step_max: jax.Array  # the largest step tried (the dtype's largest number: no limit)
     num_evals: jax.Array  # 1 if the origin had to be evaluated, else 0
     status: jax.Array  # RUNNING, or INVALID_INPUT / NONFINITE / NOT_DESCENT
     dtype: Any  # of steps, values and slopes (the dtype rule of `jaxls.Status`' module)
@@ -95,7 +94,7 @@ def setup(
     value_and_grad: Callable | None = None,
     has_aux: bool = False,
     step_init=1.0,
-    step_max=math.inf,
+    step_max=None,
     max_evals: int,
     valid=True,
 ) -> Start:

@@ -47,20 +47,22 @@ def armijo_condition(value0, slope0, value, step, c1=1e-4):
     return (change <= c1 * step * slope0) & ((change < 0) | (step == 0))
 
 
-def goldstein_condition(value0, slope0, value, step, c=0.25):
-    r"""Goldstein: ``phi(0) + (1 - c) t phi'(0) <= phi(t) <= phi(0) + c t phi'(0)``, 0 < c < 1/2.
+def goldstein_condition(value0, slope0, value, step, c1=0.25):
+    r"""Goldstein: ``phi(0) + (1 - c1) t phi'(0) <= phi(t) <= phi(0) + c1 t phi'(0)``.
 
-    The lecture writes it with lines of slopes ``c1 = rho`` and ``c2 = 1 - rho`` times
-    ``phi'(0)``, ``rho in (1/2, 1)``: the same condition with ``c = 1 - rho``. The lower line
-    rules out steps that are too short, the upper one is the Armijo condition.
+    ``0 < c1 < 1/2``: Nocedal & Wright's ``c`` (eq. 3.11), here ``c1`` as the upper line is
+    the Armijo condition with that constant; the lower line, of slope ``(1 - c1) phi'(0)``,
+    rules out steps that are too short. The lecture writes the lines with slopes ``rho`` and
+    ``1 - rho`` times ``phi'(0)``, ``rho in (1/2, 1)``: the same condition with
+    ``c1 = 1 - rho``.
 
     Example:
       >>> import jaxls
-      >>> bool(jaxls.goldstein_condition(1.0, -2.0, 0.5, 0.5, c=0.25))  # 0.25 <= 0.5 <= 0.75
+      >>> bool(jaxls.goldstein_condition(1.0, -2.0, 0.5, 0.5, c1=0.25))  # 0.25 <= 0.5 <= 0.75
       True
     """
-    return ((1 - c) * step * slope0 <= value - value0) & armijo_condition(
-        value0, slope0, value, step, c
+    return ((1 - c1) * step * slope0 <= value - value0) & armijo_condition(
+        value0, slope0, value, step, c1
     )
 
 

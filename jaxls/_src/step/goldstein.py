@@ -2,7 +2,7 @@ r"""A Goldstein search that grows and shrinks the step (Nocedal & Wright 2006, s
 
 The Goldstein conditions ask ``phi(t) - phi(0) - t phi'(0) / 2`` to be small relative to the
 step: with ``psi(t) = phi(t) - phi(0) - t phi'(0) / 2``, they read
-``|psi(t)| <= (1/2 - c) t |phi'(0)|``. A step that is *too short* (Armijo holds, the lower
+``|psi(t)| <= (1/2 - c1) t |phi'(0)|``. A step that is *too short* (Armijo holds, the lower
 line does not) has ``psi < 0``; one that is *too long* (Armijo fails, or ``phi`` is not
 finite there) has ``psi > 0``. So the search is a safeguarded root search for ``psi`` on a
 bracket ``[lo, hi]`` of a too-short and a too-long step, grown geometrically until a
@@ -88,7 +88,7 @@ def goldstein(
     value_and_grad: Callable | None = None,
     has_aux: bool = False,
     step_init=1.0,
-    c=0.1,
+    c1=0.1,
     grow=2.0,
     step_max=None,
     trial_grads: bool = False,
@@ -97,7 +97,7 @@ def goldstein(
 ) -> LineSearchResult:
     r"""Search for the Goldstein conditions, growing or shrinking the step.
 
-    Finds ``t`` with ``phi(0) + (1 - c) t phi'(0) <= phi(t) <= phi(0) + c t phi'(0)``,
+    Finds ``t`` with ``phi(0) + (1 - c1) t phi'(0) <= phi(t) <= phi(0) + c1 t phi'(0)``,
     ``phi(t) = f(x + t d)`` (`jaxls.goldstein_condition`, tested on ``phi(t) - phi(0)``, so
     a step that does not decrease ``f`` never passes). A step is *too short* when only the
     upper (Armijo) inequality holds and *too long* when it fails or ``phi(t)`` is NaN or
@@ -110,12 +110,12 @@ def goldstein(
     ``phi'(0)``; from ``lo > 0`` also ``phi(0)`` (or ``phi'(lo)`` with ``trial_grads``).
     Unlike a search that can only shrink, a first step that is too short is recovered from.
 
-    Where the decrease Armijo asks for, ``c t |phi'(0)|``, is below the rounding allowance
+    Where the decrease Armijo asks for, ``c1 t |phi'(0)|``, is below the rounding allowance
     ``epsilon |phi(0)|`` (near a minimiser in float32), values cannot show it and a step
     with ``phi(t) <= phi(0) + epsilon |phi(0)|`` is judged by its slope: accepted if
-    ``|phi'(t)| <= (1 - 2c) |phi'(0)|``, the Goldstein conditions of the quadratic model
-    through the two slopes (Hager and Zhang's approximate Wolfe conditions with ``c1 = c``,
-    ``c2 = 1 - 2c``); otherwise it counts as too long.
+    ``|phi'(t)| <= (1 - 2 c1) |phi'(0)|``, the Goldstein conditions of the quadratic model
+    through the two slopes (Hager and Zhang's approximate Wolfe conditions with this
+    ``c1`` and ``c2 = 1 - 2 c1``); otherwise it counts as too long.
 
     Trials evaluate the value only: one call of ``fun`` each, under `jax.vjp`, and the
     gradient of an accepted trial is the transpose of that call's linearisation, no further
@@ -136,10 +136,12 @@ def goldstein(
       has_aux: ``fun`` returns ``(value, aux)``; the result's ``aux`` is the aux at the
         returned step (zeros if step 0 is returned and ``value`` and ``grad`` were given).
       step_init: first trial step, ``> 0`` (may be traced).
-      c: the Goldstein constant, in ``(0, 1/2)`` (may be traced). The default 0.1 accepts
-        decreases between 10% and 90% of the linear prediction ``t |phi'(0)|``; the
-        classical 0.25 (a band of 25-75%) takes 0.67-1.11 times the evaluations of optax's
-        backtracking in gradient descent (``benchmarks/float32.py``), 0.1 takes 0.53-0.91.
+      c1: the Goldstein constant, in ``(0, 1/2)`` (may be traced): the Armijo constant of
+        the upper line, ``1 - c1`` that of the lower one (Nocedal & Wright's ``c``, eq.
+        (3.11)). The default 0.1 accepts decreases between 10% and 90% of the linear
+        prediction ``t |phi'(0)|``; the classical 0.25 (a band of 25-75%) takes 0.67-1.11
+        times the evaluations of optax's backtracking in gradient descent
+        (``benchmarks/float32.py``), 0.1 takes 0.53-0.91.
       grow: factor ``> 1`` applied to a too-short step while no too-long one is known (may
         be traced).
       step_max: largest step tried, ``> 0`` (may be traced); default: the largest finite
@@ -161,13 +163,13 @@ def goldstein(
       Armijo, or step 0, never an uphill step; ``NOT_DESCENT`` (``phi'(0) >= 0``: step 0,
       nothing tried); ``NONFINITE`` (``f`` or its gradient not finite at ``x``, or the
       gradient not finite at the returned step: step 0 returned); ``INVALID_INPUT`` (a
-      traced ``c``, ``grow``, ``epsilon``, ``step_init`` or ``step_max`` out of range, or a
+      traced ``c1``, ``grow``, ``epsilon``, ``step_init`` or ``step_max`` out of range, or a
       direction not finite).
 
     Raises:
-      ValueError: ``c`` outside ``(0, 1/2)``, ``grow <= 1``, ``epsilon < 0``, ``step_init <=
-        0``, ``step_max <= 0``, ``max_evals`` below the minimum above, or ``value``/``grad``
-        not shaped like ``f(x)``/``x``.
+      ValueError: ``c1`` outside ``(0, 1/2)``, ``grow <= 1``, ``epsilon < 0``,
+        ``step_init <= 0``, ``step_max <= 0``, ``max_evals`` below the minimum above, or
+        ``value``/``grad`` not shaped like ``f(x)``/``x``.
       TypeError: ``fun`` not callable, returning a non-scalar or complex value; integer
         ``x`` or ``direction``; ``trial_grads`` or ``has_aux`` not a bool.
 
@@ -181,13 +183,13 @@ def goldstein(
       >>> f = lambda x: jnp.sum((x - 1.0) ** 2)
       >>> res = jaxls.goldstein(f, jnp.zeros(2), jnp.ones(2), step_init=1e-3)
       >>> print(round(float(res.step), 6), int(res.num_evals), int(res.num_grads), res.converged)
-      0.512 11 2 True
+      0.256 10 2 True
     """
     call = "goldstein"
     trial_grads = checks.boolean(call, "trial_grads", trial_grads)
     # Value-only trials keep one call for the gradient of a step returned on failure.
     checks.int_at_least(call, "max_evals", max_evals, 1 if trial_grads else 2)
-    valid = checks.open_interval(call, "c", c, 0.0, 0.5) & checks.greater_than(
+    valid = checks.open_interval(call, "c1", c1, 0.0, 0.5) & checks.greater_than(
         call, "grow", grow, 1.0
     )
     if epsilon is not None:
@@ -206,9 +208,9 @@ def goldstein(
         max_evals=max_evals,
         valid=valid,
     )
-    # The approximate Goldstein conditions: |phi'(t)| <= (1 - 2c) |phi'(0)| (`Rounding`).
-    rounding = common.rounding(start, epsilon, c, c2=1 - 2 * start.constant(c))
-    c, grow = start.constant(c), start.constant(grow)
+    # The approximate Goldstein conditions: |phi'(t)| <= (1 - 2 c1) |phi'(0)| (`Rounding`).
+    rounding = common.rounding(start, epsilon, c1, c2=1 - 2 * start.constant(c1))
+    c1, grow = start.constant(c1), start.constant(grow)
     origin, dtype, step_max = start.origin, start.dtype, start.step_max
     # A trial and the call of the user's value_and_grad that completes it.
     two_calls = start.gradient_calls and not trial_grads
@@ -229,8 +231,8 @@ def goldstein(
             lazy = start.phi_trial(t)
             value = lazy.point.value
             finite = jnp.isfinite(value)
-        armijo = finite & armijo_condition(origin.value, origin.slope, value, t, c)
-        long_enough = (1 - c) * t * origin.slope <= value - origin.value
+        armijo = finite & armijo_condition(origin.value, origin.slope, value, t, c1)
+        long_enough = (1 - c1) * t * origin.slope <= value - origin.value
         exact = armijo & long_enough
         # Where the decrease asked for is rounding noise, the slope decides (`Rounding`).
         near = (

@@ -29,16 +29,17 @@ from jaxls._src.step.interpolate import secant_minimizer
 from jaxls._src.step.line import LinePoint
 from jaxls._src.step.resolution import step_resolution
 
-# Defaults: the growth factor of the step while no bracket is found (the paper's rho is 5),
-# and the relative error allowed in phi, in ulps of the search's dtype (the paper's 1e-6).
-RHO = 2.0
+# Defaults: the factor by which the step grows while no bracket is found (`grow`, the paper's
+# rho, which it sets to 5), and the relative error allowed in phi, in ulps of the search's
+# dtype (the paper's 1e-6).
+GROW = 2.0
 EPSILON_ULPS = 16
 
 
 class Phase(enum.IntEnum):
     """What the pending trial step is (Hager & Zhang 2005, sec. 4)."""
 
-    EXPAND = 0  # B3: the initial bracket is sought by growing the step by ``rho``
+    EXPAND = 0  # B3: the initial bracket is sought by growing the step by ``grow``
     BISECT = 1  # U3 a-c: d = (1 - theta) a + theta b while phi'(d) < 0, phi(d) > phi(0) + eps
     SECANT = 2  # S1: c = secant(a, b), the first point of secant^2
     SECANT2 = 3  # S2-S4: the second point, secant(b, B) or secant(a, A)
@@ -91,7 +92,7 @@ def hager_zhang(
     epsilon=None,
     theta=0.5,
     gamma=0.66,
-    rho=RHO,
+    grow=GROW,
     step_max=None,
     max_evals: int = 30,
 ) -> LineSearchResult:
@@ -108,7 +109,7 @@ def hager_zhang(
 
     The search (the paper's L0-L3): a bracket ``[a, b]`` with ``phi'(a) < 0``,
     ``phi(a) <= phi(0) + eps_k`` and ``phi'(b) >= 0`` is found by growing the step by
-    ``rho`` (B0-B3); each round then tries the double secant step
+    ``grow`` (B0-B3); each round then tries the double secant step
     ``secant^2`` (secant ``(a phi'(b) - b phi'(a)) / (phi'(b) - phi'(a))``, then a second
     secant from the side it replaced), and bisects (L2) when the bracket shrank by less than
     ``gamma``. An update that meets a step with ``phi'(c) < 0`` and
@@ -158,11 +159,12 @@ def hager_zhang(
         with it, L-BFGS stalled on 2 of 400 float32 quadratics (optax's zoom on none).
       theta: where a bisection (U3) splits the bracket, in ``(0, 1)``.
       gamma: required shrink factor of the bracket per secant round, in ``(0, 1)``.
-      rho: growth factor ``> 1`` of the step while seeking the initial bracket. The
-        default 2 is the doubling of optax's zoom and scipy; the paper's 5 grows past
-        nearby minima (on jaxopt's float32 test function ``cos(sum(exp(-x))^2)`` it
-        accepted step 25, where values are rounding noise, for a minimiser near 2.2) and,
-        on scipy's gh-12157 function (period 4/3, ``phi(5^k) = 0``), to step 2.4e15.
+      grow: factor ``> 1`` by which the step grows while seeking the initial bracket
+        (Hager and Zhang's ``rho``). The default 2 is the doubling of optax's zoom and
+        scipy; the paper's 5 grows past nearby minima (on jaxopt's float32 test function
+        ``cos(sum(exp(-x))^2)`` it accepted step 25, where values are rounding noise, for
+        a minimiser near 2.2) and, on scipy's gh-12157 function (period 4/3,
+        ``phi(5^k) = 0``), to step 2.4e15.
       step_max: largest step tried, ``> 0``; default: the largest finite number of the
         dtype. ``step_init`` is clipped to it.
       max_evals: hard cap on evaluations of ``value_and_grad``, the one at ``x`` included.
@@ -209,7 +211,7 @@ def hager_zhang(
         & checks.open_interval(call, "c2", c2, 0.0, 1.0)
         & checks.open_interval(call, "theta", theta, 0.0, 1.0)
         & checks.open_interval(call, "gamma", gamma, 0.0, 1.0)
-        & checks.greater_than(call, "rho", rho, 1.0)
+        & checks.greater_than(call, "grow", grow, 1.0)
     )
     if checks.is_concrete(c1) and checks.is_concrete(c2):
         if not float(c1) <= float(c2):
@@ -239,7 +241,7 @@ def hager_zhang(
     running = start.status == RUNNING
     frozen = running & (still > step_max)  # no step up to step_max moves x
     t0 = jnp.where(running, jnp.minimum(jnp.maximum(start.step_init, moves), step_max), 0)
-    theta, gamma, rho = (start.constant(c) for c in (theta, gamma, rho))
+    theta, gamma, grow = (start.constant(c) for c in (theta, gamma, grow))
     # The conditions are tested in at least float32: in bfloat16 or float16, 2 c1 - 1 with
     # c1 = 1e-4 would round to -1 and admit the step that mirrors phi(0) on a parabola.
     wide = jnp.promote_types(dtype, jnp.float32)
@@ -300,7 +302,7 @@ def hager_zhang(
         following = jnp.select(
             choices,
             [
-                jnp.minimum(rho * trial.step, step_max),
+                jnp.minimum(grow * trial.step, step_max),
                 (1 - theta) * a.step + theta * b.step,
                 second,
                 half,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -134,7 +133,7 @@ def wolfe(
     strong: bool = True,
     grow=GROW,
     epsilon=None,
-    step_max=math.inf,
+    step_max=None,
     max_evals: int = 30,
 ) -> LineSearchResult:
     r"""Wolfe search: ``phi(t) <= phi(0) + c1 t phi'(0)`` and ``|phi'(t)| <= c2 |phi'(0)|``.
@@ -212,7 +211,8 @@ def wolfe(
         search's dtype, ``16 eps``: ``1.9e-6`` in float32 (optax's zoom and Hager and Zhang
         use ``1e-6``, 8 ulps, below the rounding error of sums that cancel), ``3.6e-15`` in
         float64, ``0.125`` in bfloat16. ``0``: exact comparisons, Moré and Thuente's.
-      step_max: largest step tried, ``> 0`` (default: no limit).
+      step_max: largest step tried, ``> 0``; default: the largest finite number of the
+        dtype (no limit but the dtype's).
       max_evals: hard cap on evaluations of ``value_and_grad``, the one at ``x`` included.
 
     Every constant may be a Python number or a scalar array, traced or not; constants are
