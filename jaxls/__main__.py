@@ -89,7 +89,8 @@ def training(tol: float, line_tol: float) -> str:
     x0 = jnp.array([-1.2, 1.0])
     rules = {
         "steepest descent + golden section": optax.chain(
-            optax.sgd(1.0), scale_by_line_search(jaxls.golden_section, step_max=1.0, tol=line_tol)
+            optax.sgd(1.0),
+            scale_by_line_search(jaxls.golden_section, step_max=1.0, options={"tol": line_tol}),
         ),
         "L-BFGS + strong Wolfe": optax.lbfgs(linesearch=scale_by_line_search(jaxls.wolfe)),
     }

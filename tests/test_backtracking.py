@@ -383,3 +383,16 @@ def test_gradient_at_the_accepted_step_costs_no_call():
     np.testing.assert_allclose(
         res.grad, jax.grad(lambda y: jnp.sum(jnp.cosh(y - 1.5)))(x + res.step * d), rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("search", [jaxls.backtracking, jaxls.goldstein])
+def test_value_and_grad_alone_computes_a_gradient_at_every_call(search):
+    """Without ``fun``, every trial calls ``value_and_grad``: each call computes a gradient,
+    and ``num_grads`` says so (no call more for the accepted step)."""
+    f = lambda x: jnp.sum(jnp.cosh(x - 1.5))
+    counter = EvalCounter(jax.value_and_grad(f))
+    x, d = jnp.array([0.0, 1.0, -2.0]), 40.0 * jnp.ones(3)
+    res = search(None, x, d, value_and_grad=counter)
+    jax.effects_barrier()
+    assert int(res.status) == S.SUCCESS and int(res.num_evals) > 2
+    assert counter.count == int(res.num_evals) == int(res.num_grads)

@@ -6,6 +6,7 @@ Float32 (JAX's default) unless a test is parametrised over dtypes."""
 from __future__ import annotations
 
 import functools
+import inspect
 
 import chex
 import jax
@@ -16,10 +17,12 @@ import pytest
 
 import jaxls
 from jaxls import Status
+from jaxls._src.adapters.spec import SPECS
 from jaxls.optax import (
     UNCOUNTED,
     LineSearchInfo,
     minimize,
+    SearchSpec,
     nonmonotone_armijo,
     scale_by_line_search,
     stochastic_armijo,
@@ -39,10 +42,22 @@ def quartic(w):
     return jnp.sum((w - 1.0) ** 2) + 0.5 * jnp.sum(w**4)
 
 
+# The adapter's own keywords; every other keyword of `rule` is an option of the search.
+ADAPTER = {"step_init", "grow", "step_max", "failure_shrink", "has_aux"}
+
+
+def split(search, **config):
+    """`scale_by_line_search(search, <adapter keywords>, options=<the others>)`."""
+    adapter = {k: v for k, v in config.items() if k in ADAPTER}
+    options = {k: v for k, v in config.items() if k not in ADAPTER}
+    return scale_by_line_search(search, **adapter, options=options)
+
+
 def rule(search, **config):
+    """`split`, with `EXACT_CONFIG` for an interval search."""
     if search in EXACT:
         config = {**EXACT_CONFIG, **config}
-    return scale_by_line_search(search, **config)
+    return split(search, **config)
 
 
 # Every rule of jaxls.optax, by name: `scale_by_line_search` of every search, and the two rules.
@@ -193,7 +208,7 @@ def test_info_counts_the_calls_and_gradients_the_search_made(search):
     jax.effects_barrier()
     f.values = f.grads = 0
     config = {"step_init": 4.0} if search in INEXACT else {"step_max": 0.2, "tol": 1e-4}
-    opt = optax.chain(optax.sgd(1.0), scale_by_line_search(search, **config))
+    opt = optax.chain(optax.sgd(1.0), rule(search, **config))
     _, state = opt.update(grad, opt.init(w), w, value=value, grad=grad, value_fn=f)
     jax.effects_barrier()
     info = _infos(state)[0]
@@ -286,8 +301,9 @@ def test_minimize_grad_norm_is_finite_for_a_finite_gradient():
     ("search", "config", "error", "match"),
     [
         (jaxls.wolfe, {"c1": 2.0}, ValueError, r"jaxls\.wolfe\(c1=2\.0\)"),
-        (jaxls.wolfe, {"c3": 1.0}, TypeError, "takes no argument `c3`"),
-        (jaxls.wolfe, {"direction": 1.0}, TypeError, "sets `direction` itself"),
+        (jaxls.wolfe, {"c3": 1.0}, TypeError, r"no option `c3`; its options are \["),
+        (jaxls.wolfe, {"value": 1.0}, TypeError, "sets `value` itself"),
+        (jaxls.backtracking, {"value_and_grad": None}, TypeError, "no option `value_and_grad`"),
         (jaxls.golden_section, {}, ValueError, "needs `step_max`"),
         (jaxls.golden_section, {"step_max": 1.0, "tol": -1.0}, ValueError, "tol"),
         (jaxls.backtracking, {"grow": 0.5}, ValueError, "grow"),
@@ -295,13 +311,126 @@ def test_minimize_grad_norm_is_finite_for_a_finite_gradient():
         (jaxls.backtracking, {"step_init": 0.0}, ValueError, "step_init"),
         (jaxls.backtracking, {"step_max": -1.0}, ValueError, "step_max"),
         (jaxls.backtracking, {"has_aux": 1}, TypeError, "has_aux"),  # not a bool
-        (jnp.sum, {}, TypeError, "must be an interval search"),
-        (1.0, {}, TypeError, "must be a jaxls search"),
+        (jnp.sum, {}, TypeError, r"no description.*spec=jaxls\.optax\.SearchSpec"),
+        (1.0, {}, TypeError, "must be a line search"),
     ],
 )
 def test_bad_configuration_raises_when_the_rule_is_built(search, config, error, match):
     with pytest.raises(error, match=match):
-        scale_by_line_search(search, **config)
+        split(search, **config)
+
+
+@pytest.mark.parametrize("search", [jaxls.wolfe, jaxls.backtracking], ids=name_of)
+def test_step_max_is_the_adapters_not_an_option(search):
+    with pytest.raises(TypeError, match=r"options=\{'step_max'.*sets `step_max` itself"):
+        scale_by_line_search(search, options={"step_max": 1.0})
+
+
+# --- describing a search: SearchSpec, and the search's options ---------------------------
+
+STEP_OWNS = frozenset({"value", "grad", "step_init"})
+
+
+def test_the_table_describes_every_jaxls_search_by_its_real_keywords():
+    """Every search of jaxls has a spec, and every keyword it names is a keyword-only
+    parameter of the search: renaming one fails here, instead of changing the routing."""
+    assert set(SPECS) == {*INEXACT, *EXACT, jaxls.fibonacci}
+    for search, spec in SPECS.items():
+        parameters = inspect.signature(search).parameters
+        keywords = {n for n, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        assert spec.owns | spec.options <= keywords, search.__name__
+        assert spec.kind == ("interval" if search in [*EXACT, jaxls.fibonacci] else "step")
+        assert spec.takes_tol == ("tol" in parameters), search.__name__
+
+
+def test_a_search_of_your_own_with_a_spec_is_called_as_its_spec_says():
+    calls = []
+
+    def halving(fun, x, direction, *, value, grad, step_init, shrink=0.5):
+        calls.append(shrink)
+        return jaxls.backtracking(
+            fun, x, direction, value=value, grad=grad, step_init=step_init, shrink=shrink
+        )
+
+    spec = SearchSpec("step", owns=STEP_OWNS, options=frozenset({"shrink"}))
+    mine = scale_by_line_search(halving, spec=spec, options={"shrink": 0.25})
+    theirs = rule(jaxls.backtracking, shrink=0.25)
+    f = lambda w: jnp.sum((w - 1.0) ** 2) + jnp.sum(w**4)
+    w = jnp.full(2, 3.0)
+    ours, state = one_step(optax.chain(optax.sgd(1.0), mine), f, w)
+    expected, state_expected = one_step(optax.chain(optax.sgd(1.0), theirs), f, w)
+    assert 0.25 in calls
+    np.testing.assert_array_equal(ours, expected)
+    assert float(_infos(state)[0].step) == float(_infos(state_expected)[0].step) > 0
+    # Its options are checked against its spec, and has_aux needs the spec to own it.
+    with pytest.raises(TypeError, match=r"`halving` has no option `c1`; its options are"):
+        scale_by_line_search(halving, spec=spec, options={"c1": 0.1})
+    with pytest.raises(TypeError, match="does not own `has_aux`"):
+        scale_by_line_search(halving, spec=spec, has_aux=True)
+
+
+def test_renaming_a_parameter_does_not_change_routing():
+    """A step search whose positional parameters are named like an interval search's
+    (`lower`, `upper`) is still called as a step search: the spec says so, and the adapter
+    reads no parameter names."""
+
+    def renamed(fun, lower, upper, *, value, grad, step_init, **options):
+        return jaxls.wolfe(fun, lower, upper, value=value, grad=grad, step_init=step_init)
+
+    spec = SearchSpec("step", owns=STEP_OWNS)
+    mine = scale_by_line_search(renamed, spec=spec)
+    f = quartic
+    w = jnp.zeros(2)
+    ours, state = one_step(optax.chain(optax.sgd(1.0), mine), f, w)
+    expected, state_expected = one_step(optax.chain(optax.sgd(1.0), rule(jaxls.wolfe)), f, w)
+    np.testing.assert_array_equal(ours, expected)
+    assert int(_infos(state)[0].num_grads) == int(_infos(state_expected)[0].num_grads)
+    # Described as an interval search, the same function is called as one: (phi, 0, upper).
+    seen = []
+
+    def interval(fun, lower, upper, **options):
+        seen.append((float(lower), float(upper)))
+        return jaxls.golden_section(fun, lower, upper, tol=1e-4)
+
+    exact = scale_by_line_search(interval, spec=SearchSpec("interval"), step_max=2.0)
+    one_step(optax.chain(optax.sgd(1.0), exact), f, w)
+    assert seen[-1] == (0.0, 2.0)  # seen[0]: the toy call that checks the options
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        (SearchSpec("line"), "must be"),
+        (SearchSpec("step"), r"owns \['grad', 'step_init', 'value'\]"),
+        (SearchSpec("step", owns=STEP_OWNS | {"x"}), "may own"),
+        (SearchSpec("interval", owns=frozenset({"value"})), "owns"),
+        (SearchSpec("interval", takes_tol=True), "takes_tol"),
+        (SearchSpec("step", owns=STEP_OWNS, options=frozenset({"grad"})), "both owned"),
+    ],
+)
+def test_a_spec_the_adapter_cannot_follow_is_an_error(spec, match):
+    with pytest.raises(ValueError, match=match):
+        scale_by_line_search(lambda *a, **k: None, spec=spec)
+    with pytest.raises(TypeError, match=r"must be a `jaxls\.optax\.SearchSpec`"):
+        scale_by_line_search(jaxls.wolfe, spec=("step",))
+
+
+def test_an_undescribed_search_is_refused_naming_the_fix():
+    """A `functools.partial` of a jaxls search, or any other callable, has no spec: the
+    error says to use `options=` or to give a `SearchSpec`."""
+    for search in (functools.partial(jaxls.wolfe, c1=1e-3), lambda f, x, d: None):
+        with pytest.raises(TypeError, match=r"no description.*`options=\{\.\.\.\}`.*SearchSpec"):
+            scale_by_line_search(search)
+
+
+@pytest.mark.parametrize("key", ["c1", "c2", "max_evals"])
+def test_a_search_option_given_to_the_adapter_is_refused_naming_options(key):
+    """`scale_by_line_search(jaxls.wolfe, c1=1e-3)`: a TypeError saying `options={"c1": ...}`
+    (the adapter's `grow` and the search's are thus never confused)."""
+    with pytest.raises(TypeError, match=rf"`{key}` is an option of the search.*options=\{{'{key}'"):
+        scale_by_line_search(jaxls.wolfe, **{key: 1e-3})
+    with pytest.raises(TypeError, match="neither the adapter nor the search takes `c3`"):
+        scale_by_line_search(jaxls.wolfe, c3=1.0)
 
 
 def test_step_max_goes_to_searches_that_take_it_and_caps_the_others():
@@ -480,11 +609,15 @@ def test_success_resets_or_grows_the_start():
 
 def test_the_adapters_grow_and_the_searchs_own_grow_are_set_apart():
     """``grow=`` of the adapter grows the next search's start; a search's own ``grow``
-    (within one search) is set by wrapping the search, here dcsrch's settings of wolfe."""
+    (within one search) is one of its ``options``, here dcsrch's settings of wolfe."""
     f = lambda w: jnp.sum(w**4) / 4 - jnp.sum(w)
     w = jnp.zeros(2)
-    dcsrch = functools.partial(jaxls.wolfe, grow=4.0, epsilon=0.0, c2=0.1)
-    opt = optax.chain(optax.sgd(1.0), rule(dcsrch, step_init=0.1, grow=3.0))
+    settings = {"grow": 4.0, "epsilon": 0.0, "c2": 0.1}
+    dcsrch = functools.partial(jaxls.wolfe, **settings)
+    opt = optax.chain(
+        optax.sgd(1.0),
+        scale_by_line_search(jaxls.wolfe, step_init=0.1, grow=3.0, options=settings),
+    )
     _, state = one_step(opt, f, w)
     info = _infos(state)[0]
     value, grad = jax.value_and_grad(f)(w)
@@ -494,7 +627,9 @@ def test_the_adapters_grow_and_the_searchs_own_grow_are_set_apart():
     assert float(info.step) == float(alone.step)
     assert float(state[1].start) == pytest.approx(3.0 * float(alone.step))
     with pytest.raises(ValueError, match=r"`jaxls\.wolfe\(grow=0\.5\)`"):
-        rule(functools.partial(jaxls.wolfe, grow=0.5))
+        scale_by_line_search(jaxls.wolfe, grow=2.0, options={"grow": 0.5})
+    with pytest.raises(ValueError, match=r"optax\.scale_by_line_search\(grow=0\.5\)"):
+        scale_by_line_search(jaxls.wolfe, grow=0.5, options={"grow": 2.0})
 
 
 def test_exact_search_is_counted_and_returns_the_interval_minimiser():
@@ -561,8 +696,10 @@ def test_exact_search_gets_tol_1e_6_times_its_interval_unless_given_one(search, 
     """The adapter's search is the search called with `tol=1e-6 * step_max` (float32), or
     with the user's `tol` unchanged."""
     k, step_max = 5.0, 4.0  # the step is about 0.37
-    config = {} if tol is None else {"tol": tol}
-    opt = optax.chain(optax.sgd(1.0), scale_by_line_search(search, step_max=step_max, **config))
+    options = {} if tol is None else {"tol": tol}
+    opt = optax.chain(
+        optax.sgd(1.0), scale_by_line_search(search, step_max=step_max, options=options)
+    )
     w = jnp.zeros(1)
     f = lambda w: pseudo_huber(w, k)
     _, state = one_step(opt, f, w)
@@ -618,7 +755,7 @@ def test_exact_search_default_tol_is_attainable_in_half_precision(search, dtype,
 
 def test_a_search_without_tol_gets_none():
     """`jaxls.fibonacci` takes `num_evals`, not `tol`: the adapter adds no `tol` to it."""
-    fibonacci = scale_by_line_search(jaxls.fibonacci, step_max=1.0, fixed_evals=25)
+    fibonacci = scale_by_line_search(jaxls.fibonacci, step_max=1.0, options={"fixed_evals": 25})
     opt = optax.chain(optax.sgd(1.0), fibonacci)
     f = lambda w: jnp.sum((w - 1.0) ** 2)
     _, state = one_step(opt, f, jnp.zeros(2))

@@ -329,7 +329,7 @@ def test_nonmonotone_with_eta_zero_is_monotone_backtracking_exactly(direction):
         "lbfgs": lambda ls: optax.lbfgs(linesearch=ls),
     }[direction]
     zh = make(jaxls.optax.nonmonotone_armijo(eta=0.0, **config, **restart))
-    monotone = make(jaxls.optax.scale_by_line_search(jaxls.backtracking, **config, **restart))
+    monotone = make(jaxls.optax.scale_by_line_search(jaxls.backtracking, **restart, options=config))
     x0 = jnp.array([-1.2, 1.0])
     _, xs_zh = jax.jit(lambda x: run_steps(zh, rosenbrock, x, 40))(x0)
     _, xs_mono = jax.jit(lambda x: run_steps(monotone, rosenbrock, x, 40))(x0)

@@ -59,7 +59,8 @@ OPTIMIZERS = {
         optax.sgd(1.0), scale_by_line_search(jaxls.backtracking, grow=2.0)
     ),
     "golden_section": lambda: optax.chain(
-        optax.sgd(1.0), scale_by_line_search(jaxls.golden_section, step_max=4.0, tol=1e-4)
+        optax.sgd(1.0),
+        scale_by_line_search(jaxls.golden_section, step_max=4.0, options={"tol": 1e-4}),
     ),
     "stochastic_armijo": lambda: optax.chain(optax.sgd(1.0), stochastic_armijo(step_max=4.0)),
     "lbfgs_wolfe": lambda: optax.lbfgs(linesearch=scale_by_line_search(jaxls.wolfe)),

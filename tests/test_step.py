@@ -26,7 +26,7 @@ from hypothesis import assume, given
 
 import jaxls
 from jaxls import linezoo
-from jaxls._src.step.line import tree_axpy, tree_vdot
+from jaxls._src.tree import tree_axpy, tree_vdot
 from tests.helpers import EvalCounter, count_primitive, tree_equal_bitwise, while_bodies
 
 S = jaxls.Status

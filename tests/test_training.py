@@ -39,14 +39,14 @@ S = jaxls.Status
 # --- step-size rules ------------------------------------------------------------------------
 
 
-def gradient_descent(search, **config):
+def gradient_descent(search, **adapter):
     """``-grad`` (``optax.sgd(1.0)``) scaled by the step that ``search`` finds along it."""
-    return optax.chain(optax.sgd(1.0), scale_by_line_search(search, **config))
+    return optax.chain(optax.sgd(1.0), scale_by_line_search(search, **adapter))
 
 
-def lbfgs(search, **config):
+def lbfgs(search, **adapter):
     """optax's L-BFGS with a jaxls search in place of its zoom search."""
-    return optax.lbfgs(linesearch=scale_by_line_search(search, **config))
+    return optax.lbfgs(linesearch=scale_by_line_search(search, **adapter))
 
 
 # Every rule is monotone: a search never accepts a step that increases the loss.
@@ -56,8 +56,10 @@ RULES = {
     "wolfe": lambda: gradient_descent(jaxls.wolfe, grow=2.0),
     "hager_zhang": lambda: gradient_descent(jaxls.hager_zhang, grow=2.0),
     # tol: what float32 resolves on [0, 100] (4 eps 100 = 5e-5), else ROUNDING (and a warning).
-    "golden_section": lambda: gradient_descent(jaxls.golden_section, step_max=100.0, tol=1e-4),
-    "brent": lambda: gradient_descent(jaxls.brent, step_max=100.0, tol=1e-4),
+    "golden_section": lambda: gradient_descent(
+        jaxls.golden_section, step_max=100.0, options={"tol": 1e-4}
+    ),
+    "brent": lambda: gradient_descent(jaxls.brent, step_max=100.0, options={"tol": 1e-4}),
     "lbfgs_wolfe": lambda: lbfgs(jaxls.wolfe),
     "lbfgs_hager_zhang": lambda: lbfgs(jaxls.hager_zhang),
 }
@@ -436,11 +438,19 @@ def test_lbfgs_wolfe_passes_the_rounding_floor_of_the_loss_with_an_allowance():
     b = a @ x_star
     fun = lambda x: 0.5 * x @ (a @ x) - b @ x  # the minimiser is x_star
     exact = minimize(
-        fun, jnp.zeros(100), lbfgs(jaxls.wolfe, epsilon=0.0), max_iterations=400, tol=1e-6
+        fun,
+        jnp.zeros(100),
+        lbfgs(jaxls.wolfe, options={"epsilon": 0.0}),
+        max_iterations=400,
+        tol=1e-6,
     )
     assert int(exact.status) == S.MAX_ITERATIONS and float(exact.grad_norm) < 1e-4
     res = minimize(
-        fun, jnp.zeros(100), lbfgs(jaxls.wolfe, epsilon=1e-12), max_iterations=400, tol=1e-6
+        fun,
+        jnp.zeros(100),
+        lbfgs(jaxls.wolfe, options={"epsilon": 1e-12}),
+        max_iterations=400,
+        tol=1e-6,
     )
     assert int(res.status) == S.SUCCESS, (res.message, float(res.grad_norm))
     np.testing.assert_allclose(res.params, x_star, atol=1e-5)
@@ -472,7 +482,7 @@ def without(tree, member: int):
 VMAP_RULES = {  # the optimiser, max_iterations, and the tolerance it reaches in float32
     "lbfgs_wolfe": (lambda: lbfgs(jaxls.wolfe), 25, 1e-5),
     "golden_section": (
-        lambda: gradient_descent(jaxls.golden_section, step_max=50.0, tol=1e-4),
+        lambda: gradient_descent(jaxls.golden_section, step_max=50.0, options={"tol": 1e-4}),
         50,
         1e-3,
     ),
@@ -641,9 +651,9 @@ def test_ascent_updates_fall_back_to_minus_grad(opt):
     "opt",
     [
         # backtracking's budget counts the gradient at the accepted step: two trials.
-        gradient_descent(jaxls.backtracking, step_init=1e6, max_evals=3),
-        gradient_descent(jaxls.wolfe, step_init=1e6, max_evals=2),
-        gradient_descent(jaxls.golden_section, step_max=1e6, max_evals=3),
+        gradient_descent(jaxls.backtracking, step_init=1e6, options={"max_evals": 3}),
+        gradient_descent(jaxls.wolfe, step_init=1e6, options={"max_evals": 2}),
+        gradient_descent(jaxls.golden_section, step_max=1e6, options={"max_evals": 3}),
     ],
     ids=["backtracking", "wolfe", "golden_section"],
 )

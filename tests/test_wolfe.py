@@ -875,7 +875,7 @@ def test_step_resolution_against_the_trial_points(dtype, seed):
     entry moved, and the two are a few ulps apart. Entries of all magnitudes, powers of two
     (whose gap below is half the gap above), and zeros in ``x`` (with ``d_i = 0``: a zero
     that moves is `test_a_zero_entry_moves_at_once`) and ``d``, in a pytree."""
-    from jaxls._src.step.line import tree_axpy
+    from jaxls._src.tree import tree_axpy
     from jaxls._src.step.resolution import step_resolution
 
     rng = np.random.default_rng(seed)
@@ -979,7 +979,7 @@ def make_logistic(num, seed=0):
 def lbfgs_fit(search_kwargs):
     import optax
 
-    rule = jaxls.optax.scale_by_line_search(jaxls.wolfe, **dict(search_kwargs))
+    rule = jaxls.optax.scale_by_line_search(jaxls.wolfe, options=dict(search_kwargs))
     opt = optax.lbfgs(linesearch=rule)
 
     def fit(X, y):

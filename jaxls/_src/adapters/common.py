@@ -101,7 +101,14 @@ def routed(call: str, value_fn: Callable, extra_args: dict) -> dict:
     """The keyword arguments of ``extra_args`` for ``value_fn``: every one must be a keyword
     parameter of ``value_fn`` (other than its first, the parameters), else `TypeError`, as
     in optax's own searches. A ``value_fn`` with ``**kwargs``, or one whose signature
-    cannot be read, takes them all."""
+    cannot be read, takes them all.
+
+    This reads the signature of the *user's* objective, never of a jaxls component, and
+    routes nothing: every extra argument goes to ``value_fn`` unchanged. It is here because
+    optax's protocol does the same (``optax.scale_by_zoom_linesearch`` reads ``value_fn``'s
+    signature and raises a `TypeError` for an extra argument it does not take), and doing
+    it before the call names every such argument and ``value_fn``'s parameters, where
+    Python's own error, raised while JAX traces, would name only the first."""
     signature = _signature(value_fn)
     if signature is None:
         return dict(extra_args)

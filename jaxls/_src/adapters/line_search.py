@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -11,18 +10,14 @@ import jax.numpy as jnp
 import optax
 
 from jaxls._src import checks
-from jaxls._src.adapters import common
+from jaxls._src.adapters import common, spec as specs
 from jaxls._src.adapters.common import LineSearchInfo
+from jaxls._src.adapters.spec import SearchSpec
+from jaxls._src.adapters.update import update
 from jaxls._src.results import Status
-from jaxls._src.step.line import tree_axpy
+from jaxls._src.tree import tree_axpy
 
-CALL = "optax.scale_by_line_search"
-
-# Arguments the adapter fills in itself; `config` may not set them.
-_OWNED = {
-    "exact": {"fun", "lower", "upper"},
-    "inexact": {"fun", "x", "direction", "value", "grad", "value_and_grad", "step_init"},
-}
+CALL = specs.CALL
 
 
 class ScaleByLineSearchState(NamedTuple):
@@ -46,40 +41,21 @@ class ScaleByLineSearchState(NamedTuple):
     aux: Any = None
 
 
-def search_kind(search: Callable) -> str:
-    """``"exact"`` for interval searches ``(fun, lower, upper)``, ``"inexact"`` for
-    step-size searches ``(fun, x, direction)``."""
-    if not callable(search):
-        raise TypeError(f"`jaxls.{CALL}`: `search` must be a jaxls search, got {search!r}.")
-    names = set(inspect.signature(search).parameters)
-    if {"lower", "upper"} <= names:
-        return "exact"
-    if {"x", "direction", "value_and_grad"} <= names:
-        return "inexact"
-    raise TypeError(
-        f"`jaxls.{CALL}`: `search` must be an interval search `(fun, lower, upper, ...)` such "
-        "as `jaxls.golden_section`, or a step-size search `(fun, x, direction, ...)` such as "
-        f"`jaxls.wolfe`; got {getattr(search, '__name__', search)!r}."
-    )
+def check_options(search: Callable, spec: SearchSpec, options: dict) -> None:
+    """Reject options the spec does not list, and bad values, when the rule is built.
 
-
-def check_config(search: Callable, kind: str, config: dict) -> None:
-    """Reject unknown or adapter-owned keywords, and bad values, when the rule is built."""
-    name = getattr(search, "__name__", "search")
-    accepted = set(inspect.signature(search).parameters)
-    for key in config:
-        if key in _OWNED[kind]:
-            raise TypeError(f"`jaxls.{CALL}({name}, {key}=...)`: the adapter sets `{key}` itself.")
-        if key not in accepted:
-            raise TypeError(
-                f"`jaxls.{CALL}({name}, {key}=...)`: `jaxls.{name}` takes no argument `{key}`."
-            )
-    # Trace the search once on a toy problem so that its own checks raise now, not later.
+    The search is traced once on a toy problem (`jax.eval_shape`, called as its spec's kind
+    says), so that its own checks of its options raise now, not at the first update.
+    """
+    specs.check_options(search, spec, options)
     f = lambda t: (t - 1.0) ** 2
-    if kind == "exact":
-        jax.eval_shape(lambda: search(f, 0.0, 1.0, **config))
+    if spec.kind == "interval":
+        jax.eval_shape(lambda: search(f, 0.0, 1.0, **options))
     else:
-        jax.eval_shape(lambda: search(f, jnp.zeros(()), jnp.ones(()), **config))
+        zero, one = jnp.zeros(()), jnp.ones(())
+        jax.eval_shape(
+            lambda: search(f, zero, one, value=one, grad=-2 * one, step_init=one, **options)
+        )
 
 
 def scale_by_line_search(
@@ -90,7 +66,9 @@ def scale_by_line_search(
     step_max: float | None = None,
     failure_shrink: float = 0.1,
     has_aux: bool = False,
-    **config,
+    options: dict[str, Any] | None = None,
+    spec: SearchSpec | None = None,
+    **misplaced: Any,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Scale ``updates`` by a step that a jaxls search finds along them.
 
@@ -106,7 +84,7 @@ def scale_by_line_search(
       `jaxls.fibonacci`, `jaxls.parabolic`) minimises ``phi`` on ``[0, start]``
       (initially ``step_max``, which it requires): exact line search. Its trials are
       values only; one value-and-gradient evaluation at the minimiser follows. Without a
-      ``tol`` in ``config``, a search that takes one (all but `jaxls.fibonacci`) gets
+      ``tol`` in ``options``, a search that takes one (all but `jaxls.fibonacci`) gets
       ``tol = max(1e-6, 8 eps) start`` (plus the dtype's smallest normal number;
       ``eps`` of the parameters' dtype): a step needs accuracy relative to its interval,
       not the search's own default for a minimiser, ``sqrt(eps) max(1, start)``
@@ -151,29 +129,37 @@ def scale_by_line_search(
     ``state = optax.tree.set(state, aux=aux0)`` with the aux of the initial parameters.
 
     Args:
-      search: a jaxls search.
+      search: a jaxls search, or a search of your own described by ``spec``.
       step_init: first trial step of a step-size search, ``> 0``.
       grow: ``None``: every search starts from ``step_init`` (the quasi-Newton unit step);
         a number ``>= 1``: from ``grow`` times the previous accepted step (optax's
         ``increase_factor``; 2 suits gradient descent). This is the adapter's own ``grow``,
-        between searches; to set a search's ``grow`` (within a search: `jaxls.goldstein`,
-        `jaxls.wolfe`, `jaxls.hager_zhang`), pass ``functools.partial(jaxls.wolfe,
-        grow=4.0)`` as ``search``.
+        between searches; a search's ``grow`` (within a search: `jaxls.goldstein`,
+        `jaxls.wolfe`, `jaxls.hager_zhang`) is one of its ``options``.
       step_max: largest step; required for interval searches (their interval is
         ``[0, step_max]``), optional otherwise. It is passed to searches that take it and
         caps the first trial step of the others.
       failure_shrink: factor in ``(0, 1)`` applied to the start after a failed search.
       has_aux: whether ``value_fn`` returns ``(value, aux)``.
-      **config: keyword arguments of ``search`` (``c1``, ``c2``, ``tol``, ``max_evals``, ...),
-        checked now. An interval search's ``tol`` defaults to ``max(1e-6, 8 eps)`` times its
-        interval's length (above).
+      options: the search's own settings (``{"c1": 1e-3, "grow": 4.0}``, ``{"tol": ...}``),
+        the keywords its `SearchSpec` lists as ``options``, checked now. An interval
+        search's ``tol`` defaults to ``max(1e-6, 8 eps)`` times its interval's length
+        (above). The adapter's keywords and the search's are kept apart, so ``grow=`` of
+        the adapter is never taken for a search's ``grow``.
+      spec: how to call ``search`` (a `SearchSpec`): needed for a search of your own,
+        taken from jaxls's table for jaxls's searches. The adapter never reads a search's
+        parameter names.
+      **misplaced: refused with a `TypeError` naming the fix: a search's setting given
+        here (``scale_by_line_search(jaxls.wolfe, c1=1e-3)``) belongs in
+        ``options={"c1": 1e-3}``.
 
     Returns:
       An `optax.GradientTransformationExtraArgs` whose state is a `ScaleByLineSearchState`.
 
     Raises:
-      TypeError: ``search`` is not a jaxls search, or ``config`` has a keyword it does not
-        take (or one the adapter sets: ``x``, ``direction``, ``value``, ``step_init``, ...).
+      TypeError: ``search`` is neither a jaxls search nor given a ``spec``; a search's
+        setting given as a keyword of the adapter; ``options`` with a keyword the spec
+        does not list (or one the adapter sets: ``value``, ``step_init``, ...).
         At ``update``: ``value``, ``grad`` or ``value_fn`` missing, an extra argument that
         ``value_fn`` does not take, or ``value_fn`` not returning a real scalar (a pair with
         ``has_aux``).
@@ -193,32 +179,34 @@ def scale_by_line_search(
       >>> print(jnp.round(w, 5))
       [0.68233 0.68233 0.68233]
     """
-    kind = search_kind(search)
-    name = getattr(search, "__name__", "search")
+    spec = specs.spec_of(search, spec)
+    name = specs.name_of(search)
     call = f"{CALL}({name}).update"
+    if misplaced:
+        refuse_misplaced(name, spec, misplaced)
+    options = {} if options is None else dict(options)
     has_aux = checks.boolean(CALL, "has_aux", has_aux)
     restart = common.check_restart(
         CALL, step_init=step_init, grow=grow, failure_shrink=failure_shrink, step_max=step_max
     )
-    if kind == "exact" and step_max is None:
+    interval = spec.kind == "interval"
+    if interval and step_max is None:
         raise ValueError(
             f"`jaxls.{CALL}({name})`: an interval search needs `step_max`: it "
             "minimises along the direction on [0, step_max]."
         )
-    parameters = inspect.signature(search).parameters
-    if kind == "inexact" and has_aux and "has_aux" not in parameters:
-        raise TypeError(f"`jaxls.{CALL}({name}, has_aux=True)`: `jaxls.{name}` takes no `has_aux`.")
-    passes_step_max = kind == "inexact" and "step_max" in parameters
-    if passes_step_max and "step_max" in config:
-        raise TypeError(f"`jaxls.{CALL}`: give `step_max` once, to the adapter.")
-    if passes_step_max and step_max is not None:
-        config = {**config, "step_max": step_max}
-    check_config(search, kind, config)
-    if kind == "exact" and step_max is not None:  # the first interval is [0, step_max]
+    if not interval and has_aux and "has_aux" not in spec.owns:
+        raise TypeError(
+            f"`jaxls.{CALL}({name}, has_aux=True)`: the search's spec does not own `has_aux`."
+        )
+    check_options(search, spec, options)
+    if not interval and "step_max" in spec.owns and step_max is not None:
+        options["step_max"] = step_max
+    if not interval and has_aux:
+        options["has_aux"] = True
+    if interval and step_max is not None:  # the first interval is [0, step_max]
         restart = restart._replace(step_init=step_max)
-    if has_aux:
-        config = {**config, "has_aux": True} if kind == "inexact" else config
-    step_tol = kind == "exact" and "tol" in parameters and "tol" not in config
+    default_tol = interval and spec.takes_tol and "tol" not in options
     first = restart.step_init
 
     def init_fn(params) -> ScaleByLineSearchState:
@@ -230,53 +218,50 @@ def scale_by_line_search(
             info=common.initial_info(dtype),
         )
 
-    def run_search(f, params, direction, value, grad, start):
-        if kind == "exact":
-            exact_config = {**config, "tol": default_step_tol(start)} if step_tol else config
+    def run_search(f, params, direction, value, grad, state):
+        if interval:
+            tol = {"tol": default_step_tol(state.start)} if default_tol else {}
             return exact_step(
-                search, f, params, direction, value, grad, start, exact_config, has_aux
+                search, f, params, direction, value, grad, state.start, options | tol, has_aux
             )
         return search(
-            f,
-            params,
-            direction,
-            value=value,
-            grad=grad,
-            step_init=start,
-            **config,
+            f, params, direction, value=value, grad=grad, step_init=state.start, **options
         )
+
+    def new_state(state, res, value, *, start, info, aux) -> ScaleByLineSearchState:
+        return ScaleByLineSearchState(start, res.value, res.grad, info, aux)
 
     def update_fn(
         updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
     ):
-        common.require_protocol(call, params, value, grad, value_fn)
-        f = common.objective(call, value_fn, extra_args, params, has_aux)
-        dtype = state.start.dtype
-        direction, fallback = common.descent_direction(updates, grad, dtype)
-        value = jnp.asarray(value).astype(dtype)
-        with common.explicit_axes_advice(call):
-            res = run_search(f, params, direction, value, grad, state.start)
-        start_finite = common.finite_start(value, grad)
-        step = jnp.where(start_finite, res.step, 0).astype(dtype)
-        status = jnp.where(start_finite, res.status, Status.NONFINITE)
-        info, failed = common.record(
-            state.info, step, res.num_evals, res.num_grads, status, fallback
-        )
-        new_state = ScaleByLineSearchState(
-            # ROUNDING: nothing along d that the dtype resolves is lower. A shorter start
-            # cannot help; the next direction may need a step near step_init.
-            start=common.next_start(
-                step, failed & (status != Status.ROUNDING), state.start, restart
-            ),
-            value=res.value,
-            grad=res.grad,
-            info=info,
-            aux=common.keep_aux(step > 0, res.aux, state.aux),
-        )
-        new_state = common.finish(new_state, state)
-        return jax.lax.stop_gradient((common.scale_accepted(step, direction), new_state))
+        return update(
+            call, state, updates, params, value, grad, value_fn, extra_args,
+            has_aux=has_aux, restart=restart, search=run_search, new_state=new_state,
+        )  # fmt: skip
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+# The adapter's own keywords, which a misplaced search option is told apart from.
+ADAPTER_KEYWORDS = ("step_init", "grow", "step_max", "failure_shrink", "has_aux")
+
+
+def refuse_misplaced(name: str, spec: SearchSpec, misplaced: dict) -> None:
+    """A `TypeError` for keywords given to the adapter that are not its own: a search's
+    options go in ``options={...}``, so that the adapter's ``grow`` (between searches) and a
+    search's ``grow`` (within one) are never confused."""
+    key = sorted(misplaced)[0]
+    if key in spec.options:
+        raise TypeError(
+            f"`jaxls.{CALL}({name}, {key}=...)`: `{key}` is an option of the search: pass it "
+            f"as `jaxls.{CALL}({name}, options={{{key!r}: ...}})`. The adapter's own keywords are "
+            f"{', '.join(f'`{k}`' for k in ADAPTER_KEYWORDS)}."
+        )
+    raise TypeError(
+        f"`jaxls.{CALL}({name}, {key}=...)`: neither the adapter nor the search takes `{key}`. "
+        f"The adapter's keywords are {', '.join(f'`{k}`' for k in ADAPTER_KEYWORDS)}; the "
+        f"search's options (in `options={{...}}`) are {sorted(spec.options)}."
+    )
 
 
 def _all_finite(tree) -> jax.Array:
@@ -310,7 +295,7 @@ class _ExactStep(NamedTuple):
     aux: Any
 
 
-def exact_step(search, f, params, direction, value, grad, upper, config, has_aux) -> _ExactStep:
+def exact_step(search, f, params, direction, value, grad, upper, options, has_aux) -> _ExactStep:
     """Minimise ``phi(t) = f(params + t d)`` on ``[0, upper]`` (values only), then take value
     and gradient at the minimiser (one more evaluation, which the next step reuses from the
     state).
@@ -321,7 +306,7 @@ def exact_step(search, f, params, direction, value, grad, upper, config, has_aux
     dtype = value.dtype
     value_of = common.value_only(f, has_aux)
     phi = lambda t: value_of(tree_axpy(t, direction, params))
-    res = search(phi, jnp.zeros((), dtype), upper, **config)
+    res = search(phi, jnp.zeros((), dtype), upper, **options)
     step = jnp.asarray(res.x, dtype)
     out, new_grad = jax.value_and_grad(f, has_aux=has_aux)(tree_axpy(step, direction, params))
     new_value, aux = out if has_aux else (out, None)
@@ -355,7 +340,7 @@ def refuse_as_transformation(search: Callable) -> None:
     ``AttributeError: 'function' object has no attribute 'init'``. The search itself is
     unchanged."""
     name = search.__name__
-    extra = ", step_max=..." if search_kind(search) == "exact" else ""
+    extra = ", step_max=..." if specs.SPECS[search].kind == "interval" else ""
     message = (
         f"`jaxls.{name}` is a line search, not an optax transformation: wrap it as an optax "
         f"step-size rule with `jaxls.optax.scale_by_line_search(jaxls.{name}{extra})`, e.g. "
@@ -369,4 +354,9 @@ def refuse_as_transformation(search: Callable) -> None:
     setattr(search, "update", refuse)  # noqa: B010
 
 
-__all__ = ["ScaleByLineSearchState", "refuse_as_transformation", "scale_by_line_search"]
+__all__ = [
+    "ScaleByLineSearchState",
+    "SearchSpec",
+    "refuse_as_transformation",
+    "scale_by_line_search",
+]

@@ -11,7 +11,7 @@ import optax
 from jaxls._src import checks
 from jaxls._src.adapters import common
 from jaxls._src.adapters.common import LineSearchInfo
-from jaxls._src.results import Status
+from jaxls._src.adapters.update import update
 from jaxls._src.step.backtracking import backtracking
 
 CALL = "optax.nonmonotone_armijo"
@@ -148,50 +148,37 @@ def nonmonotone_armijo(
             info=common.initial_info(dtype),
         )
 
+    def average(state, value):
+        """``(C_k, Q_k)``: the state's, or ``(f(x_k), 1)`` on a (re)start."""
+        restarting = ~jnp.isfinite(state.reference)
+        return (
+            jnp.where(restarting, value, state.reference),
+            jnp.where(restarting, 1, state.weight),
+        )
+
+    def search(f, params, direction, value, grad, state):
+        reference, _ = average(state, value)
+        return backtracking(
+            f, params, direction, value=value, grad=grad, step_init=state.start,
+            reference=reference, c1=c1, shrink=shrink, interpolate=interpolate,
+            max_evals=max_evals, has_aux=has_aux,
+        )  # fmt: skip
+
+    def new_state(state, res, value, *, start, info, aux) -> NonmonotoneArmijoState:
+        reference, weight = average(state, value)
+        new_weight = eta * weight + 1
+        new_reference = (eta * weight / new_weight) * reference + res.value / new_weight
+        return NonmonotoneArmijoState(
+            start, res.value, res.grad, new_reference, new_weight, info, aux
+        )
+
     def update_fn(
         updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
     ):
-        common.require_protocol(UPDATE, params, value, grad, value_fn)
-        f = common.objective(UPDATE, value_fn, extra_args, params, has_aux)
-        dtype = state.start.dtype
-        direction, fallback = common.descent_direction(updates, grad, dtype)
-        value = jnp.asarray(value).astype(dtype)
-        restarting = ~jnp.isfinite(state.reference)
-        reference = jnp.where(restarting, value, state.reference)
-        weight = jnp.where(restarting, 1, state.weight)
-        with common.explicit_axes_advice(UPDATE):
-            res = backtracking(
-                f,
-                params,
-                direction,
-                value=value,
-                grad=grad,
-                step_init=state.start,
-                reference=reference,
-                c1=c1,
-                shrink=shrink,
-                interpolate=interpolate,
-                max_evals=max_evals,
-                has_aux=has_aux,
-            )
-        start_finite = common.finite_start(value, grad)
-        step = jnp.where(start_finite, res.step, 0).astype(dtype)
-        status = jnp.where(start_finite, res.status, Status.NONFINITE)
-        info, failed = common.record(
-            state.info, step, res.num_evals, res.num_grads, status, fallback
-        )
-        new_weight = eta * weight + 1
-        new_state = NonmonotoneArmijoState(
-            start=common.next_start(step, failed, state.start, restart),
-            value=res.value,
-            grad=res.grad,
-            reference=(eta * weight / new_weight) * reference + res.value / new_weight,
-            weight=new_weight,
-            info=info,
-            aux=common.keep_aux(step > 0, res.aux, state.aux),
-        )
-        new_state = common.finish(new_state, state)
-        return jax.lax.stop_gradient((common.scale_accepted(step, direction), new_state))
+        return update(
+            UPDATE, state, updates, params, value, grad, value_fn, extra_args,
+            has_aux=has_aux, restart=restart, search=search, new_state=new_state,
+        )  # fmt: skip
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

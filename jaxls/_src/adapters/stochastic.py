@@ -12,9 +12,10 @@ import optax
 from jaxls._src import checks, loop
 from jaxls._src.adapters import common
 from jaxls._src.adapters.common import LineSearchInfo
+from jaxls._src.adapters.update import update
 from jaxls._src.results import RUNNING, Status
 from jaxls._src.step.conditions import armijo_condition
-from jaxls._src.step.line import tree_axpy
+from jaxls._src.tree import tree_axpy
 
 CALL = "optax.stochastic_armijo"
 UPDATE = f"{CALL}(...).update"
@@ -45,6 +46,7 @@ class StochasticArmijoState(NamedTuple):
 class _Search(NamedTuple):
     step: jax.Array  # the step being tried; once status is SUCCESS, the accepted one
     num_evals: jax.Array
+    num_grads: jax.Array  # always 0: the search evaluates values only
     status: jax.Array
     aux: Any  # value_fn's aux at the accepted step (with has_aux; else None)
 
@@ -53,7 +55,12 @@ def value_backtracking(
     f: Callable, params, direction, value, grad, step_init, *, c1, shrink, max_evals: int, has_aux
 ) -> _Search:
     """``t <- shrink t`` from ``step_init`` until ``f(params + t d) <= value + c1 t slope``,
-    ``slope = <grad, d>``.
+    ``slope = <grad, d>``: the stochastic rule's own search.
+
+    Not `jaxls.backtracking`: that one returns the gradient at the accepted point (from the
+    linearisation of its value-only trials, whose residuals it keeps, or one more call),
+    which SLS would throw away with the minibatch. This one evaluates forward passes only,
+    keeps nothing for a backward pass, and has no interpolation or rounding allowance.
 
     One forward evaluation of ``f`` per iteration, no gradient. A NaN or inf trial value is
     a rejection. Step 0 unless the status is ``SUCCESS``. The test is computed as
@@ -82,6 +89,7 @@ def value_backtracking(
         return _Search(
             step=jnp.where(ok, s.step, shrink * s.step),
             num_evals=s.num_evals + 1,
+            num_grads=s.num_grads,
             status=jnp.where(ok, Status.SUCCESS, RUNNING).astype(jnp.int32),
             aux=common.keep_aux(ok, aux, s.aux),
         )
@@ -95,7 +103,8 @@ def value_backtracking(
             jnp.where(slope < 0, RUNNING, Status.NOT_DESCENT),
         ),
     ).astype(jnp.int32)
-    start = _Search(step_init, jnp.zeros((), jnp.int32), status, aux0)
+    zero = jnp.zeros((), jnp.int32)
+    start = _Search(step_init, zero, zero, status, aux0)
     s = loop.run_while(body, start, max_evals)
     return s._replace(step=jnp.where(s.status == Status.SUCCESS, s.step, 0).astype(dtype))
 
@@ -232,31 +241,22 @@ def stochastic_armijo(
         dtype = common.float_dtype(params)
         return StochasticArmijoState(jnp.asarray(first, dtype), common.initial_info(dtype))
 
+    def search(f, params, direction, value, grad, state) -> _Search:
+        return value_backtracking(
+            f, params, direction, value, grad, state.start,
+            c1=c1, shrink=shrink, max_evals=max_evals, has_aux=has_aux,
+        )  # fmt: skip
+
+    def new_state(state, res, value, *, start, info, aux) -> StochasticArmijoState:
+        return StochasticArmijoState(start, info, aux)
+
     def update_fn(
         updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
     ):
-        common.require_protocol(UPDATE, params, value, grad, value_fn)
-        f = common.objective(UPDATE, value_fn, extra_args, params, has_aux)
-        dtype = state.start.dtype
-        direction, fallback = common.descent_direction(updates, grad, dtype)
-        value = jnp.asarray(value).astype(dtype)
-        with common.explicit_axes_advice(UPDATE):
-            search = value_backtracking(
-                f, params, direction, value, grad, state.start,
-                c1=c1, shrink=shrink, max_evals=max_evals, has_aux=has_aux,
-            )  # fmt: skip
-        info, failed = common.record(
-            state.info, search.step, search.num_evals, 0, search.status, fallback
-        )
-        start = common.next_start(search.step, failed, state.start, restart)
-        stationary = (search.step == 0) & ~failed  # zero minibatch gradient: keep the start
-        new_state = StochasticArmijoState(
-            start=jnp.where(stationary, state.start, start),
-            info=info,
-            aux=common.keep_aux(search.step > 0, search.aux, state.aux),
-        )
-        new_state = common.finish(new_state, state)
-        return jax.lax.stop_gradient((common.scale_accepted(search.step, direction), new_state))
+        return update(
+            UPDATE, state, updates, params, value, grad, value_fn, extra_args,
+            has_aux=has_aux, restart=restart, search=search, new_state=new_state,
+        )  # fmt: skip
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

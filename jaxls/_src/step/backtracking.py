@@ -202,24 +202,15 @@ def backtracking(
     def step(s: BacktrackingState) -> BacktrackingState:
         first = s.trial.step == 0
         t = jnp.where(first, start.step_init, next_step(origin, s.trial, shrink, interpolate))
-        if trial_grads:
-            full = start.phi(t)
-            value = full.value
-            finite = jnp.isfinite(value) & jnp.isfinite(full.slope)
-        else:
-            lazy = start.phi_trial(t)
-            value = lazy.point.value
-            finite = jnp.isfinite(value)
+        trial = start.phi_trial(t, trial_grads)
+        value, finite = trial.point.value, trial.finite
         exact = finite & armijo_condition(armijo_value, origin.slope, value, t, c1)
         # Where the decrease asked for is rounding noise, the slope decides (`Rounding`).
         near = (
             finite & ~exact & rounding.unresolved(t) & (value <= armijo_value + rounding.allowance)
         )
-        if trial_grads:
-            calls, grads = 1, 1
-        else:
-            full, extra = lazy.complete(exact | near)
-            calls, grads = 1 + extra, (exact | near).astype(jnp.int32)
+        full, extra, grads = trial.complete(exact | near)
+        calls = 1 + extra
         ok = (exact & jnp.isfinite(full.slope)) | (near & rounding.holds(armijo_value, full))
         # A finite value with a gradient that is not: nothing to return but the origin.
         broken = exact & ~jnp.isfinite(full.slope)

@@ -223,14 +223,8 @@ def goldstein(
 
     def step(s: GoldsteinState) -> GoldsteinState:
         t = s.trial
-        if trial_grads:
-            full = start.phi(t)
-            value = full.value
-            finite = jnp.isfinite(value) & jnp.isfinite(full.slope)
-        else:
-            lazy = start.phi_trial(t)
-            value = lazy.point.value
-            finite = jnp.isfinite(value)
+        trial = start.phi_trial(t, trial_grads)
+        value, finite = trial.point.value, trial.finite
         armijo = finite & armijo_condition(origin.value, origin.slope, value, t, c1)
         long_enough = (1 - c1) * t * origin.slope <= value - origin.value
         exact = armijo & long_enough
@@ -238,17 +232,14 @@ def goldstein(
         near = (
             finite & ~armijo & rounding.unresolved(t) & (value <= origin.value + rounding.allowance)
         )
-        if trial_grads:
-            calls, grads = 1, 1
-        else:
-            full, extra = lazy.complete(exact | near)
-            calls, grads = 1 + extra, (exact | near).astype(jnp.int32)
+        full, extra, grads = trial.complete(exact | near)
+        calls = 1 + extra
         approximate = near & rounding.holds(origin.value, full)
         converged = exact | approximate
         # A too-long step whose decrease t |phi'(0)| is lost in rounding phi(0).
         lost = finite & ~armijo & ~approximate & (origin.value + t * origin.slope == origin.value)
         lo = loop.select(armijo | approximate, full, s.lo)
-        lo_known = jnp.where(armijo | approximate, trial_grads | exact | near, s.lo_known)
+        lo_known = jnp.where(armijo | approximate, grads > 0, s.lo_known)
         too_long = ~armijo & ~approximate
         hi = loop.select(too_long, full._replace(grad=None, aux=None), s.hi)
         bracketed = jnp.isfinite(hi.step)

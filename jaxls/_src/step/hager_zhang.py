@@ -31,9 +31,8 @@ from jaxls._src.step.resolution import step_resolution
 
 # Defaults: the factor by which the step grows while no bracket is found (`grow`, the paper's
 # rho, which it sets to 5), and the relative error allowed in phi, in ulps of the search's
-# dtype (the paper's 1e-6).
+# dtype (the paper's 1e-6): common.EPSILON_ULPS.
 GROW = 2.0
-EPSILON_ULPS = 16
 
 
 class Phase(enum.IntEnum):
@@ -246,7 +245,7 @@ def hager_zhang(
     # c1 = 1e-4 would round to -1 and admit the step that mirrors phi(0) on a parabola.
     wide = jnp.promote_types(dtype, jnp.float32)
     if epsilon is None:
-        epsilon = EPSILON_ULPS * jnp.finfo(dtype).eps
+        epsilon = common.EPSILON_ULPS * jnp.finfo(dtype).eps
     c1, c2, epsilon = (jnp.asarray(c).astype(wide) for c in (c1, c2, epsilon))
     v0, d0 = origin.value.astype(wide), origin.slope.astype(wide)
     allowance = epsilon * jnp.abs(v0)  # eps_k

@@ -8,6 +8,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxls._src.tree import tree_axpy
+
 
 class LinePoint(NamedTuple):
     """A trial step and what one evaluation there gives.
@@ -21,12 +23,6 @@ class LinePoint(NamedTuple):
     slope: jax.Array
     grad: Any
     aux: Any = None
-
-
-def tree_vdot(a, b) -> jax.Array:
-    """``<a, b>`` summed over the leaves of two pytrees of the same structure."""
-    products = [jnp.vdot(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)]
-    return sum(products[1:], products[0])
 
 
 def directional_derivative(grad, direction, dtype=None) -> jax.Array:
@@ -54,11 +50,6 @@ def directional_derivative(grad, direction, dtype=None) -> jax.Array:
     return total if dtype is None else total.astype(dtype)
 
 
-def tree_axpy(t, d, x):
-    """``x + t d`` leaf by leaf, each leaf keeping its dtype (and, under jit, its sharding)."""
-    return jax.tree.map(lambda xi, di: (xi + jnp.asarray(t, xi.dtype) * di).astype(xi.dtype), x, d)
-
-
 def real_dtype(dtype):
     """The real floating dtype of ``dtype`` (float32 for complex64)."""
     return jnp.finfo(dtype).dtype
@@ -70,23 +61,26 @@ def split_aux(out, has_aux: bool):
 
 
 class Trial(NamedTuple):
-    """A value-only trial and how to get its gradient.
+    """A trial (one call of the objective) and how to get its gradient.
 
-    ``point`` has ``phi(t)`` and aux, ``slope`` NaN and ``grad`` zeros. ``complete(need)``
-    returns ``(point, calls)``: where ``need`` (a boolean, may be traced) the point with its
-    gradient and slope, and how many more calls of the objective that took (0 or 1).
+    ``point`` has ``phi(t)`` and aux (value-only: ``slope`` NaN, ``grad`` zeros);
+    ``finite``: whether what the call computed is finite. ``complete(need)`` returns
+    ``(point, calls, grads)``: where ``need`` (a boolean, may be traced) the point with its
+    gradient and slope; how many more calls of the objective that took (0 or 1); and how many
+    gradients the trial computed in all (0 or 1).
     """
 
     point: LinePoint
-    complete: Callable  # need -> (LinePoint, calls): slope NaN and grad zeros where not need
+    finite: jax.Array
+    complete: Callable
 
 
 def restrict(
     value_and_grad: Callable, value_fn: Callable, x, direction, dtype, has_aux, *, trials: str
 ):
     """``phi(t) -> LinePoint`` (value and gradient, one call at ``x + t direction``) and
-    ``phi_trial(t) -> Trial`` (the value, one call; the gradient on demand). Values and
-    slopes in ``dtype``.
+    ``phi_trial(t, gradient=False) -> Trial`` (the value, one call; the gradient on demand,
+    or with ``gradient`` computed by that call). Values and slopes in ``dtype``.
 
     ``trials`` says how a value-only trial gets its gradient: ``"linearize"`` evaluates
     ``value_fn`` under `jax.vjp`, so the gradient is the transpose of that call's
@@ -108,35 +102,40 @@ def restrict(
     def zero_grad():
         return jax.tree.map(jnp.zeros_like, x)
 
-    def phi_trial(t) -> Trial:
+    def phi_trial(t, gradient: bool = False) -> Trial:
         y = tree_axpy(t, direction, x)
         nan = jnp.asarray(jnp.nan, dtype)
-        no_calls = jnp.zeros((), jnp.int32)
+        no_calls, one = jnp.zeros((), jnp.int32), jnp.ones((), jnp.int32)
+        if gradient:  # value and gradient in one call
+            full = phi(t)
+            finite = jnp.isfinite(full.value) & jnp.isfinite(full.slope)
+            return Trial(full, finite, lambda need: (full, no_calls, one))
         if trials == "full":  # the gradient is known: only the slope is withheld
             full = phi(t)
-            return Trial(full._replace(slope=nan), lambda need: (full, no_calls))
+            finite = jnp.isfinite(full.value)
+            return Trial(full._replace(slope=nan), finite, lambda need: (full, no_calls, one))
         if trials == "linearize":
             if has_aux:
                 value, pullback, aux = jax.vjp(value_fn, y, has_aux=True)
             else:
                 (value, pullback), aux = jax.vjp(value_fn, y), None
 
-            def gradient(need):
-                one = jnp.ones_like(value)
-                grad = jax.lax.cond(need, lambda: pullback(one)[0], zero_grad)
-                return point(t, value, grad, aux, need), no_calls
+            def complete(need):
+                grad = jax.lax.cond(need, lambda: pullback(jnp.ones_like(value))[0], zero_grad)
+                return point(t, value, grad, aux, need), no_calls, jnp.asarray(need, jnp.int32)
 
         else:
             value, aux = split_aux(value_fn(y), has_aux)
 
-            def gradient(need):
+            def complete(need):
                 def call():  # a user's gradient, in the dtypes of x's leaves
                     return jax.tree.map(lambda g, a: g.astype(a.dtype), value_and_grad(y)[1], x)
 
                 grad = jax.lax.cond(need, call, zero_grad)
-                return point(t, value, grad, aux, need), jnp.asarray(need, jnp.int32)
+                needed = jnp.asarray(need, jnp.int32)
+                return point(t, value, grad, aux, need), needed, needed
 
         plain = LinePoint(jnp.asarray(t, dtype), jnp.asarray(value).astype(dtype), nan, None, aux)
-        return Trial(plain._replace(grad=zero_grad()), gradient)
+        return Trial(plain._replace(grad=zero_grad()), jnp.isfinite(plain.value), complete)
 
     return phi, phi_trial

@@ -1,6 +1,6 @@
 """The step resolution of a line: the steps ``t`` at which ``x + t d`` moves off ``x``.
 
-A trial point is computed leaf by leaf as ``x_i + t d_i`` (`jaxls._src.step.line.tree_axpy`,
+A trial point is computed leaf by leaf as ``x_i + t d_i`` (`jaxls._src.tree.tree_axpy`,
 ``t`` cast to the leaf's dtype). It rounds back to ``x_i`` while ``|t d_i|`` is less than half
 the gap between ``x_i`` and the next floating number on the side ``d_i`` points to, and moves
 once ``|t d_i|`` is more than that (and, on hardware that flushes subnormal numbers to zero,

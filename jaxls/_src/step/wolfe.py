@@ -27,9 +27,8 @@ SHRINK = 0.66
 # Give up (ROUNDING) when the bracket is narrower than this many ulps of its upper end
 # (scipy passes xtol = 1e-14 ~ 45 eps in float64).
 ROUNDING_ULPS = 64
-# Defaults: the extrapolation factor, and the rounding allowance ``epsilon`` in ulps of phi(0).
+# The default extrapolation factor (the rounding allowance's, in ulps: common.EPSILON_ULPS).
 GROW = 2.0
-EPSILON_ULPS = 16
 
 
 class WolfeState(NamedTuple):
@@ -37,7 +36,7 @@ class WolfeState(NamedTuple):
     other: LinePoint  # dcsrch's sty: the bracket's other end (the origin until one is found)
     bounds: jax.Array  # [lower, upper]: where the next step may go (extrapolation or bracket)
     widths: jax.Array  # the bracket's width one and two steps ago (bisection safeguard)
-    bracketed: jax.Array  # [best, other] holds a minimiser of psi or phi, so a Wolfe step
+    bracketed: jax.Array  # [best, other] holds a minimiser of psi or phi, so a Wolfe step too
     stage2: jax.Array  # a step with psi <= 0 and phi' >= 0 has been seen: use phi, not psi
     trial: jax.Array  # the step to evaluate next
     accepted: LinePoint  # the result: the converged step, else the lowest Armijo step, else 0
@@ -240,8 +239,9 @@ def wolfe(
     References:
       J. J. Moré & D. J. Thuente, Line search algorithms with guaranteed sufficient
       decrease, ACM TOMS 20 (1994) 286-307 (the search, and the MINPACK-2 routines
-      ``dcsrch``/``dcstep`` it follows case by case); Nocedal & Wright (2006), Algorithms
-      3.5 and 3.6, eqs. (3.6)-(3.7) and (3.59); W. W. Hager & H. Zhang, SIAM J. Optim. 16
+      ``dcsrch``/``dcstep`` it follows case by case); Nocedal & Wright (2006), eqs.
+      (3.6)-(3.7) (the Wolfe conditions) and (3.59) (the cubic interpolant's minimiser); their
+      zoom (Algorithms 3.5 and 3.6) is not this search; W. W. Hager & H. Zhang, SIAM J. Optim. 16
       (2005) 170-192, eq. (4.1) (the approximate Wolfe conditions).
 
     Example:
@@ -296,7 +296,7 @@ def wolfe(
     t0 = t0.astype(dtype)
     c1, c2, grow = start.constant(c1), start.constant(c2), start.constant(grow)
     if epsilon is None:
-        epsilon = EPSILON_ULPS * jnp.finfo(dtype).eps
+        epsilon = common.EPSILON_ULPS * jnp.finfo(dtype).eps
     epsilon = start.constant(epsilon)
     decrease = c1 * origin.slope  # the slope of the sufficient-decrease line
     rounding = ROUNDING_ULPS * jnp.finfo(dtype).eps

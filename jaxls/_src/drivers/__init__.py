@@ -1,0 +1,2 @@
+"""Drivers: whole optimisations built on optax transformations (the rules live in
+`jaxls._src.adapters`)."""
