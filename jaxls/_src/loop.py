@@ -50,7 +50,7 @@ def run_fixed(step: Callable, state, length: int, xs=None, unroll: int = FIXED_U
     on a shared 2-core CPU (golden section, float32, a budget of 33 steps, 10^6 problems):
     the scan runs 3.0 million problems/s and compiles in about 1 s (the interval searches'
     tests for ties and the dtype's resolution cost about a quarter of that: 4.1 million
-    without them, in the same session; run alone, the `cond` made a call 2.7 times faster).
+    without them, in the same run; run alone, the `cond` made a call 2.7 times faster).
     A fully unrolled Python loop took 15 s to compile at 10 steps (XLA duplicates work
     across the fused steps, exponentially), and unrolling with a barrier after each step
     ran 5 times slower than the scan, its fusions growing with the step count.
