@@ -13,7 +13,7 @@ from jaxls._src import checks
 from jaxls._src.adapters import common, spec as specs
 from jaxls._src.adapters.common import LineSearchInfo
 from jaxls._src.adapters.spec import SearchSpec
-from jaxls._src.adapters.update import update
+from jaxls._src.adapters.update import transformation
 from jaxls._src.results import Status
 from jaxls._src.tree import tree_axpy
 
@@ -231,15 +231,9 @@ def scale_by_line_search(
     def new_state(state, res, value, *, start, info, aux) -> ScaleByLineSearchState:
         return ScaleByLineSearchState(start, res.value, res.grad, info, aux)
 
-    def update_fn(
-        updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
-    ):
-        return update(
-            call, state, updates, params, value, grad, value_fn, extra_args,
-            has_aux=has_aux, restart=restart, search=run_search, new_state=new_state,
-        )  # fmt: skip
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return transformation(
+        call, init_fn, has_aux=has_aux, restart=restart, search=run_search, new_state=new_state
+    )
 
 
 # The adapter's own keywords, which a misplaced search option is told apart from.

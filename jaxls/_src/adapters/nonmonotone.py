@@ -11,7 +11,7 @@ import optax
 from jaxls._src import checks
 from jaxls._src.adapters import common
 from jaxls._src.adapters.common import LineSearchInfo
-from jaxls._src.adapters.update import update
+from jaxls._src.adapters.update import transformation
 from jaxls._src.step.backtracking import backtracking
 
 CALL = "optax.nonmonotone_armijo"
@@ -172,15 +172,9 @@ def nonmonotone_armijo(
             start, res.value, res.grad, new_reference, new_weight, info, aux
         )
 
-    def update_fn(
-        updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
-    ):
-        return update(
-            UPDATE, state, updates, params, value, grad, value_fn, extra_args,
-            has_aux=has_aux, restart=restart, search=search, new_state=new_state,
-        )  # fmt: skip
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return transformation(
+        UPDATE, init_fn, has_aux=has_aux, restart=restart, search=search, new_state=new_state
+    )
 
 
 __all__ = ["NonmonotoneArmijoState", "nonmonotone_armijo"]

@@ -12,7 +12,7 @@ import optax
 from jaxls._src import checks, loop
 from jaxls._src.adapters import common
 from jaxls._src.adapters.common import LineSearchInfo
-from jaxls._src.adapters.update import update
+from jaxls._src.adapters.update import transformation
 from jaxls._src.results import RUNNING, Status
 from jaxls._src.step.conditions import armijo_condition
 from jaxls._src.tree import tree_axpy
@@ -250,15 +250,9 @@ def stochastic_armijo(
     def new_state(state, res, value, *, start, info, aux) -> StochasticArmijoState:
         return StochasticArmijoState(start, info, aux)
 
-    def update_fn(
-        updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
-    ):
-        return update(
-            UPDATE, state, updates, params, value, grad, value_fn, extra_args,
-            has_aux=has_aux, restart=restart, search=search, new_state=new_state,
-        )  # fmt: skip
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return transformation(
+        UPDATE, init_fn, has_aux=has_aux, restart=restart, search=search, new_state=new_state
+    )
 
 
 __all__ = ["StochasticArmijoState", "stochastic_armijo"]

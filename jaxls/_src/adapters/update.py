@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from jaxls._src.adapters import common
 from jaxls._src.adapters.common import Restart
@@ -87,3 +88,26 @@ def update(
 
 
 __all__ = ["Searched", "update"]
+
+
+def transformation(
+    call: str,
+    init_fn: Callable,
+    *,
+    has_aux: bool,
+    restart: Restart,
+    search: Callable,
+    new_state: Callable,
+) -> optax.GradientTransformationExtraArgs:
+    """The optax transformation of a rule: ``init_fn``, and `update` with the rule's parts
+    behind optax's ``update(updates, state, params, *, value, grad, value_fn, **extra)``."""
+
+    def update_fn(
+        updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
+    ):
+        return update(
+            call, state, updates, params, value, grad, value_fn, extra_args,
+            has_aux=has_aux, restart=restart, search=search, new_state=new_state,
+        )  # fmt: skip
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
