@@ -3,10 +3,12 @@
 import __future__
 
 import importlib
+import inspect
 import importlib.metadata
 import importlib.resources
 import pathlib
 import types
+from collections.abc import Callable
 
 import pytest
 from packaging.version import Version
@@ -69,3 +71,52 @@ def test_star_import_gives_all(name):
     namespace: dict = {}
     exec(f"from {name} import *", namespace)
     assert set(namespace) - {"__builtins__"} == set(importlib.import_module(name).__all__)
+
+
+# The modules whose exports are the API a user calls; zoo and linezoo hold test problems.
+API_MODULES = ("jaxls", "jaxls.optax", "jaxls.ad")
+
+
+def unannotated(fun: Callable[..., object], method: bool = False) -> list[str]:
+    """The parameters of ``fun`` (``*args`` and ``**kwargs`` included; a method's ``self``
+    excepted) and its return that carry no annotation."""
+    signature = inspect.signature(fun)
+    parameters = list(signature.parameters.values())[1 if method else 0 :]
+    missing = [p.name for p in parameters if p.annotation is p.empty]
+    if signature.return_annotation is inspect.Signature.empty:
+        missing.append("return")
+    return missing
+
+
+def public_callables(name: str) -> dict[str, tuple[Callable[..., object], bool]]:
+    """Every function in ``name.__all__``, and every public method and property of its classes
+    that jaxls defines (a NamedTuple's generated methods and enum machinery are not), each
+    with whether it is a method."""
+    module = importlib.import_module(name)
+    found: dict[str, tuple[Callable[..., object], bool]] = {}
+    for export in module.__all__:
+        value = getattr(module, export)
+        if inspect.isfunction(value):
+            found[f"{name}.{export}"] = (value, False)
+        elif inspect.isclass(value):
+            for attr, member in vars(value).items():
+                member = member.fget if isinstance(member, property) else member
+                if (
+                    not attr.startswith("_")
+                    and inspect.isfunction(member)
+                    and member.__module__.startswith("jaxls")
+                ):
+                    found[f"{name}.{export}.{attr}"] = (member, True)
+    return found
+
+
+@pytest.mark.parametrize("name", API_MODULES)
+def test_public_signatures_are_annotated(name):
+    # No exemption: even the pass-throughs (`ad.vjp(*primals)`, `ad.trace(*args)`,
+    # `ad.checkpoint(**kwargs)`, `scale_by_line_search(**misplaced)`) are annotated.
+    callables = public_callables(name)
+    assert callables, f"no public callables found in {name}"
+    missing = {
+        where: m for where, (fun, method) in callables.items() if (m := unannotated(fun, method))
+    }
+    assert missing == {}, f"unannotated parameters or returns: {missing}"

@@ -23,6 +23,10 @@ from jax.typing import ArrayLike
 
 __all__ = ["RUNNING", "LineSearchResult", "ScalarResult", "Status", "status_message"]
 
+# A pytree of arrays (``x``, ``direction``, a gradient, ``params``): jax has no static type
+# for pytrees, so signatures name it to say what they take.
+PyTree = Any
+
 
 class Status(enum.IntEnum):
     """Outcome of a search, stored as an ``int32`` array in every result.

@@ -29,6 +29,7 @@ from jax.tree_util import keystr
 from jaxls._src.ad import jaxpr as jx
 from jaxls._src.ad.forward import jvp_closed
 from jaxls._src.ad.reverse import backward_sweep, forward_sweep
+from jaxls._src.results import PyTree
 
 FLOAT0 = jax.dtypes.float0
 
@@ -214,7 +215,9 @@ def _primals(c: jx.Closed, flat) -> list:
 # --- forward mode ---------------------------------------------------------------------------
 
 
-def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = False):
+def jvp(
+    fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = False
+) -> tuple[Any, ...]:
     r"""Forward mode: ``(fun(*primals), J fun(primals) . tangents)``, like `jax.jvp`.
 
     Args:
@@ -308,7 +311,7 @@ def _zero_tangent(out, int_zeros: bool):
 # --- reverse mode ---------------------------------------------------------------------------
 
 
-def vjp(fun: Callable, *primals, has_aux: bool = False):
+def vjp(fun: Callable, *primals: PyTree, has_aux: bool = False) -> tuple[Any, ...]:
     r"""Reverse mode: ``(fun(*primals), vjp_fn)`` with ``vjp_fn(ct) = ct . J``, like `jax.vjp`.
 
     The forward sweep runs now and keeps its intermediate values (the tape); each call of
@@ -442,7 +445,7 @@ def _partial(fun, args, kwargs, nums):
 
 def value_and_grad(
     fun: Callable,
-    argnums=0,
+    argnums: int | Sequence[int] = 0,
     has_aux: bool = False,
     holomorphic: bool = False,
     allow_int: bool = False,
@@ -529,7 +532,7 @@ def _value_and_grad(call, fun, argnums, has_aux, holomorphic, allow_int):
 
 def grad(
     fun: Callable,
-    argnums=0,
+    argnums: int | Sequence[int] = 0,
     has_aux: bool = False,
     holomorphic: bool = False,
     allow_int: bool = False,
@@ -580,7 +583,12 @@ def _jacobian_tree(flat_jac, out_shapes, x):
     return result
 
 
-def jacfwd(fun: Callable, argnums=0, has_aux: bool = False, holomorphic: bool = False) -> Callable:
+def jacfwd(
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+) -> Callable:
     r"""The Jacobian by forward mode, one JVP per input coordinate (vmapped), like
     `jax.jacfwd`.
 
@@ -625,7 +633,7 @@ def _jacfwd(call, fun, argnums, has_aux, holomorphic):
 
 def jacrev(
     fun: Callable,
-    argnums=0,
+    argnums: int | Sequence[int] = 0,
     has_aux: bool = False,
     holomorphic: bool = False,
     allow_int: bool = False,
@@ -682,7 +690,12 @@ def _jacrev(call, fun, argnums, has_aux, holomorphic, allow_int):
     return jac_fun
 
 
-def hessian(fun: Callable, argnums=0, has_aux: bool = False, holomorphic: bool = False) -> Callable:
+def hessian(
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+) -> Callable:
     r"""The Hessian, forward over reverse: ``jacfwd(jacrev(fun))``, like `jax.hessian`.
 
     Example:
@@ -695,7 +708,7 @@ def hessian(fun: Callable, argnums=0, has_aux: bool = False, holomorphic: bool =
     return _jacfwd("hessian", inner, argnums, has_aux, holomorphic)
 
 
-def hvp(fun: Callable, x, v):
+def hvp(fun: Callable, x: PyTree, v: PyTree) -> PyTree:
     r"""The Hessian-vector product ``H(x) v`` of a real scalar ``fun``, forward over
     reverse: one JVP of the gradient, never the Hessian itself.
 
@@ -708,7 +721,7 @@ def hvp(fun: Callable, x, v):
     return _jvp("hvp", _grad("hvp", fun), (x,), (v,))[1]
 
 
-def checkpoint(fun: Callable, **kwargs) -> Callable:
+def checkpoint(fun: Callable, **kwargs: Any) -> Callable:
     """Mark ``fun`` to be recomputed, not stored, by reverse mode (cuts memory for time).
 
     The forward sweep keeps only ``fun``'s inputs; the backward sweep re-runs ``fun``

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.typing import ArrayLike
 
 from jaxls._src.ad.api import jvp, vjp
+from jaxls._src.results import PyTree
 
 SCHEMES = ("forward", "central")
 
 
-def finite_difference_grad(f: Callable, x, eps=None, scheme: str = "central"):
+def finite_difference_grad(
+    f: Callable, x: PyTree, eps: float | None = None, scheme: str = "central"
+) -> PyTree:
     r"""The gradient of a scalar ``f`` at ``x`` (a pytree) by finite differences.
 
     ``forward``: ``(f(x + h e_i) - f(x)) / h``, error ``O(h)``, ``n + 1`` evaluations;
@@ -55,7 +59,14 @@ def finite_difference_grad(f: Callable, x, eps=None, scheme: str = "central"):
 
 
 def check_grads(
-    f: Callable, args: tuple, *, modes=("fwd", "rev"), eps=None, rtol=None, atol=None, seed: int = 0
+    f: Callable,
+    args: tuple,
+    *,
+    modes: Sequence[str] = ("fwd", "rev"),
+    eps: float | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    seed: int = 0,
 ) -> None:
     """Compare jaxls's forward and reverse derivatives of ``f`` at ``args`` with central
     finite differences along a random direction; raise `AssertionError` on a mismatch.
@@ -100,14 +111,14 @@ def check_grads(
         _assert_close("rev", jnp.vdot(ct, v), jnp.vdot(u, numeric), rtol, atol)
 
 
-def _check_fun(call: str, f) -> None:
+def _check_fun(call: str, f: object) -> None:
     if not callable(f):
         raise TypeError(
             f"jaxls.ad.{call}: `fun` must be callable, got {f!r} (a {type(f).__name__})."
         )
 
 
-def _assert_close(mode, ours, numeric, rtol, atol):
+def _assert_close(mode: str, ours: ArrayLike, numeric: ArrayLike, rtol: float, atol: float) -> None:
     ours, numeric = np.asarray(ours), np.asarray(numeric)
     scale = max(1.0, float(np.max(np.abs(numeric), initial=0.0)))
     if not np.allclose(ours, numeric, rtol=rtol, atol=atol * scale):

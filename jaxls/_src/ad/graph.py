@@ -15,6 +15,7 @@ import numpy as np
 from jaxls._src.ad import jaxpr as jx
 from jaxls._src.ad.forward import jvp_closed
 from jaxls._src.ad.reverse import backward_sweep, forward_sweep
+from jaxls._src.results import PyTree
 
 
 class Node(NamedTuple):
@@ -77,7 +78,9 @@ class Graph(NamedTuple):
         return "\n".join(lines)
 
 
-def trace(f: Callable, *args, tangents=None, cotangent=None) -> Graph:
+def trace(
+    f: Callable, *args: PyTree, tangents: PyTree | None = None, cotangent: PyTree | None = None
+) -> Graph:
     """Evaluate ``f(*args)`` node by node: values, forward tangents, backward adjoints.
 
     ``tangents`` (like ``args``; default: ones) seeds forward mode; ``cotangent`` (like the

@@ -18,7 +18,7 @@ from jaxls._src.adapters.common import (
     grad_norm,
     value_only,
 )
-from jaxls._src.results import Status, status_message
+from jaxls._src.results import PyTree, Status, status_message
 
 CALL = "optax.minimize"
 
@@ -60,7 +60,7 @@ class MinimizeResult(NamedTuple):
         return jnp.asarray(self.status) == Status.SUCCESS
 
     @property
-    def message(self):
+    def message(self) -> str | list:
         return status_message(self.status)
 
 
@@ -78,13 +78,13 @@ class _Carry(NamedTuple):
     num_grads: jax.Array
 
 
-def line_search_infos(state) -> list[LineSearchInfo]:
+def line_search_infos(state: PyTree) -> list[LineSearchInfo]:
     """Every jaxls `LineSearchInfo` inside an optimiser state."""
     nodes = jax.tree.leaves(state, is_leaf=lambda s: isinstance(s, LineSearchInfo))
     return [s for s in nodes if isinstance(s, LineSearchInfo)]
 
 
-def stored_value_and_grad(state):
+def stored_value_and_grad(state: PyTree) -> Any:
     """``(value, grad)`` kept in the state by a line search, or None if it keeps none."""
     try:
         value = optax.tree.get(state, "value")
@@ -96,7 +96,7 @@ def stored_value_and_grad(state):
 
 def minimize(
     fun: Callable,
-    params,
+    params: PyTree,
     optimizer: optax.GradientTransformation,
     *,
     max_iterations: int = 1000,
@@ -160,7 +160,7 @@ def minimize(
     reuse = stored_value_and_grad(state) is not None
     dtype = jnp.asarray(value).dtype
 
-    def running(c: _Carry):
+    def running(c: _Carry) -> jax.Array:
         return (
             jnp.isfinite(c.value) & (grad_norm(c.grad) > tol) & (c.num_iterations < max_iterations)
         )

@@ -32,7 +32,14 @@ class BracketState(NamedTuple):
     status: jax.Array
 
 
-def make_step(fun: Callable, x0, step_init, grow, has_aux: bool, aux_like) -> Callable:
+def make_step(
+    fun: Callable,
+    x0: jax.Array,
+    step_init: jax.Array,
+    grow: jax.Array,
+    has_aux: bool,
+    aux_like: Any,
+) -> Callable:
     def body(s: BracketState) -> BracketState:
         first = s.num_evals == 0
         second = s.num_evals == 1
@@ -69,10 +76,10 @@ def make_step(fun: Callable, x0, step_init, grow, has_aux: bool, aux_like) -> Ca
 
 def bracket(
     fun: Callable,
-    x0,
+    x0: float | jax.Array,
     *,
-    step_init=1.0,
-    grow=1.618034,
+    step_init: float | jax.Array = 1.0,
+    grow: float | jax.Array = 1.618034,
     max_evals: int = 50,
     has_aux: bool = False,
 ) -> ScalarResult:

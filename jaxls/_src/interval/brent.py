@@ -159,7 +159,13 @@ def finish(problem: common.Interval, s: BrentState) -> ScalarResult:
 
 
 def brent(
-    fun: Callable, lower, upper, *, tol=None, max_evals: int = 100, has_aux: bool = False
+    fun: Callable,
+    lower: float | jax.Array,
+    upper: float | jax.Array,
+    *,
+    tol: float | jax.Array | None = None,
+    max_evals: int = 100,
+    has_aux: bool = False,
 ) -> ScalarResult:
     r"""Minimise ``fun`` on ``[lower, upper]`` by Brent's method: parabolic or golden steps.
 

@@ -47,7 +47,7 @@ def init(problem: common.Interval) -> DichotomyState:
     )
 
 
-def make_step(fun: Callable, problem: common.Interval, tol) -> Callable:
+def make_step(fun: Callable, problem: common.Interval, tol: float | jax.Array) -> Callable:
     """One evaluation: the midpoint (first step), then ``y`` or ``z`` as the phase says.
 
     Convergence, ``max(x - lower, upper - x) <= tol`` (or the dtype's resolution, for
@@ -94,10 +94,10 @@ def make_step(fun: Callable, problem: common.Interval, tol) -> Callable:
 
 def dichotomy(
     fun: Callable,
-    lower,
-    upper,
+    lower: float | jax.Array,
+    upper: float | jax.Array,
     *,
-    tol=None,
+    tol: float | jax.Array | None = None,
     max_evals: int = 200,
     fixed_evals: int | None = None,
     has_aux: bool = False,

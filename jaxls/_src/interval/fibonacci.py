@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 
 from jaxls._src import checks
@@ -42,7 +43,12 @@ def fibonacci_fractions(fixed_evals: int) -> list[float]:
 
 
 def fibonacci(
-    fun: Callable, lower, upper, *, fixed_evals: int, has_aux: bool = False
+    fun: Callable,
+    lower: float | jax.Array,
+    upper: float | jax.Array,
+    *,
+    fixed_evals: int,
+    has_aux: bool = False,
 ) -> ScalarResult:
     r"""Minimise a unimodal ``fun`` on ``[lower, upper]`` with ``fixed_evals`` evaluations.
 

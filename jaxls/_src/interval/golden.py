@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import jax
+
 from jaxls._src import checks
 from jaxls._src.interval import common, section
 from jaxls._src.results import ScalarResult
@@ -16,10 +18,10 @@ RATIO = (math.sqrt(5.0) - 1.0) / 2.0  # 1/phi ~ 0.618034: bracket reduction per 
 
 def golden_section(
     fun: Callable,
-    lower,
-    upper,
+    lower: float | jax.Array,
+    upper: float | jax.Array,
     *,
-    tol=None,
+    tol: float | jax.Array | None = None,
     max_evals: int = 100,
     fixed_evals: int | None = None,
     has_aux: bool = False,

@@ -170,12 +170,12 @@ def finish(problem: common.Interval, s: ParabolicState) -> ScalarResult:
 
 def parabolic(
     fun: Callable,
-    lower,
-    upper,
+    lower: float | jax.Array,
+    upper: float | jax.Array,
     *,
-    tol=None,
+    tol: float | jax.Array | None = None,
     max_evals: int = 100,
-    x_init=None,
+    x_init: float | jax.Array | None = None,
     has_aux: bool = False,
 ) -> ScalarResult:
     r"""Minimise ``fun`` on ``[lower, upper]`` by successive parabolic interpolation.

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxls._src import checks, loop
-from jaxls._src.results import RUNNING, LineSearchResult, Status
+from jaxls._src.results import RUNNING, LineSearchResult, PyTree, Status
 from jaxls._src.step import common
 from jaxls._src.step.conditions import armijo_condition
 from jaxls._src.step.interpolate import cubic_minimizer, quadratic_minimizer
@@ -50,20 +50,20 @@ def next_step(origin: LinePoint, trial: LinePoint, shrink, interpolate: bool):
 
 def backtracking(
     fun: Callable | None,
-    x,
-    direction,
+    x: PyTree,
+    direction: PyTree,
     *,
-    value=None,
-    grad=None,
+    value: float | jax.Array | None = None,
+    grad: PyTree | None = None,
     value_and_grad: Callable | None = None,
     has_aux: bool = False,
-    step_init=1.0,
-    reference=None,
-    c1=1e-4,
-    shrink=0.5,
+    step_init: float | jax.Array = 1.0,
+    reference: float | jax.Array | None = None,
+    c1: float | jax.Array = 1e-4,
+    shrink: float | jax.Array = 0.5,
     interpolate: bool = False,
     trial_grads: bool = False,
-    epsilon=None,
+    epsilon: float | jax.Array | None = None,
     max_evals: int = 30,
 ) -> LineSearchResult:
     r"""Backtracking search for the Armijo condition ``phi(t) <= phi(0) + c1 t phi'(0)``.

@@ -17,6 +17,7 @@ References:
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 __all__ = [
@@ -30,7 +31,13 @@ __all__ = [
 ]
 
 
-def armijo_condition(value0, slope0, value, step, c1=1e-4):
+def armijo_condition(
+    value0: float | jax.Array,
+    slope0: float | jax.Array,
+    value: float | jax.Array,
+    step: float | jax.Array,
+    c1: float | jax.Array = 1e-4,
+) -> jax.Array | bool:
     r"""Sufficient decrease: ``phi(t) <= phi(0) + c1 t phi'(0)``.
 
     The lecture's ``f(x_k - a grad f) <= f(x_k) - c1 a ||grad f||^2`` for ``d = -grad f``.
@@ -47,7 +54,13 @@ def armijo_condition(value0, slope0, value, step, c1=1e-4):
     return (change <= c1 * step * slope0) & ((change < 0) | (step == 0))
 
 
-def goldstein_condition(value0, slope0, value, step, c1=0.25):
+def goldstein_condition(
+    value0: float | jax.Array,
+    slope0: float | jax.Array,
+    value: float | jax.Array,
+    step: float | jax.Array,
+    c1: float | jax.Array = 0.25,
+) -> jax.Array | bool:
     r"""Goldstein: ``phi(0) + (1 - c1) t phi'(0) <= phi(t) <= phi(0) + c1 t phi'(0)``.
 
     ``0 < c1 < 1/2``: Nocedal & Wright's ``c`` (eq. 3.11), here ``c1`` as the upper line is
@@ -66,7 +79,9 @@ def goldstein_condition(value0, slope0, value, step, c1=0.25):
     )
 
 
-def curvature_condition(slope0, slope, c2=0.9):
+def curvature_condition(
+    slope0: float | jax.Array, slope: float | jax.Array, c2: float | jax.Array = 0.9
+) -> jax.Array | bool:
     r"""Curvature: ``phi'(t) >= c2 phi'(0)``: the slope has flattened enough.
 
     Example:
@@ -77,7 +92,9 @@ def curvature_condition(slope0, slope, c2=0.9):
     return slope >= c2 * slope0
 
 
-def strong_curvature_condition(slope0, slope, c2=0.9):
+def strong_curvature_condition(
+    slope0: float | jax.Array, slope: float | jax.Array, c2: float | jax.Array = 0.9
+) -> jax.Array | bool:
     r"""Strong curvature: ``|phi'(t)| <= c2 |phi'(0)|``.
 
     Example:
@@ -88,7 +105,15 @@ def strong_curvature_condition(slope0, slope, c2=0.9):
     return jnp.abs(slope) <= c2 * jnp.abs(slope0)
 
 
-def wolfe_condition(value0, slope0, value, slope, step, c1=1e-4, c2=0.9):
+def wolfe_condition(
+    value0: float | jax.Array,
+    slope0: float | jax.Array,
+    value: float | jax.Array,
+    slope: float | jax.Array,
+    step: float | jax.Array,
+    c1: float | jax.Array = 1e-4,
+    c2: float | jax.Array = 0.9,
+) -> jax.Array | bool:
     r"""Weak Wolfe: Armijo with ``c1`` and curvature with ``c2``, ``0 < c1 < c2 < 1``.
 
     Example:
@@ -101,7 +126,15 @@ def wolfe_condition(value0, slope0, value, slope, step, c1=1e-4, c2=0.9):
     )
 
 
-def strong_wolfe_condition(value0, slope0, value, slope, step, c1=1e-4, c2=0.9):
+def strong_wolfe_condition(
+    value0: float | jax.Array,
+    slope0: float | jax.Array,
+    value: float | jax.Array,
+    slope: float | jax.Array,
+    step: float | jax.Array,
+    c1: float | jax.Array = 1e-4,
+    c2: float | jax.Array = 0.9,
+) -> jax.Array | bool:
     r"""Strong Wolfe: Armijo with ``c1`` and ``|phi'(t)| <= c2 |phi'(0)|``.
 
     Example:
@@ -114,7 +147,15 @@ def strong_wolfe_condition(value0, slope0, value, slope, step, c1=1e-4, c2=0.9):
     )
 
 
-def approximate_wolfe_condition(value0, slope0, value, slope, c1=0.1, c2=0.9, epsilon=1e-6):
+def approximate_wolfe_condition(
+    value0: float | jax.Array,
+    slope0: float | jax.Array,
+    value: float | jax.Array,
+    slope: float | jax.Array,
+    c1: float | jax.Array = 0.1,
+    c2: float | jax.Array = 0.9,
+    epsilon: float | jax.Array = 1e-6,
+) -> jax.Array | bool:
     r"""Hager-Zhang's approximate Wolfe conditions.
 
     ``(2 c1 - 1) phi'(0) >= phi'(t) >= c2 phi'(0)`` and

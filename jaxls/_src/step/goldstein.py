@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxls._src import checks, loop
-from jaxls._src.results import RUNNING, LineSearchResult, Status
+from jaxls._src.results import RUNNING, LineSearchResult, PyTree, Status
 from jaxls._src.step import common
 from jaxls._src.step.conditions import armijo_condition
 from jaxls._src.step.line import LinePoint
@@ -80,19 +80,19 @@ def model_slope(origin: LinePoint, lo: LinePoint, hi: LinePoint):
 
 def goldstein(
     fun: Callable | None,
-    x,
-    direction,
+    x: PyTree,
+    direction: PyTree,
     *,
-    value=None,
-    grad=None,
+    value: float | jax.Array | None = None,
+    grad: PyTree | None = None,
     value_and_grad: Callable | None = None,
     has_aux: bool = False,
-    step_init=1.0,
-    c1=0.1,
-    grow=2.0,
-    step_max=None,
+    step_init: float | jax.Array = 1.0,
+    c1: float | jax.Array = 0.1,
+    grow: float | jax.Array = 2.0,
+    step_max: float | jax.Array | None = None,
     trial_grads: bool = False,
-    epsilon=None,
+    epsilon: float | jax.Array | None = None,
     max_evals: int = 30,
 ) -> LineSearchResult:
     r"""Search for the Goldstein conditions, growing or shrinking the step.

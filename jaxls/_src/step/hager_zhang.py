@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxls._src import checks, loop
-from jaxls._src.results import RUNNING, LineSearchResult, Status
+from jaxls._src.results import RUNNING, LineSearchResult, PyTree, Status
 from jaxls._src.step import common
 from jaxls._src.step.conditions import (
     approximate_wolfe_condition,
@@ -78,21 +78,21 @@ def secant(p: LinePoint, q: LinePoint):
 
 def hager_zhang(
     fun: Callable | None,
-    x,
-    direction,
+    x: PyTree,
+    direction: PyTree,
     *,
-    value=None,
-    grad=None,
+    value: float | jax.Array | None = None,
+    grad: PyTree | None = None,
     value_and_grad: Callable | None = None,
     has_aux: bool = False,
-    step_init=1.0,
-    c1=0.1,
-    c2=0.9,
-    epsilon=None,
-    theta=0.5,
-    gamma=0.66,
-    grow=GROW,
-    step_max=None,
+    step_init: float | jax.Array = 1.0,
+    c1: float | jax.Array = 0.1,
+    c2: float | jax.Array = 0.9,
+    epsilon: float | jax.Array | None = None,
+    theta: float | jax.Array = 0.5,
+    gamma: float | jax.Array = 0.66,
+    grow: float | jax.Array = GROW,
+    step_max: float | jax.Array | None = None,
     max_evals: int = 30,
 ) -> LineSearchResult:
     r"""Hager & Zhang's line search for the Wolfe or approximate Wolfe conditions.

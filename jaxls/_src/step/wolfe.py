@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxls._src import checks, loop
-from jaxls._src.results import RUNNING, LineSearchResult, Status
+from jaxls._src.results import RUNNING, LineSearchResult, PyTree, Status
 from jaxls._src.step import common
 from jaxls._src.step.conditions import (
     armijo_condition,
@@ -119,20 +119,20 @@ def _shifted(point: LinePoint, shift) -> LinePoint:
 
 def wolfe(
     fun: Callable | None,
-    x,
-    direction,
+    x: PyTree,
+    direction: PyTree,
     *,
-    value=None,
-    grad=None,
+    value: float | jax.Array | None = None,
+    grad: PyTree | None = None,
     value_and_grad: Callable | None = None,
     has_aux: bool = False,
-    step_init=1.0,
-    c1=1e-4,
-    c2=0.9,
+    step_init: float | jax.Array = 1.0,
+    c1: float | jax.Array = 1e-4,
+    c2: float | jax.Array = 0.9,
     strong: bool = True,
-    grow=GROW,
-    epsilon=None,
-    step_max=None,
+    grow: float | jax.Array = GROW,
+    epsilon: float | jax.Array | None = None,
+    step_max: float | jax.Array | None = None,
     max_evals: int = 30,
 ) -> LineSearchResult:
     r"""Wolfe search: ``phi(t) <= phi(0) + c1 t phi'(0)`` and ``|phi'(t)| <= c2 |phi'(0)|``.
