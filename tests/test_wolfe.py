@@ -860,6 +860,8 @@ def test_step_max_below_the_resolution_evaluates_nothing(given):
     res = jaxls.wolfe(fun, x, d, step_max=1e-4, **known)
     assert int(res.status) == S.ROUNDING and float(res.step) == 0.0
     assert int(res.num_evals) == (0 if given else 1)
+    if given:
+        return  # the batch below gives neither: checked once, with given=False
     batch = jax.vmap(lambda a: jaxls.wolfe(fun, jnp.full(2, a), d, step_max=1e-4))
     res = batch(jnp.array([1e4, 1.0]))
     assert np.asarray(res.status).tolist() == [S.ROUNDING, S.STEP_LIMIT]
