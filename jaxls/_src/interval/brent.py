@@ -42,6 +42,9 @@ class BrentState(NamedTuple):
     status: jax.Array
 
 
+Points = tuple[Point, ...]  # x, w, v
+
+
 def init(problem: common.Interval) -> BrentState:
     start = common.toward(problem.lower, problem.upper, RHO)
     point = Point(start, jnp.asarray(jnp.inf, problem.dtype))
@@ -61,6 +64,124 @@ def init(problem: common.Interval) -> BrentState:
     )
 
 
+def fit_parabola(s: BrentState) -> tuple[jax.Array, jax.Array]:
+    """Brent's ``p, q >= 0``: the parabola through ``x, w, v`` has its vertex at ``x + p / q``."""
+    (x, fx, _), (w, fw, _), (v, fv, _) = s.x, s.w, s.v
+    r = (x - w) * (fx - fv)
+    q = (x - v) * (fx - fw)
+    p = (x - v) * q - (x - w) * r
+    q = 2 * (q - r)
+    p = jnp.where(q > 0, -p, p)
+    return p, jnp.abs(q)
+
+
+def accept_parabola(s: BrentState, p: jax.Array, q: jax.Array, tol1: jax.Array) -> jax.Array:
+    """Whether the vertex is a sound step: inside ``(a, b)`` and under half the step before last."""
+    a, b = s.lower, s.upper
+    x, w, v = s.x.x, s.w.x, s.v.x
+    # Accept it if the step before last was not tiny, and the vertex is inside (a, b)
+    # and less than half that step away (|p| < |q e / 2| also rules out q = 0). When
+    # two of x, w, v coincide q is 0 in exact arithmetic, but a compiler that fuses
+    # multiply-adds can leave rounding noise in it: test for distinct points instead.
+    return (
+        (x != w)
+        & (x != v)
+        & (w != v)
+        & (jnp.abs(s.e_half) > tol1 / 2)
+        & (jnp.abs(p) < jnp.abs(q * s.e_half))
+        & (p > q * (a - x))
+        & (p < q * (b - x))
+    )
+
+
+def parabolic_trial(
+    s: BrentState, above: jax.Array, tol1: jax.Array, tol2: jax.Array, dtype: Any
+) -> tuple[jax.Array, jax.Array]:
+    """``(accepted, d)``: the step to the vertex, moved ``tol1`` toward ``m`` near an end."""
+    a, b, x = s.lower, s.upper, s.x.x
+    p, q = fit_parabola(s)
+    parabolic = accept_parabola(s, p, q, tol1)
+    d = (p / jnp.where(parabolic, q, 1)).astype(dtype)
+    u = x + d
+    toward_m = jnp.where(above, tol1, -tol1)
+    d = jnp.where((u - a < tol2) | (b - u < tol2), toward_m, d)
+    return parabolic, d
+
+
+def golden_trial(s: BrentState, above: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(d, e / 2)`` of golden section into the larger part: ``e = (b or a) - x, d = RHO e``."""
+    e_half = common.half_width(s.x.x, jnp.where(above, s.upper, s.lower))
+    return (2 * RHO) * e_half, e_half
+
+
+def trial_point(
+    x: jax.Array, d: jax.Array, a: jax.Array, b: jax.Array, tol1: jax.Array
+) -> jax.Array:
+    """``x + d``, but never closer than ``tol1`` to ``x``, clipped to ``[a, b]``."""
+    u = x + jnp.where(jnp.abs(d) >= tol1, d, jnp.where(d > 0, tol1, -tol1))
+    return jnp.clip(u, a, b)
+
+
+def update_bracket(
+    a: jax.Array, b: jax.Array, x: jax.Array, u: jax.Array, better: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """The part of ``[a, b]`` on the side of ``u`` or ``x`` that holds the better value."""
+    left = u < x
+    lower = jnp.where(better, jnp.where(left, a, x), jnp.where(left, u, a))
+    upper = jnp.where(better, jnp.where(left, x, b), jnp.where(left, b, u))
+    return lower, upper
+
+
+def update_points(s: BrentState, new: Point, better: jax.Array) -> Points:
+    """Brent's bookkeeping: ``x`` best, ``w`` second best, ``v`` the previous ``w``."""
+    (x, _, _), (w, fw, _), (v, fv, _) = s.x, s.w, s.v
+    fu = new.value
+    to_w = ~better & ((fu <= fw) | (w == x))
+    to_v = ~better & ~to_w & ((fu <= fv) | (v == x) | (v == w))
+    x_new = select(better, new, s.x)
+    w_new = select(better, s.x, select(to_w, new, s.w))
+    v_new = select(better | to_w, s.w, select(to_v, new, s.v))
+    return x_new, w_new, v_new
+
+
+def start(
+    first: jax.Array,
+    s: BrentState,
+    new: Point,
+    lower: jax.Array,
+    upper: jax.Array,
+    points: Points,
+    d: jax.Array,
+    e_half: jax.Array,
+) -> tuple[jax.Array, jax.Array, Points, jax.Array, jax.Array]:
+    """After the first evaluation ``x = w = v``, as before Brent's loop; ``e = 0`` forces golden."""
+    lower = jnp.where(first, s.lower, lower)
+    upper = jnp.where(first, s.upper, upper)
+    points = tuple(select(first, new, pt) for pt in points)
+    return lower, upper, points, jnp.where(first, 0, d), jnp.where(first, 0, e_half)
+
+
+def keep_finite(
+    s: BrentState,
+    fu: jax.Array,
+    first: jax.Array,
+    lower: jax.Array,
+    upper: jax.Array,
+    points: Points,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, Points]:
+    """``(finite, keep, lower, upper, points)``: on a NaN or inf, keep the old points and bracket.
+
+    The search stops on the best finite point; if it is the very first value, the result is
+    that point (finite, inside the interval) with its value.
+    """
+    finite = jnp.isfinite(fu)
+    keep = ~finite & ~first
+    lower = jnp.where(finite, lower, s.lower)
+    upper = jnp.where(finite, upper, s.upper)
+    points = tuple(select(keep, old, pt) for old, pt in zip((s.x, s.w, s.v), points, strict=True))
+    return finite, keep, lower, upper, points
+
+
 def make_step(fun: Callable, problem: common.Interval) -> Callable:
     """One evaluation at Brent's trial point; converged when ``max(x - a, b - x) <= tol``.
 
@@ -73,79 +194,28 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
     tol1 = tol2 / 2
 
     def step(s: BrentState) -> BrentState:
-        a, b = s.lower, s.upper
-        (x, fx, _), (w, fw, _), (v, fv, _) = s.x, s.w, s.v
-        m = a / 2 + b / 2
-        above = x < m  # the larger part of the bracket is above x
-
-        # Parabola through x, w, v: its vertex is x + p / q.
-        r = (x - w) * (fx - fv)
-        q = (x - v) * (fx - fw)
-        p = (x - v) * q - (x - w) * r
-        q = 2 * (q - r)
-        p = jnp.where(q > 0, -p, p)
-        q = jnp.abs(q)
-        # Accept it if the step before last was not tiny, and the vertex is inside (a, b)
-        # and less than half that step away (|p| < |q e / 2| also rules out q = 0). When
-        # two of x, w, v coincide q is 0 in exact arithmetic, but a compiler that fuses
-        # multiply-adds can leave rounding noise in it: test for distinct points instead.
-        parabolic = (
-            (x != w)
-            & (x != v)
-            & (w != v)
-            & (jnp.abs(s.e_half) > tol1 / 2)
-            & (jnp.abs(p) < jnp.abs(q * s.e_half))
-            & (p > q * (a - x))
-            & (p < q * (b - x))
-        )
-        d_parabolic = (p / jnp.where(parabolic, q, 1)).astype(dtype)
-        u = x + d_parabolic
-        toward_m = jnp.where(above, tol1, -tol1)
-        d_parabolic = jnp.where((u - a < tol2) | (b - u < tol2), toward_m, d_parabolic)
-        # Golden section into the larger part: e = (b or a) - x, d = RHO e.
-        e_golden_half = common.half_width(x, jnp.where(above, b, a))
-        d = jnp.where(parabolic, d_parabolic, (2 * RHO) * e_golden_half)
+        a, b, x = s.lower, s.upper, s.x.x
+        above = x < a / 2 + b / 2  # the larger part of the bracket is above x
+        parabolic, d_parabolic = parabolic_trial(s, above, tol1, tol2, dtype)
+        d_golden, e_golden_half = golden_trial(s, above)
+        d = jnp.where(parabolic, d_parabolic, d_golden)
         e_half = jnp.where(parabolic, s.d / 2, e_golden_half)
 
-        # Never closer than tol1 to x; the very first step evaluates the starting point.
-        first = s.num_evals == 0
-        u = x + jnp.where(jnp.abs(d) >= tol1, d, jnp.where(d > 0, tol1, -tol1))
-        u = jnp.where(first, x, jnp.clip(u, a, b))
+        first = s.num_evals == 0  # the very first step evaluates the starting point
+        u = jnp.where(first, x, trial_point(x, d, a, b, tol1))
         fu, aux_u = common.evaluate(fun, u, problem)
-
-        better = fu <= fx
-        left = u < x
-        lower = jnp.where(better, jnp.where(left, a, x), jnp.where(left, u, a))
-        upper = jnp.where(better, jnp.where(left, x, b), jnp.where(left, b, u))
         new = Point(u, fu)
-        # Brent's bookkeeping: x best, w second best, v the previous w.
-        to_w = ~better & ((fu <= fw) | (w == x))
-        to_v = ~better & ~to_w & ((fu <= fv) | (v == x) | (v == w))
-        x_new = select(better, new, s.x)
-        w_new = select(better, s.x, select(to_w, new, s.w))
-        v_new = select(better | to_w, s.w, select(to_v, new, s.v))
-        # After the first evaluation x = w = v, as before Brent's loop; e = 0 forces a
-        # golden-section step next.
-        lower = jnp.where(first, a, lower)
-        upper = jnp.where(first, b, upper)
-        x_new, w_new, v_new = (select(first, new, pt) for pt in (x_new, w_new, v_new))
-        d = jnp.where(first, 0, d)
-        e_half = jnp.where(first, 0, e_half)
 
-        # A NaN or inf stops the search on the best finite point; if it is the very first
-        # value, the result is that point (finite, inside the interval) with its value.
-        finite = jnp.isfinite(fu)
-        keep = ~finite & ~first
-        lower = jnp.where(finite, lower, a)
-        upper = jnp.where(finite, upper, b)
-        x_new, w_new, v_new = (
-            select(keep, old, pt)
-            for old, pt in zip((s.x, s.w, s.v), (x_new, w_new, v_new), strict=True)
-        )
+        better = fu <= s.x.value
+        lower, upper = update_bracket(a, b, x, u, better)
+        points = update_points(s, new, better)
+        lower, upper, points, d, e_half = start(first, s, new, lower, upper, points, d, e_half)
+        finite, keep, lower, upper, points = keep_finite(s, fu, first, lower, upper, points)
+        x_new, w_new, v_new = points
         aux = select((better | first) & ~keep, aux_u, s.aux)  # the aux of x_new
 
         spread = common.spread(x_new.x, lower, upper)
-        ties = common.count_ties(s.ties, fu, fx)
+        ties = common.count_ties(s.ties, fu, s.x.value)
         status = common.stop_status(spread, problem, problem.tol, finite, ties)
         n = s.num_evals + 1
         return BrentState(lower, upper, x_new, w_new, v_new, aux, d, e_half, ties, n, status)

@@ -76,6 +76,113 @@ def certify(p1: Point, p2: Point, p3: Point):
     return lower, upper, best
 
 
+def fit_parabola(p1: Point, p2: Point, p3: Point, dtype) -> tuple[jax.Array, jax.Array]:
+    """``(convex, vertex)`` of the parabola through the triple; the vertex is used if convex."""
+    (x1, f1, _), (x2, f2, _), (x3, f3, _) = p1, p2, p3
+    # Vertex of the parabola through the triple, u = x2 - numerator / (2 denominator):
+    #   numerator = (x2-x1)^2 (f2-f3) - (x2-x3)^2 (f2-f1),
+    #   denominator = (x2-x1)(f2-f3) - (x2-x3)(f2-f1) = -(x2-x1)(x3-x2)(x3-x1) f[x1,x2,x3],
+    # negative iff the parabola is convex. Any other case (flat or concave parabola, an
+    # unevaluated point) is rejected, so the division is always by a negative number.
+    a = (x2 - x1) * (f2 - f3)
+    c = (x2 - x3) * (f2 - f1)
+    numerator = (x2 - x1) * a - (x2 - x3) * c
+    denominator = a - c
+    convex = (denominator < 0) & jnp.isfinite(f1) & jnp.isfinite(f2) & jnp.isfinite(f3)
+    vertex = (x2 - numerator / (2 * jnp.where(convex, denominator, -1))).astype(dtype)
+    return convex, vertex
+
+
+def accept_parabola(s: ParabolicState, convex, vertex) -> jax.Array:
+    """Whether to step to the vertex: convex, not stalled, and inside or beyond the best end."""
+    x, lower, upper = s.best.x, s.lower, s.upper
+    # Accept a vertex inside the bracket, or beyond the end that holds the best point
+    # (a triple that does not bracket): the minimiser is then likely at that end.
+    inside = (vertex > lower) & (vertex < upper)
+    beyond = ((x == lower) & (vertex <= lower)) | ((x == upper) & (vertex >= upper))
+    return convex & (inside | beyond) & (s.stalls < MAX_STALLS)
+
+
+def golden_trial(s: ParabolicState) -> tuple[jax.Array, jax.Array]:
+    """``(right, golden)``: a golden-section point from the best point into the larger segment."""
+    x, lower, upper = s.best.x, s.lower, s.upper
+    right = common.half_width(x, upper) >= common.half_width(lower, x)
+    return right, common.toward(x, jnp.where(right, upper, lower), RHO)
+
+
+def safeguard(u, x, right, lower, upper, half) -> jax.Array:
+    """``u`` moved to ``half`` from ``x`` if closer, and clipped to ``[lower, upper]``."""
+    # Never closer than tol / 2 to the best point: this is what makes the bracket shrink
+    # to the tolerance once the vertex sits on the best point.
+    u = jnp.where(jnp.abs(u - x) < half, x + jnp.where(right, half, -half), u)
+    return jnp.clip(u, lower, upper)
+
+
+def initial_triple(s: ParabolicState, u):
+    """``((init_x1, init_x2, init_x3), u)``: the first steps evaluate the initial triple.
+
+    ``x_init`` first, then ``lower``, then ``upper`` if the bracket still reaches it.
+    """
+    (x1, f1, _), (x2, f2, _), (x3, _, _) = s.p1, s.p2, s.p3
+    n = s.num_evals
+    init_x2 = n == 0
+    init_x1 = n == 1
+    init_x3 = (n == 2) & (f2 <= f1)
+    u = jnp.where(init_x2, x2, jnp.where(init_x1, x1, jnp.where(init_x3, x3, u)))
+    return (init_x1, init_x2, init_x3), u
+
+
+def update_triple(s: ParabolicState, new: Point, bracketing) -> tuple[Point, Point, Point]:
+    """The three consecutive points around the best of the four.
+
+    When the best is an end of the triple, ``u`` lies between it and ``x2`` and is kept next
+    to it. A tie keeps the old best point, so that on a plateau of equal values the bracket
+    closes on it.
+    """
+    better = (new.value < s.best.value) | ~bracketing
+    left = new.x < s.p2.x
+    p1 = select(left, select(better, s.p1, new), select(better, s.p2, s.p1))
+    p2 = select(better, new, s.p2)
+    p3 = select(left, select(better, s.p2, s.p3), select(better, s.p3, new))
+    return p1, p2, p3
+
+
+def fill_triple(s: ParabolicState, new: Point, init, points):
+    """``(searching, points)``: while the triple is being evaluated, ``new`` fills its slot."""
+    init_x1, init_x2, init_x3 = init
+    p1, p2, p3 = points
+    searching = ~(init_x1 | init_x2 | init_x3)
+    p1 = select(searching, p1, select(init_x1, new, s.p1))
+    p2 = select(searching, p2, select(init_x2, new, s.p2))
+    p3 = select(searching, p3, select(init_x3, new, s.p3))
+    return searching, (p1, p2, p3)
+
+
+def count_stalls(s: ParabolicState, lower, upper, searching) -> tuple[jax.Array, jax.Array]:
+    """``(width, stalls)``: fall back to golden section until the bracket halves again."""
+    width = common.half_width(lower, upper)
+    halved = ~searching | (width <= s.width / 2)
+    stalls = jnp.where(halved, 0, s.stalls + 1).astype(jnp.int32)
+    return jnp.where(halved, width, s.width), stalls
+
+
+def keep_finite(s: ParabolicState, new: Point, lower, upper, best, points):
+    """``(finite, lower, upper, best, points)``: on a NaN or inf, keep the old state.
+
+    The search stops on the best finite point; if it is the very first value, the result is
+    that point (finite, inside the interval) with its value.
+    """
+    finite = jnp.isfinite(new.value)
+    first = s.num_evals == 0
+    lower = jnp.where(finite, lower, s.lower)
+    upper = jnp.where(finite, upper, s.upper)
+    best = select(finite, best, select(first, new, s.best))
+    points = tuple(
+        select(finite, p, old) for p, old in zip(points, (s.p1, s.p2, s.p3), strict=True)
+    )
+    return finite, lower, upper, best, points
+
+
 def make_step(fun: Callable, problem: common.Interval) -> Callable:
     """One evaluation; converged when ``max(x - lower, upper - x) <= tol`` (``ROUNDING`` at the
     dtype's resolution)."""
@@ -83,80 +190,29 @@ def make_step(fun: Callable, problem: common.Interval) -> Callable:
     half = problem.stop / 2
 
     def step(s: ParabolicState) -> ParabolicState:
-        (x1, f1, _), (x2, f2, _), (x3, f3, _) = s.p1, s.p2, s.p3
         x, lower, upper = s.best.x, s.lower, s.upper
-        bracketing = (f2 <= f1) & (f2 <= f3)
-
-        # Vertex of the parabola through the triple, u = x2 - numerator / (2 denominator):
-        #   numerator = (x2-x1)^2 (f2-f3) - (x2-x3)^2 (f2-f1),
-        #   denominator = (x2-x1)(f2-f3) - (x2-x3)(f2-f1) = -(x2-x1)(x3-x2)(x3-x1) f[x1,x2,x3],
-        # negative iff the parabola is convex. Any other case (flat or concave parabola, an
-        # unevaluated point) is rejected, so the division is always by a negative number.
-        a = (x2 - x1) * (f2 - f3)
-        c = (x2 - x3) * (f2 - f1)
-        numerator = (x2 - x1) * a - (x2 - x3) * c
-        denominator = a - c
-        convex = (denominator < 0) & jnp.isfinite(f1) & jnp.isfinite(f2) & jnp.isfinite(f3)
-        vertex = (x2 - numerator / (2 * jnp.where(convex, denominator, -1))).astype(dtype)
-        # Accept a vertex inside the bracket, or beyond the end that holds the best point
-        # (a triple that does not bracket): the minimiser is then likely at that end.
-        inside = (vertex > lower) & (vertex < upper)
-        beyond = ((x == lower) & (vertex <= lower)) | ((x == upper) & (vertex >= upper))
-        parabolic = convex & (inside | beyond) & (s.stalls < MAX_STALLS)
-
-        # Otherwise a golden-section step from the best point into the larger segment.
-        right = common.half_width(x, upper) >= common.half_width(lower, x)
-        golden = common.toward(x, jnp.where(right, upper, lower), RHO)
+        bracketing = (s.p2.value <= s.p1.value) & (s.p2.value <= s.p3.value)
+        convex, vertex = fit_parabola(s.p1, s.p2, s.p3, dtype)
+        parabolic = accept_parabola(s, convex, vertex)
+        right, golden = golden_trial(s)
         u = jnp.where(parabolic, jnp.clip(vertex, lower, upper), golden)
-        # Never closer than tol / 2 to the best point: this is what makes the bracket shrink
-        # to the tolerance once the vertex sits on the best point.
-        u = jnp.where(jnp.abs(u - x) < half, x + jnp.where(right, half, -half), u)
-        u = jnp.clip(u, lower, upper)
-
-        # The initial triple: x_init, lower, then upper if the bracket still reaches it.
-        n = s.num_evals
-        init_x2 = n == 0
-        init_x1 = n == 1
-        init_x3 = (n == 2) & (f2 <= f1)
-        u = jnp.where(init_x2, x2, jnp.where(init_x1, x1, jnp.where(init_x3, x3, u)))
+        u = safeguard(u, x, right, lower, upper, half)
+        init, u = initial_triple(s, u)
         fu, aux = common.evaluate(fun, u, problem)
         new = Point(u, fu, aux)
 
-        # Keep the three consecutive points around the best of the four. When the best is
-        # an end of the triple, u lies between it and x2 and is kept next to it. A tie keeps
-        # the old best point, so that on a plateau of equal values the bracket closes on it.
-        better = (fu < s.best.value) | ~bracketing
-        left = u < x2
-        p1 = select(left, select(better, s.p1, new), select(better, s.p2, s.p1))
-        p2 = select(better, new, s.p2)
-        p3 = select(left, select(better, s.p2, s.p3), select(better, s.p3, new))
-        searching = ~(init_x1 | init_x2 | init_x3)
-        p1 = select(searching, p1, select(init_x1, new, s.p1))
-        p2 = select(searching, p2, select(init_x2, new, s.p2))
-        p3 = select(searching, p3, select(init_x3, new, s.p3))
-        lower, upper, best = certify(p1, p2, p3)
-
-        # Fall back to golden section until the bracket halves again.
-        width = common.half_width(lower, upper)
-        halved = ~searching | (width <= s.width / 2)
-        stalls = jnp.where(halved, 0, s.stalls + 1).astype(jnp.int32)
-        width = jnp.where(halved, width, s.width)
-
-        # A NaN or inf stops the search on the best finite point; if it is the very first
-        # value, the result is that point (finite, inside the interval) with its value.
-        finite = jnp.isfinite(fu)
-        first = n == 0
-        lower = jnp.where(finite, lower, s.lower)
-        upper = jnp.where(finite, upper, s.upper)
-        best = select(finite, best, select(first, new, s.best))
-        p1, p2, p3 = (
-            select(finite, p, old) for p, old in zip((p1, p2, p3), (s.p1, s.p2, s.p3), strict=True)
-        )
+        points = update_triple(s, new, bracketing)
+        searching, points = fill_triple(s, new, init, points)
+        lower, upper, best = certify(*points)
+        width, stalls = count_stalls(s, lower, upper, searching)
+        finite, lower, upper, best, points = keep_finite(s, new, lower, upper, best, points)
 
         ties = common.count_ties(s.ties, fu, s.best.value)
         spread = common.spread(best.x, lower, upper)
         status = common.stop_status(spread, problem, problem.tol, finite, ties)
-        return ParabolicState(lower, upper, best, p1, p2, p3, width, stalls, ties, n + 1, status)
+        n = s.num_evals + 1
+        p1, p2, p3 = points
+        return ParabolicState(lower, upper, best, p1, p2, p3, width, stalls, ties, n, status)
 
     return step
 
