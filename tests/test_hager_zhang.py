@@ -27,6 +27,8 @@ from scipy.optimize import line_search
 import jaxls
 from jaxls import linezoo
 from tests.helpers import (
+    aux_objective,
+    check_aux_of_returned_point,
     arrays,
     tree_dot,
     tree_grad,
@@ -911,28 +913,9 @@ def test_no_success_without_decrease_except_approximate_wolfe():
     assert float(mirror.step) == 0.0 and float(mirror.value) == float(f(x))
 
 
-def aux_objective(x):
-    value = jnp.sum(jnp.cosh(x - 1.0))
-    return value, {"point": x, "value": value}
-
-
 @pytest.mark.parametrize("transform", ["eager", "jit", "vmap"])
 def test_has_aux_returns_the_aux_of_the_returned_point(transform):
-    x, d = jnp.zeros(2), jnp.array([1.0, 2.0])
-
-    def solve(x, d, t0):
-        return jaxls.hager_zhang(aux_objective, x, d, has_aux=True, step_init=t0, c2=0.1)
-
-    if transform == "vmap":
-        res = jax.vmap(solve, in_axes=(None, None, 0))(x, d, jnp.array([1.0, 1e-3, 30.0]))
-    else:
-        res = (jax.jit(solve) if transform == "jit" else solve)(x, d, jnp.asarray(1.0))
-    steps = np.atleast_1d(np.asarray(res.step))
-    points = np.asarray(res.aux["point"]).reshape(len(steps), 2)
-    for t, point in zip(steps, points, strict=True):
-        np.testing.assert_array_equal(point, np.asarray(x + jnp.float32(t) * d))
-    np.testing.assert_array_equal(np.asarray(res.aux["value"]), np.asarray(res.value))
-    assert np.all(np.asarray(res.status) == S.SUCCESS)
+    x, d = check_aux_of_returned_point(jaxls.hager_zhang, transform, c2=0.1)
     failed = jaxls.hager_zhang(aux_objective, x, d, has_aux=True, max_evals=1)
     assert int(failed.status) == S.MAX_EVALS and float(failed.step) == 0.0
     np.testing.assert_array_equal(np.asarray(failed.aux["point"]), np.asarray(x))

@@ -26,7 +26,14 @@ from hypothesis import strategies as st
 
 import jaxls
 from jaxls import linezoo
-from tests.helpers import EvalCounter, count_primitive, tree_equal_bitwise, while_bodies
+from tests.helpers import (
+    EvalCounter,
+    aux_objective,
+    check_aux_of_returned_point,
+    count_primitive,
+    tree_equal_bitwise,
+    while_bodies,
+)
 
 S = jaxls.Status
 F32 = np.finfo(np.float32).eps
@@ -939,28 +946,9 @@ def test_minimize_leaves_the_rounding_floor_of_rosenbrock():
 # --- has_aux, and the L-BFGS recipe of the README in float32. --------------------------------
 
 
-def aux_objective(x):
-    value = jnp.sum(jnp.cosh(x - 1.0))
-    return value, {"point": x, "value": value}
-
-
 @pytest.mark.parametrize("transform", ["eager", "jit", "vmap"])
 def test_has_aux_returns_the_aux_of_the_returned_point(transform):
-    x, d = jnp.zeros(2), jnp.array([1.0, 2.0])
-
-    def solve(x, d, t0):
-        return jaxls.wolfe(aux_objective, x, d, has_aux=True, step_init=t0, c2=0.1)
-
-    if transform == "vmap":
-        res = jax.vmap(solve, in_axes=(None, None, 0))(x, d, jnp.array([1.0, 1e-3, 30.0]))
-    else:
-        res = (jax.jit(solve) if transform == "jit" else solve)(x, d, jnp.asarray(1.0))
-    steps = np.atleast_1d(np.asarray(res.step))
-    points = np.asarray(res.aux["point"]).reshape(len(steps), 2)
-    for t, point in zip(steps, points, strict=True):
-        np.testing.assert_array_equal(point, np.asarray(x + jnp.float32(t) * d))
-    np.testing.assert_array_equal(np.asarray(res.aux["value"]), np.asarray(res.value))
-    assert np.all(np.asarray(res.status) == S.SUCCESS)
+    x, d = check_aux_of_returned_point(jaxls.wolfe, transform, c2=0.1)
     # Failure: the origin's aux.
     failed = jaxls.wolfe(aux_objective, x, -d, has_aux=True)
     assert int(failed.status) == S.NOT_DESCENT
@@ -969,7 +957,7 @@ def test_has_aux_returns_the_aux_of_the_returned_point(transform):
 
 def make_logistic(num, seed=0):
     """L2-regularised logistic regressions, 100 x 5 each, labels from a random ``w`` plus
-    noise (the issue's family; /tmp/float32_problems.py measures 400 of them)."""
+    noise (the issue's family; benchmarks/float32.py measures them)."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(num, 100, 5))
     w_true = rng.normal(size=(num, 5))
