@@ -983,7 +983,7 @@ def test_readme_lbfgs_recipe_converges_in_float32():
     """The README's recipe, vmapped over 32 float32 logistic regressions (x64 off). With the
     old defaults (``epsilon=0``: exact Armijo) 4 of these ended in MAX_ITERATIONS (46 of 400),
     stalled at the float32 rounding floor; optax's zoom fails on none. Measured on 400 of
-    them and on 400 exponential-decay fits (/tmp/float32_problems.py): no failure, mean
+    them and on 400 exponential-decay fits (benchmarks/float32.py): no failure, mean
     evaluations within 2% of zoom's."""
     X, y = make_logistic(32)
     res = lbfgs_fit(())(X, y)
