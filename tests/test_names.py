@@ -131,6 +131,12 @@ def test_interval_searches_name_a_fixed_budget_fixed_evals(name):
         assert params["fixed_evals"].default is None and "max_evals" in params
     else:
         assert params["fixed_evals"].default is inspect.Parameter.empty
+    if "max_evals" in params:
+        # Enough to reach float64's resolution on any interval: 100, or 200 for dichotomy's
+        # two evaluations per halving (its docstring says so); bracket's 50 grow its step by
+        # up to 2^50.
+        expected = {"dichotomy": 200, "bracket": 50}.get(name, 100)
+        assert default(getattr(jaxls, name), "max_evals") == expected
 
 
 def test_bracket_starts_from_step_init_and_grows_by_grow():

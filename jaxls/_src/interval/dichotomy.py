@@ -147,7 +147,9 @@ def dichotomy(
         (x64 enabled), ``0.088`` in bfloat16 and ``0.031`` in float16, times
         ``max(1, |lower|, |upper|)``, per member under `jax.vmap`; it never warns. A given
         ``tol`` is used as is.
-      max_evals: hard cap on evaluations (static Python int, ``>= 1``).
+      max_evals: hard cap on evaluations (static Python int, ``>= 1``). The default, 200,
+        is the other interval searches' 100 for a method that spends up to two evaluations
+        per halving: like theirs, it reaches float64's resolution on any interval.
       fixed_evals: fixed-budget mode. If given, evaluate ``fun`` this many times in a loop of
         fixed length (a `lax.scan`: no data-dependent predicate), fewer only if it stops
         with ``NONFINITE`` or ``ROUNDING`` (``num_evals`` of the result counts the calls);

@@ -30,6 +30,10 @@ __all__ = [
     "wolfe_condition",
 ]
 
+# The default rounding allowance of the approximate Wolfe test, in ulps of phi(0): the
+# searches' ``epsilon=None`` and `approximate_wolfe_condition`'s.
+EPSILON_ULPS = 16
+
 
 def armijo_condition(
     value0: float | jax.Array,
@@ -59,7 +63,7 @@ def goldstein_condition(
     slope0: float | jax.Array,
     value: float | jax.Array,
     step: float | jax.Array,
-    c1: float | jax.Array = 0.25,
+    c1: float | jax.Array = 0.1,
 ) -> jax.Array | bool:
     r"""Goldstein: ``phi(0) + (1 - c1) t phi'(0) <= phi(t) <= phi(0) + c1 t phi'(0)``.
 
@@ -67,7 +71,7 @@ def goldstein_condition(
     the Armijo condition with that constant; the lower line, of slope ``(1 - c1) phi'(0)``,
     rules out steps that are too short. The lecture writes the lines with slopes ``rho`` and
     ``1 - rho`` times ``phi'(0)``, ``rho in (1/2, 1)``: the same condition with
-    ``c1 = 1 - rho``.
+    ``c1 = 1 - rho``. The default is `jaxls.goldstein`'s.
 
     Example:
       >>> import jaxls
@@ -154,20 +158,25 @@ def approximate_wolfe_condition(
     slope: float | jax.Array,
     c1: float | jax.Array = 0.1,
     c2: float | jax.Array = 0.9,
-    epsilon: float | jax.Array = 1e-6,
+    epsilon: float | jax.Array | None = None,
 ) -> jax.Array | bool:
     r"""Hager-Zhang's approximate Wolfe conditions.
 
     ``(2 c1 - 1) phi'(0) >= phi'(t) >= c2 phi'(0)`` and
     ``phi(t) <= phi(0) + epsilon |phi(0)|``: the Armijo condition with ``phi`` replaced by
     its quadratic model, which stays meaningful where ``phi(t) - phi(0)`` is lost to
-    rounding. Requires ``0 < c1 < 1/2``, ``c1 <= c2 < 1``.
+    rounding. Requires ``0 < c1 < 1/2``, ``c1 <= c2 < 1``. ``epsilon=None`` is the searches'
+    default, 16 ulps of the inputs' dtype (at least float32; Hager & Zhang's 1e-6 is about 8
+    ulps of float32 and 5e9 of float64).
 
     Example:
       >>> import jaxls
       >>> bool(jaxls.approximate_wolfe_condition(1.0, -2.0, 1.0, -1.0))
       True
     """
+    if epsilon is None:
+        dtype = jnp.result_type(value0, value, float)
+        epsilon = EPSILON_ULPS * jnp.finfo(jnp.promote_types(dtype, jnp.float32)).eps
     return (
         ((2 * c1 - 1) * slope0 >= slope)
         & curvature_condition(slope0, slope, c2)
