@@ -12,6 +12,8 @@ value only) at its trials and completes the trial it accepts with its gradient: 
 transposing that call's linearisation when the search differentiates ``fun`` itself, else
 by one more call of the user's ``value_and_grad``; `finish` computes the gradient of a
 returned step whose gradient is still unknown.
+`Start.resolution` gives the steps too short to move ``x`` (`resolution.py`), on demand;
+`skip_still` starts a search that never tries them (wolfe, hager_zhang).
 `run_while` is the loop driver, with a clear error where JAX's batched while loop cannot run
 (`jax.vmap` over arrays sharded along explicit mesh axes).
 """
@@ -28,6 +30,7 @@ import jax.numpy as jnp
 from jaxls._src import checks, loop
 from jaxls._src.loop import select
 from jaxls._src.results import RUNNING, LineSearchResult, Status
+from jaxls._src.step.conditions import EPSILON_ULPS
 from jaxls._src.step.line import (
     LinePoint,
     directional_derivative,
@@ -35,6 +38,7 @@ from jaxls._src.step.line import (
     restrict,
     split_aux,
 )
+from jaxls._src.step.resolution import Resolution, line_resolution
 
 
 class Start(NamedTuple):
@@ -46,14 +50,23 @@ class Start(NamedTuple):
     step_init: jax.Array  # the first trial, at most step_max (0 for members that won't run)
     step_max: jax.Array  # the largest step tried (the dtype's largest number: no limit)
     num_evals: jax.Array  # 1 if the origin had to be evaluated, else 0
-    status: jax.Array  # RUNNING, or INVALID_INPUT / NONFINITE / NOT_DESCENT
+    status: jax.Array  # RUNNING, or INVALID_INPUT / NONFINITE / NOT_DESCENT (ROUNDING: skip_still)
     dtype: Any  # of steps, values and slopes (the dtype rule of `jaxls.Status`' module)
     scale: jax.Array  # s: the search's step tau is s times the user's step t
     gradient_calls: bool  # a trial's gradient takes a call (the user's value_and_grad)
+    x: Any  # the point, its leaves as arrays
+    line_direction: Any  # d / s, leaf by leaf: phi(tau) = f(x + tau line_direction)
 
     def constant(self, value) -> jax.Array:
         """A configuration constant (Python number or array) in the search's dtype."""
         return jnp.asarray(value).astype(self.dtype)
+
+    def resolution(self) -> Resolution:
+        """The step resolution of ``phi`` (`jaxls._src.step.resolution`), in ``tau``: every
+        step below ``still`` leaves ``x`` unchanged, every step from ``moves`` on moves it.
+        Computed on demand, from the scaled direction ``phi`` steps along: a search that
+        does not ask for it pays nothing."""
+        return line_resolution(self.x, self.line_direction, self.dtype)
 
 
 def _floating(call: str, name: str, tree):
@@ -223,8 +236,36 @@ def setup(
     running = status == RUNNING
     first = jnp.where(running, jnp.minimum(step_init, step_max), 0).astype(dtype)
     return Start(
-        phi, phi_trial, origin, first, step_max, num_evals, status, dtype, scale, trials == "call"
+        phi,
+        phi_trial,
+        origin,
+        first,
+        step_max,
+        num_evals,
+        status,
+        dtype,
+        scale,
+        trials == "call",
+        x,
+        scaled,
     )
+
+
+def skip_still(start: Start) -> tuple[Start, jax.Array]:
+    """``start`` for a search that never tries a step too short to move ``x``, and
+    ``moves``, the least step that moves it (`Start.resolution`).
+
+    The first trial is raised to ``moves`` (and still at most ``step_max``); a member for
+    which no step up to ``step_max`` moves ``x`` gets ``ROUNDING`` at once (it never runs).
+    The search raises its later trials to ``moves`` too.
+    """
+    still, moves = start.resolution()
+    running = start.status == RUNNING
+    frozen = running & (still > start.step_max)  # no step up to step_max moves x
+    first = jnp.minimum(jnp.maximum(start.step_init, moves), start.step_max)
+    first = jnp.where(running, first, 0).astype(start.dtype)
+    status = jnp.where(frozen, Status.ROUNDING, start.status).astype(jnp.int32)
+    return start._replace(step_init=first, status=status), moves
 
 
 def result(
@@ -273,8 +314,6 @@ def finish(
     )
 
 
-# The default rounding allowance, in ulps of phi(0) (`Rounding`).
-EPSILON_ULPS = 16
 # The curvature constant of the approximate Wolfe test of searches that have none of their own.
 APPROXIMATE_C2 = 0.9
 
@@ -378,4 +417,5 @@ __all__ = [
     "run_while",
     "select",
     "setup",
+    "skip_still",
 ]

@@ -21,17 +21,17 @@ from jaxls._src import checks, loop
 from jaxls._src.results import RUNNING, LineSearchResult, PyTree, Status
 from jaxls._src.step import common
 from jaxls._src.step.conditions import (
+    EPSILON_ULPS,
     approximate_wolfe_condition,
     armijo_condition,
     curvature_condition,
 )
 from jaxls._src.step.interpolate import secant_minimizer
 from jaxls._src.step.line import LinePoint
-from jaxls._src.step.resolution import step_resolution
 
 # Defaults: the factor by which the step grows while no bracket is found (`grow`, the paper's
 # rho, which it sets to 5), and the relative error allowed in phi, in ulps of the search's
-# dtype (the paper's 1e-6): common.EPSILON_ULPS.
+# dtype (the paper's 1e-6): conditions.EPSILON_ULPS.
 GROW = 2.0
 
 
@@ -68,12 +68,211 @@ class HagerZhangState(NamedTuple):
     met_nonfinite: jax.Array  # a trial value or slope was NaN or inf
 
 
-def inside(t, bracket: Bracket):
+def inside(t: jax.Array, bracket: Bracket) -> jax.Array:
     return (bracket.a.step < t) & (t < bracket.b.step)
 
 
-def secant(p: LinePoint, q: LinePoint):
+def secant(p: LinePoint, q: LinePoint) -> jax.Array:
     return secant_minimizer(p.step, p.slope, q.step, q.slope)
+
+
+class Constants(NamedTuple):
+    """What the loop body reads from the start of a search: the conditions' constants and
+    ``phi(0)``, ``phi'(0)`` in at least float32, the others in the search's dtype."""
+
+    c1: jax.Array  # the paper's delta
+    c2: jax.Array  # sigma
+    epsilon: jax.Array
+    theta: jax.Array
+    gamma: jax.Array
+    grow: jax.Array  # rho
+    value0: jax.Array  # phi(0)
+    slope0: jax.Array  # phi'(0)
+    allowance: jax.Array  # eps_k = epsilon |phi(0)|
+    ceiling: jax.Array  # phi(0) + eps_k
+    moves: jax.Array  # the least step that moves x (`common.skip_still`)
+    step_max: jax.Array
+
+
+def check_trial(
+    k: Constants, trial: LinePoint
+) -> tuple[jax.Array, LinePoint, jax.Array, jax.Array]:
+    """``(finite, wide, armijo, done)``: the termination test (Hager & Zhang 2005, sec. 4,
+    T1 or T2) at the trial, and the trial in at least float32 (``wide``).
+
+    T1, the Wolfe conditions, only where the decrease it asks for, ``c1 t |phi'(0)|``,
+    exceeds ``eps_k`` and with a strict decrease (else the Armijo comparison is rounding
+    noise); T2, the approximate Wolfe conditions, at any step. ``armijo`` (strict sufficient
+    decrease) picks the step returned on failure.
+    """
+    finite = jnp.isfinite(trial.value) & jnp.isfinite(trial.slope)
+    t, v, g = (a.astype(k.value0.dtype) for a in (trial.step, trial.value, trial.slope))
+    resolved = k.c1 * t * jnp.abs(k.slope0) > k.allowance  # T1's decrease exceeds eps_k
+    # Strict decrease: Armijo met with equality at rounding level is no decrease.
+    armijo = finite & armijo_condition(k.value0, k.slope0, v, t, k.c1) & (v < k.value0)
+    done = finite & (
+        (resolved & armijo & curvature_condition(k.slope0, g, k.c2))
+        | approximate_wolfe_condition(k.value0, k.slope0, v, g, k.c1, k.c2, k.epsilon)
+    )
+    return finite, LinePoint(t, v, g, None), armijo, done
+
+
+def keep_best(best: LinePoint, trial: LinePoint, armijo: jax.Array, done: jax.Array) -> LinePoint:
+    """The result so far: the accepted trial, else the lowest step with sufficient decrease."""
+    return loop.select(done | (armijo & (trial.value < best.value)), trial, best)
+
+
+def update(
+    k: Constants, bracket: Bracket, trial: LinePoint, wide: LinePoint, finite: jax.Array
+) -> tuple[Bracket, jax.Array, jax.Array]:
+    """``(bracket, rises, low)``: the paper's update U1-U2 of ``[a, b]`` by the trial ``c``.
+
+    U1: ``phi'(c) >= 0`` (``rises``) makes ``c`` the new ``b``; U2: ``phi'(c) < 0`` and ``c``
+    low makes it the new ``a``. Low: ``phi(c) <= phi(0) + eps_k`` (the paper) and not above
+    ``phi(a) + eps_k`` (then ``[a, c]`` holds a minimiser). Neither (U3, or ``phi`` not
+    finite): ``c`` becomes ``b`` and ``[a, c]`` is bisected (`bisect_condition`).
+    """
+    threshold = jnp.minimum(k.ceiling, bracket.a.value.astype(k.value0.dtype) + k.allowance)
+    rises = finite & (wide.slope >= 0)  # U1: the new b
+    low = finite & (wide.slope < 0) & (wide.value <= threshold)  # U2: the new a
+    point = trial._replace(grad=None, aux=None)
+    bracket = Bracket(loop.select(low, point, bracket.a), loop.select(low, bracket.b, point))
+    return bracket, rises, low
+
+
+def expand_condition(phase: jax.Array, low: jax.Array) -> jax.Array:
+    """B3: the search for the initial bracket goes on (the step grows by ``grow``) while the
+    trial is low: ``phi'(c) < 0`` and ``phi(c) <= phi(0) + eps_k``."""
+    return (phase == Phase.EXPAND) & low
+
+
+def bisect_condition(phase: jax.Array, rises: jax.Array, low: jax.Array) -> jax.Array:
+    """U3: bisect ``[a, c]`` when the trial ``c`` neither rises nor is low (U3 entered, or
+    U3 c: a high bisection point becomes ``b``), and go on after a low one (U3 b: it becomes
+    ``a``); a rising bisection point ends it (U3 a)."""
+    return (~rises & ~low) | ((phase == Phase.BISECT) & low)
+
+
+def return_to_l2(phase: jax.Array, check: jax.Array) -> jax.Array:
+    """Whether a bisection, when it ends, goes on to L2 (it began in secant^2) rather than
+    to L1 (it began in the bracket search, B2)."""
+    return jnp.where(
+        phase == Phase.BISECT, check, (phase == Phase.SECANT) | (phase == Phase.SECANT2)
+    )
+
+
+def secant2(
+    phase: jax.Array, old: Bracket, trial: LinePoint, bracket: Bracket, rises: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """``(second, try_second)``: S2-S4 of the double secant step. After its first point
+    ``c`` (S1), the secant from the end of ``[a_j, b_j]`` that ``c`` replaced: ``secant(b,
+    B)`` if ``c`` became ``b`` (S2), ``secant(a, A)`` if it became ``a`` (S3); it is tried
+    only if it is inside the new bracket (S4, the test of U0)."""
+    second = jnp.where(rises, secant(old.b, trial), secant(old.a, trial))
+    return second, (phase == Phase.SECANT) & inside(second, bracket)
+
+
+def shrink_condition(
+    k: Constants,
+    phase: jax.Array,
+    try_second: jax.Array,
+    check: jax.Array,
+    bracket: Bracket,
+    old: Bracket,
+) -> jax.Array:
+    """L2: after secant^2 (and any bisection it led to), bisect at the midpoint if the
+    bracket shrank by less than ``gamma``: ``b - a > gamma (b_j - a_j)``."""
+    to_l2 = (
+        ((phase == Phase.SECANT) & ~try_second)
+        | (phase == Phase.SECANT2)
+        | ((phase == Phase.BISECT) & check)
+    )
+    a, b = bracket
+    too_wide = (b.step - a.step) > k.gamma * (old.b.step - old.a.step)
+    return to_l2 & too_wide
+
+
+def next_trial(
+    k: Constants, choices: list[jax.Array], bracket: Bracket, step: jax.Array, second: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """``(phase, trial)``: what the next trial is, in the order of ``choices`` (B3's grown
+    step, U3's bisection point ``(1 - theta) a + theta b``, S4's second secant step, L2's
+    midpoint), else L1's new secant^2 (S1: ``secant(a, b)``, the midpoint if that is not
+    strictly inside the bracket). Never a trial that leaves ``x`` unchanged: raised to
+    ``moves``, and clipped to ``step_max``."""
+    a, b = bracket
+    phase = jnp.select(
+        choices, [Phase.EXPAND, Phase.BISECT, Phase.SECANT2, Phase.MIDPOINT], Phase.SECANT
+    ).astype(jnp.int32)
+    half = (a.step + b.step) / 2
+    first = secant(a, b)  # S1, safeguarded
+    following = jnp.select(
+        choices,
+        [
+            jnp.minimum(k.grow * step, k.step_max),
+            (1 - k.theta) * a.step + k.theta * b.step,
+            second,
+            half,
+        ],
+        jnp.where(inside(first, bracket), first, half),
+    )
+    return phase, jnp.minimum(jnp.maximum(following, k.moves), k.step_max)
+
+
+def decide_status(
+    k: Constants,
+    done: jax.Array,
+    expanding: jax.Array,
+    step: jax.Array,
+    following: jax.Array,
+    bracket: Bracket,
+) -> jax.Array:
+    """``SUCCESS`` (T1 or T2 holds); ``STEP_LIMIT`` if the bracket search reached
+    ``step_max``; ``ROUNDING`` if the next trial is not strictly inside the bracket (the
+    trials' rounding, or a bracket below the step resolution); else ``RUNNING``."""
+    return jnp.where(
+        done,
+        Status.SUCCESS,
+        jnp.where(
+            expanding & (step >= k.step_max),
+            Status.STEP_LIMIT,
+            jnp.where(~expanding & ~inside(following, bracket), Status.ROUNDING, RUNNING),
+        ),
+    ).astype(jnp.int32)
+
+
+def make_step(phi: Callable, k: Constants) -> Callable:
+    """One evaluation of the paper's line search (L0-L3): test the trial (T1/T2), update
+    the bracket (U1-U3), decide what the next trial is (B3, U3, S2-S4, L2, else L1) and
+    compute it."""
+
+    def step(s: HagerZhangState) -> HagerZhangState:
+        trial = phi(s.trial)
+        finite, wide, armijo, done = check_trial(k, trial)
+        best = keep_best(s.best, trial, armijo, done)
+        bracket, rises, low = update(k, s.bracket, trial, wide, finite)
+        expanding = expand_condition(s.phase, low)
+        bisecting = bisect_condition(s.phase, rises, low)
+        check = return_to_l2(s.phase, s.check)
+        second, try_second = secant2(s.phase, s.old, trial, bracket, rises)
+        midpoint = shrink_condition(k, s.phase, try_second, s.check, bracket, s.old)
+        choices = [expanding, bisecting, try_second, midpoint]  # else L1: a new secant^2
+        next_phase, following = next_trial(k, choices, bracket, trial.step, second)
+        old = loop.select(next_phase == Phase.SECANT, bracket, s.old)  # L1 starts a round
+        status = decide_status(k, done, expanding, trial.step, following, bracket)
+        return HagerZhangState(
+            bracket,
+            old,
+            next_phase,
+            check,
+            following,
+            best,
+            s.num_evals + 1,
+            status,
+            s.met_nonfinite | ~finite,
+        )
+
+    return step
 
 
 def hager_zhang(
@@ -233,105 +432,19 @@ def hager_zhang(
         max_evals=max_evals,
         valid=valid,
     )
-    origin, dtype = start.origin, start.dtype
-    step_max = start.step_max
-    # Below `still` (in phi's units) x + t d rounds to x; from `moves` on it does not.
-    still, moves = step_resolution(x, direction, start.scale, dtype)
-    running = start.status == RUNNING
-    frozen = running & (still > step_max)  # no step up to step_max moves x
-    t0 = jnp.where(running, jnp.minimum(jnp.maximum(start.step_init, moves), step_max), 0)
+    start, moves = common.skip_still(start)
+    origin, dtype, step_max = start.origin, start.dtype, start.step_max
     theta, gamma, grow = (start.constant(c) for c in (theta, gamma, grow))
     # The conditions are tested in at least float32: in bfloat16 or float16, 2 c1 - 1 with
     # c1 = 1e-4 would round to -1 and admit the step that mirrors phi(0) on a parabola.
     wide = jnp.promote_types(dtype, jnp.float32)
     if epsilon is None:
-        epsilon = common.EPSILON_ULPS * jnp.finfo(dtype).eps
+        epsilon = EPSILON_ULPS * jnp.finfo(dtype).eps
     c1, c2, epsilon = (jnp.asarray(c).astype(wide) for c in (c1, c2, epsilon))
     v0, d0 = origin.value.astype(wide), origin.slope.astype(wide)
     allowance = epsilon * jnp.abs(v0)  # eps_k
     ceiling = v0 + allowance  # phi(0) + eps_k
-
-    def step(s: HagerZhangState) -> HagerZhangState:
-        trial = start.phi(s.trial)
-        finite = jnp.isfinite(trial.value) & jnp.isfinite(trial.slope)
-        t, v, g = (a.astype(wide) for a in (trial.step, trial.value, trial.slope))
-        resolved = c1 * t * jnp.abs(d0) > allowance  # T1's decrease exceeds eps_k
-        # Strict decrease: Armijo met with equality at rounding level is no decrease.
-        armijo = finite & armijo_condition(v0, d0, v, t, c1) & (v < v0)
-        done = finite & (
-            (resolved & armijo & curvature_condition(d0, g, c2))
-            | approximate_wolfe_condition(v0, d0, v, g, c1, c2, epsilon)
-        )
-        best = loop.select(done | (armijo & (trial.value < s.best.value)), trial, s.best)
-
-        # The update (U1-U3): the trial replaces a if it is low, else b. Low: below phi(0) +
-        # eps_k (the paper) and not above phi(a) + eps_k (then [a, trial] holds a minimiser).
-        threshold = jnp.minimum(ceiling, s.bracket.a.value.astype(wide) + allowance)
-        rises = finite & (g >= 0)  # U1: the new b
-        low = finite & (g < 0) & (v <= threshold)  # U2: the new a
-        point = trial._replace(grad=None, aux=None)
-        bracket = Bracket(
-            loop.select(low, point, s.bracket.a), loop.select(low, s.bracket.b, point)
-        )
-        a, b = bracket
-
-        # Where the search goes next.
-        phase = s.phase
-        expanding = (phase == Phase.EXPAND) & low  # B3
-        bisecting = (~rises & ~low) | ((phase == Phase.BISECT) & low)  # U3 entered or going on
-        check = jnp.where(
-            phase == Phase.BISECT, s.check, (phase == Phase.SECANT) | (phase == Phase.SECANT2)
-        )
-        # S2 / S3: the secant from the end of [a_j, b_j] that the first point replaced.
-        second = jnp.where(rises, secant(s.old.b, point), secant(s.old.a, point))
-        try_second = (phase == Phase.SECANT) & inside(second, bracket)  # S4, through U0
-        to_l2 = (
-            ((phase == Phase.SECANT) & ~try_second)
-            | (phase == Phase.SECANT2)
-            | ((phase == Phase.BISECT) & s.check)
-        )
-        too_wide = (b.step - a.step) > gamma * (s.old.b.step - s.old.a.step)  # L2
-        midpoint = to_l2 & too_wide
-        choices = [expanding, bisecting, try_second, midpoint]  # else L1: a new secant^2
-        next_phase = jnp.select(
-            choices, [Phase.EXPAND, Phase.BISECT, Phase.SECANT2, Phase.MIDPOINT], Phase.SECANT
-        ).astype(jnp.int32)
-        half = (a.step + b.step) / 2
-        first = secant(a, b)  # S1, safeguarded
-        following = jnp.select(
-            choices,
-            [
-                jnp.minimum(grow * trial.step, step_max),
-                (1 - theta) * a.step + theta * b.step,
-                second,
-                half,
-            ],
-            jnp.where(inside(first, bracket), first, half),
-        )
-        # Never a trial that leaves x unchanged: outside the bracket, it ends the search.
-        following = jnp.minimum(jnp.maximum(following, moves), step_max)
-        old = loop.select(next_phase == Phase.SECANT, bracket, s.old)  # L1 starts a round
-
-        status = jnp.where(
-            done,
-            Status.SUCCESS,
-            jnp.where(
-                expanding & (trial.step >= step_max),
-                Status.STEP_LIMIT,
-                jnp.where(~expanding & ~inside(following, bracket), Status.ROUNDING, RUNNING),
-            ),
-        ).astype(jnp.int32)
-        return HagerZhangState(
-            bracket,
-            old,
-            next_phase,
-            check,
-            following,
-            best,
-            s.num_evals + 1,
-            status,
-            s.met_nonfinite | ~finite,
-        )
+    k = Constants(c1, c2, epsilon, theta, gamma, grow, v0, d0, allowance, ceiling, moves, step_max)
 
     nan = jnp.asarray(jnp.nan, dtype)
     unknown = LinePoint(jnp.asarray(jnp.inf, dtype), nan, nan, None)
@@ -341,13 +454,13 @@ def hager_zhang(
         old=bracket,
         phase=jnp.asarray(Phase.EXPAND, jnp.int32),
         check=jnp.asarray(False),
-        trial=t0.astype(dtype),
+        trial=start.step_init,
         best=origin,
         num_evals=start.num_evals,
-        status=jnp.where(frozen, Status.ROUNDING, start.status).astype(jnp.int32),
+        status=start.status,
         met_nonfinite=jnp.zeros((), bool),
     )
-    state = common.run_while(step, state, max_evals, call)
+    state = common.run_while(make_step(start.phi, k), state, max_evals, call)
     return common.result(
         start, state.best, state.num_evals, state.status, met_nonfinite=state.met_nonfinite
     )

@@ -12,9 +12,10 @@ at least the smallest normal number). So with ``r = min_i gap_i / (2 |d_i|)``:
 
 Near a minimiser in float32 this is where a line search ends up: at ``x`` one ulp from
 ``(1, 1)`` on Rosenbrock's function with ``|d| ~ 1e-7``, every trial below ``t ~ 0.3`` is
-``x``. `step_resolution` computes both bounds once per search, ``r`` lowered (``still``) and
-raised (``moves``) by a few ulps for the rounding of ``t`` to the leaf's dtype and of the
-product ``t d_i``, so that each holds exactly.
+``x``. `line_resolution` computes both bounds, ``r`` lowered (``still``) and raised
+(``moves``) by a few ulps for the rounding of ``t`` to the leaf's dtype and of the product
+``t d_i``, so that each holds exactly; a search computes them once, on demand
+(`jaxls._src.step.common.Start.resolution`, along the direction its ``phi`` steps along).
 """
 
 from __future__ import annotations
@@ -59,19 +60,17 @@ def _entries(x, d, dtype) -> Resolution:
     return Resolution(bound(still), bound(moves))
 
 
-def step_resolution(x, direction, scale, dtype) -> Resolution:
-    """The `Resolution` of ``phi(tau) = f(x + tau d / s)`` (`jaxls._src.step.common.setup`'s
-    line, ``s = scale`` a power of two), in ``tau``, as scalars of ``dtype``.
+def line_resolution(x, direction, dtype) -> Resolution:
+    """The `Resolution` of the line ``x + t d`` (``d = direction``), in ``t``, as scalars of
+    ``dtype``.
 
     ``x`` and ``direction`` are pytrees of the same structure, with floating leaves (real or
-    complex: the real and imaginary parts move separately). The direction is scaled leaf by
-    leaf exactly as ``setup`` scales it, so the bounds are those of the trial points the
-    search evaluates.
+    complex: the real and imaginary parts move separately). For a search, ``direction`` is
+    the one its ``phi`` steps along (`jaxls._src.step.common.Start.resolution`).
     """
     bounds = []
     for xi, di in zip(jax.tree.leaves(x), jax.tree.leaves(direction), strict=True):
         xi, di = jnp.asarray(xi), jnp.asarray(di)
-        di = (di / scale.astype(real_dtype(di.dtype))).astype(di.dtype)
         parts = [(jnp.real(xi), jnp.real(di))]
         if jnp.issubdtype(xi.dtype, jnp.complexfloating):
             parts.append((jnp.imag(xi), jnp.imag(di)))
@@ -82,4 +81,19 @@ def step_resolution(x, direction, scale, dtype) -> Resolution:
     )
 
 
-__all__ = ["Resolution", "step_resolution"]
+def step_resolution(x, direction, scale, dtype) -> Resolution:
+    """The `Resolution` of ``phi(tau) = f(x + tau d / s)`` (`jaxls._src.step.common.setup`'s
+    line, ``s = scale`` a power of two), in ``tau``, as scalars of ``dtype``: `line_resolution`
+    with the direction scaled leaf by leaf exactly as ``setup`` scales it, so that the bounds
+    are those of the trial points the search evaluates. (A search has that direction already:
+    `jaxls._src.step.common.Start.resolution`.)
+    """
+
+    def scaled(d):
+        d = jnp.asarray(d)
+        return (d / scale.astype(real_dtype(d.dtype))).astype(d.dtype)
+
+    return line_resolution(x, jax.tree.map(scaled, direction), dtype)
+
+
+__all__ = ["Resolution", "line_resolution", "step_resolution"]

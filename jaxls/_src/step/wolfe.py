@@ -17,7 +17,6 @@ from jaxls._src.step.conditions import (
     strong_curvature_condition,
 )
 from jaxls._src.step.line import LinePoint
-from jaxls._src.step.resolution import step_resolution
 
 # dcsrch's constants: extrapolate at least by EXTRAPOLATE_MIN, bisect when the bracket has not
 # shrunk below SHRINK of its width two steps earlier, keep a step inside a bracket at most
@@ -27,7 +26,7 @@ SHRINK = 0.66
 # Give up (ROUNDING) when the bracket is narrower than this many ulps of its upper end
 # (scipy passes xtol = 1e-14 ~ 45 eps in float64).
 ROUNDING_ULPS = 64
-# The default extrapolation factor (the rounding allowance's, in ulps: common.EPSILON_ULPS).
+# The default extrapolation factor (the rounding allowance's, in ulps: conditions.EPSILON_ULPS).
 GROW = 2.0
 
 
@@ -115,6 +114,204 @@ def dcstep(x: LinePoint, y: LinePoint, p: LinePoint, bracketed, lower, upper, to
 def _shifted(point: LinePoint, shift) -> LinePoint:
     """The point on ``psi(t) = phi(t) - t * shift``; without its gradient (not needed)."""
     return LinePoint(point.step, point.value - point.step * shift, point.slope - shift, None)
+
+
+class Constants(NamedTuple):
+    """What the loop body reads from the start of a search (numbers in the search's dtype,
+    the approximate Wolfe bound on the slope in at least float32)."""
+
+    origin: LinePoint  # t = 0
+    c1: jax.Array
+    c2: jax.Array
+    grow: jax.Array
+    strong: bool  # the strong curvature condition, else the weak one
+    decrease: jax.Array  # c1 phi'(0): the slope of the sufficient-decrease line
+    rounding: common.Rounding  # epsilon |phi(0)|, the approximate Wolfe bound on phi'(t)
+    ceiling: jax.Array  # phi(0) + epsilon |phi(0)|: the approximate Wolfe bound on phi(t)
+    xtol: jax.Array  # dcsrch's xtol: the relative width of a bracket at rounding level
+    moves: jax.Array  # the least step that moves x (`common.skip_still`)
+    step_max: jax.Array
+
+
+class TrialTests(NamedTuple):
+    """The outcome of dcsrch's tests at a trial step."""
+
+    finite: jax.Array  # phi(t) and phi'(t) are finite
+    armijo: jax.Array  # sufficient decrease, strict
+    converged: jax.Array  # sufficient (or approximate) decrease and curvature
+    at_limit: jax.Array  # sufficient decrease at step_max, the slope still below c1 phi'(0)
+
+
+def sufficient_decrease_condition(k: Constants, trial: LinePoint, finite: jax.Array) -> jax.Array:
+    """Armijo, ``phi(t) <= phi(0) + c1 t phi'(0)`` (Moré & Thuente, eq. (1.1)), with a strict
+    decrease ``phi(t) < phi(0)``: equality at rounding level is no decrease."""
+    value0, slope0 = k.origin.value, k.origin.slope
+    armijo = finite & armijo_condition(value0, slope0, trial.value, trial.step, k.c1)
+    return armijo & (trial.value < value0)
+
+
+def approximate_decrease_condition(k: Constants, trial: LinePoint, finite: jax.Array) -> jax.Array:
+    """Hager & Zhang's approximate Wolfe decrease (SIAM J. Optim. 16 (2005), eq. (4.1)):
+    ``phi(t) <= phi(0) + epsilon |phi(0)|`` and ``phi'(t) <= (2 c1 - 1) phi'(0)``, where the
+    decrease the exact test asks for, ``c1 t |phi'(0)|``, is below the rounding allowance
+    (so never with ``epsilon = 0``)."""
+    t, f, g = trial.step, trial.value, trial.slope
+    # Not `Rounding.unresolved`, t (c1 |phi'(0)|): rounded differently, (c1 t) |phi'(0)| can
+    # fall on the other side of the allowance.
+    unresolved = k.c1 * t * jnp.abs(k.origin.slope) <= k.rounding.allowance
+    upper = k.rounding.upper_slope
+    return finite & unresolved & (f <= k.ceiling) & (g.astype(upper.dtype) <= upper)
+
+
+def check_trial(k: Constants, trial: LinePoint) -> TrialTests:
+    """dcsrch's test for convergence: sufficient (or approximate) decrease and the strong or
+    weak curvature condition (Moré & Thuente, eqs. (1.1)-(1.2)); and its test for a step at
+    ``step_max`` that still descends faster than the sufficient-decrease line."""
+    t, g = trial.step, trial.slope
+    finite = jnp.isfinite(trial.value) & jnp.isfinite(g)
+    armijo = sufficient_decrease_condition(k, trial, finite)
+    approximate = approximate_decrease_condition(k, trial, finite)
+    curvature = (strong_curvature_condition if k.strong else curvature_condition)(
+        k.origin.slope, g, k.c2
+    )
+    converged = (armijo | approximate) & curvature
+    at_limit = armijo & (t == k.step_max) & (g <= k.decrease)
+    return TrialTests(finite, armijo, converged, at_limit)
+
+
+def keep_accepted(accepted: LinePoint, trial: LinePoint, test: TrialTests) -> LinePoint:
+    """The result so far: the converged trial, else the lowest step with sufficient decrease."""
+    better = test.armijo & (trial.value < accepted.value)
+    return loop.select(test.converged | better, trial, accepted)
+
+
+def stage(
+    k: Constants, s: WolfeState, trial: LinePoint, test: TrialTests
+) -> tuple[jax.Array, jax.Array]:
+    """``(stage2, shift)``: dcsrch's two stages (Moré & Thuente, sec. 2-3). In stage 1, while
+    no step has ``psi(t) <= 0`` and ``phi'(t) >= 0``, a trial lower than the best step but
+    short of sufficient decrease is fitted on the modified function ``psi(t) = phi(t) -
+    phi(0) - c1 t phi'(0)`` (the points shifted by ``c1 phi'(0)``); else on ``phi``."""
+    stage2 = s.stage2 | (test.armijo & (trial.slope >= 0))
+    modified = ~stage2 & (trial.value <= s.best.value) & ~test.armijo
+    return stage2, jnp.where(modified, k.decrease, 0)
+
+
+def update_interval(
+    k: Constants, s: WolfeState, trial: LinePoint, test: TrialTests, shift: jax.Array
+) -> tuple[LinePoint, LinePoint, jax.Array, jax.Array, jax.Array]:
+    """``(best, other, bracketed, new, halfway)``: dcstep's trial step and interval
+    update (Moré & Thuente, sec. 2, the updating algorithm; cases 1-4 of sec. 4).
+
+    A higher trial (case 1) becomes the bracket's far end; a lower one the best step, the
+    old best step becoming the far end if the slopes have opposite signs (case 2). A NaN or
+    inf at the trial counts as too far, like case 1, and the next step bisects back towards
+    the best step (``halfway``); ``upper`` is the extrapolation's limit.
+    """
+    lower, upper = s.bounds[0], s.bounds[1]
+    new, higher, opposite = dcstep(
+        _shifted(s.best, shift),
+        _shifted(s.other, shift),
+        _shifted(trial, shift),
+        s.bracketed,
+        lower,
+        upper,
+        k.rounding.allowance,
+    )
+    plain = trial._replace(grad=None, aux=None)
+    best = loop.select(higher | ~test.finite, s.best, plain)
+    other = loop.select(higher | ~test.finite, plain, loop.select(opposite, s.best, s.other))
+    bracketed = s.bracketed | higher | opposite | ~test.finite
+    halfway = best.step + (other.step - best.step) / 2
+    new = jnp.where(test.finite & jnp.isfinite(new), new, jnp.where(bracketed, halfway, upper))
+    return best, other, bracketed, new, halfway
+
+
+def safeguard(
+    k: Constants,
+    s: WolfeState,
+    best: LinePoint,
+    other: LinePoint,
+    bracketed: jax.Array,
+    new: jax.Array,
+    halfway: jax.Array,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """``(new, widths, bounds, width)``: dcsrch's safeguards of the next step. Inside a
+    bracket, bisect if it has not shrunk below ``SHRINK`` of its width two steps earlier,
+    and the next step stays between its ends; outside, it extrapolates to ``[t + 1.1 (t -
+    b), t + grow (t - b)]``. The step is then raised to the first step that moves ``x`` and
+    clipped to ``[0, step_max]``."""
+    width = jnp.abs(other.step - best.step)
+    new = jnp.where(bracketed & (width >= SHRINK * s.widths[1]), halfway, new)
+    widths = jnp.where(bracketed, jnp.stack([width, s.widths[0]]), s.widths)
+    bounds = jnp.where(
+        bracketed,
+        jnp.stack([jnp.minimum(best.step, other.step), jnp.maximum(best.step, other.step)]),
+        jnp.stack(
+            [
+                new + jnp.minimum(EXTRAPOLATE_MIN, k.grow) * (new - best.step),
+                new + k.grow * (new - best.step),
+            ]
+        ),
+    )
+    new = jnp.clip(jnp.maximum(new, k.moves), 0, k.step_max)
+    return new, widths, bounds, width
+
+
+def decide_status(
+    k: Constants,
+    test: TrialTests,
+    t: jax.Array,
+    new: jax.Array,
+    bounds: jax.Array,
+    width: jax.Array,
+    bracketed: jax.Array,
+) -> jax.Array:
+    """dcsrch's tasks: ``SUCCESS`` on convergence; ``STEP_LIMIT`` at ``step_max`` (the
+    warning "stp = stpmax"); ``ROUNDING`` once the next step would leave the bracket, or
+    repeat the trial, or the bracket is ``xtol`` narrow ("rounding errors prevent progress",
+    "xtol test satisfied"); else ``RUNNING``."""
+    stuck = (
+        bracketed & ((new <= bounds[0]) | (new >= bounds[1]) | (width <= k.xtol * bounds[1]))
+    ) | (new == t)
+    return jnp.where(
+        test.converged,
+        Status.SUCCESS,
+        jnp.where(
+            test.at_limit | (stuck & (t == k.step_max)),
+            Status.STEP_LIMIT,
+            jnp.where(stuck, Status.ROUNDING, RUNNING),
+        ),
+    ).astype(jnp.int32)
+
+
+def make_step(phi: Callable, k: Constants) -> Callable:
+    """One iteration of dcsrch: evaluate the trial, test it, update the interval by dcstep,
+    safeguard the next step, decide the status."""
+
+    def step(s: WolfeState) -> WolfeState:
+        trial = phi(s.trial)
+        test = check_trial(k, trial)
+        accepted = keep_accepted(s.accepted, trial, test)
+        stage2, shift = stage(k, s, trial, test)
+        best, other, bracketed, new, halfway = update_interval(k, s, trial, test, shift)
+        new, widths, bounds, width = safeguard(k, s, best, other, bracketed, new, halfway)
+        status = decide_status(k, test, trial.step, new, bounds, width, bracketed)
+        return WolfeState(
+            best,
+            other,
+            bounds,
+            widths,
+            bracketed,
+            stage2,
+            new,
+            accepted,
+            s.num_evals + 1,
+            status,
+            s.met_nonfinite | ~test.finite,
+        )
+
+    return step
 
 
 def wolfe(
@@ -286,110 +483,24 @@ def wolfe(
         max_evals=max_evals,
         valid=valid,
     )
-    origin, dtype = start.origin, start.dtype
-    step_max = start.step_max
-    # Below `still` (in phi's units) x + t d rounds to x; from `moves` on it does not.
-    still, moves = step_resolution(x, direction, start.scale, dtype)
-    running = start.status == RUNNING
-    frozen = running & (still > step_max)  # no step up to step_max moves x
-    t0 = jnp.where(running, jnp.minimum(jnp.maximum(start.step_init, moves), step_max), 0)
-    t0 = t0.astype(dtype)
+    start, moves = common.skip_still(start)
+    origin, dtype, step_max, t0 = start.origin, start.dtype, start.step_max, start.step_init
+    # The approximate Wolfe decrease's allowance and bound on the slope.
+    rounding = common.rounding(start, epsilon, c1, c2)
     c1, c2, grow = start.constant(c1), start.constant(c2), start.constant(grow)
-    if epsilon is None:
-        epsilon = common.EPSILON_ULPS * jnp.finfo(dtype).eps
-    epsilon = start.constant(epsilon)
-    decrease = c1 * origin.slope  # the slope of the sufficient-decrease line
-    rounding = ROUNDING_ULPS * jnp.finfo(dtype).eps
-    allowance = epsilon * jnp.abs(origin.value)  # values closer than this are rounding noise
-    ceiling = origin.value + allowance
-    # Approximate Wolfe: phi'(t) below this. In at least float32: in bfloat16 or float16,
-    # 2 c1 - 1 with c1 = 1e-4 rounds to -1 and admits the step mirroring phi(0) on a parabola.
-    wide = jnp.promote_types(dtype, jnp.float32)
-    approximate_slope = (2 * c1.astype(wide) - 1) * origin.slope.astype(wide)
-
-    def step(s: WolfeState) -> WolfeState:
-        trial = start.phi(s.trial)
-        t, f, g = trial.step, trial.value, trial.slope
-        finite = jnp.isfinite(f) & jnp.isfinite(g)
-        # Sufficient decrease, and a strict one: equality at rounding level is no decrease.
-        armijo = finite & armijo_condition(origin.value, origin.slope, f, t, c1)
-        armijo = armijo & (f < origin.value)
-        # Hager & Zhang's approximate Wolfe decrease, where the decrease the exact test asks
-        # for, c1 t |phi'(0)|, is below the rounding allowance (so never with epsilon = 0).
-        unresolved = c1 * t * jnp.abs(origin.slope) <= allowance
-        approximate = finite & unresolved & (f <= ceiling) & (g.astype(wide) <= approximate_slope)
-        curvature = (strong_curvature_condition if strong else curvature_condition)(
-            origin.slope, g, c2
-        )
-        converged = (armijo | approximate) & curvature
-        at_limit = armijo & (t == step_max) & (g <= decrease)
-        better = armijo & (f < s.accepted.value)
-        accepted = loop.select(converged | better, trial, s.accepted)
-
-        # Moré-Thuente: fit psi = phi - c1 phi'(0) t while in stage 1 and phi(t) is lower
-        # than at the best step but short of sufficient decrease.
-        stage2 = s.stage2 | (armijo & (g >= 0))
-        modified = ~stage2 & (f <= s.best.value) & ~armijo
-        shift = jnp.where(modified, decrease, 0)
-        lower, upper = s.bounds[0], s.bounds[1]
-        new, higher, opposite = dcstep(
-            _shifted(s.best, shift),
-            _shifted(s.other, shift),
-            _shifted(trial, shift),
-            s.bracketed,
-            lower,
-            upper,
-            allowance,
-        )
-        plain = trial._replace(grad=None, aux=None)
-        best = loop.select(higher | ~finite, s.best, plain)
-        other = loop.select(higher | ~finite, plain, loop.select(opposite, s.best, s.other))
-        bracketed = s.bracketed | higher | opposite | ~finite
-        # A non-finite trial is too far: bisect back towards the best step.
-        halfway = best.step + (other.step - best.step) / 2
-        new = jnp.where(finite & jnp.isfinite(new), new, jnp.where(bracketed, halfway, upper))
-
-        # Bisect if the bracket has not shrunk enough over two steps; bound the next step.
-        width = jnp.abs(other.step - best.step)
-        new = jnp.where(bracketed & (width >= SHRINK * s.widths[1]), halfway, new)
-        widths = jnp.where(bracketed, jnp.stack([width, s.widths[0]]), s.widths)
-        bounds = jnp.where(
-            bracketed,
-            jnp.stack([jnp.minimum(best.step, other.step), jnp.maximum(best.step, other.step)]),
-            jnp.stack(
-                [
-                    new + jnp.minimum(EXTRAPOLATE_MIN, grow) * (new - best.step),
-                    new + grow * (new - best.step),
-                ]
-            ),
-        )
-        new = jnp.clip(jnp.maximum(new, moves), 0, step_max)
-        stuck = (
-            bracketed & ((new <= bounds[0]) | (new >= bounds[1]) | (width <= rounding * bounds[1]))
-        ) | (new == t)
-
-        status = jnp.where(
-            converged,
-            Status.SUCCESS,
-            jnp.where(
-                at_limit | (stuck & (t == step_max)),
-                Status.STEP_LIMIT,
-                jnp.where(stuck, Status.ROUNDING, RUNNING),
-            ),
-        ).astype(jnp.int32)
-        return WolfeState(
-            best,
-            other,
-            bounds,
-            widths,
-            bracketed,
-            stage2,
-            new,
-            accepted,
-            s.num_evals + 1,
-            status,
-            s.met_nonfinite | ~finite,
-        )
+    k = Constants(
+        origin=origin,
+        c1=c1,
+        c2=c2,
+        grow=grow,
+        strong=strong,
+        decrease=c1 * origin.slope,
+        rounding=rounding,
+        ceiling=origin.value + rounding.allowance,
+        xtol=ROUNDING_ULPS * jnp.finfo(dtype).eps,
+        moves=moves,
+        step_max=step_max,
+    )
 
     plain = origin._replace(grad=None, aux=None)
     state = WolfeState(
@@ -403,10 +514,10 @@ def wolfe(
         trial=t0,
         accepted=origin,
         num_evals=start.num_evals,
-        status=jnp.where(frozen, Status.ROUNDING, start.status).astype(jnp.int32),
+        status=start.status,
         met_nonfinite=jnp.zeros((), bool),
     )
-    state = common.run_while(step, state, max_evals, call)
+    state = common.run_while(make_step(start.phi, k), state, max_evals, call)
     return common.result(
         start, state.accepted, state.num_evals, state.status, met_nonfinite=state.met_nonfinite
     )
