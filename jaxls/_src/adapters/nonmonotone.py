@@ -121,7 +121,7 @@ def nonmonotone_armijo(
       >>> import jax.numpy as jnp, optax, jaxls
       >>> rosenbrock = lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
       >>> opt = optax.lbfgs(linesearch=jaxls.optax.nonmonotone_armijo())
-      >>> res = jaxls.optax.minimize(rosenbrock, jnp.array([-1.2, 1.0]), opt, tol=1e-8)
+      >>> res = jaxls.optax.minimize(rosenbrock, jnp.array([-1.2, 1.0]), opt, grad_tol=1e-8)
       >>> print(res.params, res.message)
       [1. 1.] converged: the requested tolerance or condition is met
     """

@@ -39,7 +39,7 @@ class MinimizeResult(NamedTuple):
         cannot be seen, so the count is unknown rather than too small.
       num_grads: how many of those calls computed the gradient (``int32``), or ``-1`` when
         ``num_evals`` is.
-      status: ``SUCCESS`` (``grad_norm <= tol``), ``MAX_ITERATIONS`` or ``NONFINITE``.
+      status: ``SUCCESS`` (``grad_norm <= grad_tol``), ``MAX_ITERATIONS`` or ``NONFINITE``.
       state: the optimiser state after the last iteration.
       aux: with ``has_aux=True``, the auxiliary output of ``fun`` at ``params``; else None.
     """
@@ -100,10 +100,10 @@ def minimize(
     optimizer: optax.GradientTransformation,
     *,
     max_iterations: int = 1000,
-    tol: float = 1e-6,
+    grad_tol: float = 1e-6,
     has_aux: bool = False,
 ) -> MinimizeResult:
-    r"""Run ``optimizer`` on ``fun`` from ``params`` until ``||grad fun|| <= tol``.
+    r"""Run ``optimizer`` on ``fun`` from ``params`` until ``||grad fun|| <= grad_tol``.
 
     One `jax.lax.while_loop`: jit it once, and `jax.vmap` it over a batch of problems (data
     closed over, or different starting points); each member stops on its own test and keeps
@@ -127,7 +127,8 @@ def minimize(
       optimizer: any optax transformation (plain ones are wrapped with
         `optax.with_extra_args_support`).
       max_iterations: cap on optimiser iterations (calls of ``optimizer.update``), ``>= 0``.
-      tol: stop when the gradient norm is at most ``tol`` (``>= 0``).
+      grad_tol: stop when the gradient norm is at most ``grad_tol`` (``>= 0``). (The
+        interval searches' ``tol`` is a different concept, a width on the step axis.)
       has_aux: whether ``fun`` returns ``(value, aux)``.
 
     Returns:
@@ -136,21 +137,24 @@ def minimize(
     Raises:
       TypeError: ``fun`` not a function, or not returning a real scalar (a pair
         ``(scalar, aux)`` with ``has_aux``) at ``params``.
-      ValueError: ``max_iterations < 0`` or ``tol < 0``.
+      ValueError: ``max_iterations < 0`` or ``grad_tol < 0``.
 
     Example:
       >>> import jax.numpy as jnp, optax, jaxls
       >>> rosenbrock = lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
       >>> opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.wolfe))
-      >>> res = jaxls.optax.minimize(rosenbrock, jnp.array([-1.2, 1.0]), opt, tol=1e-8)
+      >>> res = jaxls.optax.minimize(rosenbrock, jnp.array([-1.2, 1.0]), opt, grad_tol=1e-8)
       >>> print(res.params, res.message)
       [1. 1.] converged: the requested tolerance or condition is met
     """
     checks.function(CALL, "fun", fun)
     has_aux = checks.boolean(CALL, "has_aux", has_aux)
     checks.int_at_least(CALL, "max_iterations", max_iterations, 0)
-    if checks.is_concrete(tol) and not float(tol) >= 0:
-        raise ValueError(f"`jaxls.{CALL}(tol={tol!r})`: `tol` must be >= 0.")
+    if checks.is_concrete(grad_tol) and not float(grad_tol) >= 0:
+        raise ValueError(
+            f"`jaxls.{CALL}(grad_tol={grad_tol!r})`: `grad_tol` must be >= 0 (the gradient norm "
+            "at which to stop)."
+        )
     check_output(CALL, "fun", jax.eval_shape(fun, params), has_aux)
     optimizer = optax.with_extra_args_support(optimizer)
     value_fn = Watched(value_only(fun, has_aux))  # what the optimiser sees
@@ -162,7 +166,9 @@ def minimize(
 
     def running(c: _Carry) -> jax.Array:
         return (
-            jnp.isfinite(c.value) & (grad_norm(c.grad) > tol) & (c.num_iterations < max_iterations)
+            jnp.isfinite(c.value)
+            & (grad_norm(c.grad) > grad_tol)
+            & (c.num_iterations < max_iterations)
         )
 
     def iteration(c: _Carry) -> _Carry:
@@ -197,7 +203,7 @@ def minimize(
     status = jnp.where(
         ~jnp.isfinite(value),
         Status.NONFINITE,
-        jnp.where(norm <= tol, Status.SUCCESS, Status.MAX_ITERATIONS),
+        jnp.where(norm <= grad_tol, Status.SUCCESS, Status.MAX_ITERATIONS),
     ).astype(jnp.int32)
     return MinimizeResult(params, value, grad, norm, iterations, evals, grads, status, state, aux)
 
