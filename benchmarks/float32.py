@@ -7,13 +7,13 @@ Batches of small problems, each generated from a fixed seed, solved in JAX's def
 configuration (x64 off: everything float32) to ``||grad f||_2 <= tol`` by two families of
 optimisers, every one driven by the same `jaxls.optax.minimize` loop:
 
-* L-BFGS (memory 10), ``tol = 1e-6``, at most 500 steps (the README's recipe):
+* L-BFGS (memory 10), ``tol = 1e-6``, at most 500 iterations (the README's recipe):
   ``optax.lbfgs()`` (zoom: the reference of ``jaxls.wolfe`` and ``jaxls.hager_zhang``) and
   ``optax.lbfgs(linesearch=`` optax's backtracking below ``)`` (the reference of
   ``jaxls.backtracking``: an Armijo search against an Armijo search) against
   ``optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(search))``, all with their
   default settings; every row also gives its ratio to zoom;
-* gradient descent, ``tol = 1e-4``, at most 1000 steps: ``optax.chain(optax.sgd(1.0), rule)``
+* gradient descent, ``tol = 1e-4``, at most 1000 iterations: ``optax.chain(optax.sgd(1.0), rule)``
   with optax's ``scale_by_backtracking_linesearch(max_backtracking_steps=29,
   decrease_factor=0.5, increase_factor=2.0, max_learning_rate=inf, store_grad=True)`` (the
   reference) against ``scale_by_line_search(search, grow=2.0)`` for ``jaxls.backtracking``,
@@ -22,11 +22,11 @@ optimisers, every one driven by the same `jaxls.optax.minimize` loop:
 The families: L2-regularised logistic regression (100 x 5 data, lambda = 1e-2), the
 exponential-decay curve fit ``y = a exp(-b t) + c`` (50 points, 3 parameters; the two
 families of the issue that found jaxls's float32 failures), Rosenbrock from perturbed
-standard starts (L-BFGS only: gradient descent needs ~10^4 steps there), and convex
+standard starts (L-BFGS only: gradient descent needs ~10^4 iterations there), and convex
 quadratics in 10 dimensions with condition number 1e2, scaled so that float32 resolves the
 gradient well below ``tol``.
 
-A problem *fails* when its final status is not ``SUCCESS`` (the step budget ran out, or
+A problem *fails* when its final status is not ``SUCCESS`` (the iteration budget ran out, or
 the objective became NaN). Evaluations are the calls of the objective, value-only and
 value-and-gradient alike, counted by a host callback (`jax.debug.callback`) with each
 problem run on its own (under `vmap`, finished members keep being evaluated and a host
@@ -62,7 +62,8 @@ class Family(NamedTuple):
     name: str
     fun: Callable  # fun(x, data) -> scalar
     make: Callable  # make(rng) -> (x0, data)
-    rules: tuple = ("lbfgs", "gd")  # Rosenbrock takes gradient descent ~10^4 steps: L-BFGS only
+    # Rosenbrock takes gradient descent ~10^4 iterations: L-BFGS only
+    rules: tuple = ("lbfgs", "gd")
 
 
 def logistic(w, data):
@@ -204,7 +205,7 @@ class Counter:
 
 class Row(NamedTuple):
     failures: int
-    steps: float  # mean over the problems
+    iterations: float  # mean over the problems
     evals: float  # mean host-counted calls of the objective
     seconds: float
 
@@ -220,20 +221,22 @@ def solve(family: Family, method: Method, problems, tol: float, max_iterations: 
     @jax.jit
     def run(x0, data):
         res = minimize(
-            lambda x: counted(x, data), x0, optimizer, max_iterations=max_iterations, tol=tol
+            lambda x: counted(x, data), x0, optimizer, max_iterations=max_iterations, grad_tol=tol
         )
         return res.status, res.num_iterations
 
-    failures, steps, evals = 0, [], []
+    failures, iterations, evals = 0, [], []
     start = time.perf_counter()
     for x0, data in problems:
         counter.count = 0
         status, num_iterations = jax.device_get(run(x0, data))
         jax.effects_barrier()
         failures += int(status) != jaxls.Status.SUCCESS
-        steps.append(int(num_iterations))
+        iterations.append(int(num_iterations))
         evals.append(counter.count)
-    return Row(failures, float(np.mean(steps)), float(np.mean(evals)), time.perf_counter() - start)
+    return Row(
+        failures, float(np.mean(iterations)), float(np.mean(evals)), time.perf_counter() - start
+    )
 
 
 def main():
@@ -251,11 +254,11 @@ def main():
         count = args.problems if rule == "lbfgs" else args.gd_problems
         title = "L-BFGS" if rule == "lbfgs" else "gradient descent"
         print(
-            f"## {title}: ||grad|| <= {tol:g}, at most {max_iterations} steps, "
+            f"## {title}: ||grad|| <= {tol:g}, at most {max_iterations} iterations, "
             f"{count} problems each\n"
         )
         print(
-            "| family | method | failures | mean steps | mean evaluations | evals / reference "
+            "| family | method | failures | mean iterations | mean evaluations | evals / reference "
             f"| evals / {methods[0].name} |"
         )
         print("|---|---|---:|---:|---:|---:|---:|")
@@ -269,7 +272,7 @@ def main():
                 reference = rows[method.against] if method.against else first
                 ratio = row.evals / reference.evals
                 print(
-                    f"| {family.name} | {method.name} | {row.failures} | {row.steps:.1f} | "
+                    f"| {family.name} | {method.name} | {row.failures} | {row.iterations:.1f} | "
                     f"{row.evals:.1f} | {ratio:.2f} | {row.evals / first.evals:.2f} |"
                 )
                 if method.reference:

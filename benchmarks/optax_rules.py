@@ -8,9 +8,9 @@ Two families of optimisers, each run from the same start to ``||grad f||_2 <= 1e
 * L-BFGS (memory 10): ``optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(search))``
   with ``jaxls.wolfe`` (strong Wolfe, c1 = 1e-4, c2 = 0.9) and ``jaxls.hager_zhang`` (its
   defaults, c1 = 0.1, c2 = 0.9), every search starting from the unit step; against optax's
-  default ``optax.lbfgs()`` (zoom, 20 steps, c1 = 1e-4, c2 = 0.9, unit first step),
-  ``jaxopt.LBFGS`` (its defaults: zoom, at most 30 evaluations, first trial 1.5 times the
-  last step capped at 1; ``tol = 1e-6``, its own loop) and scipy's
+  default ``optax.lbfgs()`` (zoom, ``max_linesearch_steps=20``, c1 = 1e-4, c2 = 0.9, unit
+  first step), ``jaxopt.LBFGS`` (its defaults: zoom, at most 30 evaluations, first trial
+  1.5 times the last step capped at 1; ``tol = 1e-6``, its own loop) and scipy's
   ``L-BFGS-B`` (``jac=True``, ``maxcor = 10``, ``gtol = 1e-6 / sqrt(n)`` so that its
   max-norm test implies the 2-norm one, ``ftol = 0``, and a callback that stops it as soon
   as the 2-norm of the last gradient is at most 1e-6).
@@ -23,20 +23,20 @@ Two families of optimisers, each run from the same start to ``||grad f||_2 <= 1e
   ``optax.scale_by_backtracking_linesearch(max_backtracking_steps=29, slope_rtol=1e-4,
   decrease_factor=0.5, increase_factor=2.0, max_learning_rate=inf, store_grad=True)``: the
   same rule as jaxls backtracking (at most 30 evaluations, first trial twice the last
-  step, no cap on the step, value and gradient kept for the next step). optax evaluates
+  step, no cap on the step, value and gradient kept for the next iteration). optax evaluates
   each trial with `jax.linearize` and transposes (the gradient) only at the accepted one;
   jaxls takes the value and gradient at every trial.
 
 Every JAX optimiser of optax's protocol (jaxls's rules and optax's) runs in the same jitted
 ``lax.while_loop`` driver, `jaxls.optax.minimize`, which reuses the value and gradient the
 line search stores in its state (optax's zoom and, with ``store_grad=True``, backtracking
-store them as jaxls's adapter does), so no method pays an extra evaluation per step.
+store them as jaxls's adapter does), so no method pays an extra evaluation per iteration.
 
 Counted and timed separately: evaluations are counted in a first run whose objective
 calls a host callback (`jax.debug.callback`) on every call, value-only or value-and-gradient
 alike; for jaxls the driver's own count (``MinimizeResult.num_evals``) is printed beside it
 as a cross-check. Times come from a second, uncounted compile: compile time is
-``jax.jit(run).lower(...).compile()``; time per step is the median over repeated calls of
+``jax.jit(run).lower(...).compile()``; time per iteration is the median over repeated calls of
 the compiled run divided by its iterations (scipy: the whole Python call, with the
 objective a jitted value-and-gradient); runs shorter than 20 ms are timed in batches of
 back-to-back calls after an untimed one. The methods of one family on one problem are
@@ -271,13 +271,13 @@ COUNTER = Counter()
 
 
 class Outcome(NamedTuple):
-    steps: int
+    iterations: int
     evals: int  # counted by the host callback (scipy: calls of its objective)
     own_evals: int | None  # the driver's own count, for jaxls
     grad_norm: float
     compile_seconds: float
     call: Callable  # one uncounted run, blocking until done
-    step_seconds: float = math.nan  # median time per iteration
+    iteration_seconds: float = math.nan  # median time per iteration
     total_seconds: float = math.nan  # median time of the whole run
 
     @property
@@ -286,22 +286,24 @@ class Outcome(NamedTuple):
 
 
 def prepare_jax(make_run: Callable, problem: Problem) -> Outcome:
-    """``make_run(fun) -> run(x0, data) -> (steps, own_evals or None, grad_norm)``: count
+    """``make_run(fun) -> run(x0, data) -> (iterations, own_evals or None, grad_norm)``: count
     evaluations in one run, then compile the uncounted run (timed later)."""
     counted = jax.jit(make_run(COUNTER.wrap(problem.fun)))
     COUNTER.count = 0
-    steps, own, norm = jax.device_get(counted(problem.x0, problem.data))
+    iterations, own, norm = jax.device_get(counted(problem.x0, problem.data))
     jax.effects_barrier()
     evals = COUNTER.count
 
     start = time.perf_counter()
     compiled = jax.jit(make_run(problem.fun)).lower(problem.x0, problem.data).compile()
     compile_seconds = time.perf_counter() - start
-    timed_steps, *_ = jax.device_get(compiled(problem.x0, problem.data))
-    if int(timed_steps) != int(steps):
-        raise AssertionError(f"counted and timed runs differ: {steps} and {timed_steps} steps")
+    timed_iterations, *_ = jax.device_get(compiled(problem.x0, problem.data))
+    if int(timed_iterations) != int(iterations):
+        raise AssertionError(
+            f"counted and timed runs differ: {iterations} and {timed_iterations} iterations"
+        )
     return Outcome(
-        int(steps),
+        int(iterations),
         evals,
         None if own is None else int(own),
         float(norm),
@@ -316,7 +318,7 @@ def driver(method: Method, problem: Problem, max_iterations: int):
     def make_run(fun):
         def run(x0, data):
             res = jaxls.optax.minimize(
-                lambda x: fun(x, data), x0, optimizer, max_iterations=max_iterations, tol=TOL
+                lambda x: fun(x, data), x0, optimizer, max_iterations=max_iterations, grad_tol=TOL
             )
             own = res.num_evals if method.jaxls else None
             return res.num_iterations, own, res.grad_norm
@@ -386,7 +388,7 @@ def prepare_scipy(problem: Problem, max_iterations: int) -> Outcome:
 
 
 def prepare(method: Method, problem: Problem, args) -> Outcome:
-    max_iterations = args.lbfgs_steps if method.family == "lbfgs" else args.gd_steps
+    max_iterations = args.lbfgs_iterations if method.family == "lbfgs" else args.gd_iterations
     if method.kind == "optax":
         return prepare_jax(driver(method, problem, max_iterations), problem)
     if method.kind == "jaxopt":
@@ -434,7 +436,9 @@ def time_together(outcomes: dict, repeats: int, budget: float) -> dict:
     timed = {}
     for name, out in outcomes.items():
         total = statistics.median(times[name])
-        timed[name] = out._replace(total_seconds=total, step_seconds=total / max(out.steps, 1))
+        timed[name] = out._replace(
+            total_seconds=total, iteration_seconds=total / max(out.iterations, 1)
+        )
     return timed
 
 
@@ -449,7 +453,7 @@ def fmt_time(seconds: float) -> str:
 
 def table(family: str, found: list[Method], probs: list[Problem], args, results: dict) -> None:
     ref_name = REFERENCE[family]
-    cap = args.lbfgs_steps if family == "lbfgs" else args.gd_steps
+    cap = args.lbfgs_iterations if family == "lbfgs" else args.gd_iterations
     title = "L-BFGS (memory 10)" if family == "lbfgs" else "Gradient descent, `sgd(1.0)` + rule"
     print(f"\n## {title}: to ||grad||_2 <= {TOL:g}, at most {cap} iterations\n")
     print(
@@ -458,8 +462,8 @@ def table(family: str, found: list[Method], probs: list[Problem], args, results:
         f"{ref_name} on the same problem, measured in this run.\n"
     )
     print(
-        "| problem | method | iterations | evaluations | final grad norm | time/step (µs) "
-        "| run (ms) | compile (s) | evals ratio | time/step ratio |"
+        "| problem | method | iterations | evaluations | final grad norm | time/iteration (µs) "
+        "| run (ms) | compile (s) | evals ratio | time/iteration ratio |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for problem in probs:
@@ -477,12 +481,11 @@ def table(family: str, found: list[Method], probs: list[Problem], args, results:
                 compile_s += " (objective)"
             ratios = "| |"
             if ref is not None and method.name != ref_name:
-                ratios = (
-                    f"| {out.evals / ref.evals:.2f} | {out.step_seconds / ref.step_seconds:.2f} |"
-                )
+                speed = out.iteration_seconds / ref.iteration_seconds
+                ratios = f"| {out.evals / ref.evals:.2f} | {speed:.2f} |"
             print(
-                f"| {problem.name} | {method.name} | {out.steps:,} | {evals} | {norm} | "
-                f"{fmt_time(out.step_seconds)} | {1e3 * out.total_seconds:,.1f} | {compile_s} "
+                f"| {problem.name} | {method.name} | {out.iterations:,} | {evals} | {norm} | "
+                f"{fmt_time(out.iteration_seconds)} | {1e3 * out.total_seconds:,.1f} | {compile_s} "
                 + ratios
             )
 
@@ -490,7 +493,7 @@ def table(family: str, found: list[Method], probs: list[Problem], args, results:
 def targets(probs: list[Problem], results: dict) -> None:
     print("\n## Targets: jaxls L-BFGS against optax's default lbfgs (zoom)\n")
     print(
-        "converges wherever optax's does; at most optax zoom's evaluations; time per step "
+        "converges wherever optax's does; at most optax zoom's evaluations; time per iteration "
         "within 10% of optax's (ratio <= 1.10).\n"
     )
     for name in ("jaxls wolfe", "jaxls hager_zhang"):
@@ -498,12 +501,12 @@ def targets(probs: list[Problem], results: dict) -> None:
             out, ref = results[(name, problem.name)], results[("optax zoom", problem.name)]
             converges = out.converged or not ref.converged
             evals = out.evals <= ref.evals
-            speed = out.step_seconds / ref.step_seconds
+            speed = out.iteration_seconds / ref.iteration_seconds
             print(
                 f"- {name}, {problem.name}: converges "
                 f"{'met' if converges else 'MISSED'} ({'yes' if out.converged else 'no'} / "
                 f"optax {'yes' if ref.converged else 'no'}); evaluations "
-                f"{'met' if evals else 'MISSED'} ({out.evals:,} vs {ref.evals:,}); time/step "
+                f"{'met' if evals else 'MISSED'} ({out.evals:,} vs {ref.evals:,}); time/iteration "
                 f"{'met' if speed <= 1.10 else 'MISSED'} ({speed:.2f})"
             )
 
@@ -517,15 +520,25 @@ def main():
     parser.add_argument(
         "--budget", type=float, default=3.0, help="seconds of timed calls per method, about"
     )
-    parser.add_argument("--lbfgs-steps", type=int, default=None)
-    parser.add_argument("--gd-steps", type=int, default=None)
+    parser.add_argument(
+        "--lbfgs-iterations",
+        type=int,
+        default=None,
+        help="L-BFGS budget (10,000; 1,000 with --quick)",
+    )
+    parser.add_argument(
+        "--gd-iterations",
+        type=int,
+        default=None,
+        help="gradient-descent budget (20,000; 500 with --quick)",
+    )
     args = parser.parse_args()
     if args.repeats is None:
         args.repeats = 1 if args.quick else 50
-    if args.lbfgs_steps is None:
-        args.lbfgs_steps = 1000 if args.quick else 10_000
-    if args.gd_steps is None:
-        args.gd_steps = 500 if args.quick else 20_000
+    if args.lbfgs_iterations is None:
+        args.lbfgs_iterations = 1000 if args.quick else 10_000
+    if args.gd_iterations is None:
+        args.gd_iterations = 500 if args.quick else 20_000
     start = time.perf_counter()
     versions = [f"jaxls {jaxls.__version__}", f"jax {jax.__version__}"]
     versions.append(f"optax {optax.__version__}")

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.typing import ArrayLike
 
 import jaxls
 from jaxls import zoo
@@ -29,11 +31,37 @@ from jaxls.optax import minimize, scale_by_line_search
 METHODS = ("dichotomy", "golden_section", "fibonacci", "parabolic", "brent")
 
 
-def run(method: str, problem: zoo.IntervalProblem, tol: float, budget: int) -> jaxls.ScalarResult:
+def problem_fun(index: ArrayLike) -> Callable[[jax.Array], jax.Array]:
+    """Problem ``index`` of `jaxls.zoo.INTERVAL` as a function of data (a `lax.switch`), so
+    that a search compiled once serves every problem."""
+    branches = [problem.fun for problem in zoo.INTERVAL]
+    return lambda x: jax.lax.switch(index, branches, x)
+
+
+@functools.partial(jax.jit, static_argnames=("method", "tol", "budget"))
+def solve(
+    method: str,
+    index: ArrayLike,
+    lower: float | jax.Array,
+    upper: float | jax.Array,
+    tol: float,
+    budget: int,
+) -> jaxls.ScalarResult:
+    """``method`` on problem ``index`` of the zoo, its bounds given as data: jitted once per
+    method (Fibonacci: once per budget) for every problem, where eager calls of the searches
+    compiled each search's loop again for each problem's function."""
+    fun = problem_fun(index)
     if method == "fibonacci":  # the fixed budget golden section needed
-        return jaxls.fibonacci(problem.fun, problem.lower, problem.upper, fixed_evals=budget)
+        return jaxls.fibonacci(fun, lower, upper, fixed_evals=budget)
     search = getattr(jaxls, method)
-    return search(problem.fun, problem.lower, problem.upper, tol=tol, max_evals=500)
+    return search(fun, lower, upper, tol=tol, max_evals=500)
+
+
+def run(method: str, index: int, tol: float, budget: int) -> jaxls.ScalarResult:
+    """``method`` on problem ``index`` of the zoo (``budget``: Fibonacci's evaluations)."""
+    problem = zoo.INTERVAL[index]
+    budget = budget if method == "fibonacci" else 0  # not part of the others' cache key
+    return solve(method, index, problem.lower, problem.upper, tol=tol, budget=budget)
 
 
 def comparison(tol: float) -> str:
@@ -45,14 +73,14 @@ def comparison(tol: float) -> str:
         "-" * len(head),
     ]
     totals = dict.fromkeys(METHODS, 0)
-    for problem in zoo.INTERVAL:
-        golden = run("golden_section", problem, tol, 0)
+    for index, problem in enumerate(zoo.INTERVAL):
+        golden = run("golden_section", index, tol, 0)
         cells = []
         for method in METHODS:
             res = (
                 golden
                 if method == "golden_section"
-                else run(method, problem, tol, int(golden.num_evals))
+                else run(method, index, tol, int(golden.num_evals))
             )
             rounding = int(res.status) == jaxls.Status.ROUNDING
             flag = "" if bool(res.converged) else ("~" if rounding else "!")
@@ -96,7 +124,7 @@ def training(tol: float, line_tol: float) -> str:
     }
     lines = [f"Rosenbrock from (-1.2, 1) to ||grad|| <= {tol:g}, jaxls searches as optax rules:"]
     for name, opt in rules.items():
-        run = lambda x, opt=opt: minimize(rosenbrock, x, opt, max_iterations=20_000, tol=tol)
+        run = lambda x, opt=opt: minimize(rosenbrock, x, opt, max_iterations=20_000, grad_tol=tol)
         res = jax.jit(run)(x0)
         lines.append(
             f"  {name:<35} iterations {int(res.num_iterations):>6,}  "
@@ -114,7 +142,7 @@ def differentiation() -> str:
 
     graph = jaxls.ad.trace(lecture, 2.0, 5.0, tangents=(1.0, 0.0))
     ours = [float(g) for g in jaxls.ad.grad(lecture, argnums=(0, 1))(2.0, 5.0)]
-    theirs = [float(g) for g in jax.grad(lecture, argnums=(0, 1))(2.0, 5.0)]
+    theirs = [float(g) for g in jax.jit(jax.grad(lecture, argnums=(0, 1)))(2.0, 5.0)]
     return (
         "L(w1, w2) = w2 log w1 + sqrt(w2 log w1) at (2, 5), forward mode seeded with dw1 = 1,"
         f" reverse mode with dL = 1 (jaxls.ad):\n{graph}\n"
