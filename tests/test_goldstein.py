@@ -8,6 +8,10 @@ it, so a first step that is far too short still succeeds; every failure returns 
 satisfying Armijo, or step 0. Trials evaluate values only (the gradient once, at the
 result) unless ``trial_grads=True``. The oracles compare to 1e-12, so those tests run in
 float64; float32, JAX's default, has tests of its own.
+
+The contract every inexact search shares (non-descent, NaN, budgets, bad or traced
+constants, booleans, vmap, jit, dtypes, counts, has_aux, errors) is checked once, for every
+search, in tests/test_step.py; this file keeps what only this search promises.
 """
 
 import functools
@@ -28,7 +32,6 @@ from tests.helpers import (
     EvalCounter,
     arrays,
     tree_dot,
-    tree_equal_bitwise,
     tree_grad,
     tree_objective,
     tree_params,
@@ -337,134 +340,12 @@ def test_trial_gradients_give_the_goldstein_conditions_too(name):
             assert int(res.num_grads) == int(res.num_evals)
 
 
-@pytest.mark.parametrize("given_origin", [False, True])
-def test_non_descent_direction(given_origin):
-    fun = PROBLEMS["exp"][0]
-    x = jnp.asarray(PROBLEMS["exp"][1])
-    value, grad = jax.value_and_grad(fun)(x)
-    extra = {"value": value, "grad": grad} if given_origin else {}
-    for d in (grad, jnp.zeros(3)):
-        counter = EvalCounter(fun)
-        res = jaxls.goldstein(counter, x, d, **extra)
-        jax.effects_barrier()
-        assert int(res.status) == S.NOT_DESCENT
-        assert float(res.step) == 0.0 and float(res.value) == float(value)
-        assert int(res.num_evals) == counter.count == (0 if given_origin else 1)
-
-
 # ---------------------------------------------------------------------------------------
 # Configuration.
 
 
-@pytest.mark.parametrize(
-    ("argument", "value", "error"),
-    [
-        ("c1", 0.0, ValueError),
-        ("c1", 0.5, ValueError),
-        ("c1", -0.1, ValueError),
-        ("c1", float("nan"), ValueError),
-        ("grow", 1.0, ValueError),
-        ("grow", float("inf"), ValueError),
-        ("step_init", 0.0, ValueError),
-        ("step_max", -1.0, ValueError),
-        ("max_evals", 0, ValueError),
-        ("max_evals", 3.0, TypeError),
-    ],
-)
-def test_invalid_python_constant_raises(argument, value, error):
-    with pytest.raises(error, match=rf"jaxls\.goldstein.*`{argument}`"):
-        jaxls.goldstein(lambda x: jnp.sum(x**2), jnp.ones(2), -jnp.ones(2), **{argument: value})
-
-
-def test_traced_invalid_step_gives_invalid_input():
-    counter = EvalCounter(lambda x: jnp.sum((x - 1.0) ** 2))
-    x, d = jnp.zeros(2), jnp.ones(2)
-    solve = jax.jit(lambda s, m: jaxls.goldstein(counter, x, d, step_init=s, step_max=m))
-    bad = [(0.0, 1.0), (np.nan, 1.0), (np.inf, 1.0), (1.0, 0.0), (1.0, np.nan)]
-    for step_init, step_max in bad:
-        counter.count = 0
-        res = solve(step_init, step_max)
-        jax.effects_barrier()
-        assert int(res.status) == S.INVALID_INPUT
-        assert float(res.step) == 0.0 and float(res.value) == 2.0
-        assert int(res.num_evals) == counter.count == 1
-    assert int(solve(5.0, 0.75).status) == S.SUCCESS  # step_init clipped to step_max
-
-
 # ---------------------------------------------------------------------------------------
 # Evaluations, transformations, dtypes.
-
-
-def test_given_value_and_grad_saves_one_evaluation(maybe_jit):
-    fun = PROBLEMS["rosenbrock"][0]
-    x = jnp.asarray(PROBLEMS["rosenbrock"][1])
-    value, grad = jax.value_and_grad(fun)(x)
-    for step_init in (1e-4, 1.0):
-        counts = []
-        for extra in ({}, {"value": value, "grad": grad}):
-            counter = EvalCounter(fun)
-            res = maybe_jit(
-                lambda x, d, c=counter, e=extra, s=step_init: jaxls.goldstein(
-                    c, x, d, step_init=s, **e
-                )
-            )(x, -grad)
-            jax.effects_barrier()
-            assert counter.count == int(res.num_evals)
-            counts.append((int(res.num_evals), float(res.step)))
-        assert counts[0][0] == counts[1][0] + 1 and counts[0][1] == counts[1][1]
-
-
-def test_jit_equals_eager():
-    for name in ("rosenbrock", "steep"):
-        fun, x = PROBLEMS[name]
-        x = jnp.asarray(x)
-        d = jnp.asarray(directions(fun, x)["tiny"])
-        eager = jaxls.goldstein(fun, x, d, step_init=0.5)
-        assert tree_equal_bitwise(eager, solver(name)(x, d, 0.5))
-
-
-def test_float32():
-    fun = PROBLEMS["log_cosh"][0]
-    x = jnp.asarray(PROBLEMS["log_cosh"][1], jnp.float32)
-    d = -jax.grad(fun)(x)
-    for step_init in (1e-4, 1.0, 100.0):
-        res = jaxls.goldstein(fun, x, d, step_init=step_init)
-        assert int(res.status) == S.SUCCESS
-        assert res.step.dtype == res.value.dtype == res.slope.dtype == res.grad.dtype
-        assert res.step.dtype == jnp.float32
-        x64, d64 = np.asarray(x, np.float64), np.asarray(d, np.float64)
-        v0, s0, _ = line(fun, x64, d64, 0.0)
-        v, _, _ = line(fun, x64, d64, float(res.step))
-        t = float(res.step)
-        slack = 1e-5 * abs(v0)
-        assert v0 + (1 - C1) * t * s0 - slack <= v <= v0 + C1 * t * s0 + slack
-
-
-def _member(x, d, step_init, barrier):
-    fun = lambda y: jnp.where(y[0] > barrier, jnp.nan, jnp.sum(jnp.cosh(y - 1.0)))
-    # c1 = 0.25: the NaN barrier at 0.3 then lies below the Goldstein band (from 0.5).
-    return jaxls.goldstein(fun, x, d, step_init=step_init, c1=0.25, max_evals=20)
-
-
-def test_vmap_mixed_batch_matches_unbatched_runs():
-    # good; too short first; uphill; NaN barrier; budget (1e30); invalid step_init.
-    xs = jnp.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
-    ds = jnp.array([[1.0, 1.0], [1.0, 0.5], [-1.0, -1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
-    step_inits = jnp.array([1.0, 1e-3, 1.0, 1.0, 1e30, -1.0])
-    barriers = jnp.array([jnp.inf, jnp.inf, jnp.inf, 0.3, jnp.inf, jnp.inf])
-    batched = jax.jit(jax.vmap(_member))(xs, ds, step_inits, barriers)
-    assert [int(s) for s in batched.status] == [
-        S.SUCCESS,
-        S.SUCCESS,
-        S.NOT_DESCENT,
-        S.MAX_EVALS,
-        S.MAX_EVALS,
-        S.INVALID_INPUT,
-    ]
-    single = jax.jit(_member)
-    for i in range(len(xs)):
-        member = jax.tree.map(lambda leaf, i=i: leaf[i], batched)
-        assert tree_equal_bitwise(member, single(xs[i], ds[i], step_inits[i], barriers[i])), i
 
 
 # ---------------------------------------------------------------------------------------

@@ -27,7 +27,13 @@ from hypothesis import assume, given
 import jaxls
 from jaxls import linezoo
 from jaxls._src.tree import tree_axpy, tree_vdot
-from tests.helpers import EvalCounter, count_primitive, tree_equal_bitwise, while_bodies
+from tests.helpers import (
+    EvalCounter,
+    count_primitive,
+    scipy_private,
+    tree_equal_bitwise,
+    while_bodies,
+)
 
 S = jaxls.Status
 FAILURES = {S.MAX_EVALS, S.NONFINITE, S.STEP_LIMIT, S.ROUNDING, S.NO_BRACKET}
@@ -265,7 +271,7 @@ def test_linezoo_transcription(problem):
     # fun is phi on the line x = 0, d = 1.
     np.testing.assert_array_equal(problem.fun(jnp.array([0.7])), problem.phi(0.7))
     # Oracle: MINPACK-2's dcsrch, which made the paper's tables, makes the same evaluations.
-    dcsrch = pytest.importorskip("scipy.optimize._dcsrch")
+    dcsrch = scipy_private("scipy.optimize._dcsrch")
     vg = jax.jit(jax.value_and_grad(problem.phi))
     counts = []
     for step_init in linezoo.STEP_INIT:
@@ -543,6 +549,41 @@ def test_float64_constants_with_float32_parameters(name):
     assert res.step.dtype == res.value.dtype == jnp.float32
 
 
+LOW = [jnp.bfloat16, jnp.float16]
+
+
+@pytest.mark.parametrize("dtype", LOW)
+@pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
+def test_float32_array_constants_with_half_precision_parameters(name, dtype):
+    """float16 or bfloat16 parameters with float32 array constants crashed the while loop
+    with a dtype mismatch: every constant is cast to the search's dtype."""
+    x, d = jnp.zeros(2, dtype), jnp.full(2, 2.0, dtype)
+    arrays = {
+        k: jnp.float32(v)
+        for k, v in constants(name).items()
+        if isinstance(v, float) and k in BAD_CONSTANTS
+    }
+    res = run(name, quadratic, x, d, **arrays)
+    assert int(res.status) == S.SUCCESS, res.message
+    assert res.step.dtype == res.value.dtype == res.slope.dtype == res.grad.dtype == dtype
+    check_safe(name, res, 2.0, -8.0, dtype)
+    assert float(res.value) < 2.0
+
+
+@pytest.mark.parametrize("dtype", LOW)
+@pytest.mark.parametrize("name", NAMES)
+def test_no_success_for_the_mirror_step_in_low_precision(name, dtype):
+    """``phi(t) = 2 (2t - 1)^2``: ``t = 1`` mirrors ``phi(0)`` (``phi(1) = phi(0)``,
+    ``phi'(1) = -phi'(0)``). With ``c1 = 1e-4``, ``2 c1 - 1`` rounds to -1 in bfloat16 and
+    float16, and the approximate Wolfe conditions accepted the mirror step: SUCCESS at no
+    decrease. They are tested in at least float32: every search takes the minimiser."""
+    x, d = jnp.zeros(2, dtype), jnp.full(2, 2.0, dtype)
+    c1 = {"c1": 1e-4} if has(name, "c1") else {}
+    res = run(name, quadratic, x, d, **c1)
+    assert int(res.status) == S.SUCCESS, res.message
+    assert float(res.value) < 2.0 and float(res.step) == 0.5
+
+
 @pytest.mark.x64(reason="a pytree mixing float32 and float64 leaves")
 @pytest.mark.parametrize("name", NAMES)
 def test_mixed_float32_float64_pytree(name):
@@ -785,18 +826,37 @@ def test_value_only_trials_pay_one_gradient(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_has_aux_returns_the_aux_of_the_returned_point(name):
+    """Under `jit` and under `vmap` (members from different first steps and directions):
+    the aux of the returned point, the origin's on failure (no descent, budget of one)."""
+
     def fun(x):
         value = jnp.sum((x - 1.0) ** 2 + 0.1 * (x - 1.0) ** 4)
         return value, {"point": x, "value": value, "count": jnp.int32(7)}
 
     x = jnp.zeros(2)
     solve = jax.jit(lambda x, d, s: run(name, fun, x, d, step_init=s, has_aux=True))
-    for d, step_init in ((jnp.ones(2), 1.0), (jnp.ones(2), 30.0), (-jnp.ones(2), 1.0)):
+    cases = [(jnp.ones(2), 1.0), (jnp.ones(2), 30.0), (jnp.array([1.0, 2.0]), 1e-3)]
+    cases.append((-jnp.ones(2), 1.0))  # not a descent direction: the origin's aux
+    batched = jax.jit(jax.vmap(solve, in_axes=(None, 0, 0)))(
+        x, jnp.stack([d for d, _ in cases]), jnp.array([s for _, s in cases])
+    )
+    for i, (d, step_init) in enumerate(cases):
         res = solve(x, d, step_init)
-        _, aux = fun(x + res.step * d)
-        np.testing.assert_allclose(res.aux["point"], aux["point"], rtol=1e-6)
+        member = jax.tree.map(lambda a, i=i: a[i], batched)
+        # The same search; the gradient that value-only trials get by transposition may
+        # differ by an ulp between the batched and the single program (XLA's fusion).
+        for field in ("step", "status", "num_evals", "num_grads", "aux"):
+            assert tree_equal_bitwise(getattr(member, field), getattr(res, field)), (i, field)
+        np.testing.assert_allclose(member.grad, res.grad, rtol=1e-6)
+        assert int(res.status) == (S.SUCCESS if i < 3 else S.NOT_DESCENT), res.message
+        point = x + res.step * d
+        np.testing.assert_array_equal(res.aux["point"], point)
         assert float(res.aux["value"]) == float(res.value)
         assert int(res.aux["count"]) == 7 and res.aux["count"].dtype == jnp.int32
+    first = 2 if SEARCH[name].keeps_a_call else 1
+    failed = run(name, fun, x, jnp.ones(2), step_init=1e9, has_aux=True, max_evals=first)
+    assert int(failed.status) == S.MAX_EVALS and float(failed.step) == 0.0
+    np.testing.assert_array_equal(failed.aux["point"], x)
     with pytest.raises(TypeError, match=rf"{SEARCH[name].call}.*has_aux=True"):
         run(name, fun, x, jnp.ones(2))
 
@@ -876,6 +936,10 @@ def test_booleans_must_be_booleans(name):
         for value in ("no", 0, jnp.asarray(False)):
             with pytest.raises(TypeError, match=rf"{SEARCH[name].call}.*`{flag}` must be True"):
                 SEARCH[name].fun(quadratic, jnp.zeros(2), jnp.ones(2), **{flag: value})
+    # NumPy's booleans are booleans (``strong="no"`` was once taken as True).
+    flags = {flag: np.bool_(False) for flag in flags if flag != "has_aux"}
+    res = SEARCH[name].fun(quadratic, jnp.zeros(2), jnp.ones(2), **flags)
+    assert int(res.status) == S.SUCCESS
 
 
 # ---------------------------------------------------------------------------------------
@@ -883,17 +947,21 @@ def test_booleans_must_be_booleans(name):
 
 BAD_CONSTANTS = {
     "c1": [0.0, 1.0, -0.5, 1.5, math.nan],
-    "c2": [1.0, 1.5, -0.1],
+    "c2": [0.0, 1.0, 1.5, -0.1],
     "shrink": [0.0, 1.0, 1.5],
-    "grow": [1.0, 0.5],
-    "theta": [0.0, 1.0],
-    "gamma": [0.0, 1.0],
-    "step_max": [0.0, -1.0],
-    "epsilon": [-1.0],
+    "grow": [1.0, 0.5, math.inf],
+    "theta": [0.0, 1.0, 1.5],
+    "gamma": [0.0, 1.0, -0.5, math.nan],
+    "step_max": [0.0, -1.0, math.nan],
+    "epsilon": [-1.0, math.nan, math.inf],
     "step_init": [0.0, -1.0, math.nan, math.inf],
 }
-# Narrower ranges of one search: Goldstein's and Hager-Zhang's 0 < c1 < 1/2.
-BAD_FOR_SEARCH = {"goldstein": {"c1": [0.5, 0.75]}, "hager_zhang": {"c1": [0.5, 0.75]}}
+# Narrower ranges of one search: Goldstein's and Hager-Zhang's 0 < c1 < 1/2; Hager-Zhang's
+# epsilon > 0 (the approximate conditions are its test, never switched off).
+BAD_FOR_SEARCH = {
+    "goldstein": {"c1": [0.5, 0.75]},
+    "hager_zhang": {"c1": [0.5, 0.75], "epsilon": [0.0]},
+}
 
 
 def bad_values(name, argument) -> list:
@@ -919,10 +987,23 @@ def test_invalid_concrete_constant_raises_naming_call_and_argument(name, argumen
 
 
 @pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
-@pytest.mark.parametrize("max_evals", [0, -3])
-def test_invalid_max_evals_raises(name, max_evals):
-    with pytest.raises(ValueError, match=rf"{SEARCH[name].call}.*`max_evals`"):
+@pytest.mark.parametrize(
+    ("max_evals", "error"), [(0, ValueError), (-3, ValueError), (3.0, TypeError)]
+)
+def test_invalid_max_evals_raises(name, max_evals, error):
+    with pytest.raises(error, match=rf"{SEARCH[name].call}.*`max_evals`"):
         run(name, quadratic, jnp.zeros(2), jnp.ones(2), max_evals=max_evals)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES_UP_TO_CURVATURE if has(n, "c2")])
+def test_c1_above_c2_is_refused(name):
+    """``0 < c1 <= c2 < 1``, else no step need satisfy both conditions: a ValueError for
+    concrete constants, INVALID_INPUT for traced ones."""
+    x, d = jnp.zeros(2), jnp.ones(2)
+    with pytest.raises(ValueError, match=rf"{SEARCH[name].call}.*c1=0.3, c2=0.2"):
+        run(name, quadratic, x, d, c1=0.3, c2=0.2)
+    res = jax.jit(lambda c1, c2: run(name, quadratic, x, d, c1=c1, c2=c2))(0.3, 0.2)
+    assert int(res.status) == S.INVALID_INPUT and float(res.step) == 0.0
 
 
 @pytest.mark.parametrize("name", NAMES_UP_TO_CURVATURE)
@@ -937,7 +1018,10 @@ def test_traced_invalid_constant_gives_invalid_input(name):
     counter = EvalCounter(quadratic)
     solve = jax.jit(lambda kw: run(name, counter, x0, jnp.full(2, 3.0), **kw))
     traced = lambda **bad: {a: jnp.float32(v) for a, v in (good | bad).items()}
-    assert int(solve(traced()).status) == S.SUCCESS
+    # Good traced constants: the search of the same Python constants, bit for bit.
+    plain = jax.jit(lambda: run(name, quadratic, x0, jnp.full(2, 3.0), **good))()
+    assert int(plain.status) == S.SUCCESS
+    assert tree_equal_bitwise(solve(traced()), plain)
     for argument in arguments:
         for value in bad_values(name, argument):
             counter.count = 0
