@@ -3,10 +3,11 @@ and float16; the two modes against each other; jit and vmap; coverage of the rul
 random compositions; the graph view; and jax's contract on the inputs it refuses.
 
 The contract tests compute jaxls's and jax's results in one `jax.jit` per case and dtype
-(compiling op by op would dominate the run time); `test_transforms_run_eagerly` covers the
-eager path. float32 is JAX's default; float64 is enabled for a test by its dtype parameter
-(tests/conftest.py); bfloat16 and float16 are compared with jax computed in the same dtype,
-and their gradients with float32's at the same (rounded) points.
+(compiling op by op would dominate the run time), with XLA options that compile faster
+(`ad_zoo.fast_jit`) and directions drawn by NumPy outside it; `test_transforms_run_eagerly`
+covers the eager path. float32 is JAX's default; float64 is enabled for a test by its dtype
+parameter (tests/conftest.py); bfloat16 and float16 are compared with jax computed in the
+same dtype, and their gradients with float32's at the same (rounded) points.
 """
 
 from __future__ import annotations
@@ -74,14 +75,12 @@ def close(ours, theirs, tol):
 
 
 def random_like(tree, seed):
-    leaves, treedef = jax.tree.flatten(tree)
-    keys = jax.random.split(jax.random.key(seed), len(leaves))
-    return jax.tree.unflatten(
-        treedef,
-        [
-            jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
-            for k, x in zip(keys, leaves, strict=True)
-        ],
+    """Standard normal NumPy values shaped and typed like the leaves of ``tree`` (arrays or
+    `jax.ShapeDtypeStruct`): drawn on the host, so that no jitted function compiles a
+    random number generator (which made up a third of the contract's compile time)."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(
+        lambda x: np.asarray(rng.standard_normal(np.shape(x)), jnp.result_type(x.dtype)), tree
     )
 
 
@@ -132,21 +131,26 @@ def test_every_zoo_case_runs_in_float32_and_another_dtype():
     assert not (set(CONTRACT[BF16]) | set(CONTRACT[F16])) & ad_zoo.LAPACK
 
 
-def both_transforms(case: ad_zoo.Case):
-    """``run(args) -> {transform: (jaxls's, jax's)}`` plus what the dot-product test and the
-    low-precision check need; meant for one `jax.jit`."""
+def contract_directions(case: ad_zoo.Case):
+    """The tangent ``t`` (like the arguments), cotangent ``u`` (like the output) and the
+    Hessian-vector product's ``v`` (like the first argument) of the contract test."""
+    out = jax.eval_shape(case.f, *case.args)
+    return random_like(case.args, 1), random_like(out, 2), random_like(case.args[0], 3)
+
+
+def both_transforms(case: ad_zoo.Case, dtype):
+    """``run(args, t, u, v) -> {transform: (jaxls's, jax's)}`` plus what the dot-product test
+    and the low-precision check need; meant for one `jax.jit`."""
     f, scalar = case.f, case.scalar
 
-    def run(args):
+    def run(args, t, u, v):
         pairs, extra = {}, {}
-        t = random_like(args, 1)
         pairs["jvp"] = ad.jvp(f, args, t), jax.jvp(f, args, t)
         out, pull = ad.vjp(f, *args)
         ref_out, ref_pull = jax.vjp(f, *args)
-        u = random_like(ref_out, 2)
         cts = pull(u)
         pairs["vjp"] = (out, cts), (ref_out, ref_pull(u))
-        extra["dot"] = (u, pairs["jvp"][0][1], cts, t)
+        extra["dot"] = (pairs["jvp"][0][1], cts)
         pairs["jacfwd"] = ad.jacfwd(f)(*args), jax.jacfwd(f)(*args)
         pairs["jacrev"] = ad.jacrev(f)(*args), jax.jacrev(f)(*args)
         if scalar:
@@ -155,11 +159,11 @@ def both_transforms(case: ad_zoo.Case):
             pairs["value_and_grad"] = ad.value_and_grad(f)(*args), jax.value_and_grad(f)(*args)
             x, rest = args[0], args[1:]
             f0 = lambda z: f(z, *rest)
-            v = random_like(x, 3)
             pairs["hvp"] = ad.hvp(f0, x, v), jax.jvp(jax.grad(f0), (x,), (v,))[1]
             if case.name not in NO_HESSIAN:
                 pairs["hessian"] = ad.hessian(f)(*args), jax.hessian(f)(*args)
-            extra["grad_float32"] = jax.grad(f, nums)(*upcast(args))
+            if dtype in LOW:
+                extra["grad_float32"] = jax.grad(f, nums)(*upcast(args))
         return pairs, extra
 
     return run
@@ -172,13 +176,14 @@ def test_transforms_match_jax(dtype, name):
     two modes; in bfloat16 and float16 the gradient is not zero and is float32's at the
     same points to a few ulps of ``dtype``."""
     case = zoo(dtype)[name]
-    pairs, extra = jax.jit(both_transforms(case))(case.args)
+    t, u, v = contract_directions(case)
+    pairs, extra = ad_zoo.fast_jit(both_transforms(case, dtype))(case.args, t, u, v)
     for transform, (ours, theirs) in pairs.items():
         try:
             close(ours, theirs, rtol(dtype))
         except AssertionError as error:
             raise AssertionError(f"{transform}: {error}") from None
-    u, tout, cts, t = extra["dot"]
+    tout, cts = extra["dot"]
     lhs, rhs = vdot64(u, tout), vdot64(cts, t)
     scale = np.sqrt(vdot64(u, u) * vdot64(tout, tout)) + np.sqrt(vdot64(cts, cts) * vdot64(t, t))
     assert abs(lhs - rhs) <= 10 * rtol(dtype) * scale, (lhs, rhs)
@@ -208,52 +213,82 @@ def test_low_precision_gradient_of_the_issue_is_not_zero():
 
 
 def test_transforms_run_eagerly():
-    """Outside `jax.jit` (concrete arrays), the same values as jax's."""
+    """Outside `jax.jit` (concrete arrays), the same values as jax's (computed in one
+    `jax.jit`: jax's eager path is not under test)."""
     case = zoo(F32)["lecture"]
     w = case.args
     tol = rtol(F32)
-    close(ad.jvp(case.f, w, w), jax.jvp(case.f, w, w), tol)
-    close(ad.vjp(case.f, *w)[1](1.0), jax.vjp(case.f, *w)[1](jnp.ones((), F32)), tol)
-    close(ad.grad(case.f, (0, 1))(*w), jax.grad(case.f, (0, 1))(*w), tol)
-    close(ad.value_and_grad(case.f)(*w), jax.value_and_grad(case.f)(*w), tol)
     f = lambda x: jnp.sum(jnp.sin(x) * x[::-1])
     x = jnp.linspace(-1.0, 1.2, 3)
-    close(ad.jacfwd(f)(x), jax.jacfwd(f)(x), tol)
-    close(ad.jacrev(f)(x), jax.jacrev(f)(x), tol)
-    close(ad.hessian(f)(x), jax.hessian(f)(x), tol)
-    close(ad.hvp(f, x, x), jax.jvp(jax.grad(f), (x,), (x,))[1], tol)
+
+    @ad_zoo.fast_jit
+    def theirs(w, x):
+        return [
+            jax.jvp(case.f, w, w),
+            jax.vjp(case.f, *w)[1](jnp.ones((), F32)),
+            jax.grad(case.f, (0, 1))(*w),
+            jax.value_and_grad(case.f)(*w),
+            jax.jacfwd(f)(x),
+            jax.jacrev(f)(x),
+            jax.hessian(f)(x),
+            jax.jvp(jax.grad(f), (x,), (x,))[1],
+        ]
+
+    ours = [
+        ad.jvp(case.f, w, w),
+        ad.vjp(case.f, *w)[1](1.0),
+        ad.grad(case.f, (0, 1))(*w),
+        ad.value_and_grad(case.f)(*w),
+        ad.jacfwd(f)(x),
+        ad.jacrev(f)(x),
+        ad.hessian(f)(x),
+        ad.hvp(f, x, x),
+    ]
+    for mine, reference in zip(ours, theirs(w, x), strict=True):
+        close(mine, reference, tol)
 
 
 @pytest.mark.parametrize("name", ["rosenbrock", "rnn"])
 def test_transforms_compose_with_jit_and_vmap(name):
+    """jit of vmap of each transform; eager vmap (jacfwd); a vjp_fn returned from jit and
+    called outside it. jax's results are computed in the same `jax.jit` (computed eagerly,
+    op by op, they took most of the test's time and add nothing to the check)."""
     case = zoo(F32)[name]
     x, rest = case.args[0], case.args[1:]
     f0 = lambda z: case.f(z, *rest)
     tol = rtol(F32)
-    batch = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[random_like(x, s) for s in range(3)])
-    xs = jax.tree.map(lambda b, x0: x0[None] + 0.01 * b, batch, x)
+    batch = jax.tree.map(lambda *leaves: np.stack(leaves), *[random_like(x, s) for s in range(3)])
+    xs = jax.tree.map(lambda b, x0: (np.asarray(x0)[None] + 0.01 * b).astype(x0.dtype), batch, x)
+    second_order = name == "rosenbrock"
 
-    @jax.jit
+    @ad_zoo.fast_jit
     def both(x, batch, xs):
-        return (
+        ours = [
             jax.vmap(lambda v: ad.jvp(f0, (x,), (v,))[1])(batch),
             jax.vmap(ad.grad(f0))(xs),
             jax.vmap(ad.value_and_grad(f0))(xs),
             jax.vmap(lambda z: ad.vjp(f0, z)[1](jnp.ones((), F32)))(xs),
-        ), (
+        ]
+        theirs = [
             jax.vmap(lambda v: jax.jvp(f0, (x,), (v,))[1])(batch),
             jax.vmap(jax.grad(f0))(xs),
             jax.vmap(jax.value_and_grad(f0))(xs),
             jax.vmap(lambda z: jax.vjp(f0, z)[1](jnp.ones((), F32)))(xs),
-        )
+        ]
+        if second_order:
+            ours.append(jax.vmap(ad.hessian(f0))(xs))
+            theirs.append(jax.vmap(jax.hessian(f0))(xs))
+        references = {"grad": jax.grad(f0)(x)}
+        if second_order:
+            references["jacfwd"] = jax.vmap(jax.jacfwd(f0))(xs)
+        return ours, theirs, references
 
-    ours, theirs = both(x, batch, xs)
+    ours, theirs, references = both(x, batch, xs)
     close(ours, theirs, tol)
-    if name == "rosenbrock":
-        close(jax.jit(jax.vmap(ad.hessian(f0)))(xs), jax.vmap(jax.hessian(f0))(xs), tol)
-        close(jax.vmap(ad.jacfwd(f0))(xs), jax.vmap(jax.jacfwd(f0))(xs), tol)
+    if second_order:
+        close(jax.vmap(ad.jacfwd(f0))(xs), references["jacfwd"], tol)  # vmap without jit
     _, pull_jit = jax.jit(lambda z: ad.vjp(f0, z))(x)  # a vjp_fn returned from jit
-    close(pull_jit(jnp.ones((), F32))[0], jax.grad(f0)(x), tol)
+    close(pull_jit(jnp.ones((), F32))[0], references["grad"], tol)
 
 
 def test_custom_vjp_uses_the_authors_bwd_and_forward_mode_refuses():
@@ -446,11 +481,19 @@ COMPOSITIONS = (
 @pytest.mark.x64(reason=COMPOSITIONS)
 @given(programs(), st.integers(0, 1000))
 def test_random_compositions_match_jax(ops, seed):
+    """Ours and jax's in one `jax.jit` (one compilation per program; eagerly, each program
+    dispatched op by op, twice, cost three times as much)."""
     f = build(ops)
-    x = jax.random.normal(jax.random.key(seed), (4,), F64)
-    v = jax.random.normal(jax.random.key(seed + 1), (4,), F64)
-    close(ad.grad(f)(x), jax.grad(f)(x), rtol(F64))
-    close(ad.jvp(f, (x,), (v,)), jax.jvp(f, (x,), (v,)), rtol(F64))
+    x, v = np.random.default_rng(seed).standard_normal((2, 4))
+
+    @ad_zoo.fast_jit
+    def both(x, v):
+        return (ad.grad(f)(x), ad.jvp(f, (x,), (v,))), (jax.grad(f)(x), jax.jvp(f, (x,), (v,)))
+
+    (grad, jvp), (grad_ref, jvp_ref) = both(x, v)
+    assert grad.dtype == F64
+    close(grad, grad_ref, rtol(F64))
+    close(jvp, jvp_ref, rtol(F64))
 
 
 # --- the graph, finite differences, use in a line search ------------------------------------
@@ -530,11 +573,17 @@ def test_finite_differences_in_the_default_and_low_precision(dtype, atol):
 
 
 def test_line_searches_accept_jaxls_derivatives():
+    """jaxls.wolfe given ``ad.value_and_grad``, against jax's derivatives (both in one
+    `jax.jit`: the searches' eager paths are tested with the searches)."""
     f = ad_zoo.rosenbrock
     x = jnp.array([-1.2, 1.0, -1.2, 1.0])
-    d = -jax.grad(f)(x)
-    ours = jaxls.wolfe(None, x, d, value_and_grad=ad.value_and_grad(f))
-    ref = jaxls.wolfe(f, x, d)
+
+    @ad_zoo.fast_jit
+    def both(x):
+        d = -jax.grad(f)(x)
+        return jaxls.wolfe(None, x, d, value_and_grad=ad.value_and_grad(f)), jaxls.wolfe(f, x, d)
+
+    ours, ref = both(x)
     close((ours.step, ours.value, ours.grad), (ref.step, ref.value, ref.grad), 1e-4)
     assert int(ours.num_evals) == int(ref.num_evals)
 

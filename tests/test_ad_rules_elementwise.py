@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.ad_zoo import fast_jit
 from tests.helpers import primitive_names as emitted_primitives
 from jax import lax
 from jax._src.lax import lax as lax_internal  # eq_to_p, le_to_p, lt_to_p: no public binder
@@ -381,7 +382,7 @@ def test_rules_match_jax(case, dtype):
     diff = case.differentiated(xs)
     ts, ct = tangents_and_cotangent(xs, out, diff)
 
-    @jax.jit
+    @fast_jit
     def compute(xs, ts, ct):
         def f(*diff_xs):
             return prim.bind(*replace(xs, diff, diff_xs), **params)
@@ -434,7 +435,7 @@ def test_rules_run_eagerly(case):
     out = prim.bind(*xs, **params)
     ts, ct = tangents_and_cotangent(xs, out, case.differentiated(xs))
     eager = rules(prim, params, xs, ts, ct)
-    jitted = jax.jit(partial(rules, prim, params))(xs, ts, ct)
+    jitted = fast_jit(partial(rules, prim, params))(xs, ts, ct)
     for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted), strict=True):
         assert_like(a, b)
         assert_close(a, b, np.float32)
@@ -453,7 +454,7 @@ def test_symbolic_zero_tangents(case):
     ts, _ = tangents_and_cotangent(xs, out, diff)
     rule = registry.jvp_rules[prim.name]
 
-    @jax.jit
+    @fast_jit
     def compute(xs, ts):
         out = prim.bind(*xs, **params)
         f = lambda *diff_xs: prim.bind(*replace(xs, diff, diff_xs), **params)
@@ -517,7 +518,7 @@ def test_rank0_operands(case, scalar, dtype=np.float32):
     ts, ct = tangents_and_cotangent(xs, out, diff, seed=1)
     constant = xs[scalar]
 
-    @jax.jit
+    @fast_jit
     def compute(xs, ts, ct):
         def f(*diff_xs):
             args = replace(xs, diff, diff_xs)
@@ -547,7 +548,7 @@ def test_complex_inputs(case, dtype):
     diff = case.differentiated(xs)
     ts, ct = tangents_and_cotangent(xs, out, diff)
 
-    @jax.jit
+    @fast_jit
     def compute(xs, ts, ct):
         f = lambda *diff_xs: prim.bind(*replace(xs, diff, diff_xs), **params)
         reference = jax_oracle(f, [xs[i] for i in diff], [ts[i] for i in diff], ct)
@@ -664,7 +665,7 @@ KINKS = {
 def kink_partials():
     """Ours (from both rules) and JAX's partials at every kink, in one `jax.jit`."""
 
-    @jax.jit
+    @fast_jit
     def compute(all_args):
         return {
             name: (*rule_partials(fun, *all_args[name]), jax_partials(fun, *all_args[name]))
@@ -742,7 +743,7 @@ def test_second_order_matches_jax():
         diff_xs, diff_ts = [xs[i] for i in diff], [ts[i] for i in diff]
         return jax.jvp(ours, diff_xs, diff_ts)[1], jax.jvp(theirs, diff_xs, diff_ts)[1]
 
-    results = jax.jit(lambda: [hessian_vector_products(c) for c in cases])()
+    results = fast_jit(lambda: [hessian_vector_products(c) for c in cases])()
     for case, (mine, reference) in zip(cases, results, strict=True):
         for a, b in zip(mine, reference, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=case.id)

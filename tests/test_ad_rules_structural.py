@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.ad_zoo import fast_jit
 from tests.helpers import primitive_names as _primitive_names
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -38,7 +39,8 @@ _rng = np.random.default_rng(0)
 
 
 def is_float(x):
-    return jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
+    """Whether ``x`` (an array, a `jax.ShapeDtypeStruct` or a Python number) is inexact."""
+    return jnp.issubdtype(x.dtype if hasattr(x, "dtype") else np.result_type(x), jnp.inexact)
 
 
 def normal(*shape):
@@ -306,8 +308,9 @@ TOL = {
 
 
 def _eval_and_capture(closed, args, name):
-    """Evaluate ``closed`` (entering ``jit`` sub-jaxprs); return the first equation named
-    ``name`` with the concrete values of its inputs."""
+    """Evaluate ``closed`` (entering ``jit`` sub-jaxprs) up to the first equation named
+    ``name``; return it with the concrete values of its inputs. (Eager: each equation
+    evaluated compiles, so evaluation stops there.)"""
     found = []
 
     def run(jaxpr, consts, values):
@@ -316,11 +319,14 @@ def _eval_and_capture(closed, args, name):
         read = lambda v: v.val if isinstance(v, Literal) else env[v]
         for eqn in jaxpr.eqns:
             inputs = [read(v) for v in eqn.invars]
-            if eqn.primitive.name == name and not found:
+            if eqn.primitive.name == name:
                 found.append((eqn.primitive, dict(eqn.params), inputs))
+                return None
             if eqn.primitive.name in ("jit", "pjit"):
                 sub = eqn.params["jaxpr"]
                 outputs = run(sub.jaxpr, sub.consts, inputs)
+                if found:
+                    return None
             else:
                 outputs = eqn.primitive.bind(*inputs, **eqn.params)
                 outputs = outputs if eqn.primitive.multiple_results else [outputs]
@@ -357,10 +363,15 @@ class Equation:
         out = self.bind(*(self.primals if primals is None else primals))
         return out if self.multiple else [out]
 
+    def output_types(self):
+        """The outputs' shapes and dtypes (`jax.ShapeDtypeStruct`), as `bind` returns them
+        (evaluating the primitive eagerly would compile it)."""
+        return jax.eval_shape(lambda primals: self.bind(*primals), self.primals)
+
     def float_function(self):
         """The primitive as a function of its float inputs, returning its float outputs."""
         positions = self.float_positions()
-        kept = [i for i, o in enumerate(self.outputs()) if is_float(o)]
+        kept = [i for i, o in enumerate(as_list(self, self.output_types())) if is_float(o)]
 
         def fun(*floats):
             primals = list(self.primals)
@@ -461,14 +472,15 @@ def check_against_jax(eqn, dtype):
     """The checks of `test_rules_match_jax` on one equation. (Under one `jax.jit`:
     compiling op by op would dominate the run time; the rules run eagerly in
     `test_rules_eager_and_under_jit_of_vmap`.)"""
-    out = eqn.bind(*eqn.primals)
+    out = eqn.output_types()
     positions = eqn.float_positions()
     fun, kept = eqn.float_function()
     tangents = random_tangents(eqn)
     cts = random_cotangents(eqn, out)
 
-    @jax.jit
-    def rules_and_oracle(primals, tangents, out, cts):
+    @fast_jit
+    def rules_and_oracle(primals, tangents, cts):
+        out = eqn.bind(*primals)
         floats = [primals[i] for i in positions]
         jv = as_list(eqn, call_jvp(eqn, primals, tangents, out))
         _, jv_jax = jax.jvp(fun, floats, [tangents[i] for i in positions])
@@ -477,7 +489,7 @@ def check_against_jax(eqn, dtype):
         jtu_jax = pullback(tuple(as_list(eqn, cts)[i] for i in kept))
         return jv, jv_jax, jtu, jtu_jax
 
-    jv, jv_jax, jtu, jtu_jax = rules_and_oracle(eqn.primals, tangents, out, cts)
+    jv, jv_jax, jtu, jtu_jax = rules_and_oracle(eqn.primals, tangents, cts)
     for k, i in enumerate(kept):
         assert_close(jv[i], jv_jax[k], dtype)
     for i, o in enumerate(as_list(eqn, out)):
@@ -504,24 +516,31 @@ def check_against_jax(eqn, dtype):
     ids=repr,
 )
 def test_jvp_none_tangents(case):
-    """Each float input alone: the other tangents None give what zeros give."""
+    """Each float input alone: the other tangents None give what zeros give. (In one
+    `jax.jit`, the zeros passed in as arguments, so that XLA cannot fold them away.)"""
     eqn = equation(case, F32)
-    out = eqn.bind(*eqn.primals)
     tangents = random_tangents(eqn)
-    for i in eqn.float_positions():
-        only = tuple(t if j == i else None for j, t in enumerate(tangents))
-        zeros = tuple(
-            t if j == i else (None if t is None else jnp.zeros_like(t))
-            for j, t in enumerate(tangents)
-        )
-        with_none = as_list(eqn, call_jvp(eqn, eqn.primals, only, out))
-        with_zeros = as_list(eqn, call_jvp(eqn, eqn.primals, zeros, out))
-        for a, b in zip(with_none, with_zeros, strict=True):
+    zeros = tuple(None if t is None else np.zeros(t.shape, t.dtype) for t in tangents)
+
+    @fast_jit
+    def jvps(primals, tangents, zeros):
+        out = eqn.bind(*primals)
+        pairs = []
+        for i in eqn.float_positions():
+            only = tuple(t if j == i else None for j, t in enumerate(tangents))
+            padded = tuple(
+                t if j == i else z for j, (t, z) in enumerate(zip(tangents, zeros, strict=True))
+            )
+            pairs.append((call_jvp(eqn, primals, only, out), call_jvp(eqn, primals, padded, out)))
+        return pairs, call_jvp(eqn, primals, (None,) * len(primals), out)
+
+    pairs, all_none = jvps(eqn.primals, tangents, zeros)
+    for with_none, with_zeros in pairs:
+        for a, b in zip(as_list(eqn, with_none), as_list(eqn, with_zeros), strict=True):
             if b is None or not is_float(b):
                 continue
-            a = jnp.zeros_like(b) if a is None else a  # a symbolic zero
+            a = np.zeros(b.shape, b.dtype) if a is None else a  # a symbolic zero
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    all_none = call_jvp(eqn, eqn.primals, (None,) * len(eqn.primals), out)
     assert all(t is None for t in as_list(eqn, all_none))
 
 
@@ -614,7 +633,7 @@ def test_rules_eager_and_under_jit_of_vmap(case):
     def rules(p, t, o, c):
         return as_list(eqn, call_jvp(eqn, p, t, o)), call_vjp(eqn, c, p, o)
 
-    batched = jax.jit(jax.vmap(rules))(*_stack(examples))
+    batched = fast_jit(jax.vmap(rules))(*_stack(examples))
     for k, example in enumerate(examples):
         single = rules(*example)
         flat_batched, tree_batched = jax.tree.flatten(batched, is_leaf=lambda x: x is None)
@@ -633,7 +652,7 @@ def test_rules_eager_and_under_jit_of_vmap(case):
 def test_emitted_primitives_have_jvp_rules(case):
     """Everything the rules emit (recursively into sub-jaxprs) can be differentiated."""
     eqn = equation(case, F32)
-    out = eqn.bind(*eqn.primals)
+    out = eqn.output_types()
     tangents = random_tangents(eqn)
     cts = random_cotangents(eqn, out)
     emitted = _primitive_names(
@@ -682,8 +701,7 @@ def test_vjp_rules_differentiated_by_jvp_rules(case):
     ``(primals, cts) -> vjp_rule(cts, primals, bind(primals))``, agree with jax.jvp of it."""
     eqn = equation(case, F32)
     positions = eqn.float_positions()
-    out = eqn.bind(*eqn.primals)
-    cts = random_cotangents(eqn, out)
+    cts = random_cotangents(eqn, eqn.output_types())
 
     def pullback(floats, cts):
         primals = list(eqn.primals)
@@ -696,7 +714,7 @@ def test_vjp_rules_differentiated_by_jvp_rules(case):
     dfloats = [random_like(x, 30 + i) for i, x in enumerate(floats)]
     dcts = jax.tree.map(lambda c: random_like(c, 40), cts)
 
-    @jax.jit
+    @fast_jit
     def both(floats, cts, dfloats, dcts):
         closed = jax.make_jaxpr(pullback)(floats, cts)
         args, targs = jax.tree.leaves((floats, cts)), jax.tree.leaves((dfloats, dcts))
@@ -771,7 +789,7 @@ def test_cumulative_extreme_ties_split_like_reduce_max_of_prefix(primitive, reve
     eqn = Equation(primitive, dict(axis=0, reverse=reverse), (jnp.asarray(x, F32),))
     out = eqn.bind(*eqn.primals)
     t, ct = jnp.asarray(normal(n), F32), jnp.asarray(normal(n), F32)
-    rules = jax.jit(
+    rules = fast_jit(
         lambda t, ct: (call_jvp(eqn, eqn.primals, (t,), out), call_vjp(eqn, ct, eqn.primals, out))
     )
     jv, (jtu,) = rules(t, ct)
