@@ -102,7 +102,7 @@ def test_chain_after_sgd_decreases_and_state_matches_new_params(search):
 def test_drop_in_for_lbfgs_line_search(search):
     rosenbrock = lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
     opt = optax.lbfgs(linesearch=rule(search))
-    res = jax.jit(lambda w: minimize(rosenbrock, w, opt, tol=1e-5))(jnp.array([-1.2, 1.0]))
+    res = jax.jit(lambda w: minimize(rosenbrock, w, opt, grad_tol=1e-5))(jnp.array([-1.2, 1.0]))
     assert int(res.status) == Status.SUCCESS
     np.testing.assert_allclose(res.params, [1.0, 1.0], atol=1e-5)
     # Exactly one `value` and one `grad` in the whole L-BFGS state.
@@ -117,8 +117,13 @@ def test_state_dtypes_and_shapes_never_change(search, dtype):
     state = opt.init(w)
     kinds = lambda tree: jax.tree.map(lambda a: (jnp.shape(a), jnp.asarray(a).dtype), tree)
     before = kinds(state)
-    value, grad = jax.value_and_grad(quartic)(w)
-    updates, new_state = opt.update(grad, state, w, value=value, grad=grad, value_fn=quartic)
+
+    @jax.jit  # one compilation (eagerly, every primitive compiles anew in bfloat16, float64)
+    def update(w, state):
+        value, grad = jax.value_and_grad(quartic)(w)
+        return value, opt.update(grad, state, w, value=value, grad=grad, value_fn=quartic)
+
+    value, (updates, new_state) = update(w, state)
     assert kinds(new_state) == before
     assert updates.dtype == dtype
     assert float(quartic(w + updates)) < float(value)
@@ -835,7 +840,9 @@ def test_has_aux_aux_is_none_until_the_first_update_and_errors_name_the_rule():
 
 def test_minimize_returns_the_aux_of_the_last_parameters_under_jit_and_vmap():
     opt = optax.chain(optax.sgd(1.0), rule(jaxls.backtracking, grow=2.0))
-    fit = lambda w, target: minimize(lambda w: with_aux(w, target), w, opt, tol=1e-5, has_aux=True)
+    fit = lambda w, target: minimize(
+        lambda w: with_aux(w, target), w, opt, grad_tol=1e-5, has_aux=True
+    )
     w0 = jnp.array([[0.0, 1.0], [2.0, -1.0]])
     targets = jnp.array([[1.0, 2.0], [0.0, 3.0]])
     batched = jax.jit(jax.vmap(fit))(w0, targets)
@@ -846,7 +853,7 @@ def test_minimize_returns_the_aux_of_the_last_parameters_under_jit_and_vmap():
         np.testing.assert_allclose(
             batched.aux["residual"][i], batched.params[i] - targets[i], **F32
         )
-    plain = minimize(lambda w: with_aux(w, targets[1])[0], w0[1], opt, tol=1e-5)
+    plain = minimize(lambda w: with_aux(w, targets[1])[0], w0[1], opt, grad_tol=1e-5)
     assert plain.aux is None
     # The aux costs one value-only call at the end.
     assert int(alone.num_evals) == int(plain.num_evals) + 1
@@ -862,7 +869,7 @@ def test_nothing_differentiates_through_the_search():
         updates, state = one_step(optax.chain(optax.sgd(1.0), rule(jaxls.wolfe)), f, jnp.zeros(2))
         return jnp.sum(updates) + optax.tree.get(state, "value")
 
-    assert float(jax.grad(updates_of)(1.5)) == 0.0
+    assert float(jax.jit(jax.grad(updates_of))(1.5)) == 0.0
 
 
 @pytest.mark.parametrize("search", [jaxls.backtracking, jaxls.wolfe, jaxls.golden_section])
@@ -905,7 +912,7 @@ def test_minimize_counts_every_evaluation():
 
 def test_minimize_with_a_plain_optimizer_evaluates_once_per_step():
     f = EvalCounter(lambda w: jnp.sum((w - 1.0) ** 2))
-    res = minimize(f, jnp.zeros(2), optax.sgd(0.25), max_iterations=200, tol=1e-6)
+    res = minimize(f, jnp.zeros(2), optax.sgd(0.25), max_iterations=200, grad_tol=1e-6)
     jax.effects_barrier()
     assert int(res.status) == Status.SUCCESS
     assert int(res.num_evals) == int(res.num_grads) == int(res.num_iterations) + 1 == f.count
@@ -915,15 +922,15 @@ def test_minimize_does_not_report_a_count_it_cannot_see():
     """optax's own L-BFGS evaluates inside its zoom search, where minimize sees nothing: the
     count is `UNCOUNTED` (-1), not the 1 evaluation minimize made itself."""
     f = EvalCounter(quartic)
-    res = jax.jit(lambda w: minimize(f, w, optax.lbfgs(), tol=1e-5))(jnp.array([3.0, -2.0]))
+    res = jax.jit(lambda w: minimize(f, w, optax.lbfgs(), grad_tol=1e-5))(jnp.array([3.0, -2.0]))
     jax.effects_barrier()
     assert int(res.status) == Status.SUCCESS and f.count > 1
     assert int(res.num_evals) == int(res.num_grads) == UNCOUNTED == -1
     # jaxls's rule inside the same L-BFGS: every call counted.
     f.count = 0
-    res = jax.jit(lambda w: minimize(f, w, optax.lbfgs(linesearch=rule(jaxls.wolfe)), tol=1e-5))(
-        jnp.array([3.0, -2.0])
-    )
+    res = jax.jit(
+        lambda w: minimize(f, w, optax.lbfgs(linesearch=rule(jaxls.wolfe)), grad_tol=1e-5)
+    )(jnp.array([3.0, -2.0]))
     jax.effects_barrier()
     assert int(res.num_evals) == f.count
 
@@ -937,6 +944,6 @@ def test_minimize_statuses():
     none = minimize(quartic, jnp.ones(1), opt, max_iterations=0)
     assert int(none.num_iterations) == 0 and int(none.num_evals) == 1
     with pytest.raises(ValueError, match="tol"):
-        minimize(quartic, jnp.ones(1), opt, tol=-1.0)
+        minimize(quartic, jnp.ones(1), opt, grad_tol=-1.0)
     with pytest.raises(ValueError, match="max_iterations"):
         minimize(quartic, jnp.ones(1), opt, max_iterations=-1)

@@ -334,8 +334,8 @@ def test_nonmonotone_with_eta_zero_is_monotone_backtracking_exactly(direction):
     _, xs_zh = jax.jit(lambda x: run_steps(zh, rosenbrock, x, 40))(x0)
     _, xs_mono = jax.jit(lambda x: run_steps(monotone, rosenbrock, x, 40))(x0)
     np.testing.assert_array_equal(np.asarray(xs_zh), np.asarray(xs_mono))
-    res_zh = jaxls.optax.minimize(rosenbrock, x0, zh, tol=1e-8)
-    res_mono = jaxls.optax.minimize(rosenbrock, x0, monotone, tol=1e-8)
+    res_zh = jaxls.optax.minimize(rosenbrock, x0, zh, grad_tol=1e-8)
+    res_mono = jaxls.optax.minimize(rosenbrock, x0, monotone, grad_tol=1e-8)
     chex.assert_trees_all_equal(
         (res_zh.params, res_zh.value, res_zh.num_iterations, res_zh.num_evals),
         (res_mono.params, res_mono.value, res_mono.num_iterations, res_mono.num_evals),
@@ -345,7 +345,7 @@ def test_nonmonotone_with_eta_zero_is_monotone_backtracking_exactly(direction):
 @pytest.mark.parametrize("interpolate", [False, True])
 def test_nonmonotone_lbfgs_solves_rosenbrock_with_minimize(interpolate):
     opt = optax.lbfgs(linesearch=jaxls.optax.nonmonotone_armijo(interpolate=interpolate))
-    res = jax.jit(lambda x: jaxls.optax.minimize(rosenbrock, x, opt, tol=1e-6))(
+    res = jax.jit(lambda x: jaxls.optax.minimize(rosenbrock, x, opt, grad_tol=1e-6))(
         jnp.array([-1.2, 1.0])
     )
     assert res.converged and float(res.grad_norm) <= 1e-6

@@ -4,7 +4,8 @@ unsharded result, on meshes with Auto axes (`jax.sharding.Mesh`) and with Explic
 
 Eight CPU devices need ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` before JAX
 starts, so the checks run in one fresh Python process (`CHECK`, below), in JAX's default
-configuration (float32), and the tests read its report, as in tests/test_sharding.py.
+configuration (float32), and the tests read its report, as in tests/test_sharding.py; each
+unsharded reference run is made once, without a mesh, for every check compared with it.
 Checked on both meshes: a few jitted training steps of gradient descent with backtracking,
 an exact search (golden section) and the stochastic Armijo rule, on parameters with a leaf
 sharded over the mesh and a replicated one; `jaxls.optax.minimize` on such parameters; and
@@ -20,11 +21,10 @@ there raises an error that names the two workarounds, and the second,
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from tests.helpers import run_on_devices
+from tests.test_sharding import once_per_run
 
 TRAINING = ("backtracking", "golden_section", "stochastic_armijo", "lbfgs_wolfe")
 CHECKS = {
@@ -33,6 +33,7 @@ CHECKS = {
 }
 
 CHECK = r"""
+import functools
 import sys
 
 import jax
@@ -100,13 +101,16 @@ def expected_sharding(mesh, leaf):
     return NamedSharding(mesh, P())
 
 
-def check_training(mesh, name):
-    seen = []  # the sharding of every point the loss is evaluated at
+SEEN = []  # the sharding of every point `watched` is evaluated at
 
-    def watched(params):
-        jax.debug.inspect_array_sharding(params["u"], callback=seen.append)
-        return loss(params)
 
+def watched(params):
+    jax.debug.inspect_array_sharding(params["u"], callback=SEEN.append)
+    return loss(params)
+
+
+def train(name, params):
+    # Five jitted steps: the first step's (params, updates, state), and the last's.
     opt = OPTIMIZERS[name]()
 
     @jax.jit
@@ -115,20 +119,21 @@ def check_training(mesh, name):
         updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=watched)
         return optax.apply_updates(params, updates), updates, state
 
-    def train(params):
-        state = opt.init(params)
-        first = step(params, state)
-        params, updates, state = first
-        for _ in range(4):
-            params, updates, state = step(params, state)
-        return first, (params, updates, state)
+    state = opt.init(params)
+    first = step(params, state)
+    params, updates, state = first
+    for _ in range(4):
+        params, updates, state = step(params, state)
+    return first, (params, updates, state)
 
-    plain_first, plain = train(jax.tree.map(jnp.asarray, PARAMS))
-    seen.clear()
+
+def check_training(mesh, name, reference):
+    plain_first, plain = reference
+    SEEN.clear()
     params, shardings = shard_params(mesh)
-    first, res = train(params)
+    first, res = train(name, params)
     sharded = NamedSharding(mesh, P("i"))
-    assert seen and all(s.is_equivalent_to(sharded, 1) for s in seen), seen
+    assert SEEN and all(s.is_equivalent_to(sharded, 1) for s in SEEN), SEEN
     new_params, updates, state = res
     for tree in (new_params, updates):
         for leaf, sharding in zip(jax.tree.leaves(tree), jax.tree.leaves(shardings), strict=True):
@@ -149,12 +154,14 @@ def check_training(mesh, name):
     return int(info.total_evals)
 
 
-def check_minimize(mesh):
+def minimize_solver():
     opt = OPTIMIZERS["golden_section"]()
-    solve = jax.jit(lambda p: minimize(loss, p, opt, max_iterations=20, tol=1e-4))
-    plain = solve(jax.tree.map(jnp.asarray, PARAMS))
+    return jax.jit(lambda p: minimize(loss, p, opt, max_iterations=20, grad_tol=1e-4))
+
+
+def check_minimize(mesh, plain):
     params, shardings = shard_params(mesh)
-    res = solve(params)
+    res = minimize_solver()(params)
     for leaf, sharding in zip(jax.tree.leaves(res.params), jax.tree.leaves(shardings), strict=True):
         assert leaf.sharding.is_equivalent_to(sharding, leaf.ndim), leaf.sharding
     assert int(res.status) == int(plain.status), (res.status, plain.status)
@@ -178,7 +185,7 @@ def fit(x, y):
         z = x @ w
         return jnp.mean(jax.nn.softplus(z) - y * z) + 0.005 * jnp.sum(w**2)
 
-    return minimize(loss, jnp.zeros(4), opt, max_iterations=100, tol=1e-5)
+    return minimize(loss, jnp.zeros(4), opt, max_iterations=100, grad_tol=1e-5)
 
 
 def compare_batches(res, plain, sharded):
@@ -196,23 +203,31 @@ def compare_batches(res, plain, sharded):
     return int(plain.num_evals.sum())
 
 
-def check_minimize_vmap(mesh):
+def check_minimize_vmap(mesh, plain):
     sharded = NamedSharding(mesh, P("i"))
-    data = logistic_batch()
     solve = jax.jit(jax.vmap(fit))
-    plain = solve(*map(jnp.asarray, data))
-    return compare_batches(solve(*jax.device_put(data, sharded)), plain, sharded)
+    return compare_batches(solve(*jax.device_put(logistic_batch(), sharded)), plain, sharded)
 
 
-def check_minimize_shard_map(mesh):
+def check_minimize_shard_map(mesh, plain):
     # The workaround for Explicit axes: each device runs a vmap over its own members
     # (check_vma=False: the searches' loop carries start device-invariant).
     sharded = NamedSharding(mesh, P("i"))
     data = logistic_batch()
-    plain = jax.jit(jax.vmap(fit))(*map(jnp.asarray, data))
     per_device = jax.shard_map(jax.vmap(fit), in_specs=P("i"), out_specs=P("i"), check_vma=False)
     solve = jax.jit(per_device)
     return compare_batches(solve(*jax.device_put(data, sharded)), plain, sharded)
+
+
+@functools.cache
+def reference(problem):
+    # A check's unsharded run, without a mesh, computed once for every check that compares
+    # with it (on both meshes; `minimize_vmap` and `minimize_shard_map` share theirs).
+    if problem in OPTIMIZERS:
+        return train(problem, jax.tree.map(jnp.asarray, PARAMS))
+    if problem == "minimize":
+        return minimize_solver()(jax.tree.map(jnp.asarray, PARAMS))
+    return jax.jit(jax.vmap(fit))(*map(jnp.asarray, logistic_batch()))
 
 
 for argument in sys.argv[1:]:
@@ -222,10 +237,11 @@ for argument in sys.argv[1:]:
         "minimize": check_minimize,
         "minimize_vmap": check_minimize_vmap,
         "minimize_shard_map": check_minimize_shard_map,
-    }.get(label, lambda mesh, label=label: check_training(mesh, label))
+    }.get(label, lambda mesh, plain, label=label: check_training(mesh, label, plain))
     try:
+        plain = reference("logistic_batch" if label.startswith("minimize_") else label)
         with jax.set_mesh(mesh):  # explicit axes need the mesh in context
-            evals = check(mesh)
+            evals = check(mesh, plain)
     except Exception as error:
         message = " ".join(str(error).split())
         print(f"FAIL {kind} {label}: {type(error).__name__}: {message}", flush=True)
@@ -235,12 +251,16 @@ print("DONE", flush=True)
 """
 
 
-@functools.cache
-def reports() -> dict[str, dict[str, str]]:
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> dict[str, dict[str, str]]:
     """``{kind: {check: line}}`` from one process with 8 CPU devices (run once); a line starts
     OK or FAIL."""
     arguments = [f"{kind}/{check}" for kind, checks in CHECKS.items() for check in checks]
-    lines, output = run_on_devices(CHECK, arguments, timeout=500)
+    lines, output = once_per_run(
+        tmp_path_factory,
+        "test_optax_sharding",
+        lambda: run_on_devices(CHECK, arguments, timeout=500),
+    )
     found = {kind: {} for kind in CHECKS}
     for line in lines:
         _, kind, check = line.split()[:3]
@@ -251,42 +271,38 @@ def reports() -> dict[str, dict[str, str]]:
     return found
 
 
-def report(kind: str) -> dict[str, str]:
-    return reports()[kind]
-
-
 @pytest.mark.parametrize(
     ("kind", "check"),
     [(kind, check) for kind, checks in CHECKS.items() for check in checks if check in TRAINING],
 )
-def test_sharded_training_keeps_sharding_and_matches_unsharded(kind, check):
+def test_sharded_training_keeps_sharding_and_matches_unsharded(kind, check, reports):
     """Five jitted steps of each rule: params, updates and state keep their shardings, every
     evaluation sees the sharded point, the first step equals the unsharded one and the last
     loss the unsharded run's (to float32 rounding). On Explicit axes the step-size searches'
     own slope (`jaxls._src.step.line.directional_derivative`, a `jnp.vdot`) must be a sum of
     products for `backtracking` to pass."""
-    line = report(kind)[check]
+    line = reports[kind][check]
     assert line.startswith("OK"), line
 
 
 @pytest.mark.parametrize("kind", list(CHECKS))
-def test_minimize_on_sharded_parameters(kind):
-    line = report(kind)["minimize"]
+def test_minimize_on_sharded_parameters(kind, reports):
+    line = reports[kind]["minimize"]
     assert line.startswith("OK"), line
 
 
-def test_minimize_vmap_over_a_sharded_batch():
+def test_minimize_vmap_over_a_sharded_batch(reports):
     """`minimize` under vmap, batch sharded over 8 devices (Auto axes): every result leaf
     stays sharded along the batch; statuses equal the unsharded batch's."""
-    line = report("auto")["minimize_vmap"]
+    line = reports["auto"]["minimize_vmap"]
     assert line.startswith("OK"), line
 
 
-def test_minimize_vmap_on_explicit_axes_names_the_workarounds():
+def test_minimize_vmap_on_explicit_axes_names_the_workarounds(reports):
     """JAX cannot batch the while loop over a batch sharded on Explicit axes: the error
     names the call and the two workarounds, and the second (`shard_map` of the `vmap`)
     gives the same results, sharded along the batch."""
-    found = report("explicit")
+    found = reports["explicit"]
     line = found["minimize_vmap"]
     assert line.startswith("FAIL explicit minimize_vmap: ValueError"), line
     assert "`jaxls.optax.minimize` on a mesh with explicit axes" in line, line
