@@ -14,8 +14,11 @@ import jax
 import jax.extend as jex
 import jax.numpy as jnp
 import numpy as np
+import optax
 import scipy
 from hypothesis import strategies as st
+
+import jaxls
 
 from tests.interval_methods import METHODS
 
@@ -267,3 +270,31 @@ def run_on_devices(script: str, args, *, devices: int = 8, timeout: int = 600, x
     lines = done.stdout.splitlines()
     assert lines and lines[-1] == "DONE", output
     return lines[:-1], output
+
+
+def make_logistic(num: int, seed: int = 0):
+    """``num`` L2-regularised logistic regressions, 100 x 5 each, labels from a random ``w``
+    plus noise, as float32 ``(X, y)`` (issue 9's family; benchmarks/float32.py measures
+    them)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(num, 100, 5))
+    w_true = rng.normal(size=(num, 5))
+    y = np.sign(np.einsum("nij,nj->ni", X, w_true) + 0.8 * rng.normal(size=(num, 100)))
+    return jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32)
+
+
+@functools.cache
+def lbfgs_logistic_fit(search, max_iterations: int, options: tuple = ()):
+    """L-BFGS with ``search`` (its ``options``, as sorted pairs) under
+    `jaxls.optax.minimize` to ``grad_tol=1e-6``: jitted and vmapped over `make_logistic`'s
+    problems."""
+    rule = jaxls.optax.scale_by_line_search(search, options=dict(options))
+    opt = optax.lbfgs(linesearch=rule)
+
+    def fit(X, y):
+        loss = lambda w: jnp.mean(jnp.logaddexp(0.0, -y * (X @ w))) + 1e-2 * (w @ w)
+        return jaxls.optax.minimize(
+            loss, jnp.zeros(5), opt, grad_tol=1e-6, max_iterations=max_iterations
+        )
+
+    return jax.jit(jax.vmap(fit))

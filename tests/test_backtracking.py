@@ -17,7 +17,7 @@ import pytest
 
 import jaxls
 from jaxls import linezoo
-from tests.helpers import EvalCounter, scipy_private
+from tests.helpers import EvalCounter, lbfgs_logistic_fit, make_logistic, scipy_private
 
 S = jaxls.Status
 
@@ -385,36 +385,16 @@ def test_value_and_grad_alone_computes_a_gradient_at_every_call(search):
     assert counter.count == int(res.num_evals) == int(res.num_grads)
 
 
-@functools.cache
-def _lbfgs_logistic(epsilon):
-    """L-BFGS with `jaxls.backtracking` (its ``epsilon``) under `jaxls.optax.minimize`,
-    ``grad_tol=1e-6``, vmapped over float32 logistic regressions (x64 off)."""
-    import optax
-
-    rule = jaxls.optax.scale_by_line_search(jaxls.backtracking, options={"epsilon": epsilon})
-    opt = optax.lbfgs(linesearch=rule)
-
-    def fit(X, y):
-        loss = lambda w: jnp.mean(jnp.logaddexp(0.0, -y * (X @ w))) + 1e-2 * (w @ w)
-        return jaxls.optax.minimize(loss, jnp.zeros(5), opt, grad_tol=1e-6, max_iterations=200)
-
-    return jax.jit(jax.vmap(fit))
-
-
 def test_lbfgs_passes_the_float32_rounding_floor():
     """Issue 9: L-BFGS with backtracking stalled at the float32 rounding floor of the loss,
     where ``||grad||`` is still above ``1e-6`` (92 of 100 logistic regressions in
     benchmarks/float32.py). With the default ``epsilon`` the slope decides where values are
     noise: every problem converges, in about as many evaluations as zoom (~12). With
     ``epsilon=0`` (values only, the old test) most of them still stall."""
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(16, 100, 5))
-    w_true = rng.normal(size=(16, 5))
-    y = np.sign(np.einsum("nij,nj->ni", X, w_true) + 0.8 * rng.normal(size=(16, 100)))
-    X, y = jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32)
-    res = _lbfgs_logistic(None)(X, y)
+    X, y = make_logistic(16)
+    res = lbfgs_logistic_fit(jaxls.backtracking, 200, (("epsilon", None),))(X, y)
     assert np.all(np.asarray(res.status) == S.SUCCESS), np.asarray(res.status)
     assert np.all(np.asarray(res.grad_norm) <= 1e-6)
     assert float(jnp.mean(res.num_evals)) < 20
-    exact = _lbfgs_logistic(0.0)(X, y)
+    exact = lbfgs_logistic_fit(jaxls.backtracking, 200, (("epsilon", 0.0),))(X, y)
     assert int(jnp.sum(exact.status != S.SUCCESS)) >= 8

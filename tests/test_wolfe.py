@@ -30,9 +30,7 @@ from hypothesis import strategies as st
 
 import jaxls
 from jaxls import linezoo
-from tests.helpers import (
-    tree_equal_bitwise,
-)
+from tests.helpers import lbfgs_logistic_fit, make_logistic, tree_equal_bitwise
 
 S = jaxls.Status
 F32 = np.finfo(np.float32).eps
@@ -720,30 +718,6 @@ def test_minimize_leaves_the_rounding_floor_of_rosenbrock():
 # --- has_aux, and the L-BFGS recipe of the README in float32. --------------------------------
 
 
-def make_logistic(num, seed=0):
-    """L2-regularised logistic regressions, 100 x 5 each, labels from a random ``w`` plus
-    noise (the issue's family; benchmarks/float32.py measures them)."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(num, 100, 5))
-    w_true = rng.normal(size=(num, 5))
-    y = np.sign(np.einsum("nij,nj->ni", X, w_true) + 0.8 * rng.normal(size=(num, 100)))
-    return jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32)
-
-
-@functools.cache
-def lbfgs_fit(search_kwargs):
-    import optax
-
-    rule = jaxls.optax.scale_by_line_search(jaxls.wolfe, options=dict(search_kwargs))
-    opt = optax.lbfgs(linesearch=rule)
-
-    def fit(X, y):
-        loss = lambda w: jnp.mean(jnp.logaddexp(0.0, -y * (X @ w))) + 1e-2 * (w @ w)
-        return jaxls.optax.minimize(loss, jnp.zeros(5), opt, grad_tol=1e-6, max_iterations=500)
-
-    return jax.jit(jax.vmap(fit))
-
-
 def test_readme_lbfgs_recipe_converges_in_float32():
     """The README's recipe, vmapped over 32 float32 logistic regressions (x64 off). With the
     old defaults (``epsilon=0``: exact Armijo) 4 of these ended in MAX_ITERATIONS (46 of 400),
@@ -751,6 +725,6 @@ def test_readme_lbfgs_recipe_converges_in_float32():
     them and on 400 exponential-decay fits (benchmarks/float32.py): no failure, mean
     evaluations within 2% of zoom's."""
     X, y = make_logistic(32)
-    res = lbfgs_fit(())(X, y)
+    res = lbfgs_logistic_fit(jaxls.wolfe, 500)(X, y)
     assert np.all(np.asarray(res.status) == S.SUCCESS), np.asarray(res.status)
     assert float(jnp.mean(res.num_evals)) < 15
