@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxls._src import checks, loop
 from jaxls._src.results import RUNNING, LineSearchResult, PyTree, Status
@@ -128,7 +129,7 @@ class Constants(NamedTuple):
     decrease: jax.Array  # c1 phi'(0): the slope of the sufficient-decrease line
     rounding: common.Rounding  # epsilon |phi(0)|, the approximate Wolfe bound on phi'(t)
     ceiling: jax.Array  # phi(0) + epsilon |phi(0)|: the approximate Wolfe bound on phi(t)
-    xtol: jax.Array  # dcsrch's xtol: the relative width of a bracket at rounding level
+    xtol: ArrayLike  # dcsrch's xtol (a NumPy scalar): a bracket's relative width at rounding level
     moves: jax.Array  # the least step that moves x (`common.skip_still`)
     step_max: jax.Array
 
