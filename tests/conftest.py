@@ -6,9 +6,21 @@
   (``dtype=jnp.float64``): parametrising a test over dtypes is all it takes. Arrays made at
   import time are float32; make float64 data inside the test.
 * rank promotion raises, warnings are errors (pyproject.toml), hypothesis profiles.
+* XLA compiles with its classic CPU fusion emitters (`SUITE_XLA_FLAG`): compiling, not
+  running, is most of the suite's time, and these compile each search 2-3 times faster
+  than the default MLIR emitters (9 min to 5 min 20 s for the whole suite on 2 cores,
+  benchmarks/README.md). Every test passes under both; ``JAXLS_XLA_DEFAULTS=1 python -m
+  pytest`` runs the suite with XLA's default options, as users run, and
+  tests/test_x64_global.py's subprocess always does.
 """
 
 import os
+
+# Before JAX starts its backend (importing jax does not), and inherited by xdist's workers.
+SUITE_XLA_FLAG = "--xla_cpu_use_fusion_emitters=false"
+_flags = os.environ.get("XLA_FLAGS", "")
+if os.environ.get("JAXLS_XLA_DEFAULTS") != "1" and "xla_cpu_use_fusion_emitters" not in _flags:
+    os.environ["XLA_FLAGS"] = f"{_flags} {SUITE_XLA_FLAG}".strip()
 
 import jax
 import numpy as np

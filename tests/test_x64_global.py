@@ -6,7 +6,8 @@ including at import time. One subprocess runs the checks below in a fresh interp
 
 Each check is one jitted function (jaxls's result and jax's, side by side): run eagerly, a
 zoo case compiled every primitive on its own, 35 s of the test's 48 for the same
-comparisons. Golden section stays eager, the one call from an eager caller.
+comparisons. Golden section stays eager, the one call from an eager caller. The subprocess
+runs with XLA's default options, not the suite's faster-compiling ones (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ SCRIPT = textwrap.dedent(
 def test_x64_enabled_for_the_whole_program():
     root = pathlib.Path(__file__).parent.parent
     env = {**os.environ, "JAX_ENABLE_X64": "1", "PYTHONPATH": str(root)}
-    env.pop("XLA_FLAGS", None)
+    env.pop("XLA_FLAGS", None)  # XLA's default options, as users run (not the suite's)
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT],
         cwd=root,
