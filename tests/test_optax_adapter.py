@@ -1,5 +1,9 @@
-"""`jaxls.optax.scale_by_line_search` and `jaxls.optax.minimize`: the optax protocol, the
-failure policy, argument routing, errors, has_aux, dtypes, gradients, and evaluation counts.
+"""`jaxls.optax.scale_by_line_search` and `jaxls.optax.minimize`: what belongs to the adapter
+and the driver (how a search is described and called, argument routing, an interval
+search's `tol`, the adapter's `grow`, evaluation counts, `minimize`'s statuses and aux).
+What every rule promises alike (the fallback to ``-grad``, stationary points, non-finite
+values, failed searches, tracing once, vmap, dtypes, has_aux, stop_gradient, the common
+errors) is specified once, for every rule, in tests/test_optax_contract.py.
 
 Float32 (JAX's default) unless a test is parametrised over dtypes."""
 
@@ -8,7 +12,6 @@ from __future__ import annotations
 import functools
 import inspect
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,11 +26,11 @@ from jaxls.optax import (
     LineSearchInfo,
     minimize,
     SearchSpec,
-    nonmonotone_armijo,
     scale_by_line_search,
     stochastic_armijo,
 )
 from tests.helpers import EvalCounter
+from tests.test_optax_contract import STEEP_START, steep, with_aux
 
 INEXACT = [jaxls.backtracking, jaxls.goldstein, jaxls.wolfe, jaxls.hager_zhang]
 EXACT = [jaxls.golden_section, jaxls.brent, jaxls.dichotomy, jaxls.parabolic]
@@ -60,14 +63,6 @@ def rule(search, **config):
     return split(search, **config)
 
 
-# Every rule of jaxls.optax, by name: `scale_by_line_search` of every search, and the two rules.
-ALL_RULES = {
-    **{s.__name__: (lambda s=s, **kw: rule(s, **kw)) for s in INEXACT + EXACT},
-    "stochastic_armijo": stochastic_armijo,
-    "nonmonotone_armijo": nonmonotone_armijo,
-}
-
-
 def one_step(opt, f, w, **extra):
     state = opt.init(w)
     value, grad = jax.value_and_grad(f)(w)
@@ -82,22 +77,6 @@ def _infos(state):
 # --- the protocol ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("search", INEXACT + EXACT, ids=name_of)
-def test_chain_after_sgd_decreases_and_state_matches_new_params(search):
-    opt = optax.chain(optax.sgd(1.0), rule(search))
-    w = jnp.array([0.0, -1.0, 2.0])
-    value0 = quartic(w)
-    updates, state = one_step(opt, quartic, w)
-    new = optax.apply_updates(w, updates)
-    value, grad = jax.value_and_grad(quartic)(new)
-    assert float(value) < float(value0)
-    # The state's value and grad are those of the new parameters: reusable.
-    np.testing.assert_allclose(optax.tree.get(state, "value"), value, **F32)
-    np.testing.assert_allclose(optax.tree.get(state, "grad"), grad, **F32)
-    info = _infos(state)[0]
-    np.testing.assert_allclose(updates, -info.step * jax.grad(quartic)(w), rtol=1e-7)
-
-
 @pytest.mark.parametrize("search", [jaxls.wolfe, jaxls.hager_zhang], ids=name_of)
 def test_drop_in_for_lbfgs_line_search(search):
     rosenbrock = lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
@@ -107,45 +86,6 @@ def test_drop_in_for_lbfgs_line_search(search):
     np.testing.assert_allclose(res.params, [1.0, 1.0], atol=1e-5)
     # Exactly one `value` and one `grad` in the whole L-BFGS state.
     assert optax.tree.get(res.state, "value") == res.value
-
-
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32, jnp.float64])
-@pytest.mark.parametrize("search", [jaxls.wolfe, jaxls.golden_section], ids=name_of)
-def test_state_dtypes_and_shapes_never_change(search, dtype):
-    opt = optax.chain(optax.sgd(1.0), rule(search, tol=0.1) if search in EXACT else rule(search))
-    w = jnp.array([0.5, -1.0], dtype)
-    state = opt.init(w)
-    kinds = lambda tree: jax.tree.map(lambda a: (jnp.shape(a), jnp.asarray(a).dtype), tree)
-    before = kinds(state)
-
-    @jax.jit  # one compilation (eagerly, every primitive compiles anew in bfloat16, float64)
-    def update(w, state):
-        value, grad = jax.value_and_grad(quartic)(w)
-        return value, opt.update(grad, state, w, value=value, grad=grad, value_fn=quartic)
-
-    value, (updates, new_state) = update(w, state)
-    assert kinds(new_state) == before
-    assert updates.dtype == dtype
-    assert float(quartic(w + updates)) < float(value)
-
-
-def test_a_jitted_training_step_is_traced_once():
-    opt = optax.lbfgs(linesearch=rule(jaxls.wolfe))
-    value_and_grad = optax.value_and_grad_from_state(quartic)
-    chex.clear_trace_counter()
-
-    @jax.jit
-    @chex.assert_max_traces(n=1)
-    def step(w, state):
-        value, grad = value_and_grad(w, state=state)
-        updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=quartic)
-        return optax.apply_updates(w, updates), state
-
-    w = jnp.array([3.0, -2.0, 0.5])
-    state = opt.init(w)
-    for _ in range(20):
-        w, state = step(w, state)
-    np.testing.assert_allclose(w, 0.6823278038280193, rtol=1e-6)
 
 
 def test_value_and_grad_from_state_costs_no_evaluation():
@@ -241,40 +181,6 @@ def test_value_only_rule_counts_no_gradient():
 
 
 # --- gradients beyond sqrt(float32 max) (issue 9, item 14) ---------------------------------
-
-
-STEEP_START = 5.0  # sum(exp(10 w)) at w = 5: value 1.6e22, |grad|^2 = 2.4e45 > 3.4e38
-
-
-def steep(w):
-    return jnp.sum(jnp.exp(10.0 * w))
-
-
-@pytest.mark.parametrize("name", list(ALL_RULES))
-def test_a_finite_gradient_beyond_sqrt_of_float32_max_gives_usable_steps(name):
-    """`<grad, -grad>` overflows float32 here. No rule may report NONFINITE for a finite
-    value and gradient; every one moves within 25 updates, never uphill. Wolfe, Hager-Zhang
-    and the interval searches move at the first; Armijo needs `t <= 6e-20` here, which
-    backtracking from `step_init=1` cannot reach within its budget, so backtracking,
-    Goldstein, Zhang-Hager and SLS fail and restart 10x smaller (the failure policy) and
-    move at updates 13, 16, 13 and 20 (measured)."""
-    make = ALL_RULES[name]
-    opt = optax.chain(optax.sgd(1.0), make(step_max=1.0) if name in map(name_of, EXACT) else make())
-
-    def update(carry, _):
-        w, state = carry
-        value, grad = jax.value_and_grad(steep)(w)
-        updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=steep)
-        info = _infos(state)[0]
-        return (optax.apply_updates(w, updates), state), (value, info.status)
-
-    w0 = jnp.full(3, STEEP_START)
-    run = jax.jit(lambda w: jax.lax.scan(update, (w, opt.init(w)), length=25))
-    (w, _), (values, statuses) = run(w0)
-    assert not np.any(np.asarray(statuses) == Status.NONFINITE), statuses
-    values = np.append(np.asarray(values), float(steep(w)))
-    assert np.all(np.isfinite(values)) and np.all(np.diff(values) <= 0)
-    assert values[-1] < values[0], values
 
 
 def test_descent_test_neither_overflows_nor_underflows():
@@ -454,25 +360,6 @@ def test_step_max_goes_to_searches_that_take_it_and_caps_the_others():
 # --- the common mistakes, each an error naming the call and the fix ------------------------
 
 
-@pytest.mark.parametrize("name", list(ALL_RULES))
-def test_an_extra_argument_value_fn_does_not_take_is_an_error(name):
-    """`update(..., lables=y)` for a `value_fn(w, labels)`: a TypeError naming the argument
-    and value_fn's parameters, as optax's own searches raise (they used to drop it)."""
-
-    def loss(w, labels):
-        return jnp.sum((w - labels) ** 2)
-
-    opt = optax.chain(optax.sgd(1.0), ALL_RULES[name]())
-    w, y = jnp.zeros(2), jnp.array([1.0, 3.0])
-    value, grad = jax.value_and_grad(loss)(w, y)
-    with pytest.raises(TypeError, match=r"takes no argument `lables`.*\(w, labels\)"):
-        opt.update(grad, opt.init(w), w, value=value, grad=grad, value_fn=loss, lables=y)
-    # optax's own search raises a TypeError too.
-    zoom = optax.chain(optax.sgd(1.0), optax.scale_by_zoom_linesearch(10))
-    with pytest.raises(TypeError, match="lables"):
-        zoom.update(grad, zoom.init(w), w, value=value, grad=grad, value_fn=loss, lables=y)
-
-
 def test_extra_arguments_reach_value_fn_by_name():
     def f(w, batch, *, scale=1.0):
         return scale * jnp.sum((w - batch) ** 2)
@@ -504,28 +391,6 @@ def test_value_fn_with_var_keywords_gets_every_extra_argument():
     assert set(seen) == {"target", "epoch"}
 
 
-@pytest.mark.parametrize("name", list(ALL_RULES))
-def test_update_without_value_grad_or_value_fn_says_how_to_call_it(name):
-    opt = optax.chain(optax.sgd(1.0), ALL_RULES[name]())
-    w = jnp.ones(2)
-    grad = jax.grad(quartic)(w)
-    with pytest.raises(TypeError, match=r"missing: `value`, `grad`, `value_fn`.*"
-                       r"value_and_grad_from_state"):  # fmt: skip
-        opt.update(grad, opt.init(w), w)
-    with pytest.raises(TypeError, match=r"missing: `value_fn`"):
-        opt.update(grad, opt.init(w), w, value=quartic(w), grad=grad)
-
-
-@pytest.mark.parametrize("name", list(ALL_RULES))
-def test_a_vector_objective_is_an_error_naming_the_rule(name):
-    opt = optax.chain(optax.sgd(1.0), ALL_RULES[name]())
-    w = jnp.ones(2)
-    vector = lambda w: (w - 1.0) ** 2
-    grad = jax.grad(lambda w: jnp.sum(vector(w)))(w)
-    with pytest.raises(TypeError, match=r"jaxls\.optax\..*update.*real scalar.*shape"):
-        opt.update(grad, opt.init(w), w, value=jnp.sum(vector(w)), grad=grad, value_fn=vector)
-
-
 @pytest.mark.parametrize("search", [*INEXACT, jaxls.golden_section, jaxls.fibonacci], ids=name_of)
 def test_a_bare_search_given_to_optax_says_how_to_wrap_it(search):
     """`optax.lbfgs(linesearch=jaxls.wolfe)` used to fail with `AttributeError: 'function'
@@ -549,57 +414,6 @@ def test_minimize_with_a_vector_objective_names_the_call():
 
 
 # --- failure policy -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("search", INEXACT + EXACT, ids=name_of)
-def test_ascent_direction_falls_back_to_minus_grad(search):
-    opt = optax.chain(optax.sgd(-1.0), rule(search))  # updates = +grad: uphill
-    w = jnp.array([3.0, -2.0])
-    updates, state = one_step(opt, quartic, w)
-    info = _infos(state)[0]
-    assert bool(info.fallback)
-    assert float(info.step) > 0
-    np.testing.assert_allclose(updates, -info.step * jax.grad(quartic)(w), rtol=1e-7)
-    assert float(quartic(w + updates)) < float(quartic(w))
-
-
-@pytest.mark.parametrize("search", INEXACT + EXACT, ids=name_of)
-def test_stationary_point_takes_step_zero_without_shrinking(search):
-    f = lambda w: jnp.sum((w - 1.0) ** 2)
-    opt = optax.chain(optax.sgd(1.0), rule(search))
-    w = jnp.ones(2)
-    state0 = opt.init(w)
-    updates, state = one_step(opt, f, w)
-    assert float(_infos(state)[0].step) == 0
-    np.testing.assert_array_equal(updates, 0.0)
-    assert float(state[1].start) == float(state0[1].start)
-
-
-@pytest.mark.parametrize("search", INEXACT, ids=name_of)
-def test_failed_search_is_never_uphill_and_the_next_starts_smaller(search):
-    # NaN beyond |w| < 1e-3 of the start: every trial with step >= 1e-3 fails.
-    f = lambda w: jnp.where(jnp.abs(w[0] - 5.0) < 1e-3, (w[0] - 6.0) ** 2, jnp.nan)
-    opt = optax.chain(optax.sgd(1.0), rule(search, max_evals=3))
-
-    @jax.jit
-    def step(w, state):
-        value, grad = jax.value_and_grad(f)(w)
-        updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=f)
-        return optax.apply_updates(w, updates), state, value
-
-    w = jnp.array([5.0])
-    state = opt.init(w)
-    steps, starts = [], []
-    for _ in range(6):
-        starts.append(float(state[1].start))
-        w, state, value = step(w, state)
-        steps.append(float(_infos(state)[0].step))
-        assert np.isfinite(float(f(w)))
-        assert float(f(w)) <= float(value)
-    assert steps[0] == 0.0
-    assert starts[1] == pytest.approx(0.1 * starts[0])  # failure: start 10x smaller
-    assert any(s > 0 for s in steps)  # not stuck at step 0 for ever
-    assert float(w[0]) > 5.0
 
 
 def test_success_resets_or_grows_the_start():
@@ -769,75 +583,6 @@ def test_a_search_without_tol_gets_none():
     assert float(info.step) == pytest.approx(0.5, abs=1e-4)
 
 
-@pytest.mark.parametrize("search", INEXACT + EXACT, ids=name_of)
-def test_non_finite_value_or_gradient_leaves_the_parameters_unchanged(search):
-    f = lambda w: jnp.sum(jnp.sqrt(w))  # NaN value and gradient at negative w
-    opt = optax.chain(optax.sgd(1.0), rule(search))
-    w = jnp.array([-1.0, 4.0])
-    updates, state = one_step(opt, f, w)
-    np.testing.assert_array_equal(updates, 0.0)
-    assert int(_infos(state)[0].status) == Status.NONFINITE
-
-
-# --- has_aux ----------------------------------------------------------------------------------
-
-
-def with_aux(w, target):
-    residual = w - target
-    return jnp.sum(residual**2) + 0.25 * jnp.sum(residual**4), {"residual": residual, "n": 2}
-
-
-@pytest.mark.parametrize(
-    "name", ["backtracking", "wolfe", "golden_section", "stochastic_armijo", "nonmonotone_armijo"]
-)
-def test_has_aux_keeps_the_aux_of_the_new_parameters_under_jit_and_vmap(name):
-    opt = optax.chain(optax.sgd(1.0), ALL_RULES[name](has_aux=True))
-
-    def train(w, target):
-        state = opt.init(w)
-        _, aux = with_aux(w, target)
-        state = optax.tree.set(state, aux=aux)  # the structure, fixed before the scan
-
-        def body(carry, _):
-            w, state = carry
-            (value, _), grad = jax.value_and_grad(with_aux, has_aux=True)(w, target)
-            updates, state = opt.update(
-                grad, state, w, value=value, grad=grad, value_fn=with_aux, target=target
-            )
-            return (optax.apply_updates(w, updates), state), None
-
-        (w, state), _ = jax.lax.scan(body, (w, state), length=3)
-        return w, optax.tree.get(state, "aux")
-
-    w0 = jnp.array([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]])
-    targets = jnp.array([[1.0, 2.0], [0.0, 0.0], [0.5, 0.5]])  # the last: stationary
-    ws, auxes = jax.jit(jax.vmap(train))(w0, targets)
-    for i in range(3):
-        w, aux = jax.jit(train)(w0[i], targets[i])
-        np.testing.assert_allclose(ws[i], w, **F32)
-        np.testing.assert_allclose(aux["residual"], w - targets[i], **F32)
-        np.testing.assert_allclose(auxes["residual"][i], ws[i] - targets[i], **F32)
-        assert int(aux["n"]) == 2 and int(auxes["n"][i]) == 2
-    assert float(jnp.abs(ws[0] - targets[0]).max()) < 0.5  # it moved
-
-
-def test_has_aux_aux_is_none_until_the_first_update_and_errors_name_the_rule():
-    opt = optax.chain(optax.sgd(1.0), rule(jaxls.wolfe, has_aux=True))
-    w, target = jnp.zeros(2), jnp.ones(2)
-    state = opt.init(w)
-    assert optax.tree.get(state, "aux") is None
-    (value, _), grad = jax.value_and_grad(with_aux, has_aux=True)(w, target)
-    _, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=with_aux, target=target)
-    assert set(optax.tree.get(state, "aux")) == {"residual", "n"}
-    plain = lambda w: jnp.sum(w**2)
-    with pytest.raises(TypeError, match=r"has_aux=True.*must return a pair"):
-        opt.update(grad, state, w, value=value, grad=grad, value_fn=plain)
-    no_aux = optax.chain(optax.sgd(1.0), rule(jaxls.wolfe))
-    with pytest.raises(TypeError, match=r"returned a tuple.*pass `has_aux=True`"):
-        no_aux.update(grad, no_aux.init(w), w, value=value, grad=grad, value_fn=with_aux,
-                      target=target)  # fmt: skip
-
-
 def test_minimize_returns_the_aux_of_the_last_parameters_under_jit_and_vmap():
     opt = optax.chain(optax.sgd(1.0), rule(jaxls.backtracking, grow=2.0))
     fit = lambda w, target: minimize(
@@ -858,44 +603,6 @@ def test_minimize_returns_the_aux_of_the_last_parameters_under_jit_and_vmap():
     # The aux costs one value-only call at the end.
     assert int(alone.num_evals) == int(plain.num_evals) + 1
     assert int(alone.num_grads) == int(plain.num_grads)
-
-
-# --- gradients and batches ----------------------------------------------------------------
-
-
-def test_nothing_differentiates_through_the_search():
-    def updates_of(theta):
-        f = lambda w: jnp.sum((w - theta) ** 2)
-        updates, state = one_step(optax.chain(optax.sgd(1.0), rule(jaxls.wolfe)), f, jnp.zeros(2))
-        return jnp.sum(updates) + optax.tree.get(state, "value")
-
-    assert float(jax.jit(jax.grad(updates_of))(1.5)) == 0.0
-
-
-@pytest.mark.parametrize("search", [jaxls.backtracking, jaxls.wolfe, jaxls.golden_section])
-def test_mixed_batch_under_vmap_equals_member_by_member(search):
-    def f(w, a):
-        return jnp.where(w[0] < a, (w[0] - 1.0) ** 2 + w[1] ** 2, jnp.nan)
-
-    opt = optax.chain(
-        optax.sgd(1.0), rule(search, max_evals=6) if search in INEXACT else rule(search)
-    )
-    ws = jnp.array([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
-    caps = jnp.array([5.0, 1e-6, 5.0, 0.3])  # fine, NaN almost at once, stationary, NaN midway
-
-    def update(w, a):
-        g = lambda p: f(p, a)
-        return one_step(opt, g, w)
-
-    batched = jax.jit(jax.vmap(update))(ws, caps)
-    single = jax.jit(update)
-    for i in range(len(ws)):
-        alone = single(ws[i], caps[i])
-        jax.tree.map(
-            lambda b, s, i=i: np.testing.assert_allclose(b[i], s, rtol=1e-6, atol=0),
-            batched,
-            alone,
-        )
 
 
 # --- minimize ------------------------------------------------------------------------------

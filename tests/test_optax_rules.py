@@ -6,8 +6,9 @@ minibatch; Armijo against ``C_k``; in float64, with a float32 rounding allowance
 reference (a NumPy re-implementation of SLS
 followed step by step; ``C_k`` and ``Q_k`` recomputed in NumPy from the values seen;
 ``eta = 0`` against `scale_by_line_search(jaxls.backtracking)`; scipy's optimum of a
-logistic regression). The contract both share (fallback, NaN, budgets, dtypes, tracing,
-routing, vmap, configuration errors, stop_gradient) is parametrised over the two.
+logistic regression). Each rule's restart after failures and its configuration errors are
+here; the contract they share with every rule of jaxls.optax (fallback, NaN, failed
+searches, dtypes, tracing, routing, vmap, stop_gradient) is in tests/test_optax_contract.py.
 """
 
 from __future__ import annotations
@@ -388,62 +389,7 @@ def test_sls_trains_logistic_regression_close_to_the_optimum():
     assert np.all(steps > 0)
 
 
-# ---------------------------------------------------------------- the shared contract
-
-
-@rules
-def test_non_descent_updates_fall_back_to_minus_grad(name):
-    rule = RULES[name]()
-    w = jnp.array([1.0, -2.0])
-    f = lambda w: jnp.sum(w**2) + w[0] * w[1]
-    grad = jax.grad(f)(w)
-    for bad in (3.0 * grad, grad.at[0].set(jnp.nan), jnp.zeros(2)):  # uphill, NaN, flat
-        out, state, value, grad = one_update(rule, w, f, updates=bad)
-        assert bool(state.info.fallback)
-        t = float(state.info.step)
-        assert t > 0 and state.info.status == S.SUCCESS
-        np.testing.assert_allclose(np.asarray(out), -t * np.asarray(grad), rtol=1e-7)
-        assert float(f(w + out)) <= float(value) - 1e-4 * t * float(grad @ grad) + slack(value)
-    # A descent direction is kept.
-    out, state, _, _ = one_update(rule, w, f, updates=jnp.array([0.0, 1.0]))  # grad = (0, -3)
-    assert not bool(state.info.fallback) and float(out[0]) == 0.0 and float(out[1]) > 0
-
-
-@rules
-def test_nan_beyond_some_step_is_rejected(name):
-    extra = {"step_max": None, "c1": 1e-4} if name == "stochastic_armijo" else {}
-    rule = RULES[name](step_init=8.0, grow=2.0, **extra)
-    # The minimiser (3, 3) lies in the NaN region sum(w) > 4: every search runs into it.
-    f = lambda w: jnp.where(jnp.sum(w) > 4.0, jnp.nan, jnp.sum((w - 3.0) ** 2))
-    w = jnp.array([0.0, 0.0])
-    x, state = w, rule.init(w)
-    for k in range(8):
-        before = state
-        out, state, value, grad = one_update(rule, x, f, state=before)
-        new = x + out
-        assert np.all(np.isfinite(np.asarray(new))) and float(jnp.sum(new)) <= 4.0
-        t = float(state.info.step)
-        assert k > 0 or state.info.num_evals > 1
-        # Only once x is on the edge of the region (to float32's resolution) may no step be
-        # found: every step along -grad then leaves it (SLS gets there after 6 steps).
-        on_edge = float(jnp.sum(x)) >= 4.0 - 1e-5
-        assert state.info.status == S.SUCCESS or (on_edge and t == 0), (k, x)
-        reference = reference_of(name, before, value)  # f(x), or C_k
-        assert float(f(new)) <= reference - 1e-4 * t * float(grad @ grad) + slack(reference)
-        x = new
-    assert float(f(x)) < float(f(w))
-
-
-@rules
-def test_nan_at_the_start_leaves_params_unchanged(name):
-    rule = RULES[name]()
-    f = lambda w: jnp.sum(w**2)
-    w = jnp.array([1.0, 2.0])
-    state = rule.init(w)
-    grad = jnp.array([jnp.nan, 1.0])
-    out, state = rule.update(-grad, state, w, value=jnp.nan, grad=grad, value_fn=f)
-    assert np.all(np.asarray(out) == 0.0)
-    assert state.info.status == S.NONFINITE and float(state.info.step) == 0.0
+# ---------------------------------------------------------------- restarts and configuration
 
 
 @rules
@@ -472,98 +418,6 @@ def test_exhausted_budget_gives_step_zero_then_starts_smaller(name):
     # A trial per search.
     assert int(state.info.total_evals) == 6
     assert float(f(x)) < float(f(jnp.array([1.0, -1.0])))
-
-
-@rules
-def test_float32_params_keep_their_dtypes(name):
-    rule = RULES[name]()
-    f = lambda w, batch: jnp.sum((w["a"] - batch) ** 2) + jnp.sum(w["b"] ** 4)
-    w = {"a": jnp.ones(3, jnp.float32), "b": jnp.full((2,), 0.5, jnp.float32)}
-    batch = jnp.zeros(3, jnp.float32)
-    state = rule.init(w)
-    before = jax.tree.map(lambda leaf: (leaf.dtype, leaf.shape), state)
-    out, state, _, _ = one_update(rule, w, f, state=state, batch=batch)
-    out, state, _, _ = one_update(rule, optax.apply_updates(w, out), f, state=state, batch=batch)
-    assert jax.tree.map(lambda leaf: (leaf.dtype, leaf.shape), state) == before
-    assert state.info.step.dtype == jnp.float32
-    assert jax.tree.map(lambda leaf: leaf.dtype, out) == {"a": jnp.float32, "b": jnp.float32}
-
-
-@rules
-def test_jitted_training_step_compiles_once(name):
-    opt = optax.chain(optax.sgd(1.0), RULES[name]())
-
-    chex.clear_trace_counter()
-
-    @jax.jit
-    @chex.assert_max_traces(n=1)
-    def train_step(w, state, batch):
-        value, grad = jax.value_and_grad(quadratic)(w, batch)
-        updates, state = opt.update(
-            grad, state, w, value=value, grad=grad, value_fn=quadratic, batch=batch
-        )
-        return optax.apply_updates(w, updates), state
-
-    w = jnp.zeros(3)
-    state = opt.init(w)
-    rng = np.random.default_rng(0)
-    for _ in range(15):
-        batch = (jnp.float32(rng.uniform(0.5, 2.0)), jnp.asarray(rng.standard_normal(3)))
-        w, state = train_step(w, state, batch)
-    assert np.all(np.isfinite(np.asarray(w)))
-
-
-@rules
-def test_extra_args_route_the_minibatch_by_name(name):
-    rule = RULES[name](step_init=1.0, c1=0.1, shrink=0.5)
-    seen = []
-    w = jnp.array([1.0, 1.0])
-
-    def value_fn(w, batch):
-        seen.append(batch)
-        return quadratic(w, batch)
-
-    # Armijo for 0.5 a |w|^2 along -a w: (1 - t a)^2 <= 1 - 2 c1 t a, so t a <= 1.8:
-    # with a = 10 the accepted step is 1/8; a search on another minibatch would differ.
-    _, state, _, _ = one_update(rule, w, value_fn, batch=(10.0, 0.0))
-    assert float(state.info.step) == 0.125
-    assert all(b == (10.0, 0.0) for b in seen)
-    # One that value_fn does not take is an error naming it (optax's searches raise too).
-    with pytest.raises(TypeError, match=r"no argument `epoch`, `key`.*\(w, batch\)"):
-        one_update(rule, w, value_fn, batch=(10.0, 0.0), epoch=3, key=None)
-    # A `value_fn` with `**kwargs` gets them all.
-    names = []
-    kwargs_fn = lambda w, **kw: names.append(sorted(kw)) or quadratic(w, kw["batch"])
-    _, state, _, _ = one_update(rule, w, kwargs_fn, batch=(10.0, 0.0), epoch=3)
-    assert float(state.info.step) == 0.125
-    assert names[-1] == ["batch", "epoch"]
-
-
-@rules
-def test_vmap_over_problems_with_failing_members(name):
-    rule = RULES[name](max_evals=12)
-
-    def value_fn(w, batch):
-        a, floor = batch
-        value = 0.5 * a * jnp.sum(w**2)
-        return jnp.where(jnp.sum(w**2) < floor, jnp.nan, value)  # NaN once w moves: fails
-
-    def update(w, a, floor):
-        out, state, _, _ = one_update(rule, w, value_fn, batch=(a, floor))
-        return out, state
-
-    w = jnp.array([[1.0, 2.0], [-1.0, 0.5], [3.0, 3.0], [0.2, -0.1]])
-    a = jnp.array([1.0, 4.0, 0.5, 2.0])
-    floor = jnp.array([0.0, 0.999 * 1.25, 0.0, 0.999 * 0.05])
-    outs, states = jax.jit(jax.vmap(update))(w, a, floor)
-    statuses = np.asarray(states.info.status)
-    np.testing.assert_array_equal(statuses, [S.SUCCESS, S.MAX_EVALS, S.SUCCESS, S.MAX_EVALS])
-    np.testing.assert_array_equal(np.asarray(outs)[[1, 3]], 0.0)
-    for i in range(4):
-        alone = jax.jit(update)(w[i], a[i], floor[i])
-        chex.assert_trees_all_close(
-            jax.tree.map(lambda leaf, i=i: leaf[i], (outs, states)), alone, rtol=1e-6
-        )
 
 
 CONFIG_ERRORS = [
@@ -606,17 +460,3 @@ def test_bad_configuration_raises_naming_the_call(name, config, argument):
 def test_non_integer_configuration_raises_type_error(name, config):
     with pytest.raises(TypeError, match=rf"jaxls\.optax\.{name}\("):
         RULES[name](**config)
-
-
-@rules
-def test_outputs_are_stop_gradient(name):
-    rule = RULES[name]()
-    w = jnp.array([1.0, -0.5])
-
-    def total(scale):
-        f = lambda w: scale * jnp.sum((w - 2.0) ** 2) + jnp.sum(w**4)
-        out, state, _, _ = one_update(rule, w, f)
-        return jnp.sum(out) + jnp.sum(jnp.asarray(jax.tree.leaves(state)[0]))
-
-    assert float(total(1.5)) != 0.0
-    assert float(jax.grad(total)(1.5)) == 0.0

@@ -229,31 +229,6 @@ def test_state_holds_value_and_grad_at_the_new_params(rule):
         np.testing.assert_allclose(optax.tree.get(state, "grad"), grad, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("rule", list(RULES))
-def test_training_step_is_traced_once(rule):
-    """20 jitted steps on float32 parameters: one trace, and the rule's state stays float32."""
-    opt = RULES[rule]()
-    loss = lambda w: jnp.sum(jnp.cosh(w - 1.0))
-    chex.clear_trace_counter()  # chex counts per source line, across parametrized cases
-    value_and_grad = optax.value_and_grad_from_state(loss)
-
-    @jax.jit
-    @chex.assert_max_traces(n=1)
-    def step(params, state):
-        value, grad = value_and_grad(params, state=state)
-        updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=loss)
-        return optax.apply_updates(params, updates), state
-
-    params = jnp.linspace(-1.0, 2.0, 4, dtype=jnp.float32)
-    state = opt.init(params)
-    for _ in range(20):
-        params, state = step(params, state)
-    assert params.dtype == jnp.float32
-    kinds = {leaf.dtype for leaf in jax.tree.leaves(search_state(state))}
-    assert kinds == {jnp.dtype(jnp.float32), jnp.dtype(jnp.int32), jnp.dtype(bool)}
-    assert float(loss(params)) < float(loss(jnp.linspace(-1.0, 2.0, 4)))
-
-
 # --- a small MLP classifier in float32 ------------------------------------------------------
 
 
@@ -586,7 +561,8 @@ def test_lbfgs_wolfe_fails_on_no_more_float32_problems_than_optax_zoom(family):
     assert failures["jaxls"] <= failures["optax"], failures
 
 
-# --- the failure policy in a training loop --------------------------------------------------
+# --- a NaN barrier: training converges through the failure policy ---------------------------
+# (The policy itself, update by update, for every rule: tests/test_optax_contract.py.)
 
 CENTRE = jnp.linspace(-0.9, 0.9, 6)
 
@@ -617,54 +593,3 @@ def test_nan_beyond_a_region_never_reaches_the_params(rule):
     allowance = 8 * np.finfo(np.float32).eps * np.abs(run.losses[:-1])  # Wolfe's, HZ's
     assert np.all(np.diff(run.losses) <= allowance)
     assert float(optax.tree.norm(jax.grad(barrier)(run.params[-1]))) <= tol
-
-
-@pytest.mark.parametrize(
-    "opt",
-    [
-        scale_by_line_search(jaxls.backtracking),
-        scale_by_line_search(jaxls.golden_section, step_max=1.0),
-        optax.chain(optax.sgd(-1.0), scale_by_line_search(jaxls.wolfe)),
-    ],
-    ids=["grad_backtracking", "grad_golden_section", "sgd(-1)_wolfe"],
-)
-def test_ascent_updates_fall_back_to_minus_grad(opt):
-    """``updates = +grad`` (no sgd before the rule, or a negative learning rate) ascends:
-    the rule searches along ``-grad`` instead, and the loss still decreases."""
-    run = train(opt, barrier, jnp.zeros(6), num_iterations=3)  # before float32's floor
-    assert np.all(np.diff(run.losses) < 0)
-    w = jnp.zeros(6)
-    for params, state in zip(run.params, run.states, strict=True):
-        info = search_info(state)
-        assert bool(info.fallback)
-        assert float(info.step) > 0
-        expected = w - info.step * jax.grad(barrier)(w)  # a step along -grad
-        np.testing.assert_allclose(params, expected, rtol=1e-6, atol=1e-7)
-        w = params
-
-
-@pytest.mark.parametrize(
-    "opt",
-    [
-        # backtracking's budget counts the gradient at the accepted step: two trials.
-        gradient_descent(jaxls.backtracking, step_init=1e6, options={"max_evals": 3}),
-        gradient_descent(jaxls.wolfe, step_init=1e6, options={"max_evals": 2}),
-        gradient_descent(jaxls.golden_section, step_max=1e6, options={"max_evals": 3}),
-    ],
-    ids=["backtracking", "wolfe", "golden_section"],
-)
-def test_failed_search_shrinks_the_next_start(opt):
-    """With a first step of 1e6 (far into the NaN region) and a budget of 2 or 3 trials,
-    the searches fail at step 0 (the parameters do not move); each failure
-    starts the next search 10 times smaller, until one succeeds (from 1, after 6 failures)."""
-    run = train(opt, barrier, jnp.zeros(6), num_iterations=8)
-    starts = [float(search_state(state).start) for state in run.states]
-    infos = [search_info(state) for state in run.states]
-    for k in range(6):
-        assert float(infos[k].step) == 0.0
-        assert int(infos[k].status) != S.SUCCESS
-        np.testing.assert_array_equal(run.params[k], jnp.zeros(6))
-        np.testing.assert_allclose(starts[k], 10.0 ** (5 - k), rtol=1e-6)
-    assert float(infos[6].step) > 0
-    assert run.losses[7] < run.losses[0]
-    assert np.all(np.diff(run.losses) <= 0)
