@@ -3,8 +3,10 @@
 
 * arithmetic: `elementwise` (arithmetic, transcendental functions, comparisons, casts),
   `misc` (optimisation barriers, derivative-free bookkeeping);
-* array structure: `contraction` (``dot_general``), `shape`, `reductions`, `cumulative`,
-  `indexing` (slicing, padding, gather, scatter), `sorting`, with their helpers in `common`;
+* array structure: `contraction` (``dot_general``), `convolution`
+  (``conv_general_dilated``), `shape`, `reductions`, `windows` (``reduce_window_*``),
+  `cumulative`, `indexing` (slicing, padding, gather, scatter), `sorting`, with their
+  helpers in `common`;
 * linear algebra: `linalg` (``lu``, ``triangular_solve``, ``cholesky``, ``eigh``, ...),
   `linear_solve` (``custom_linear_solve``);
 * higher-order primitives, whose rules are handed the interpreter: `calls` (``jit``,
@@ -16,6 +18,7 @@ from jaxls._src.ad.rules import (  # noqa: F401  (each module registers its rule
     calls,
     contraction,
     control_flow,
+    convolution,
     cumulative,
     elementwise,
     indexing,
@@ -25,4 +28,5 @@ from jaxls._src.ad.rules import (  # noqa: F401  (each module registers its rule
     reductions,
     shape,
     sorting,
+    windows,
 )

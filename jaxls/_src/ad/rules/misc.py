@@ -1,6 +1,7 @@
 """Rules for primitives that are neither arithmetic nor array structure: optimisation
-barriers (emitted by `jaxls.ad.checkpoint`'s recomputation) and boolean / integer
-bookkeeping that carries no derivative (``platform_index``, boolean reductions)."""
+barriers (emitted by `jaxls.ad.checkpoint`'s recomputation), ``name`` (the identity that
+`jax.ad_checkpoint.checkpoint_name` marks a value with, for remat policies), and boolean /
+integer bookkeeping that carries no derivative (``platform_index``, boolean reductions)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,19 @@ def _barrier_jvp(primals, tangents, out, **params):
 @defvjp("optimization_barrier")
 def _barrier_vjp(cts, primals, out, **params):
     return [None if c is None else instantiate(c, p) for c, p in zip(cts, primals, strict=True)]
+
+
+@defjvp("name")
+def _name_jvp(primals, tangents, out, **params):
+    """``name`` is the identity: the tangent passes through (unnamed: a name marks a primal
+    value for a remat policy)."""
+    (t,) = tangents
+    return t
+
+
+@defvjp("name")
+def _name_vjp(ct, primals, out, **params):
+    return (ct,)
 
 
 __all__ = ["NO_DERIVATIVE"]
