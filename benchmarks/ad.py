@@ -28,6 +28,10 @@ is 1 unless set (see below). Problems (float64 unless said):
 * an RNN in ``lax.scan``: ``h = tanh(h W + x_t U + b)``, hidden 128, input 32, batch 32,
   100 steps, squared error of ``h_T V`` against a target, float32: grad, jacrev, hvp with
   respect to ``(W, U, b, V)``.
+* a CNN, ResNet-style: a 3x3 stem convolution (stride 2, SAME), 3x3 max pooling (stride
+  2), a residual block of a 3x3 convolution and a depthwise 3x3 convolution, global
+  average pooling and a dense softmax classifier; 32x32x3 images, 64 channels, batch 64,
+  float32: grad and hvp with respect to the parameters.
 * ``jnp.linalg.slogdet(A)[1]`` of a 200 x 200 matrix (well conditioned): grad, jacrev, hvp;
   jacfwd at 50 x 50 (2,500 JVPs: at 200 x 200 jacfwd's 40,000 vmapped JVPs would hold
   40,000 tangent matrices, 12.8 GB in float64).
@@ -176,6 +180,35 @@ def rnn_loss(params, xs, target):
 
     h, _ = jax.lax.scan(step, h0, xs)
     return 0.5 * jnp.mean((h @ v - target) ** 2)
+
+
+def cnn_init(key, channels, classes, dtype=jnp.float32):
+    """A ResNet-style stack: a stem convolution, a residual block of two 3x3 convolutions
+    (the second depthwise), max pooling, average pooling and a dense classifier (HWIO)."""
+    k = jax.random.split(key, 4)
+    he = lambda key, shape: (
+        jax.random.normal(key, shape) * np.sqrt(2 / np.prod(shape[:3]))
+    ).astype(dtype)
+    return {
+        "stem": he(k[0], (3, 3, 3, channels)),
+        "conv1": he(k[1], (3, 3, channels, channels)),
+        "conv2": he(k[2], (3, 3, 1, channels)),  # depthwise: one group per channel
+        "dense": he(k[3], (1, 1, channels, classes))[0, 0],
+    }
+
+
+def cnn_loss(params, images, labels):
+    dn = ("NHWC", "HWIO", "NHWC")
+    conv = lambda x, w, stride=1, groups=1: jax.lax.conv_general_dilated(
+        x, w, (stride, stride), "SAME", dimension_numbers=dn, feature_group_count=groups
+    )
+    h = jax.nn.relu(conv(images, params["stem"], stride=2))
+    h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "SAME")
+    r = jax.nn.relu(conv(h, params["conv1"]))
+    h = jax.nn.relu(h + conv(r, params["conv2"], groups=h.shape[-1]))
+    pooled = jnp.mean(h, axis=(1, 2))
+    logits = pooled @ params["dense"]
+    return -jnp.mean(jnp.sum(jax.nn.log_softmax(logits) * labels, axis=-1))
 
 
 def logdet(a):
@@ -328,6 +361,21 @@ def build_cases(quick: bool) -> list[Case]:
         f"hidden {hid}, {steps} steps, batch {rbatch}",
         1.10,
         transforms=("grad", "jacrev", "hvp"),
+    )
+
+    # CNN (float32): convolutions, max pooling, a residual block.
+    side, cbatch, channels = (16, 8, 16) if quick else (32, 64, 64)
+    cparams = cnn_init(jax.random.PRNGKey(12), channels, 10)
+    images = jax.random.normal(jax.random.PRNGKey(13), (cbatch, side, side, 3), jnp.float32)
+    labels = jax.nn.one_hot(jax.random.randint(jax.random.PRNGKey(14), (cbatch,), 0, 10), 10)
+    cases += scalar_cases(
+        "CNN",
+        cnn_loss,
+        cparams,
+        (images, labels.astype(jnp.float32)),
+        f"{side}x{side}x3, {channels} channels, batch {cbatch}",
+        1.05,
+        transforms=("grad", "hvp"),
     )
 
     # log-det (float64).
@@ -518,6 +566,9 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls (max)")
     parser.add_argument("--compiles", type=int, default=None, help="compiles timed per cell")
+    parser.add_argument(
+        "--problem", action="append", default=None, help="only this problem of part 1 (repeatable)"
+    )
     parser.add_argument("--skip-part1", action="store_true")
     parser.add_argument("--skip-part2", action="store_true")
     parser.add_argument(
@@ -546,7 +597,13 @@ def main(argv=None) -> None:
     print()
 
     if not args.skip_part1:
-        rows = part1(build_cases(args.quick), repeats, compiles, budget)
+        cases = build_cases(args.quick)
+        if args.problem:
+            unknown = set(args.problem) - {case.problem for case in cases}
+            if unknown:
+                parser.error(f"--problem: no problem named {sorted(unknown)}")
+            cases = [case for case in cases if case.problem in args.problem]
+        rows = part1(cases, repeats, compiles, budget)
         print("## Part 1: jaxls.ad / jax (ratio = jaxls / jax)\n")
         print_part1(rows)
         print()
