@@ -9,7 +9,12 @@ from jax import lax
 
 from jaxls._src.ad.registry import defjvp, defvjp, instantiate
 
-NO_DERIVATIVE = ("platform_index", "reduce_or", "reduce_and", "reduce_xor")
+# Integer, boolean and key-valued results: no tangent, and no cotangent for their inputs.
+# The random primitives are constants of the differentiated function, as in JAX (dropout's
+# mask, a noise sample): their inputs are keys and shapes, their outputs bits or keys.
+RANDOM = ("random_bits", "random_seed", "random_wrap", "random_unwrap", "random_split",
+          "random_fold_in", "threefry2x32")  # fmt: skip
+NO_DERIVATIVE = ("platform_index", "reduce_or", "reduce_and", "reduce_xor", *RANDOM)
 
 
 @defjvp(*NO_DERIVATIVE)
@@ -48,4 +53,4 @@ def _name_vjp(ct, primals, out, **params):
     return (ct,)
 
 
-__all__ = ["NO_DERIVATIVE"]
+__all__ = ["NO_DERIVATIVE", "RANDOM"]
