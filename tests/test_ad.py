@@ -761,13 +761,244 @@ def test_vjp_checks_its_cotangent_like_jax():
         jax.vjp(jnp.sin, jnp.ones(()))[1](jnp.ones(2))
     with pytest.raises(ValueError, match=r"jaxls\.ad\.vjp: .*cotangent.*shape \(2,\).*\(\)"):
         pull(jnp.ones(2))
-    with pytest.raises(TypeError, match=r"jaxls\.ad\.vjp: .*complex.*float32"):
+    with pytest.raises(ValueError, match=r"jaxls\.ad\.vjp: .*complex.*float32"):
         pull(1.0 + 1.0j)  # the imaginary part would be dropped
     _, pull_int = ad.vjp(lambda x: (x, jnp.round(x).astype(jnp.int32)), jnp.ones(2))
-    with pytest.raises(TypeError, match=r"jaxls\.ad\.vjp: .*int32.*float0"):
-        pull_int((jnp.ones(2), jnp.ones(2, jnp.int32)))
     (ct,) = pull_int((jnp.ones(2), np.zeros(2, jax.dtypes.float0)))
     close(ct, jnp.ones(2), 0.0)
+
+
+# --- issue 11 (d): the dtype contract, re-checked against jax's own api_test -----------------
+#
+# jax's messages, for reference (jax/_src/api.py, 0.10):
+#   grad:   "grad requires real- or complex-valued inputs (input dtype that is a sub-dtype of
+#            np.inexact), but got int32. If you want to use Boolean- or integer-valued inputs,
+#            use vjp or set allow_int to True."
+#           "grad requires numerical-valued inputs (input dtype that is a sub-dtype of
+#            np.bool_ or np.number), but got void."  (float0, even with allow_int=True)
+#           "grad requires real-valued outputs (output dtype that is a sub-dtype of
+#            np.floating), but got complex64. For holomorphic differentiation, pass
+#            holomorphic=True. ..."
+#   jacfwd: "jacfwd requires real-valued inputs (input dtype that is a sub-dtype of
+#            np.floating), but got int32. ..."; "jacfwd with input element type key<fry>"
+#   jvp:    "primal and tangent arguments to jax.jvp do not match; dtypes must be equal, or in
+#            case of int/bool primal dtype the tangent dtype must be float0." (TypeError)
+#   vjp_fn: "unexpected JAX type (e.g. shape/dtype) for argument to VJP function: got
+#            int32[], but expected float32[] ..." (ValueError); for an integer output any
+#            cotangent of its shape is accepted (`_temporary_dtype_exception`).
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("name", ALL)
+def test_float0_inputs_are_refused_even_with_allow_int_like_jax(name, dtype):
+    """float0 is no number: jax refuses it as an input to differentiate, ``allow_int`` or
+    not; jaxls gave it a float0 "gradient"."""
+    ours, theirs = transform(name)
+    flags = {"allow_int": True} if name in REVERSE else {}
+    f = lambda x, z: jnp.sum(jnp.sin(x))
+    args = (jnp.ones(2, dtype), np.zeros(2, jax.dtypes.float0))
+    with pytest.raises(TypeError):
+        theirs(f, argnums=(0, 1), **flags)(*args)
+    with pytest.raises(TypeError, match=rf"jaxls\.ad\.{name}: argument 1 is float0, .*number"):
+        ours(f, argnums=(0, 1), **flags)(*args)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_prng_key_inputs_are_integer_like_like_jax(dtype):
+    """A typed PRNG key (an extended dtype) is, to jax, an input without derivative, like an
+    integer: refused by the Jacobians, float0 zeros under ``allow_int``, ``vjp`` and ``jvp``.
+    jaxls crashed reading its dtype ("Cannot interpret 'key<fry>' as a data type")."""
+    key = jax.random.key(0)
+    f = lambda x, k: jnp.sum(jnp.sin(x) * jax.random.normal(k, (2,), dtype))
+    x = jnp.asarray([0.3, -1.2], dtype)
+    tol = rtol(dtype)
+    for name in ALL:
+        ours, theirs = transform(name)
+        with pytest.raises(TypeError):
+            theirs(f, argnums=1)(x, key)
+        with pytest.raises(TypeError, match=rf"jaxls\.ad\.{name}: argument 1 is key<fry>"):
+            ours(f, argnums=1)(x, key)
+    for name in ("grad", "value_and_grad"):
+        ours, theirs = transform(name)
+        mine = ours(f, argnums=(0, 1), allow_int=True)(x, key)
+        ref = theirs(f, argnums=(0, 1), allow_int=True)(x, key)
+        assert jax.tree.map(lambda a: (a.shape, a.dtype), mine) == jax.tree.map(
+            lambda a: (a.shape, a.dtype), ref
+        )
+        close(jax.tree.leaves(mine)[:-1], jax.tree.leaves(ref)[:-1], tol)
+    # jax's jacrev(allow_int=True) crashes on a key (NotImplementedError: no zero of its
+    # dtype to fill the Jacobian with); jaxls says so.
+    with pytest.raises(TypeError, match=r"jaxls\.ad\.jacrev\(allow_int=True\): argument 1 .*key"):
+        ad.jacrev(f, argnums=(0, 1), allow_int=True)(x, key)
+    # vjp: a float0 cotangent for the key; jvp: a float0 tangent for it.
+    out, pull = ad.vjp(f, x, key)
+    ref_out, ref_pull = jax.vjp(f, x, key)
+    ct_x, ct_k = pull(jnp.ones((), dtype))
+    ref_x, ref_k = ref_pull(jnp.ones((), dtype))
+    close((out, ct_x), (ref_out, ref_x), tol)
+    assert ct_k.dtype == ref_k.dtype == jax.dtypes.float0 and ct_k.shape == ref_k.shape
+    tangents = (jnp.ones(2, dtype), np.zeros((), jax.dtypes.float0))
+    close(ad.jvp(f, (x, key), tangents), jax.jvp(f, (x, key), tangents), tol)
+    # An output key: refused by the Jacobians, a float0 tangent from jvp (as in jax).
+    g = lambda x: (jnp.sin(x), key)
+    with pytest.raises(TypeError):
+        jax.jacrev(g)(x)
+    for name in ("jacrev", "jacfwd"):
+        with pytest.raises(TypeError, match=rf"jaxls\.ad\.{name}: `fun`'s output\[1\] is key<fry>"):
+            getattr(ad, name)(g)(x)
+    (_, (t_y, t_k)) = ad.jvp(g, (x,), (x,))
+    (_, (r_y, r_k)) = jax.jvp(g, (x,), (x,))
+    close(t_y, r_y, tol)
+    assert t_k.dtype == r_k.dtype == jax.dtypes.float0 and t_k.shape == r_k.shape == ()
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_jvp_refuses_a_tangent_of_another_kind_like_jax(dtype):
+    """An integer, boolean or float0 tangent for a floating primal: jax raises TypeError;
+    jaxls cast an integer one to a float."""
+    x = jnp.asarray([0.3, -1.2], dtype)
+    for bad in (jnp.ones(2, jnp.int32), jnp.ones(2, bool), np.zeros(2, jax.dtypes.float0)):
+        with pytest.raises(TypeError):
+            jax.jvp(jnp.sin, (x,), (bad,))
+        kind = jnp.dtype(bad.dtype).name if bad.dtype != jax.dtypes.float0 else "float0"
+        with pytest.raises(
+            TypeError, match=rf"jaxls\.ad\.jvp: tangent 0 is {kind} for a {jnp.dtype(dtype).name}"
+        ):
+            ad.jvp(jnp.sin, (x,), (bad,))
+    with pytest.raises(TypeError, match=r"jaxls\.ad\.jvp: tangent 0 is int(32|64) for a float"):
+        ad.jvp(jnp.sin, (jnp.ones((), dtype),), (1,))  # a Python int: refused as in jax
+
+
+@pytest.mark.parametrize("dtype", LOW)
+def test_tangents_and_cotangents_of_another_float_dtype_are_cast(dtype):
+    """The one convenience jax does not offer: a real tangent or cotangent of another float
+    dtype seeds its primal's or output's dtype (bfloat16 and float16 keep working)."""
+    x = jnp.asarray([0.3, -1.2], dtype)
+    out, t = ad.jvp(jnp.sin, (x,), (jnp.ones(2, F32),))
+    close((out, t), jax.jvp(jnp.sin, (x,), (jnp.ones(2, dtype),)), rtol(dtype))
+    (ct,) = ad.vjp(jnp.sin, x)[1](jnp.ones(2, F32))
+    close(ct, jax.vjp(jnp.sin, x)[1](jnp.ones(2, dtype))[0], rtol(dtype))
+    # hvp is jaxls's own: an integer direction (a basis vector) is a direction too.
+    f = lambda x: jnp.sum(jnp.sin(x) * x[::-1])
+    close(ad.hvp(f, x, jnp.asarray([1, 0])), ad.hvp(f, x, jnp.asarray([1, 0], dtype)), 0.0)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_vjp_cotangent_dtypes_like_jax(dtype):
+    """The floating output's cotangent must be a float (jax: ValueError; jaxls cast an
+    integer one); the integer output's may be any array of its shape (jax accepts and ignores
+    it; jaxls refused all but float0)."""
+    f = lambda x: (jnp.sin(x), jnp.round(x).astype(jnp.int32))
+    x = jnp.asarray([0.3, -1.2], dtype)
+    _, pull = ad.vjp(f, x)
+    _, ref_pull = jax.vjp(f, x)
+    zero = np.zeros(2, jax.dtypes.float0)
+    for bad in (
+        jnp.ones(2, jnp.int32),
+        jnp.ones(2, bool),
+        jnp.ones(2, jnp.complex64),
+        np.zeros(2, jax.dtypes.float0),
+    ):
+        with pytest.raises(ValueError):
+            ref_pull((bad, zero))
+        with pytest.raises(ValueError, match=r"jaxls\.ad\.vjp: the cotangent\[0\] is "):
+            pull((bad, zero))
+    ct = jnp.asarray([0.5, 2.0], dtype)
+    for ignored in (zero, jnp.ones(2, jnp.int32), jnp.ones(2, dtype), jnp.ones(2, bool)):
+        close(pull((ct, ignored)), ref_pull((ct, ignored)), rtol(dtype))
+    with pytest.raises(ValueError):
+        ref_pull((ct, jnp.ones(3, jnp.int32)))
+    with pytest.raises(ValueError, match=r"jaxls\.ad\.vjp: the cotangent\[1\] has shape \(3,\)"):
+        pull((ct, jnp.ones(3, jnp.int32)))
+
+
+def _value_dependent_functions():
+    """``(name, f)``: scalar functions with Python control flow on their input's value, which
+    `jax.grad` runs (outside `jax.jit`, on concrete values) and jaxls, which traces ``f`` to a
+    jaxpr first, cannot."""
+
+    def branch(x):
+        return jnp.sin(x) if x > 0 else x
+
+    @jax.custom_jvp
+    def custom_jvp_primal(x):
+        return jnp.sin(x) if x > 0 else x
+
+    custom_jvp_primal.defjvp(lambda p, t: (custom_jvp_primal(p[0]), jnp.cos(p[0]) * t[0]))
+
+    @jax.custom_jvp
+    def custom_jvp_rule(x):
+        return jnp.sin(x)
+
+    custom_jvp_rule.defjvp(
+        lambda p, t: (jnp.sin(p[0]), (jnp.cos(p[0]) if p[0] > 0 else 1.0) * t[0])
+    )
+
+    @jax.custom_vjp
+    def custom_vjp_fwd(x):
+        return jnp.sin(x)
+
+    def fwd(x):
+        return jnp.sin(x), (jnp.cos(x) if x > 0 else jnp.ones_like(x))
+
+    custom_vjp_fwd.defvjp(fwd, lambda r, ct: (r * ct,))
+
+    def to_int(x):
+        return x * jnp.asarray([1.0, 2.0], x.dtype)[int(x)]
+
+    return [
+        ("branch", branch),
+        ("custom_jvp_primal", custom_jvp_primal),
+        ("custom_jvp_rule", custom_jvp_rule),
+        ("custom_vjp_fwd", custom_vjp_fwd),
+        ("int", to_int),
+    ]
+
+
+VALUE_DEPENDENT = _value_dependent_functions()
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize(("what", "f"), VALUE_DEPENDENT, ids=[w for w, _ in VALUE_DEPENDENT])
+def test_python_control_flow_on_values_is_refused_naming_the_limitation(what, f, dtype):
+    """Issue 11: jax.grad runs ``if x > 0:`` outside jit; jaxls traces first and failed with
+    JAX's raw TracerBoolConversionError. Now: a ConcretizationTypeError (so a TypeError)
+    naming the call and the limitation, the original chained."""
+    x = jnp.asarray(0.5, dtype)
+    jax.grad(f)(x)  # jax runs it
+    calls = {
+        "grad": lambda: ad.grad(f)(x),
+        "value_and_grad": lambda: ad.value_and_grad(f)(x),
+        "jacrev": lambda: ad.jacrev(f)(x),
+        "vjp": lambda: ad.vjp(f, x)[1](jnp.ones((), dtype)),  # a rule may run late
+        "hessian": lambda: ad.hessian(f)(x),
+    }
+    if what != "custom_vjp_fwd":  # forward mode refuses custom_vjp outright
+        calls["jvp"] = lambda: ad.jvp(f, (x,), (jnp.ones((), dtype),))
+        calls["jacfwd"] = lambda: ad.jacfwd(f)(x)
+    for name, call in calls.items():
+        with pytest.raises(jax.errors.ConcretizationTypeError) as info:
+            call()
+        message = str(info.value)
+        assert isinstance(info.value, TypeError)
+        assert message.startswith(f"jaxls.ad.{name} traces `fun` to a jaxpr"), message
+        assert "jax.lax.cond" in message and "jnp.where" in message, message
+        assert isinstance(info.value.__cause__, TypeError), info.value.__cause__
+    # Under jit jax cannot run it either; jaxls's error is the same.
+    with pytest.raises(TypeError):
+        jax.jit(jax.grad(f))(x)
+    with pytest.raises(jax.errors.ConcretizationTypeError, match=r"jaxls\.ad\.grad traces"):
+        jax.jit(ad.grad(f))(x)
+
+
+def test_control_flow_on_an_argument_not_differentiated_runs_like_jax():
+    """The fix the error names: an argument outside ``argnums`` (or a keyword one) stays
+    concrete, so Python may branch on it."""
+    f = lambda x, s, *, sign=1: (jnp.sin(x) if s > 0 else jnp.cos(x)) * sign
+    x = jnp.asarray(0.5)
+    for s in (1.0, -1.0):
+        close(ad.grad(f)(x, s, sign=-1), jax.grad(f)(x, s, sign=-1), rtol(F32))
+        close(ad.jacfwd(f)(x, s), jax.jacfwd(f)(x, s), rtol(F32))
 
 
 def _fun_errors():
@@ -832,9 +1063,21 @@ def _fun_errors():
         ("grad vector output", lambda: ad.grad(jnp.sin)(x), TypeError,
          r"jaxls\.ad\.grad: `fun` must return a real scalar.*float32\[2\]"),
         ("grad integer output", lambda: ad.grad(lambda x: jnp.sum(x).astype(int))(x), TypeError,
-         r"jaxls\.ad\.grad: `fun` must return a real scalar.*int32\[\]"),
+         r"jaxls\.ad\.grad: `fun` must return a real scalar.*int32\[\].*jaxls\.ad\.vjp"),
         ("has_aux without a pair", lambda: ad.grad(lambda x: jnp.sum(x), has_aux=True)(x),
          TypeError, r"jaxls\.ad\.grad\(has_aux=True\): `fun` must return a pair"),
+        ("grad dict output", lambda: ad.grad(lambda x: {"a": jnp.sum(x)})(x), TypeError,
+         r"jaxls\.ad\.grad: `fun` must return a real scalar, got a dict"),
+        ("grad None output", lambda: ad.grad(lambda x: None)(x), TypeError,
+         r"jaxls\.ad\.grad: `fun` must return a real scalar, got None"),
+        ("grad holomorphic real output",
+         lambda: ad.grad(jnp.abs, holomorphic=True)(jnp.complex64(1.0)), TypeError,
+         r"jaxls\.ad\.grad: with holomorphic=True `fun` must return complex values; its output "
+         r"is float32\."),
+        ("jacrev integer output leaf", lambda: ad.jacrev(lambda x: (x, x.astype(int)))(x),
+         TypeError, r"jaxls\.ad\.jacrev: `fun`'s output\[1\] is int32, which has no derivative"),
+        ("jvp int tangent", lambda: ad.jvp(jnp.sin, (x,), (jnp.ones(2, int),)), TypeError,
+         r"jaxls\.ad\.jvp: tangent 0 is int32 for a float32 primal.*float"),
     ]  # fmt: skip
     return cases
 

@@ -7,13 +7,21 @@ values (the tape) and a backward sweep that accumulates adjoints. The results ar
 JAX computations: `jax.jit` and `jax.vmap` compose with every transform.
 
 jax's contract is kept: every float dtype JAX knows (bfloat16 and float16 included) carries
-derivatives; what jax refuses (integer inputs to ``grad`` without ``allow_int``, complex
-outputs without ``holomorphic=True``, ``nextafter``) is refused with an error that names the
-call, the argument and the fix; keyword arguments of a transformed function are passed
-through, never differentiated.
+derivatives; what jax refuses (integer, boolean and PRNG-key inputs to ``grad`` without
+``allow_int``, float0 inputs, complex outputs without ``holomorphic=True``, a tangent or
+cotangent of the wrong kind, ``nextafter``) is refused with an error that names the call,
+the argument and the fix; keyword arguments of a transformed function are passed through,
+never differentiated. The random primitives are constants (a dropout mask), as in jax.
+
+One limitation jax does not have: the function is traced to a jaxpr before it is
+differentiated, so Python control flow on the values of its differentiated inputs
+(``if x > 0:``), in its custom_jvp / custom_vjp rules too, raises `TracedControlFlowError`
+(a `jax.errors.ConcretizationTypeError`) naming the call and the fixes (``lax.cond``,
+``jnp.where``, or leaving the argument out of ``argnums``).
 """
 
 from jaxls._src.ad.api import (
+    TracedControlFlowError,
     checkpoint,
     grad,
     hessian,
@@ -33,6 +41,7 @@ _check_version()
 __all__ = [
     "Graph",
     "Node",
+    "TracedControlFlowError",
     "check_grads",
     "checkpoint",
     "finite_difference_grad",

@@ -5,20 +5,28 @@ jaxls's own rules (`forward`, `reverse`); what they return is ordinary JAX compu
 `jax.jit` and `jax.vmap` compose with every transform and XLA compiles the result.
 
 jax's contract, kept: what jax refuses, these refuse, with an error that names the call,
-the argument and the fix (integer or boolean inputs to ``grad``, ``jacrev``, ``jacfwd``
-and ``hessian``; complex outputs without ``holomorphic=True``; complex inputs to the
-forward-mode Jacobians without it); integer inputs of ``vjp`` get float0 cotangents and
-those of ``jvp`` take and give float0 tangents, as in jax; keyword arguments of the
-transformed function are passed through to it, never differentiated. One convenience jax
-does not offer: a real tangent or cotangent of another float dtype (a Python ``1.0`` for a
-bfloat16 output) is cast to the dtype it seeds.
+the argument and the fix (integer, boolean and PRNG-key inputs to ``grad``, ``jacrev``,
+``jacfwd`` and ``hessian``, float0 ones even with ``allow_int``; complex outputs without
+``holomorphic=True``; complex inputs to the forward-mode Jacobians without it; a tangent or
+cotangent that is not a float for a floating primal or output); integer, boolean and key
+inputs of ``vjp`` get float0 cotangents and those of ``jvp`` take and give float0 tangents,
+as in jax; keyword arguments of the transformed function are passed through to it, never
+differentiated. One convenience jax does not offer: a real tangent or cotangent of another
+float dtype (a Python ``1.0`` for a bfloat16 output) is cast to the dtype it seeds.
+
+One limitation jax does not have: the function is traced before it is differentiated, so
+Python control flow on the values of its differentiated inputs (``if x > 0:``, ``int(x)``)
+cannot run, in its custom_jvp/custom_vjp rules either (`jax.grad` runs them on concrete
+values outside `jax.jit`). It raises `TracedControlFlowError`, a
+`jax.errors.ConcretizationTypeError`, that names the call and the fixes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from typing import Any, NamedTuple
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,10 +44,13 @@ FLOAT0 = jax.dtypes.float0
 # --- dtypes and the checks on entry ---------------------------------------------------------
 
 
-def _dtype(x) -> np.dtype:
-    """The dtype of an array, tracer or Python scalar (float0 NumPy arrays included)."""
+def _dtype(x) -> Any:
+    """The dtype of an array, tracer or Python scalar (float0 NumPy arrays and PRNG keys,
+    whose dtype is JAX's extended ``key<impl>``, included)."""
     dtype = getattr(x, "dtype", None)
-    return jnp.result_type(x) if dtype is None else np.dtype(dtype)
+    if dtype is None:
+        return jnp.result_type(x)
+    return dtype if _is_key(dtype) else np.dtype(dtype)
 
 
 def _is_float(dtype) -> bool:
@@ -48,6 +59,24 @@ def _is_float(dtype) -> bool:
 
 def _is_complex(dtype) -> bool:
     return bool(jnp.issubdtype(dtype, jnp.complexfloating))
+
+
+def _is_key(dtype) -> bool:
+    """A PRNG key's dtype (JAX's extended dtypes): no derivative, no zero of its own."""
+    return bool(jax.dtypes.issubdtype(dtype, jax.dtypes.extended))
+
+
+def _is_number(dtype) -> bool:
+    """Numbers and booleans: the inputs jax accepts to differentiate (float0 and other
+    dtypes that are not numbers are refused even with ``allow_int``)."""
+    return _is_key(dtype) or bool(
+        jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)
+    )
+
+
+def _name(dtype) -> str:
+    """``float32``, ``key<fry>``, and ``float0`` (NumPy prints it as a structured dtype)."""
+    return "float0" if dtype == FLOAT0 else str(dtype)
 
 
 def _float0_zeros(shape):
@@ -128,73 +157,151 @@ def _leaves(call: str, what: str, index: int, tree) -> list:
     return result
 
 
-def _check_inputs(call, nums, diff, *, holomorphic: bool, allow_int: bool, real: bool):
+def _check_inputs(
+    call, nums, diff, *, holomorphic: bool, allow_int: bool, real: bool, int_zeros: bool
+):
     """The differentiated arguments' dtypes, as jax checks them.
 
-    ``real``: forward-mode Jacobians, which want real inputs unless ``holomorphic``."""
+    ``real``: forward-mode Jacobians, which want real inputs unless ``holomorphic``;
+    ``int_zeros``: ``jacrev``, whose ``allow_int`` fills integer blocks with zeros of their
+    dtype (a PRNG key has none)."""
     for n, arg in zip(nums, diff, strict=True):
         for label, leaf in _leaves(call, "argument", n, arg):
             dtype = _dtype(leaf)
             if holomorphic and not _is_complex(dtype):
                 raise TypeError(
                     f"jaxls.ad.{call}: with holomorphic=True the inputs must be complex; "
-                    f"{label} is {dtype}. Make it complex (`x.astype(jnp.complex64)`) or drop "
-                    "holomorphic=True."
+                    f"{label} is {_name(dtype)}. Make it complex (`x.astype(jnp.complex64)`) "
+                    "or drop holomorphic=True."
+                )
+            if not _is_number(dtype):
+                raise TypeError(
+                    f"jaxls.ad.{call}: {label} is {_name(dtype)}, which is not a number (a "
+                    "float0 array is the tangent of an integer, not a point), so there is "
+                    f"nothing to differentiate, allow_int or not (jax.{call} refuses it too). "
+                    "Leave it out of `argnums`."
                 )
             if not holomorphic and real and _is_complex(dtype):
                 raise TypeError(
-                    f"jaxls.ad.{call}: {label} is {dtype}, and {call} differentiates real "
-                    f"inputs (as jax.{call} does). Pass holomorphic=True for a holomorphic "
+                    f"jaxls.ad.{call}: {label} is {_name(dtype)}, and {call} differentiates "
+                    f"real inputs (as jax.{call} does). Pass holomorphic=True for a holomorphic "
                     "`fun`; for a non-holomorphic one, use jaxls.ad.jvp."
                 )
-            if not _is_float(dtype) and not allow_int:
+            if _is_float(dtype):
+                continue
+            if not allow_int:
                 fix = (
                     "or use jaxls.ad.jvp, whose integer inputs take float0 tangents"
                     if real
                     else "or pass allow_int=True for a float0 zero gradient"
                 )
                 raise TypeError(
-                    f"jaxls.ad.{call}: {label} is {dtype}, and integer and boolean inputs have "
-                    f"no derivative (jax.{call} refuses them too). Cast it to a float, leave "
-                    f"it out of `argnums`, {fix}."
+                    f"jaxls.ad.{call}: {label} is {_name(dtype)}, and integer, boolean and "
+                    f"PRNG key inputs have no derivative (jax.{call} refuses them too). Cast "
+                    f"it to a float, leave it out of `argnums`, {fix}."
+                )
+            if int_zeros and _is_key(dtype):
+                raise TypeError(
+                    f"jaxls.ad.{call}(allow_int=True): {label} is {_name(dtype)}, a PRNG key, "
+                    f"which has no zero of its dtype to fill its Jacobian block with (jax.{call} "
+                    "fails on it too). Leave it out of `argnums`, or use jaxls.ad.grad or vjp, "
+                    "which give it float0 zeros."
                 )
 
 
-def _check_outputs(call: str, out, *, holomorphic: bool, integers: bool) -> None:
-    """Real floating outputs (``integers``: or integer ones), complex ones if
-    ``holomorphic``."""
+def _check_outputs(call: str, out, *, holomorphic: bool) -> None:
+    """Real floating outputs, complex ones if ``holomorphic``."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(out):
-        dtype = _dtype(leaf)
-        where = f"output{keystr(path)} " if path else ""
+        dtype, where = _dtype(leaf), f"output{keystr(path)}"
         if holomorphic and not _is_complex(dtype):
             raise TypeError(
                 f"jaxls.ad.{call}: with holomorphic=True `fun` must return complex values; "
-                f"its {where}is {dtype}."
+                f"its {where} is {_name(dtype)}."
             )
         if not holomorphic and _is_complex(dtype):
             raise TypeError(
-                f"jaxls.ad.{call}: `fun` returns {dtype} ({where or 'its output'}). Pass "
+                f"jaxls.ad.{call}: `fun`'s {where} is {_name(dtype)}. Pass "
                 "holomorphic=True for the derivative of a holomorphic function; for a "
                 "non-holomorphic one, use jaxls.ad.vjp (as jax asks too)."
             )
-        if not holomorphic and not integers and not _is_float(dtype):
+        if not _is_float(dtype):
             raise TypeError(
-                f"jaxls.ad.{call}: `fun` returns {dtype} ({where or 'its output'}), which has "
-                "no derivative; use jaxls.ad.vjp, whose integer outputs take float0 "
-                "cotangents."
+                f"jaxls.ad.{call}: `fun`'s {where} is {_name(dtype)}, which has no "
+                f"derivative (jax.{call} refuses it too); return it as `aux` with "
+                "has_aux=True, or use jaxls.ad.vjp, whose integer, boolean and key outputs "
+                "take float0 cotangents."
             )
 
 
 def _check_scalar(call: str, value, holomorphic: bool) -> None:
+    """One real (``holomorphic``: complex) floating scalar, as jax's ``grad`` asks."""
+    kind = "complex" if holomorphic else "real"
+    fix = (
+        "For a Jacobian use jaxls.ad.jacrev or jacfwd; for a vector-Jacobian product, "
+        "jaxls.ad.vjp; to return more than the value, has_aux=True."
+    )
+    if value is None or not jax.tree_util.treedef_is_leaf(jax.tree.structure(value)):
+        got = "None" if value is None else f"a {type(value).__name__}"
+        raise TypeError(f"jaxls.ad.{call}: `fun` must return a {kind} scalar, got {got}. {fix}")
     dtype, shape = _dtype(value), jnp.shape(value)
-    if shape != () or not _is_float(dtype):
-        kind = "complex" if holomorphic else "real"
+    if shape != ():
         raise TypeError(
-            f"jaxls.ad.{call}: `fun` must return a {kind} scalar, got {dtype}{list(shape)}. "
-            "For a Jacobian use jaxls.ad.jacrev or jacfwd; for a vector-Jacobian product, "
-            "jaxls.ad.vjp."
+            f"jaxls.ad.{call}: `fun` must return a {kind} scalar, got "
+            f"{_name(dtype)}{list(shape)}. {fix}"
         )
-    _check_outputs(call, value, holomorphic=holomorphic, integers=False)
+    if not _is_float(dtype):
+        raise TypeError(
+            f"jaxls.ad.{call}: `fun` must return a {kind} scalar, got {_name(dtype)}[], which "
+            "has no derivative (jax.grad refuses it too); for a function with integer "
+            "outputs, use jaxls.ad.vjp, whose integer outputs take float0 cotangents."
+        )
+    _check_outputs(call, value, holomorphic=holomorphic)
+
+
+class TracedControlFlowError(jax.errors.ConcretizationTypeError):
+    """Python control flow on a value that jaxls.ad has traced (``if x > 0:``, ``int(x)``).
+
+    A `jax.errors.ConcretizationTypeError`, so a `TypeError`: code that catches JAX's own
+    error (`TracerBoolConversionError` is one) catches it too. The original error is its
+    ``__cause__``."""
+
+    def __init__(self, message: str):
+        # JAX's constructor takes a tracer; this error takes its message only.
+        TypeError.__init__(self, message)
+
+
+# The transforms that differentiate some arguments and keep the others concrete.
+_ARGNUMS_CALLS = frozenset({"grad", "value_and_grad", "jacrev", "jacfwd", "hessian"})
+
+
+@contextlib.contextmanager
+def _traced_values(call: str) -> Iterator[None]:
+    """Re-raise a concretization error from tracing ``fun`` or running its custom rules as
+    a `TracedControlFlowError` that names the call, the limitation and the fixes."""
+    try:
+        yield
+    except TracedControlFlowError:
+        raise  # from a transform inside this one (hessian's jacrev), already explained
+    except (
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerIntegerConversionError,
+    ) as err:
+        fix = (
+            "leave the argument the Python code reads out of `argnums` (arguments not "
+            "differentiated, and keyword arguments, stay concrete)"
+            if call in _ARGNUMS_CALLS
+            else "close over a value that must stay concrete (`functools.partial`) instead "
+            "of passing it"
+        )
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise TracedControlFlowError(
+            f"jaxls.ad.{call} traces `fun` to a jaxpr before differentiating, so Python "
+            "control flow on the values of its inputs cannot run, in `fun` or in its "
+            "custom_jvp/custom_vjp rules (`if x > 0:`, `int(x)`; here: "
+            f"{first}). jax's transforms run them on concrete values outside `jax.jit`; "
+            "jaxls.ad cannot. Use `jax.lax.cond`, `jnp.where` or `lax.select` for branches, "
+            f"`jax.lax.fori_loop` or `while_loop` for loops, or {fix}."
+        ) from err
 
 
 def _split_aux(call: str, out):
@@ -223,18 +330,20 @@ def jvp(
     Args:
       fun: the function, of pytrees of arrays.
       primals: a tuple or list, the point.
-      tangents: like ``primals``, the direction. A tangent of a floating primal is cast to
-        its dtype (a complex one for a real primal is refused); an integer or boolean
+      tangents: like ``primals``, the direction. A floating primal takes a float tangent,
+        cast to its dtype (jax asks for the dtype itself; integer, boolean, float0 and
+        complex-for-real tangents are refused, as in jax); an integer, boolean or PRNG-key
         primal takes float0 zeros, ``np.zeros(shape, jax.dtypes.float0)``, as in jax.
       has_aux: ``fun`` returns ``(out, aux)``; ``aux`` is returned, not differentiated.
 
     Returns:
-      ``(out, tangent_out)``, and ``aux`` third with ``has_aux``. Integer and boolean
+      ``(out, tangent_out)``, and ``aux`` third with ``has_aux``. Integer, boolean and key
       outputs get float0 tangents, as in jax.
 
     Raises:
-      TypeError, ValueError: a tangent of the wrong shape or kind, an argument that is not
-        a JAX type (each naming the tangent or primal).
+      TypeError, ValueError: a tangent of the wrong shape or kind (`TypeError`, as jax), an
+        argument that is not a JAX type (each naming the tangent or primal).
+      TracedControlFlowError: Python control flow on a primal's value (see the module).
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -249,35 +358,54 @@ def jvp(
             "jaxls.ad.jvp: `primals` and `tangents` must be tuples or lists, got "
             f"{type(primals).__name__} and {type(tangents).__name__}."
         )
-    if jax.tree.structure(tuple(primals)) != jax.tree.structure(tuple(tangents)):
-        raise ValueError(
-            "jaxls.ad.jvp: `primals` and `tangents` must have the same structure, got "
-            f"{jax.tree.structure(tuple(primals))} and {jax.tree.structure(tuple(tangents))}."
-        )
     return _jvp("jvp", fun, tuple(primals), tuple(tangents), has_aux)
 
 
-def _jvp(call, fun, primals: tuple, tangents: tuple, has_aux=False, int_zeros=False):
+def _jvp(call, fun, primals: tuple, tangents: tuple, has_aux=False, int_zeros=False, **flags):
     """`jvp` after its argument checks. ``int_zeros``: integer outputs get zeros of their
-    dtype instead of float0 (jax's Jacobians do so)."""
+    dtype instead of float0 (jax's Jacobians do so); ``flags``: `_tangent`'s."""
+    if jax.tree.structure(primals) != jax.tree.structure(tangents):
+        what = "`primals` and `tangents`" if call == "jvp" else "`x` and `v`"
+        raise ValueError(
+            f"jaxls.ad.{call}: {what} must have the same structure, got "
+            f"{jax.tree.structure(primals)} and {jax.tree.structure(tangents)}."
+        )
     labelled_p = [x for i, p in enumerate(primals) for x in _leaves(call, "primal", i, p)]
     labelled_t = [x for i, t in enumerate(tangents) for x in _leaves(call, "tangent", i, t)]
-    c, _, out_tree = jx.make_jaxpr(fun, *primals, call=call)
-    flat_p = _primals(c, [p for _, p in labelled_p])
-    flat_t = [_tangent(call, p, label, t) for p, (label, t) in zip(flat_p, labelled_t, strict=True)]
-    outs, touts = jvp_closed(c, flat_p, flat_t)
+    with _traced_values(call):
+        c, _, out_tree = jx.make_jaxpr(fun, *primals, call=call)
+        flat_p = _primals(c, [p for _, p in labelled_p])
+        flat_t = [
+            _tangent(call, p, label, t, **flags)
+            for p, (label, t) in zip(flat_p, labelled_t, strict=True)
+        ]
+        outs, touts = jvp_closed(c, flat_p, flat_t)
+    out = jax.tree.unflatten(out_tree, outs)
+    if has_aux:
+        out, aux = _split_aux(call, out)
+    if int_zeros:  # a Jacobian: no block for an output without a zero of its dtype
+        _check_no_keys(call, out)
     touts = [
         _zero_tangent(o, int_zeros) if t is None else t for o, t in zip(outs, touts, strict=True)
     ]
-    out, tout = jax.tree.unflatten(out_tree, outs), jax.tree.unflatten(out_tree, touts)
-    if has_aux:
-        out, aux = _split_aux(call, out)
-        return out, tout[0], aux
-    return out, tout
+    tout = jax.tree.unflatten(out_tree, touts)
+    return (out, tout[0], aux) if has_aux else (out, tout)
 
 
-def _tangent(call: str, primal, label: str, tangent):
-    """The tangent seeding ``primal`` (None for an integer primal), checked."""
+def _check_no_keys(call: str, out) -> None:
+    for path, leaf in jax.tree_util.tree_leaves_with_path(out):
+        if _is_key(_dtype(leaf)):
+            raise TypeError(
+                f"jaxls.ad.{call}: `fun`'s output{keystr(path)} is {_name(_dtype(leaf))}, a "
+                f"PRNG key, which has no derivative (jax.{call} fails on it too); return it "
+                "as `aux` with has_aux=True."
+            )
+
+
+def _tangent(call: str, primal, label: str, tangent, integers: bool = False):
+    """The tangent seeding ``primal`` (None for a primal without derivative), checked as
+    jax.jvp checks it, except that a real float tangent of another float dtype is cast.
+    ``integers``: integer tangents are cast too (`hvp`'s direction)."""
     p_dtype, t_dtype = _dtype(primal), _dtype(tangent)
     if jnp.shape(tangent) != jnp.shape(primal):
         raise ValueError(
@@ -287,24 +415,30 @@ def _tangent(call: str, primal, label: str, tangent):
     if not _is_float(p_dtype):
         if t_dtype != FLOAT0:
             raise TypeError(
-                f"jaxls.ad.{call}: {label} is {t_dtype} for a primal of dtype {p_dtype}, which "
-                "has no tangent space: pass float0 zeros, `np.zeros(shape, jax.dtypes.float0)`, "
-                "as jax.jvp asks."
+                f"jaxls.ad.{call}: {label} is {_name(t_dtype)} for a primal of dtype "
+                f"{_name(p_dtype)}, which has no tangent space: pass float0 zeros, "
+                "`np.zeros(shape, jax.dtypes.float0)`, as jax.jvp asks."
             )
         return None
     if _is_complex(t_dtype) and not _is_complex(p_dtype):
         raise TypeError(
-            f"jaxls.ad.{call}: {label} is {t_dtype} for a {p_dtype} primal: its imaginary part "
-            "would be dropped."
+            f"jaxls.ad.{call}: {label} is {_name(t_dtype)} for a {_name(p_dtype)} primal: its "
+            "imaginary part would be dropped."
         )
-    if not jnp.issubdtype(t_dtype, jnp.number):
-        raise TypeError(f"jaxls.ad.{call}: {label} is {t_dtype} for a {p_dtype} primal.")
+    cast = _is_float(t_dtype) or (integers and jnp.issubdtype(t_dtype, jnp.integer))
+    if not cast:
+        raise TypeError(
+            f"jaxls.ad.{call}: {label} is {_name(t_dtype)} for a {_name(p_dtype)} primal: a "
+            "tangent of a floating primal is a float (jax.jvp asks for the primal's dtype; "
+            f"jaxls casts a float of another precision). Pass `t.astype(jnp.{p_dtype})`."
+        )
     return jnp.asarray(tangent, p_dtype)
 
 
 def _zero_tangent(out, int_zeros: bool):
-    if _is_float(_dtype(out)) or int_zeros:
-        return jnp.zeros(jnp.shape(out), _dtype(out))
+    dtype = _dtype(out)
+    if _is_float(dtype) or (int_zeros and not _is_key(dtype)):
+        return jnp.zeros(jnp.shape(out), dtype)
     return _float0_zeros(jnp.shape(out))
 
 
@@ -316,9 +450,11 @@ def vjp(fun: Callable, *primals: PyTree, has_aux: bool = False) -> tuple[Any, ..
 
     The forward sweep runs now and keeps its intermediate values (the tape); each call of
     ``vjp_fn`` runs the backward sweep over them. ``vjp_fn`` takes a cotangent shaped like
-    the output (a real one is cast to a floating output's dtype; integer and boolean outputs
-    take float0 zeros, as in jax) and returns one cotangent per primal: float0 zeros for an
-    integer or boolean primal, as in jax.
+    the output (a float one is cast to a floating output's dtype, where jax asks for the
+    dtype itself, and any other is refused with a `ValueError`, as in jax; an integer,
+    boolean or key output takes any array of its shape and ignores it, float0 zeros or
+    ``ones_like``, as jax does) and returns one cotangent per primal: float0 zeros for an
+    integer, boolean or key primal, as in jax.
 
     Args:
       fun: the function, of pytrees of arrays.
@@ -327,7 +463,8 @@ def vjp(fun: Callable, *primals: PyTree, has_aux: bool = False) -> tuple[Any, ..
 
     Raises:
       TypeError, ValueError: an argument that is not a JAX type; from ``vjp_fn``, a
-        cotangent of the wrong structure, shape or kind (naming it).
+        cotangent of the wrong structure, shape or kind (`ValueError`, as jax; naming it).
+      TracedControlFlowError: Python control flow on a primal's value (see the module).
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -344,9 +481,10 @@ def _vjp(call: str, fun, primals: tuple, has_aux: bool, float0: bool = True):
     """`vjp` after its argument checks. ``float0=False``: integer primals get zeros of their
     own dtype (jax's ``jacrev(allow_int=True)`` does so)."""
     leaves = [x for i, p in enumerate(primals) for _, x in _leaves(call, "argument", i, p)]
-    c, in_tree, out_tree = jx.make_jaxpr(fun, *primals, call=call)
-    flat_p = _primals(c, leaves)
-    outs, tape = forward_sweep(c, flat_p, [_is_float(_dtype(p)) for p in flat_p])
+    with _traced_values(call):
+        c, in_tree, out_tree = jx.make_jaxpr(fun, *primals, call=call)
+        flat_p = _primals(c, leaves)
+        outs, tape = forward_sweep(c, flat_p, [_is_float(_dtype(p)) for p in flat_p])
     out = jax.tree.unflatten(out_tree, outs)
     if has_aux:
         out, aux = _split_aux(call, out)
@@ -355,6 +493,7 @@ def _vjp(call: str, fun, primals: tuple, has_aux: bool, float0: bool = True):
         diff_tree = out_tree
     num_diff = diff_tree.num_leaves
     static = _Pullback(
+        call,
         c,
         in_tree,
         diff_tree,
@@ -371,8 +510,8 @@ def _vjp(call: str, fun, primals: tuple, has_aux: bool, float0: bool = True):
 class _Pullback:
     """The backward sweep of one traced function, given its tape and an output cotangent."""
 
-    def __init__(self, c, in_tree, diff_tree, outs, num_aux, primals, float0):
-        self.c, self.in_tree, self.diff_tree = c, in_tree, diff_tree
+    def __init__(self, call, c, in_tree, diff_tree, outs, num_aux, primals, float0):
+        self.call, self.c, self.in_tree, self.diff_tree = call, c, in_tree, diff_tree
         self.outs, self.num_aux, self.primals, self.float0 = outs, num_aux, primals, float0
 
     def __call__(self, tape, ct):
@@ -386,7 +525,8 @@ class _Pullback:
             self._cotangent(f"cotangent{keystr(path)}", x, shape, dtype)
             for (path, x), (shape, dtype) in zip(labelled, self.outs, strict=True)
         ]
-        cts = backward_sweep(self.c, tape, flat_ct + [None] * self.num_aux)
+        with _traced_values(self.call):  # a custom_vjp's bwd runs here
+            cts = backward_sweep(self.c, tape, flat_ct + [None] * self.num_aux)
         cts = [
             self._zero(shape, dtype) if x is None else x
             for (shape, dtype), x in zip(self.primals, cts, strict=True)
@@ -400,6 +540,10 @@ class _Pullback:
 
     @staticmethod
     def _cotangent(label, x, shape, dtype):
+        """The cotangent of one output, checked as jax checks it (`ValueError`), except that
+        a real float cotangent of another float dtype is cast. An output without derivative
+        (integer, boolean, key) takes any array of its shape, ignored: float0 zeros, or the
+        ``ones_like(out)`` that jax accepts too."""
         try:
             jax.typeof(x)
         except TypeError:
@@ -413,20 +557,19 @@ class _Pullback:
             )
         x_dtype = _dtype(x)
         if not _is_float(dtype):
-            if x_dtype != FLOAT0:
-                raise TypeError(
-                    f"jaxls.ad.vjp: the {label} is {x_dtype} for an output of dtype {dtype}, "
-                    "which has no cotangent space: pass float0 zeros, "
-                    "`np.zeros(shape, jax.dtypes.float0)`, as jax asks."
-                )
             return None
         if _is_complex(x_dtype) and not _is_complex(dtype):
-            raise TypeError(
-                f"jaxls.ad.vjp: the {label} is {x_dtype} for a {dtype} output: its imaginary "
-                "part would be dropped."
+            raise ValueError(
+                f"jaxls.ad.vjp: the {label} is {_name(x_dtype)} for a {_name(dtype)} output: "
+                "its imaginary part would be dropped."
             )
-        if not jnp.issubdtype(x_dtype, jnp.number):
-            raise TypeError(f"jaxls.ad.vjp: the {label} is {x_dtype} for a {dtype} output.")
+        if not _is_float(x_dtype):
+            raise ValueError(
+                f"jaxls.ad.vjp: the {label} is {_name(x_dtype)} for a {_name(dtype)} output: "
+                "the cotangent of a floating output is a float (jax asks for the output's "
+                f"dtype; jaxls casts a float of another precision). Pass "
+                f"`ct.astype(jnp.{dtype})`."
+            )
         return jnp.asarray(x, dtype)
 
 
@@ -460,13 +603,15 @@ def value_and_grad(
       has_aux: ``fun`` returns ``(value, aux)``; the result is ``((value, aux), grad)``.
       holomorphic: ``fun`` is holomorphic in complex inputs (and returns a complex scalar):
         the result is its complex derivative.
-      allow_int: integer and boolean arguments in ``argnums`` get float0 zero gradients
-        instead of a `TypeError`.
+      allow_int: integer, boolean and PRNG-key arguments in ``argnums`` get float0 zero
+        gradients instead of a `TypeError` (float0 arguments are refused all the same).
 
     Raises:
-      TypeError, ValueError: as jax does (an integer input without ``allow_int``, a complex
-        output without ``holomorphic``, a non-scalar output, bad ``argnums``), each naming
-        the call, the argument and the fix.
+      TypeError, ValueError: as jax does (an integer input without ``allow_int``, a float0
+        input, a complex output without ``holomorphic``, a non-scalar or integer output,
+        bad ``argnums``), each naming the call, the argument and the fix.
+      TracedControlFlowError: Python control flow on the value of a differentiated
+        argument (see the module); the other arguments stay concrete.
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -499,9 +644,9 @@ def _configure(call, fun, argnums, has_aux, holomorphic, allow_int=False) -> _Co
     )
 
 
-def _arguments(call, config: _Config, fun, argnums, args, kwargs, *, real):
+def _arguments(call, config: _Config, fun, argnums, args, kwargs, *, real, int_zeros=False):
     """``(g, diff)``: ``fun`` as a function of the differentiated arguments ``diff``,
-    checked."""
+    checked (``real``, ``int_zeros``: see `_check_inputs`)."""
     resolved = _resolve_argnums(call, argnums, config.nums, len(args), kwargs)
     g, diff = _partial(fun, args, kwargs, resolved)
     _check_inputs(
@@ -511,6 +656,7 @@ def _arguments(call, config: _Config, fun, argnums, args, kwargs, *, real):
         holomorphic=config.holomorphic,
         allow_int=config.allow_int,
         real=real,
+        int_zeros=int_zeros,
     )
     return g, diff
 
@@ -621,7 +767,7 @@ def _jacfwd(call, fun, argnums, has_aux, holomorphic):
         basis = jnp.eye(flat.size, dtype=flat.dtype)
         jac, aux = jax.vmap(push, out_axes=(-1, None))(basis)
         if holomorphic:
-            _check_outputs(call, jac, holomorphic=True, integers=False)
+            _check_outputs(call, jac, holomorphic=True)
         out_leaves, out_tree = jax.tree.flatten(jac)
         shaped = _jacobian_tree(out_leaves, [jnp.shape(j)[:-1] for j in out_leaves], diff)
         shaped = [s[0] if single else s for s in shaped]
@@ -642,7 +788,8 @@ def jacrev(
     `jax.jacrev`.
 
     Real floating outputs (complex ones with ``holomorphic``, and complex inputs then);
-    ``allow_int``: integer inputs get zero Jacobians of their dtype, as in jax. The
+    ``allow_int``: integer inputs get zero Jacobians of their dtype, as in jax (a PRNG key,
+    which has no zero, is refused; jax fails on it too). The
     pulled-back rows stay leaf by leaf (no flattening of the input pytree), so a large
     parameter pytree costs no concatenation; a function with a single output gets one VJP
     without a `vmap` over a batch of one. Keyword arguments of the returned function are
@@ -662,10 +809,10 @@ def _jacrev(call, fun, argnums, has_aux, holomorphic, allow_int):
     has_aux, holomorphic, single = config.has_aux, config.holomorphic, config.single
 
     def jac_fun(*args, **kwargs):
-        g, diff = _arguments(call, config, fun, argnums, args, kwargs, real=False)
+        g, diff = _arguments(call, config, fun, argnums, args, kwargs, real=False, int_zeros=True)
         res = _vjp(call, g, diff, has_aux, float0=False)
         out, pull = res[0], res[1]
-        _check_outputs(call, out, holomorphic=holomorphic, integers=False)
+        _check_outputs(call, out, holomorphic=holomorphic)
         flat_out, unravel_out = ravel_pytree(out)
         basis = jnp.eye(flat_out.size, dtype=flat_out.dtype)
         if flat_out.size == 1:  # one output: one VJP, no batch of one to vmap over
@@ -710,7 +857,8 @@ def hessian(
 
 def hvp(fun: Callable, x: PyTree, v: PyTree) -> PyTree:
     r"""The Hessian-vector product ``H(x) v`` of a real scalar ``fun``, forward over
-    reverse: one JVP of the gradient, never the Hessian itself.
+    reverse: one JVP of the gradient, never the Hessian itself. ``v`` is like ``x``; an
+    integer direction (a basis vector ``jnp.array([1, 0])``) is cast to ``x``'s dtype.
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -718,7 +866,7 @@ def hvp(fun: Callable, x: PyTree, v: PyTree) -> PyTree:
       >>> print(jaxls.ad.hvp(f, jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0])))
       [4. 2.]
     """
-    return _jvp("hvp", _grad("hvp", fun), (x,), (v,))[1]
+    return _jvp("hvp", _grad("hvp", fun), (x,), (v,), integers=True)[1]
 
 
 def checkpoint(fun: Callable, **kwargs: Any) -> Callable:
@@ -734,6 +882,7 @@ def checkpoint(fun: Callable, **kwargs: Any) -> Callable:
 
 
 __all__ = [
+    "TracedControlFlowError",
     "checkpoint",
     "grad",
     "hessian",

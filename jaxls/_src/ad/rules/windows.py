@@ -136,6 +136,7 @@ def _chooser_rules(name):
             term = lax.pad(lax.select(hit, ct, _zeros_like(ct)), zero, config)
             ct_padded = term if ct_padded is None else ct_padded + term
         # The transpose of the padding and dilation: crop, then every base_dilation-th entry.
+        assert ct_padded is not None  # a window has at least one position
         cropped = lax.pad(ct_padded, zero, [(-lo, -hi, 0) for lo, hi in padding])
         ct_operand = lax.slice(cropped, (0,) * np.ndim(cropped), np.shape(cropped), base_dilation)
         return (ct_operand,)
