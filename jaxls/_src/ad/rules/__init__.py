@@ -6,7 +6,7 @@
 * array structure: `contraction` (``dot_general``), `convolution`
   (``conv_general_dilated``), `shape`, `reductions`, `windows` (``reduce_window_*``),
   `cumulative`, `indexing` (slicing, padding, gather, scatter), `sorting`, with their
-  helpers in `common`;
+  helpers in `common`; `fft`;
 * linear algebra: `linalg` (``lu``, ``triangular_solve``, ``cholesky``, ``eigh``, ...),
   `linear_solve` (``custom_linear_solve``);
 * higher-order primitives, whose rules are handed the interpreter: `calls` (``jit``,
@@ -21,6 +21,7 @@ from jaxls._src.ad.rules import (  # noqa: F401  (each module registers its rule
     convolution,
     cumulative,
     elementwise,
+    fft,
     indexing,
     linalg,
     linear_solve,
