@@ -32,7 +32,8 @@ from hypothesis import strategies as st
 from jax import lax
 from jax.extend.core import Literal
 
-import jaxls._src.ad.rules  # noqa: F401  (fills the rule tables)
+import jaxls.ad
+import jaxls._src.ad.rules  # (fills the rule tables)
 from jaxls._src.ad import registry
 
 _rng = np.random.default_rng(0)
@@ -66,6 +67,15 @@ _TIES = np.array([[1.0, 3.0, 3.0, -1.0], [2.0, 2.0, 2.0, 0.5], [0.0, -1.0, 4.0, 
 _KEYS = np.array([[1.0, 0.0, 1.0, 2.0], [0.0, 0.0, 2.0, 1.0], [1.0, 2.0, 0.0, 0.0]])
 _ZEROS = np.array([[1.5, 0.0, -2.0, 0.7], [0.3, 0.0, 1.2, 0.0], [-0.8, 1.1, 0.9, 2.0]])
 _IDX = ints(2, 0, 2)  # repeated
+# Windows of two rows of a (4, 3) operand, starting at rows 3 (half out of bounds), 1 and
+# -1: clamped to rows 2 and 0 by ``clip``, filled (gather) or dropped (scatter) by ``fill``.
+_STARTS = ints(3, 1, -1)[:, None]
+_ROWS = lax.GatherDimensionNumbers(
+    offset_dims=(1, 2), collapsed_slice_dims=(), start_index_map=(0,)
+)
+_ROWS_SCATTER = lax.ScatterDimensionNumbers(
+    update_window_dims=(1, 2), inserted_window_dims=(), scatter_dims_to_operand_dims=(0,)
+)
 _dn = lax.dot_general
 
 CASES = [
@@ -196,6 +206,12 @@ CASES = [
         (normal(4, 4), normal(2, 2), np.int64(1)),
     ),
     Case(
+        "dynamic_update_slice_clamped",
+        "dynamic_update_slice",
+        lambda x, u, k: lax.dynamic_update_slice(x, u, (k, 3)),
+        (normal(4, 4), normal(2, 2), np.int64(9)),
+    ),
+    Case(
         "pad_negative_interior",
         "pad",
         lambda x, v: lax.pad(x, v, [(1, -1, 1), (-1, 2, 0)]),
@@ -205,6 +221,7 @@ CASES = [
         "pad_crop_interior", "pad", lambda x, v: lax.pad(x, v, [(-2, 1, 2)]), (normal(4), normal())
     ),
     Case("pad_jnp", "pad", lambda x: jnp.pad(x, ((1, 2), (0, 1))), (normal(2, 3),)),
+    Case("pad_scalar", "pad", lambda x, v: lax.pad(x, v, []), (normal(), normal())),
     # indexing
     Case("index_rows", "gather", lambda x: x[_IDX], (normal(3, 4),)),
     Case("index_columns", "gather", lambda x: x[:, ints(3, 0)], (normal(3, 4),)),
@@ -223,6 +240,32 @@ CASES = [
         (normal(3, 4),),
     ),
     Case("take_fill", "gather", lambda x: jnp.take(x, ints(5, 1), 1, mode="fill"), (normal(3, 4),)),
+    Case(
+        "gather_windows_clip",
+        "gather",
+        lambda x: lax.gather(x, _STARTS, _ROWS, (2, 3), mode="clip"),
+        (normal(4, 3),),
+    ),
+    Case(
+        "gather_windows_fill",
+        "gather",
+        lambda x: lax.gather(x, _STARTS, _ROWS, (2, 3), mode="fill", fill_value=-1.0),
+        (normal(4, 3),),
+    ),
+    Case(
+        "gather_promise_sorted_unique",
+        "gather",
+        lambda x: x.at[ints(0, 2)].get(
+            mode="promise_in_bounds", indices_are_sorted=True, unique_indices=True
+        ),
+        (normal(3, 4),),
+    ),
+    Case(
+        "gather_batched",
+        "gather",
+        jax.vmap(lambda x, i: x[i]),
+        (normal(2, 4), np.array([[3, 0, 3], [1, 1, 2]], np.int32)),
+    ),
     Case(
         "scatter_add_repeated",
         "scatter-add",
@@ -248,10 +291,42 @@ CASES = [
         (normal(3, 2), normal(2, 2)),
     ),
     Case(
+        "scatter_add_clip",
+        "scatter-add",
+        lambda x, v: x.at[ints(1, 9, -9)].add(v, mode="clip"),
+        (normal(3, 2), normal(3, 2)),
+    ),
+    Case(
+        "scatter_add_windows_fill",
+        "scatter-add",
+        lambda x, v: lax.scatter_add(x, _STARTS, v, _ROWS_SCATTER, mode="fill"),
+        (normal(4, 3), normal(3, 2, 3)),
+    ),
+    Case(
+        "scatter_add_promise_sorted_unique",
+        "scatter-add",
+        lambda x, v: x.at[ints(0, 2)].add(
+            v, mode="promise_in_bounds", indices_are_sorted=True, unique_indices=True
+        ),
+        (normal(3, 4), normal(2, 4)),
+    ),
+    Case(
+        "scatter_add_batched",
+        "scatter-add",
+        jax.vmap(lambda x, i, v: x.at[i].add(v)),
+        (normal(2, 4), np.array([[3, 0, 3], [1, 1, 2]], np.int32), normal(2, 3)),
+    ),
+    Case(
         "scatter_sub",
         "scatter-sub",
         lambda x, v: x.at[_IDX].subtract(v),
         (normal(3, 4), normal(3, 4)),
+    ),
+    Case(
+        "scatter_sub_clip",
+        "scatter-sub",
+        lambda x, v: x.at[ints(2, 7)].subtract(v, mode="clip"),
+        (normal(3, 2), normal(2, 2)),
     ),
     Case(
         "scatter_set", "scatter", lambda x, v: x.at[ints(2, 0)].set(v), (normal(3, 4), normal(2, 4))
@@ -273,6 +348,32 @@ CASES = [
         "scatter",
         lambda x, v: x.at[ints(1, 9)].set(v),
         (normal(3, 2), normal(2, 2)),
+    ),
+    Case(
+        "scatter_set_clip",
+        "scatter",
+        lambda x, v: x.at[ints(1, 9, -9)].set(v, mode="clip"),
+        (normal(3, 2), normal(3, 2)),
+    ),
+    Case(
+        "scatter_set_windows_fill",
+        "scatter",
+        lambda x, v: lax.scatter(x, _STARTS, v, _ROWS_SCATTER, mode="fill"),
+        (normal(4, 3), normal(3, 2, 3)),
+    ),
+    Case(
+        "scatter_set_promise_sorted_unique",
+        "scatter",
+        lambda x, v: x.at[ints(0, 2)].set(
+            v, mode="promise_in_bounds", indices_are_sorted=True, unique_indices=True
+        ),
+        (normal(3, 4), normal(2, 4)),
+    ),
+    Case(
+        "scatter_set_batched",
+        "scatter",
+        jax.vmap(lambda x, i, v: x.at[i].set(v)),
+        (normal(2, 4), np.array([[3, 0, 3], [1, 1, 2]], np.int32), normal(2, 3)),
     ),
     # sorting
     Case("sort_0", "sort", lambda x: jnp.sort(x, 0), (normal(4, 3),)),
@@ -822,3 +923,76 @@ def test_scatter_repeated_indices_only_winner_differentiates():
     np.testing.assert_array_equal(ct_x, [1.0, 0.0, 100.0])
     winner = int(np.flatnonzero(np.asarray(v) == np.asarray(out)[1])[0])
     np.testing.assert_array_equal(ct_v, np.where(np.arange(2) == winner, 10.0, 0.0))
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize("transform", ["jacfwd", "jacrev"])
+def test_scatter_apply_refused_as_jax_does(transform):
+    """``x.at[i].apply(f)`` is a ``scatter`` whose ``update_jaxpr`` is ``f``: JAX has no
+    derivative for it, and the rules refuse it rather than differentiate an overwrite
+    (they gave ``[[1, 0], [0, 0]]``)."""
+    f = lambda x: x.at[1].apply(jnp.sin)
+    x = jnp.array([0.5, 1.0])
+    with pytest.raises(NotImplementedError):
+        getattr(jax, transform)(f)(x)
+    with pytest.raises(NotImplementedError, match=r"update_jaxpr.*x\.at\[i\]\.set\(f\(x\[i\]\)\)"):
+        getattr(jaxls.ad, transform)(f)(x)
+
+
+_AT = {
+    "set": ("scatter", lambda r: r.set(2.0)),
+    "add": ("scatter-add", lambda r: r.add(2.0)),
+    "subtract": ("scatter-sub", lambda r: r.subtract(2.0)),
+    "mul": ("scatter-mul", lambda r: r.mul(2.0)),
+    "min": ("scatter-min", lambda r: r.min(2.0)),
+    "apply": ("scatter", lambda r: r.apply(jnp.sin)),
+}
+"""``x.at[i].<method>``: the scatter primitive it binds, whose ``update_jaxpr`` is the
+method's combiner, and the call."""
+
+_OWN = {"scatter": "set", "scatter-add": "add", "scatter-sub": "subtract"}
+_ONE_HOT = {"mode": lax.GatherScatterMode.ONE_HOT}
+
+
+def _params_of(fun, name, x):
+    """The parameters of the first ``name`` equation of ``fun(x)``."""
+    eqns = jax.make_jaxpr(fun)(x).jaxpr.eqns
+    return dict(next(e for e in eqns if e.primitive.name == name).params)
+
+
+@pytest.mark.parametrize(
+    "name, method, overrides",
+    [
+        pytest.param(name, method, {}, id=f"{name}-update_jaxpr-of-{method}")
+        for name, own in _OWN.items()
+        for method in _AT
+        if method != own
+    ]
+    + [pytest.param(name, own, _ONE_HOT, id=f"{name}-one_hot") for name, own in _OWN.items()],
+)
+def test_scatter_rules_refuse_parameters_they_do_not_implement(name, method, overrides):
+    """A scatter rule differentiates one combiner (``scatter``: overwrite, no
+    ``update_jaxpr``; ``scatter-add``: ``add``; ``scatter-sub``: ``sub``) and the index
+    modes ``clip``, ``fill`` and ``promise_in_bounds``. Given another ``update_jaxpr``
+    (which the primitive applies: ``scatter-add`` bound with ``mul`` multiplies) or mode,
+    its JVP and VJP rules raise rather than guess."""
+    donor, at = _AT[method]
+    params = _params_of(lambda x: at(x.at[ints(1)]), donor, jnp.arange(3.0)) | overrides
+    x, indices, updates = jnp.arange(3.0), ints(1)[:, None], jnp.ones(1)
+    primals, tangents = (x, indices, updates), (x, None, updates)
+    match = f"`{name}`.*{'mode' if overrides else 'update_jaxpr'}"
+    with pytest.raises(NotImplementedError, match=match):
+        registry.jvp_rules[name](primals, tangents, x, **params)
+    with pytest.raises(NotImplementedError, match=match):
+        registry.vjp_rules[name](x, primals, x, **params)
+
+
+def test_gather_rules_refuse_one_hot_mode():
+    x, indices = jnp.arange(3.0), ints(1)[:, None]
+    params = _params_of(lambda x: x[ints(1)], "gather", x) | _ONE_HOT
+    with pytest.raises(NotImplementedError, match=r"`gather`.*mode"):
+        registry.jvp_rules["gather"]((x, indices), (x, None), x[:1], **params)
+    with pytest.raises(NotImplementedError, match=r"`gather`.*mode"):
+        registry.vjp_rules["gather"](x[:1], (x, indices), x[:1], **params)
