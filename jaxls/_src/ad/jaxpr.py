@@ -184,6 +184,14 @@ def custom_jvp_parts(eqn):
     return closed(p["call_jaxpr"]), num_consts, Closed(jvp_jaxpr, list(jvp_consts)), out_zeros
 
 
+def call_name(eqn) -> str:
+    """The name of the function a call equation (``jit``, ``custom_jvp_call``) calls, from
+    its jaxpr's debug information (``"?"`` without)."""
+    body = eqn.params.get("call_jaxpr", eqn.params.get("jaxpr"))
+    info = getattr(getattr(body, "jaxpr", body), "debug_info", None)
+    return getattr(info, "func_name", None) or "?"
+
+
 def custom_vjp_parts(eqn):
     """``(call, num_consts, fwd, input_fwds, num_res, bwd)`` of a ``custom_vjp_call``.
 
@@ -262,8 +270,10 @@ __all__ = [
     "SUPPORTED",
     "WHILE",
     "Closed",
+    "aval",
     "bind",
     "call_body",
+    "call_name",
     "closed",
     "cond_branches",
     "custom_jvp_parts",

@@ -24,6 +24,11 @@ across JAX releases where the primitive objects move between modules.
   with the equation itself. The interpreters look every primitive up in the tables alone,
   and the rule modules import neither interpreter: adding a primitive, higher-order or
   not, is one table entry.
+* `linear_vjp_rules` holds the few VJP rules that differ in the *linear part* of a
+  ``custom_jvp`` rule, the jaxpr reverse mode transposes (`ReverseInterpreter.transpose`):
+  there a ``custom_jvp_call`` applies its function to tangents, so it is linear in them and
+  transposed through its function's jaxpr, as JAX does (through its rule, it would meet
+  itself again in a rule such as ``f(x) = -x``, ``(f(x), f(t))``, and never end).
 
 Rules build their results with `jax.lax` / `jax.numpy` operations, so they work eagerly,
 under `jax.jit` and `jax.vmap`, and their output can be differentiated again (every
@@ -43,6 +48,7 @@ from jaxls._src.ad import jaxpr as jx
 
 jvp_rules: dict[str, Callable] = {}
 vjp_rules: dict[str, Callable] = {}
+linear_vjp_rules: dict[str, Callable] = {}
 nondifferentiable: set[str] = set()
 
 
@@ -70,12 +76,18 @@ class ReverseInterpreter(NamedTuple):
         (``given``: the values of the variables left out of the tape).
       activity: ``activity(closed, active) -> active_out``, which outputs depend on an
         active input.
+      transpose: ``transpose(closed, args, active, cts) -> cts_in``, the adjoint of a jaxpr
+        linear in its active inputs (the tangent part of a ``custom_jvp`` rule): a forward
+        and a backward sweep with the rules of `linear_vjp_rules` first. The interpreter
+        handed to the rules inside it is the one for linear parts, so that a jaxpr the
+        linear part calls (a ``jit``, a ``scan`` body) is linear part too.
     """
 
     evaluate: Callable
     forward: Callable
     backward: Callable
     activity: Callable
+    transpose: Callable
 
     def vjp(self, c, args: Sequence, active: Sequence[bool], cts: Sequence) -> list:
         """Forward then backward sweep of ``c``: the adjoints of ``args``."""
@@ -146,16 +158,24 @@ def defjvp_higher_order(*names: str):
     return register
 
 
-def defvjp_higher_order(*names: str, forward: Callable = evaluate_only):
+def defvjp_higher_order(*names: str, forward: Callable = evaluate_only, linear: bool = False):
     """Register the decorated function as the backward part of the `HigherOrderVJP` rule of
-    ``names``, ``forward`` as its forward part."""
+    ``names``, ``forward`` as its forward part; in `linear_vjp_rules` if ``linear``."""
+    table = linear_vjp_rules if linear else vjp_rules
 
     def register(backward):
         for name in names:
-            vjp_rules[name] = HigherOrderVJP(forward, backward)
+            table[name] = HigherOrderVJP(forward, backward)
         return backward
 
     return register
+
+
+def vjp_rule(name: str, linear: bool = False):
+    """The VJP rule of primitive ``name`` (None if it has none); in the linear part of a
+    ``custom_jvp`` rule (``linear``), the one of `linear_vjp_rules` if there is one."""
+    rule = linear_vjp_rules.get(name) if linear else None
+    return vjp_rules.get(name) if rule is None else rule
 
 
 def dtype_of(x) -> np.dtype:
@@ -207,7 +227,9 @@ __all__ = [
     "instantiate",
     "is_float",
     "jvp_rules",
+    "linear_vjp_rules",
     "nondifferentiable",
+    "vjp_rule",
     "vjp_rules",
     "zeros_like",
 ]

@@ -7,10 +7,18 @@ the rules of higher-order primitives keep (`registry.HigherOrderVJP`, handed `IN
 a `lax.scan` keeps the tape of every iteration (stacked by the scan itself), so its backward
 sweep reads the stored values instead of recomputing them; `checkpoint` (``remat``) stores
 only its inputs and recomputes the rest during the backward sweep.
+
+The adjoint of a ``custom_jvp`` function is the transpose of its author's JVP, by the same
+two sweeps over the rule's jaxpr with the primals held fixed (`transpose`). As JAX does, it
+takes every equation of the rule that touches a tangent to be linear in it: there, a
+``custom_jvp_call`` (the function applied to a tangent) is transposed through its
+function's jaxpr, not its rule (`registry.linear_vjp_rules`). The tape records which rules
+its forward sweep used, so that the backward sweep uses the same.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +29,7 @@ import jaxls._src.ad.rules  # noqa: F401  (fills the rule tables)
 from jaxls._src.ad import jaxpr as jx
 from jaxls._src.ad.forward import evaluate, unsupported
 from jaxls._src.ad.registry import HigherOrderVJP, ReverseInterpreter, add, nondifferentiable
-from jaxls._src.ad.registry import vjp_rules
+from jaxls._src.ad.registry import vjp_rule
 
 
 def is_float_var(var) -> bool:
@@ -39,22 +47,24 @@ def differentiable_outs(eqn) -> list:
 @jax.tree_util.register_pytree_node_class
 class Tape:
     """Recorded values of one jaxpr's forward sweep, keyed by variable, plus the tapes of the
-    jaxprs it calls (keyed by equation index). A pytree: `lax.scan` can stack it."""
+    jaxprs it calls (keyed by equation index), and whether the sweep was over the linear
+    part of a ``custom_jvp`` rule (which rules recorded it). A pytree: `lax.scan` can stack
+    it."""
 
-    def __init__(self, values: dict, subs: dict, active: frozenset):
-        self.values, self.subs, self.active = values, subs, active
+    def __init__(self, values: dict, subs: dict, active: frozenset, linear: bool = False):
+        self.values, self.subs, self.active, self.linear = values, subs, active, linear
 
     def tree_flatten(self):
         keys, subkeys = tuple(self.values), tuple(self.subs)
         children = ([self.values[k] for k in keys], [self.subs[k] for k in subkeys])
-        return children, (keys, subkeys, self.active)
+        return children, (keys, subkeys, self.active, self.linear)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
-        keys, subkeys, active = aux
+        keys, subkeys, active, linear = aux
         values, subs = children
         values = dict(zip(keys, values, strict=True))
-        return cls(values, dict(zip(subkeys, subs, strict=True)), active)
+        return cls(values, dict(zip(subkeys, subs, strict=True)), active, linear)
 
 
 def activity(c: jx.Closed, active_in: Sequence[bool]) -> list[bool]:
@@ -71,11 +81,14 @@ def out_key(eqn, index: int, j: int):
     return ("dropped", index, j) if jx.is_drop(var) else var
 
 
-def forward_sweep(c: jx.Closed, args: Sequence, active_in: Sequence[bool], skip=frozenset()):
+def forward_sweep(
+    c: jx.Closed, args: Sequence, active_in: Sequence[bool], skip=frozenset(), *, linear=False
+):
     """Evaluate the jaxpr, recording what the backward sweep needs: ``(outs, tape)``.
 
     ``skip``: input variables not to record (loop-invariant constants of a scan body, which
-    the backward sweep is given again).
+    the backward sweep is given again). ``linear``: the jaxpr is the linear part of a
+    ``custom_jvp`` rule (`transpose`).
     """
     env, values, subs = {}, {}, {}
     read = lambda a: jx.literal_value(a) if jx.is_literal(a) else env[a]
@@ -92,7 +105,7 @@ def forward_sweep(c: jx.Closed, args: Sequence, active_in: Sequence[bool], skip=
         if not any(act) or jx.name(eqn) in nondifferentiable:
             outs = jx.bind(eqn, ins)
         else:
-            outs, sub = forward_equation(eqn, ins, act)
+            outs, sub = forward_equation(eqn, ins, act, linear)
             if sub is not None:
                 subs[i] = sub
             for a, value in zip(eqn.invars, ins, strict=True):
@@ -104,16 +117,16 @@ def forward_sweep(c: jx.Closed, args: Sequence, active_in: Sequence[bool], skip=
         for var, value in zip(eqn.outvars, outs, strict=True):
             if not jx.is_drop(var):
                 env[var] = value
-    return [read(a) for a in c.jaxpr.outvars], Tape(values, subs, frozenset(active))
+    return [read(a) for a in c.jaxpr.outvars], Tape(values, subs, frozenset(active), linear)
 
 
-def forward_equation(eqn, ins: list, act: list[bool]) -> tuple[list, Any]:
+def forward_equation(eqn, ins: list, act: list[bool], linear: bool) -> tuple[list, Any]:
     """Outputs of an active equation, and the residuals its VJP rule keeps (or None): those
     of a higher-order primitive's forward part, none for a first-order primitive (its rule
     reads the equation's inputs and outputs on the tape)."""
-    rule = vjp_rules.get(jx.name(eqn))
+    rule = vjp_rule(jx.name(eqn), linear)
     if isinstance(rule, HigherOrderVJP):
-        return rule.forward(INTERPRETER, eqn, ins, act)
+        return rule.forward(interpreter(linear), eqn, ins, act)
     return jx.bind(eqn, ins), None
 
 
@@ -146,7 +159,7 @@ def backward_sweep(c: jx.Closed, tape: Tape, cts_out: Sequence, given=None, reco
             continue
         ins = [value(a) for a in eqn.invars]
         outs = [tape.values[out_key(eqn, i, j)] for j in range(len(eqn.outvars))]
-        cts_in = backward_equation(eqn, tape.subs.get(i), ins, outs, act, cts)
+        cts_in = backward_equation(eqn, tape.subs.get(i), ins, outs, act, cts, tape.linear)
         for a, is_active, c_in in zip(eqn.invars, act, cts_in, strict=True):
             if is_active and c_in is not None:
                 if jx.is_symbolic_zero(c_in):
@@ -160,22 +173,50 @@ def backward_sweep(c: jx.Closed, tape: Tape, cts_out: Sequence, given=None, reco
     return [None if jx.is_literal(v) else ct.get(v) for v in c.jaxpr.invars]
 
 
-def backward_equation(eqn, residuals, ins, outs, act, cts) -> list:
+def backward_equation(eqn, residuals, ins, outs, act, cts, linear: bool) -> list:
     """Adjoints of one equation's inputs from those of its outputs (``cts``)."""
-    rule = vjp_rules.get(jx.name(eqn))
+    rule = vjp_rule(jx.name(eqn), linear)
     if rule is None:
         raise unsupported(jx.name(eqn), "VJP")
     if isinstance(rule, HigherOrderVJP):
-        return rule.backward(INTERPRETER, eqn, residuals, ins, outs, act, cts)
+        return rule.backward(interpreter(linear), eqn, residuals, ins, outs, act, cts)
     if jx.multiple_results(eqn):
         return list(rule(cts, tuple(ins), outs, **eqn.params))
     return list(rule(cts[0], tuple(ins), outs[0], **eqn.params))
 
 
+def transpose(c: jx.Closed, args: Sequence, active: Sequence[bool], cts: Sequence) -> list:
+    """Adjoints of the active ``args`` of a jaxpr linear in them (the tangent part of a
+    ``custom_jvp`` rule, its primals inactive): the two sweeps, the rules of its linear part
+    first (a ``custom_jvp_call`` there is transposed through its function)."""
+    _, tape = forward_sweep(c, args, active, linear=True)
+    return backward_sweep(c, tape, cts)
+
+
 INTERPRETER = ReverseInterpreter(
-    evaluate=evaluate, forward=forward_sweep, backward=backward_sweep, activity=activity
+    evaluate=evaluate,
+    forward=forward_sweep,
+    backward=backward_sweep,
+    activity=activity,
+    transpose=transpose,
 )
 """What the VJP rules of higher-order primitives are handed."""
 
+LINEAR_INTERPRETER = INTERPRETER._replace(forward=functools.partial(forward_sweep, linear=True))
+"""What they are handed in the linear part of a ``custom_jvp`` rule: the jaxprs they run
+are linear part too (the backward sweep reads the part from the tape)."""
 
-__all__ = ["INTERPRETER", "Tape", "activity", "backward_sweep", "forward_sweep"]
+
+def interpreter(linear: bool) -> ReverseInterpreter:
+    return LINEAR_INTERPRETER if linear else INTERPRETER
+
+
+__all__ = [
+    "INTERPRETER",
+    "LINEAR_INTERPRETER",
+    "Tape",
+    "activity",
+    "backward_sweep",
+    "forward_sweep",
+    "transpose",
+]

@@ -10,7 +10,10 @@ or `registry.ReverseInterpreter`) and runs the callee through it.
 * ``remat``: reverse mode keeps only the inputs and recomputes the callee's forward sweep
   (behind an optimisation barrier) before its backward sweep.
 * ``custom_jvp_call``: the author's JVP; reverse mode transposes it (it is linear in the
-  tangents) by a reverse sweep over it with the primals held fixed.
+  tangents) by a reverse sweep over it with the primals held fixed. In the linear part of
+  a rule so transposed, a ``custom_jvp_call`` (the function applied to a tangent, as in
+  ``f(x) = -x`` with the rule ``(f(x), f(t))``) is transposed through its function's
+  jaxpr, as JAX transposes it, not through its rule again (which never ended).
 * ``custom_vjp_call``: reverse mode runs the author's ``fwd`` (its residuals are kept) and
   ``bwd``; forward mode is refused, as JAX refuses it.
 """
@@ -37,6 +40,7 @@ def _call_forward(interpreter, eqn, primals, active):
 
 
 @defvjp_higher_order(*jx.CALLS, forward=_call_forward)
+@defvjp_higher_order(*jx.CUSTOM_JVP, forward=_call_forward, linear=True)
 def _call_vjp(interpreter, eqn, tape, primals, outs, active, cts):
     return interpreter.backward(jx.call_body(eqn), tape, cts)
 
@@ -54,10 +58,39 @@ def _remat_vjp(interpreter, eqn, residuals, primals, outs, active, cts):
 # custom_jvp_call.
 
 
+def _author_jvp(eqn):
+    """``(num_consts, rule, out_zeros)`` of `jx.custom_jvp_parts`, the rule's outputs
+    checked against the call's.
+
+    They differ where `jax.vmap` batched the rule but not the function: a function whose
+    output does not depend on the mapped input is traced unbatched, and its rule, traced
+    later (when first differentiated), is batched with its tangent, primal output included.
+    The traced program holds one value for the whole batch and no tangent per member
+    (jax-ml/jax#16374: ``jax.jvp(jax.jit(jax.vmap(f)), ...)`` fails on it too).
+    """
+    _, num_consts, rule, out_zeros = jx.custom_jvp_parts(eqn)
+    expected = [jx.aval(v).shape for v in eqn.outvars]
+    nonzero = [s for s, zero in zip(expected, out_zeros, strict=True) if not zero]
+    got = [jx.aval(v).shape for v in rule.jaxpr.outvars]
+    if got != expected + nonzero:
+        name = jx.call_name(eqn)
+        raise NotImplementedError(
+            f"jaxls.ad: the JVP rule of the custom_jvp function `{name}` returns outputs of "
+            f"shapes {got[: len(expected)]} where `{name}` returns {expected}. This happens "
+            f"under `jax.vmap` when `{name}`'s output does not depend on the mapped input "
+            "but its rule's tangent does: the traced program holds one value for the whole "
+            "batch, and cannot carry a tangent per member (jax's "
+            "`jax.jvp(jax.jit(jax.vmap(f)), ...)` fails on it too). Make the output depend "
+            "on the input or, for a zero derivative, return a tangent computed from the "
+            "output, `jnp.zeros_like(out)`."
+        )
+    return num_consts, rule, out_zeros
+
+
 @defjvp_higher_order(*jx.CUSTOM_JVP)
 def _custom_jvp_jvp(interpreter, eqn, primals, tangents):
     """The author's JVP, every tangent materialised (constants must carry none)."""
-    _, num_consts, rule, out_zeros = jx.custom_jvp_parts(eqn)
+    num_consts, rule, out_zeros = _author_jvp(eqn)
     if any(t is not None for t in tangents[:num_consts]):
         raise NotImplementedError(
             "jaxls.ad: a custom_jvp function closed over a differentiated value"
@@ -75,13 +108,13 @@ def _custom_jvp_jvp(interpreter, eqn, primals, tangents):
 def _custom_jvp_vjp(interpreter, eqn, residuals, primals, outs, active, cts):
     """The author's JVP is linear in the tangents: its adjoint, by a reverse sweep over it
     with the primals held fixed, is the VJP (jaxls transposes it itself)."""
-    _, num_consts, rule, out_zeros = jx.custom_jvp_parts(eqn)
+    num_consts, rule, out_zeros = _author_jvp(eqn)
     args = primals[num_consts:]
     targs = [jnp.zeros(jnp.shape(p), jnp.result_type(p)) for p in args]
     act_rule = [False] * len(args) + list(active[num_consts:])
     cts_rule = [None] * len(eqn.outvars)
     cts_rule += [c for c, zero in zip(cts, out_zeros, strict=True) if not zero]
-    cts_in = interpreter.vjp(rule, [*args, *targs], act_rule, cts_rule)
+    cts_in = interpreter.transpose(rule, [*args, *targs], act_rule, cts_rule)
     return [None] * num_consts + cts_in[len(args) :]
 
 
