@@ -1,4 +1,5 @@
-"""Tests of the linear-algebra AD rules (``lu``, ``triangular_solve``, ``cholesky``, ``eigh``).
+"""Tests of the linear-algebra AD rules (``lu``, ``triangular_solve``, ``cholesky``, ``eigh``,
+``svd``, ``qr``).
 
 Oracles: `jax.jvp` / `jax.vjp` of the primitive's ``bind``, central finite differences of the
 primitive, closed forms (d log|det A| = A^{-T}), and the dot-product identity between each
@@ -23,6 +24,7 @@ from tests.ad_zoo import fast_jit
 from tests.helpers import primitive_names as _primitive_names
 from jax.lax import linalg as lax_linalg
 
+import jaxls.ad as _ad
 from jaxls._src.ad.registry import jvp_rules, vjp_rules
 from jaxls._src.ad.rules import linalg  # noqa: F401  (registers the rules)
 
@@ -35,7 +37,7 @@ CLOSED_FORMS = "compared at 1e-10 with closed forms (complex128 or float64)"
 ALLOWED = {
     "dot_general", "triangular_solve", "transpose", "add", "sub", "mul", "div", "neg",
     "select_n", "broadcast_in_dim", "iota", "eq", "ge", "reduce_sum",
-    "convert_element_type", "conj", "real",
+    "convert_element_type", "conj", "real", "svd",
 }  # fmt: skip
 
 TRI_FLAGS = ("left_side", "lower", "transpose_a", "conjugate_a", "unit_diagonal")
@@ -432,6 +434,110 @@ def test_eigh_one_cotangent():
 
 
 # ------------------------------------------------------------------------------------------
+# svd and qr.
+
+SVD_PARAMS = dict(full_matrices=False, subset_by_index=None, algorithm=None)
+QR_PARAMS = dict(pivoting=False, full_matrices=False, use_magma=None)
+
+
+def _separated(rng, shape, dtype):
+    """``Q1 diag(s) Q2`` with singular values spread over [1, 3] (0.5 / k apart at least):
+    the SVD's derivative divides by ``s_j^2 - s_i^2``."""
+    *batch, m, n = shape
+    k = min(m, n)
+    mats = []
+    for _ in range(int(np.prod(batch, dtype=int))):
+        s = np.linspace(1.0, 3.0, k) + rng.uniform(-0.25, 0.25, k) / k
+        mats.append(_unitary(rng, m, dtype)[:, :k] * s @ _unitary(rng, n, dtype)[:k, :])
+    return jnp.asarray(np.reshape(mats, shape).astype(dtype))
+
+
+SVD_SHAPES = [(4, 3), (3, 5), (3, 3), (2, 4, 3)]
+
+
+@pytest.mark.parametrize("compute_uv", [True, False])
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("shape", SVD_SHAPES)
+def test_svd(shape, dtype, compute_uv):
+    """Tall (an extra term in dU), wide (in dV), square, batched; the singular values alone."""
+    a = _separated(np.random.default_rng(21), shape, dtype)
+    check_rules(lax_linalg.svd_p, (a,), SVD_PARAMS | {"compute_uv": compute_uv})
+
+
+@pytest.mark.x64(reason=CLOSED_FORMS)
+@pytest.mark.parametrize("compute_uv", [True, False])
+@pytest.mark.parametrize("shape", [(4, 3), (3, 5)])
+def test_svd_complex(shape, compute_uv):
+    """Complex data: the phase term ``i Im diag(U^H dA V) / s`` of dU and its transpose."""
+    a = _separated(np.random.default_rng(22), shape, C128)
+    check_rules(lax_linalg.svd_p, (a,), SVD_PARAMS | {"compute_uv": compute_uv})
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("shape", [(4, 3), (3, 3), (2, 5, 3)])
+def test_qr(shape, dtype):
+    a = _general(np.random.default_rng(23), shape, dtype)
+    check_rules(lax_linalg.qr_p, (a,), QR_PARAMS)
+
+
+@pytest.mark.x64(reason=CLOSED_FORMS)
+def test_qr_complex():
+    a = _general(np.random.default_rng(24), (4, 3), C128)
+    check_rules(lax_linalg.qr_p, (a,), QR_PARAMS)
+
+
+SECOND_ORDER = {
+    "singular_values": lambda a: jnp.sum(jnp.linalg.svd(a, compute_uv=False) ** 3),
+    "thin_svd_vectors": lambda a: (
+        jnp.sum(jnp.sin(jnp.linalg.svd(a, full_matrices=False)[0]))
+        + jnp.sum(jnp.linalg.svd(a, full_matrices=False)[2] ** 2 * jnp.arange(3.0)[None, :])
+    ),
+    "pinv": lambda a: jnp.sum(jnp.linalg.pinv(a) ** 2),
+    "spectral_norm": lambda a: jnp.linalg.norm(a, 2),
+    "nuclear_norm": lambda a: jnp.linalg.norm(a, "nuc"),
+    "qr": lambda a: jnp.sum(jnp.linalg.qr(a)[0] ** 3) + jnp.sum(jnp.linalg.qr(a)[1] ** 2),
+    "lstsq": lambda a: jnp.sum(jnp.linalg.lstsq(a, jnp.arange(4.0))[0] ** 2),
+}
+
+
+@pytest.mark.parametrize("name", list(SECOND_ORDER))
+def test_svd_and_qr_second_order_against_jax(name):
+    """Gradients and Hessians of functions built on ``svd`` and ``qr`` (the rules' own
+    output differentiated again), float32, against jax."""
+    f = SECOND_ORDER[name]
+    a = _separated(np.random.default_rng(25), (4, 3), F32)
+    ours, theirs = fast_jit(
+        lambda a: ((_ad.grad(f)(a), _ad.hessian(f)(a)), (jax.grad(f)(a), jax.hessian(f)(a)))
+    )(a)
+    for x, y in zip(ours, theirs, strict=True):
+        scale = float(np.max(np.abs(y)))
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_svd_and_qr_refuse_what_jax_refuses():
+    """``full_matrices=True`` with vectors of a non-square matrix (jnp.linalg.svd's default:
+    the extra columns are not unique), a wide or full QR, pivoting: refused, naming the fix."""
+    a = _separated(np.random.default_rng(26), (4, 3), F32)
+    with pytest.raises(NotImplementedError):
+        jax.grad(lambda a: jnp.sum(jnp.linalg.svd(a)[0]))(a)
+    with pytest.raises(NotImplementedError, match=r"full_matrices=False"):
+        _ad.grad(lambda a: jnp.sum(jnp.linalg.svd(a)[0]))(a)
+    with pytest.raises(NotImplementedError, match=r"at least as many rows"):
+        _ad.grad(lambda a: jnp.sum(jnp.linalg.qr(a.T)[1]))(a)
+    with pytest.raises(NotImplementedError, match=r"at least as many rows"):
+        _ad.grad(lambda a: jnp.sum(jnp.linalg.qr(a, mode="complete")[1]))(a)
+    # The singular values of the same matrix, and square full SVDs, are differentiated.
+    _ad.grad(lambda a: jnp.sum(jnp.linalg.svd(a, compute_uv=False)))(a)
+    square = a[:3]
+    np.testing.assert_allclose(
+        _ad.grad(lambda a: jnp.sum(jnp.linalg.svd(a)[0] ** 2))(square),
+        jax.grad(lambda a: jnp.sum(jnp.linalg.svd(a, full_matrices=False)[0] ** 2))(square),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+# ------------------------------------------------------------------------------------------
 # jit, vmap, and what the rules emit.
 
 
@@ -444,7 +550,12 @@ def _cases(dtype=F32):
     a_tri, b_tri = _tri_case(shape, 2, dtype, tri_flags)
     rand = lambda x: jnp.asarray(_normal(rng, x.shape, dtype))
     general, spd = _general(rng, shape, dtype), _hermitian(rng, shape, dtype)
+    tall = _separated(rng, (2, 4, 3), dtype)
+    svd_params = SVD_PARAMS | {"compute_uv": True}
+    s_ct = jnp.asarray(rng.standard_normal((2, 3)), jnp.real(tall).dtype)
     return {
+        "svd": ((tall,), (rand(tall),), [s_ct, rand(tall), rand(general)], svd_params),
+        "qr": ((tall,), (rand(tall),), [rand(tall), rand(general)], QR_PARAMS),
         "lu": ((general,), (rand(general),), [rand(general), None, None], {}),
         "triangular_solve": ((a_tri, b_tri), (rand(a_tri), rand(b_tri)), rand(b_tri), tri_flags),
         "cholesky": ((spd,), (rand(spd),), rand(spd), {}),
@@ -457,6 +568,8 @@ PRIMS = {
     "triangular_solve": lax_linalg.triangular_solve_p,
     "cholesky": lax_linalg.cholesky_p,
     "eigh": lax_linalg.eigh_p,
+    "svd": lax_linalg.svd_p,
+    "qr": lax_linalg.qr_p,
 }
 
 
@@ -501,6 +614,8 @@ def test_rules_emit_differentiable_primitives(name, dtype):
     primals, tangents, cts = jax.tree.map(cast, (primals, tangents, cts))
     if name == "eigh":  # the eigenvalues are real
         cts = [cts[0], jnp.real(cts[1])]
+    if name == "svd":  # the singular values are real
+        cts = [jnp.real(cts[0]), *cts[1:]]
     out = jax.eval_shape(lambda primals: _bind(name, primals, params), primals)
     jvp = lambda p, t, o: jvp_rules[name](p, t, o, **params)
     vjp = lambda c, p, o: vjp_rules[name](c, p, o, **params)

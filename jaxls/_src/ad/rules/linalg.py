@@ -1,5 +1,5 @@
 r"""JVP and VJP rules of the dense linear-algebra primitives: ``lu``, ``triangular_solve``,
-``cholesky`` and ``eigh``.
+``cholesky``, ``eigh``, ``svd`` and ``qr``.
 
 Each JVP rule is the linear map that JAX's own rule for the primitive computes (so the rules
 agree with `jax.jvp` of the primitive's ``bind``), derived here by hand; each VJP rule is the
@@ -24,6 +24,9 @@ References:
     M. B. Giles (2008), "An extended collection of matrix derivative results for forward
     and reverse mode algorithmic differentiation", Oxford NA report 08/01 (the results for
     linear solves and for the symmetric eigendecomposition).
+    J. Townsend (2016), "Differentiating the singular value decomposition" (the SVD).
+    S. F. Walter, L. Lehmann (2018), "Algorithmic differentiation of linear algebra
+    functions with application in optimum experimental design" (the QR decomposition).
 """
 
 from __future__ import annotations
@@ -362,6 +365,217 @@ def eigh_vjp(cts, primals, out, **params):
     return (_mm(_mm(_conj(v), z_bar), _mT(v)),)
 
 
+# ------------------------------------------------------------------------------------------
+# svd: A = U diag(s) V^H (m x n, k = min(m, n)), outputs (s, U, Vt) or (s,).
+
+
+def _check_svd_params(a, full_matrices, compute_uv, subset_by_index, **_):
+    m, n = a.shape[-2:]
+    if subset_by_index is not None and tuple(subset_by_index) != (0, min(m, n)):
+        raise NotImplementedError("jaxls.ad: the `svd` rules do not support `subset_by_index`.")
+    if compute_uv and full_matrices and m != n:
+        raise NotImplementedError(
+            "jaxls.ad: the derivative of `svd` with full_matrices=True (jnp.linalg.svd's "
+            "default) is not unique for a non-square matrix, and JAX refuses it too. Use "
+            "`jnp.linalg.svd(a, full_matrices=False)`, or `compute_uv=False` for the singular "
+            "values alone."
+        )
+
+
+def _thin_svd(a, out, compute_uv):
+    """``(s, U, V)`` of the thin SVD (recomputed when the equation returned ``s`` alone)."""
+    if compute_uv:
+        s, u, vt = out
+    else:
+        u, s, vt = lax.linalg.svd(a, full_matrices=False, compute_uv=True)  # the wrapper's order
+    return s, u, _conj(_mT(vt))
+
+
+def _keep_diagonal(x):
+    """The diagonal of the last two axes, as a matrix (zero elsewhere)."""
+    rows, cols = _index_grids(x.shape)
+    return _keep(rows == cols, x)
+
+
+def _svd_factor(s, dtype):
+    """``F[i, j] = 1 / (s_j^2 - s_i^2)`` off the diagonal, 0 on it (Townsend 2016)."""
+    shape = (*s.shape, s.shape[-1])
+    s_i = lax.broadcast_in_dim(s, shape, (*range(s.ndim - 1), s.ndim - 1))
+    s_j = lax.broadcast_in_dim(s, shape, (*range(s.ndim - 1), s.ndim))
+    eye = _eye(shape, s.dtype)
+    return lax.convert_element_type(1 / ((s_j + s_i) * (s_j - s_i) + eye) - eye, dtype)
+
+
+def _scale_columns(x, d):
+    """``x diag(d)``."""
+    return x * lax.broadcast_in_dim(d, x.shape, (*range(d.ndim - 1), d.ndim))
+
+
+def _scale_rows(x, d):
+    """``diag(d) x``."""
+    return x * lax.broadcast_in_dim(d, x.shape, (*range(d.ndim - 1), d.ndim - 1))
+
+
+def _svd_parts(s, dtype):
+    """``F`` and the reciprocals ``1/s`` (0 where ``s`` is 0) in ``dtype``."""
+    zero = lax.convert_element_type(s == 0, s.dtype)
+    s_inv = lax.convert_element_type(1 / (s + zero) - zero, dtype)
+    return _svd_factor(s, dtype), s_inv
+
+
+@defjvp("svd")
+def svd_jvp(primals, tangents, out, *, full_matrices, compute_uv, **params):
+    r"""Townsend (2016), as JAX's rule: with ``dP = U^H dA V``,
+    ``ds = re diag(dP)``, ``dU = U (F o (dP S + S dP^H) + i Im diag(dP) / s) [+ (I - U U^H)
+    dA V / s if m > n]``, ``dV = V (F o (S dP + dP^H S)) [+ (I - V V^H) dA^H U / s if n > m]``.
+    Distinct nonzero singular values are assumed for ``dU``, ``dV`` (as in JAX)."""
+    (a,) = primals
+    _check_svd_params(a, full_matrices, compute_uv, **params)
+    (da,) = tangents
+    if da is None:
+        return [None] * (3 if compute_uv else 1)
+    s, u, v = _thin_svd(a, out, compute_uv)
+    dtype = a.dtype
+    dp = _mm(_mm(_conj(_mT(u)), da), v)
+    ds = _diagonal(dp)
+    ds = lax.real(ds) if _is_complex(ds) else ds
+    if not compute_uv:
+        return [ds]
+    f, s_inv = _svd_parts(s, dtype)
+    s_c = lax.convert_element_type(s, dtype)
+    dss = _scale_columns(dp, s_c)
+    sds = _scale_rows(dp, s_c)
+    x = f * (dss + _conj(_mT(dss)))
+    if _is_complex(dp):  # i Im diag(dP) / s: the phase freedom of a complex pair (u_i, v_i)
+        x = x + _scale_columns(_keep_diagonal(dp - _conj(_mT(dp))) / 2, s_inv)
+    du = _mm(u, x)
+    dv = _mm(v, f * (sds + _conj(_mT(sds))))
+    m, n = a.shape[-2:]
+    if m > n:
+        dav = _mm(da, v)
+        du = du + _scale_columns(dav - _mm(u, _mm(_conj(_mT(u)), dav)), s_inv)
+    if n > m:
+        dahu = _mm(_conj(_mT(da)), u)
+        dv = dv + _scale_columns(dahu - _mm(v, _mm(_conj(_mT(v)), dahu)), s_inv)
+    return [ds, du, _conj(_mT(dv))]
+
+
+@defvjp("svd")
+def svd_vjp(cts, primals, out, *, full_matrices, compute_uv, **params):
+    r"""The transpose of `svd_jvp`, term by term (JAX's convention for complex data)."""
+    (a,) = primals
+    _check_svd_params(a, full_matrices, compute_uv, **params)
+    s_bar, u_bar, vt_bar = [*cts, None, None][:3]
+    if s_bar is None and u_bar is None and vt_bar is None:
+        return (None,)
+    s, u, v = _thin_svd(a, out, compute_uv)
+    dtype = a.dtype
+    m, n = a.shape[-2:]
+    k = s.shape[-1]
+    dp_bar = jnp.zeros((*a.shape[:-2], k, k), dtype)
+    a_bar = jnp.zeros(a.shape, dtype)
+    if s_bar is not None:
+        dp_bar = dp_bar + _diag_embed(s_bar, dtype)
+    if u_bar is not None or vt_bar is not None:
+        f, s_inv = _svd_parts(s, dtype)
+        s_c = lax.convert_element_type(s, dtype)
+    if u_bar is not None:
+        x_bar = _mm(_mT(u), u_bar)
+        dss_bar = f * x_bar
+        dss_bar = dss_bar + _conj(_mT(dss_bar))
+        dp_bar = dp_bar + _scale_columns(dss_bar, s_c)
+        if _is_complex(x_bar):
+            d2 = _keep_diagonal(_scale_columns(x_bar, s_inv)) / 2
+            dp_bar = dp_bar + d2 - _conj(_mT(d2))
+        if m > n:
+            # du += (I - U U^H) dA V diag(1/s): transpose M dA N -> M^T u_bar N^T.
+            w = _scale_columns(u_bar, s_inv)
+            proj = w - _mm(_conj(u), _mm(_mT(u), w))
+            a_bar = a_bar + _mm(proj, _mT(v))
+    if vt_bar is not None:
+        v_bar = _conj(_mT(vt_bar))
+        y_bar = _mm(_mT(v), v_bar)
+        sds_bar = f * y_bar
+        sds_bar = sds_bar + _conj(_mT(sds_bar))
+        dp_bar = dp_bar + _scale_rows(sds_bar, s_c)
+        if n > m:
+            # dv += (I - V V^H) dA^H U diag(1/s) =: P B Q with B = dA^H; B_bar = P^T v_bar Q^T,
+            # and dA_bar += B_bar^H.
+            w = _scale_columns(v_bar, s_inv)
+            b_bar = _mm(w - _mm(_conj(v), _mm(_mT(v), w)), _mT(u))
+            a_bar = a_bar + _conj(_mT(b_bar))
+    a_bar = a_bar + _mm(_mm(_conj(u), dp_bar), _mT(v))
+    return (a_bar,)
+
+
+# ------------------------------------------------------------------------------------------
+# qr: A = Q R (m x n, m >= n, thin), outputs (Q, R).
+
+
+def _check_qr_params(a, pivoting, full_matrices, **_):
+    m, n = a.shape[-2:]
+    if pivoting:
+        raise NotImplementedError(
+            "jaxls.ad: the `qr` rules do not support pivoting (nor does JAX)."
+        )
+    if m < n or (full_matrices and m != n):
+        raise NotImplementedError(
+            "jaxls.ad: the derivative of `qr` is defined here, as in JAX, for a matrix with at "
+            "least as many rows as columns and its thin factorisation (`full_matrices=False`, "
+            "`jnp.linalg.qr(a, mode='reduced')`, the default)."
+        )
+
+
+def _right_solve_r(r, b, transpose):
+    """``b R^-1`` (or ``b R^-T``), ``R`` upper triangular."""
+    return _triangular_solve(r, b, left_side=False, lower=False, transpose_a=transpose)
+
+
+@defjvp("qr")
+def qr_jvp(primals, tangents, out, *, pivoting, full_matrices, **params):
+    r"""Walter and Lehmann (2018), as JAX's rule: with ``B = dA R^-1``, ``C = Q^H B``,
+    ``L = tril(C, -1)`` and ``O = L - L^H + i Im diag(C)`` (skew-Hermitian),
+    ``dQ = Q (O - C) + B`` and ``dR = (C - O) R``."""
+    (a,) = primals
+    _check_qr_params(a, pivoting, full_matrices)
+    (da,) = tangents
+    if da is None:
+        return [None, None]
+    q, r = out
+    b = _right_solve_r(r, da, False)
+    c = _mm(_conj(_mT(q)), b)
+    low = _tril(c, -1)
+    o = low - _conj(_mT(low))
+    if _is_complex(c):
+        o = o + _keep_diagonal(c - lax.convert_element_type(lax.real(c), c.dtype))
+    return [_mm(q, o - c) + b, _mm(c - o, r)]
+
+
+@defvjp("qr")
+def qr_vjp(cts, primals, out, *, pivoting, full_matrices, **params):
+    r"""The transpose of `qr_jvp`, term by term (JAX's convention for complex data)."""
+    (a,) = primals
+    _check_qr_params(a, pivoting, full_matrices)
+    q_bar, r_bar = cts
+    if q_bar is None and r_bar is None:
+        return (None,)
+    q, r = out
+    k_bar = jnp.zeros(r.shape, r.dtype)  # K = C - O
+    b_bar = jnp.zeros(a.shape, a.dtype)
+    if r_bar is not None:
+        k_bar = k_bar + _mm(r_bar, _mT(r))
+    if q_bar is not None:
+        k_bar = k_bar - _mm(_mT(q), q_bar)
+        b_bar = b_bar + q_bar
+    o_bar = -k_bar
+    c_bar = k_bar + _tril(o_bar - _conj(_mT(o_bar)), -1)
+    if _is_complex(c_bar):
+        d = _keep_diagonal(o_bar)
+        c_bar = c_bar + d - lax.convert_element_type(lax.real(d), d.dtype)
+    b_bar = b_bar + _mm(_conj(q), c_bar)
+    return (_right_solve_r(r, b_bar, True),)
+
+
 __all__ = [
     "cholesky_jvp",
     "cholesky_vjp",
@@ -369,6 +583,10 @@ __all__ = [
     "eigh_vjp",
     "lu_jvp",
     "lu_vjp",
+    "qr_jvp",
+    "qr_vjp",
+    "svd_jvp",
+    "svd_vjp",
     "triangular_solve_jvp",
     "triangular_solve_vjp",
 ]
