@@ -7,8 +7,9 @@ the VJP rule with `jax.vjp`, and the two rules with each other (<u, J v> = <J^T 
 dtypes and shapes are checked, and the rules are run again under `jax.jit(jax.vmap(...))`.
 Further tests: symbolic-zero tangents, rank-0 operands, JAX's conventions at kinks and ties,
 the zero-derivative primitives, complex inputs, second derivatives (`jax.jvp` of the VJP
-rules) against JAX's, and that every primitive the rules emit has rules itself (so that
-they can be differentiated again).
+rules; `jaxls.ad`'s second-order transforms of ``pow``; every primitive's at edge points:
+0, 1, negative) against JAX's, and that every primitive the rules emit has rules itself
+(so that they can be differentiated again).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.helpers import primitive_names as emitted_primitives
 from jax import lax
 from jax._src.lax import lax as lax_internal  # eq_to_p, le_to_p, lt_to_p: no public binder
 
+import jaxls.ad as ad
 from jaxls._src.ad import registry
 from jaxls._src.ad.rules import elementwise
 
@@ -642,6 +644,7 @@ KINKS = {
     "pow_0_2": (lax.pow, (0.0, 2.0)),  # d/dy log(x) x**y taken as 0 at x == 0
     "pow_0_half": (lax.pow, (0.0, 0.5)),
     "pow_0_minus_1": (lax.pow, (0.0, -1.0)),
+    "pow_0_0": (lax.pow, (0.0, 0.0)),  # d/dx nan: 0 * 0**-1 (issue 11 (e))
     "pow_negative_base": (lax.pow, (-2.0, 3.0)),
     "pow_int_0_0": (lambda x: lax.pow(x, 0), (0.0,)),
     "pow_int_0_minus_1": (lambda x: lax.pow(x, -1), (0.0,)),
@@ -684,11 +687,24 @@ def test_conventions_at_kinks_match_jax(name, kink_partials):
 
 
 def test_pow_zero_exponent():
-    """x**0.0 is constant: its x-derivative is 0 at x == 0, where JAX gives nan (0 * inf)."""
-    from_vjp, from_jvp = rule_partials(lax.pow, np.float32(0.0), np.float32(0.0))
-    np.testing.assert_array_equal(from_vjp, [0.0, 0.0])
-    np.testing.assert_array_equal(from_jvp, [0.0, 0.0])
-    assert np.isnan(jax_partials(lax.pow, np.float32(0.0), np.float32(0.0))[0])
+    """Issue 11 (e): at x == y == 0, d/dx is y x**(y-1) = 0 * inf = nan for a float y, as
+    in JAX (jaxls gave 0). x**y is not continuous at (0, 0) (0**y is 0 for y > 0, inf for
+    y < 0), so it has no derivative there and nan says so; d/dy is log(1) 0**0 = 0 (JAX). An
+    integer exponent 0 has no derivative: d/dx is 0 for every x (JAX, and ``integer_pow``)."""
+    zero = np.float32(0.0)
+    for partials in (*rule_partials(lax.pow, zero, zero), jax_partials(lax.pow, zero, zero)):
+        np.testing.assert_array_equal(partials, [np.nan, 0.0])
+    for partials in rule_partials(lambda x: lax.pow(x, 0), zero):
+        np.testing.assert_array_equal(partials, [0.0])
+
+
+def test_acosh_outside_its_domain():
+    """acosh is nan for x < 1; so is its derivative, rsqrt(x - 1) rsqrt(x + 1), where
+    JAX's rsqrt(x**2 - 1) is finite for x <= -1 (inf at -1): a slope of no function."""
+    for x in (-1.0, -2.0):
+        for partials in rule_partials(lax.acosh, np.float32(x)):
+            assert np.isnan(partials).all(), x
+        assert not np.isnan(jax_partials(lax.acosh, np.float32(x))).any(), x
 
 
 def test_numerically_careful_formulas():
@@ -747,6 +763,158 @@ def test_second_order_matches_jax():
     for case, (mine, reference) in zip(cases, results, strict=True):
         for a, b in zip(mine, reference, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=case.id)
+
+
+POW_POINTS = [
+    (2.0, 0.0), (0.5, 0.0), (-2.0, 0.0),  # y == 0: d2/dxdy = 1/x (issue 11 (a))
+    (0.0, 0.0),  # nan (issue 11 (e))
+    (0.0, 2.0), (0.0, 1.0), (0.0, 0.5), (0.0, -1.0),  # x == 0
+    (-2.0, 3.0), (-1.5, -2.0), (-1.0, 1.0), (-0.5, 0.0),  # x < 0, integer-valued y
+    (1.5, 2.5), (1.0, -0.5), (3.0, 1.0),
+]  # fmt: skip
+
+SECOND_DERIVATIVES = {
+    "jacfwd-jacfwd": lambda m, f, argnums: m.jacfwd(m.jacfwd(f, argnums), argnums),
+    "jacrev-jacrev": lambda m, f, argnums: m.jacrev(m.jacrev(f, argnums), argnums),
+    "hessian": lambda m, f, argnums: m.hessian(f, argnums),
+}
+
+# jnp.power is also what `x ** y` binds.
+POW_FUNS = {"lax.pow": lax.pow, "jnp.power": jnp.power}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_pow_second_derivatives_match_jax(dtype):
+    """Issue 11 (a): the mixed second derivative of x**y at y == 0 is
+    x**(y-1) (1 + y log x) = 1/x; jaxls gave 0 (its d/dx was masked to a constant where
+    y == 0). Every second derivative (forward over forward, reverse over reverse, hessian)
+    of ``pow`` against JAX's at y == 0, x == 0, (0, 0) and negative x, and the mixed one
+    at y == 0, x > 0 against 1/x."""
+    x, y = (np.array(c, dtype) for c in zip(*POW_POINTS, strict=True))
+
+    @fast_jit
+    def compute(x, y):
+        return {
+            f"{fun_name} {name}": [jax.vmap(second(m, fun, (0, 1)))(x, y) for m in (ad, jax)]
+            for fun_name, fun in POW_FUNS.items()
+            for name, second in SECOND_DERIVATIVES.items()
+        }
+
+    results = compute(x, y)
+    for label, (mine, theirs) in results.items():
+        for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(theirs), strict=True):
+            assert_like(a, b)
+            np.testing.assert_allclose(wide(a), wide(b), **TOL[np.dtype(dtype)], err_msg=label)
+    at_y0 = (y == 0) & (x > 0)  # x < 0: nan (log x), as JAX's
+    (_, dxdy), (dydx, _) = results["lax.pow hessian"][0]
+    for mixed in (dxdy, dydx):
+        np.testing.assert_allclose(wide(mixed)[at_y0], 1 / wide(x)[at_y0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_pow_integer_exponent_second_derivatives(dtype):
+    """``jnp.power(x, n)`` with an integer array ``n`` binds ``pow`` with an integer
+    exponent: its second derivatives are those of ``integer_pow(x, n)`` (JAX's, the oracle),
+    0 at x == 0 for n in {0, 1} included. JAX's own ``pow`` rule converts ``n`` to a float
+    there and gives nan (0 * 0**-1); jaxls keeps the exponent an integer."""
+    x, y = (np.array(c, dtype) for c in zip(*POW_POINTS, strict=True))
+    n = y.astype(np.int32)
+
+    @fast_jit
+    def compute(x):  # n static, for integer_pow
+        mine = {
+            name: jax.vmap(second(ad, jnp.power, 0))(x, n)
+            for name, second in SECOND_DERIVATIVES.items()
+        }
+        reference = [jax.hessian(partial(lax.integer_pow, y=int(k)))(x[i]) for i, k in enumerate(n)]
+        return mine, jnp.stack(reference)
+
+    mine, reference = compute(x)
+    for name, second in mine.items():
+        assert_like(second, x)
+        np.testing.assert_allclose(
+            wide(second), wide(reference), **TOL[np.dtype(dtype)], err_msg=name
+        )
+    assert np.all(wide(reference)[(x == 0) & ((n == 0) | (n == 1))] == 0)
+
+
+EDGE_VALUES = (0.0, 1.0, -1.0, -2.0, 0.5)
+NO_HESSIAN = ("convert_to_int", "convert_from_int")  # an integer output, or input
+
+
+def edge_points(case, dtype):
+    """Every combination of the edge values (0, 1, negative: where rules mask, select or
+    divide) for the differentiated inputs, with each value the case samples for the other
+    inputs (integer exponents, ``which``, ``m``); then two points in the case's domain."""
+    sample = case.inputs(dtype, shape=(16,))  # every value of the small integer samplers
+    diff = case.differentiated(sample)
+    values = [
+        np.array(EDGE_VALUES, dtype) if i in diff else np.unique(x) for i, x in enumerate(sample)
+    ]
+    grid = np.meshgrid(*values, indexing="ij")
+    return tuple(np.concatenate([g.ravel(), x[:2]]) for g, x in zip(grid, sample, strict=True))
+
+
+def _integer_exponent_0_or_1(x, n):
+    return (x == 0) & ((n == 0) | (n == 1))
+
+
+DIFFERS_FROM_JAX = {
+    # x**n with an integer n in {0, 1} is a polynomial of degree <= 1: 0 at x == 0, where
+    # JAX's rule makes n a float and gets nan (0 * 0**-1).
+    "pow_int": (_integer_exponent_0_or_1, 0.0),
+    "pow_negative_base": (_integer_exponent_0_or_1, 0.0),
+    # acosh is nan for x < 1, its derivatives too; JAX's rsqrt(x**2 - 1) is finite at x <= -1.
+    "acosh": (lambda x: x <= -1, np.nan),
+}
+"""Where jaxls's second derivatives differ from JAX's by design (module docstring of the
+rules): ``case id: (where(*inputs), jaxls's value there)``."""
+
+
+@pytest.mark.x64(reason="one dtype keeps the sweep cheap; float64's tolerance is the tighter")
+def test_second_order_sweep_at_edges(dtype=np.float64):
+    """Issue 11: the second derivatives of every primitive above, `jaxls.ad.hessian` (forward
+    over reverse: the VJP rules, then the JVP rules of what they emit) and jacrev of jacrev
+    (the VJP rules twice), against JAX's, at scalar points on edges (0, 1, negative, ties)
+    and inside the domain; nan and inf where JAX's, except where `DIFFERS_FROM_JAX` says.
+    One `jax.jit` for all (tracing is most of the cost: jacfwd of jacfwd, the JVP rules
+    twice, is left to the pow test and `test_second_order_matches_jax`)."""
+    cases = [c for c in CASES if c.id not in NO_HESSIAN]
+    points = {c.id: edge_points(c, dtype) for c in cases}
+
+    def second_derivatives(case, xs):
+        prim, params = case.primitive(xs)
+        diff = case.differentiated(xs)
+
+        def at_point(*point):
+            f = lambda *d: prim.bind(*replace(point, diff, d), **params)
+            at, argnums = [point[i] for i in diff], tuple(range(len(diff)))
+            return {
+                mode: [SECOND_DERIVATIVES[mode](m, f, argnums)(*at) for m in (ad, jax)]
+                for mode in ("hessian", "jacrev-jacrev")
+            }
+
+        return jax.vmap(at_point)(*xs)
+
+    results = fast_jit(lambda p: {c.id: second_derivatives(c, p[c.id]) for c in cases})(points)
+    tol = TOL[np.dtype(dtype)]
+    failures = []
+    for case in cases:
+        differs, value = np.zeros(len(points[case.id][0]), bool), np.nan
+        if case.id in DIFFERS_FROM_JAX:
+            where, value = DIFFERS_FROM_JAX[case.id]
+            differs = where(*points[case.id])
+            assert differs.any(), case.id
+        for mode, (mine, theirs) in results[case.id].items():
+            for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(theirs), strict=True):
+                assert_like(a, b)
+                a, b = wide(a), wide(b)
+                bad = ~np.isclose(a, b, equal_nan=True, **tol) & ~differs
+                bad |= differs & ~np.isclose(a, value, equal_nan=True)
+                if bad.any():
+                    at = [np.asarray(x)[bad] for x in points[case.id]]
+                    failures.append(f"{case.id} {mode} at {at}: {a[bad]} (jax: {b[bad]})")
+    assert not failures, "\n".join(failures)
 
 
 # ----------------------------------------------------------------------------- closure

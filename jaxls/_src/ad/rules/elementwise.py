@@ -18,10 +18,16 @@ Conventions, those of JAX's own rules unless said otherwise:
 * ``clamp(lo, x, hi)``: at ``x == lo`` or ``x == hi`` no input gets a derivative; ``lo``
   gets it where ``lo > x`` (and ``lo < hi``), ``hi`` where ``hi < x``.
 * ``abs``: the derivative is ``+1`` at ``x == 0`` (also at ``-0.0``), ``-1`` below.
-* ``pow(x, y)``: :math:`\partial_y x^y = \log(x) x^y` is taken with ``log(1)`` where
-  ``x == 0`` (so ``0`` for ``y > 0``, ``nan`` for ``y < 0``). :math:`\partial_x x^y = 0`
-  where ``y == 0``, for integer and float ``y`` alike; JAX gives ``nan`` at ``x == 0`` for
-  a float ``y == 0`` (``0 * 0**-1``), the only place where these rules differ from it.
+* ``pow(x, y)``, JAX's formulas: :math:`\partial_y x^y = \log(x) x^y` is taken with
+  ``log(1)`` where ``x == 0`` (so ``0`` for ``y > 0``, ``nan`` for ``y < 0``), and
+  :math:`\partial_x x^y = y x^{y-1}` for a float ``y``, kept whole so that its own
+  derivative in ``y`` is right (``1/x`` at ``y == 0``). At ``x == y == 0`` it is
+  ``0 * 0**-1 = nan``, as in JAX: :math:`x^y` is not continuous there (``0**y`` is ``0``
+  for ``y > 0``, ``inf`` for ``y < 0``), so it has no derivative. An integer ``y`` has no
+  derivative; :math:`\partial_x x^y` is ``0`` where ``y == 0`` and is built with the integer
+  exponent ``y - 1``, so every derivative in ``x`` is that of ``integer_pow``: the second
+  at ``x == 0`` is ``0`` for ``y`` in ``{0, 1}`` (``x**y`` is ``1`` or ``x``), where JAX's
+  rule, which makes ``y`` a float, gives ``nan`` (``0 * 0**-1``).
 * ``sqrt``, ``cbrt`` at ``0`` and ``erf_inv`` at ``±1``: ``inf``, as in JAX.
 * ``rem(x, y)``: :math:`\partial_x = 1`, :math:`\partial_y = -\operatorname{trunc}(x / y)`.
 * ``polygamma(m, x)``: only with respect to ``x``; ``m`` (integer-valued) gets no
@@ -36,7 +42,10 @@ Conventions, those of JAX's own rules unless said otherwise:
 
 Where the textbook formula loses accuracy, a more careful equivalent is used (all tested
 against JAX): ``acosh' = rsqrt(x - 1) rsqrt(x + 1)`` and ``asin' = rsqrt((1 - x)(1 + x))``
-are exact near ``|x| = 1``; ``asinh`` and ``atan2`` scale their arguments by
+are exact near ``|x| = 1`` (``asin'`` and ``acos'`` are differentiated as
+``rsqrt(1 - x*x)``, whose reverse derivative at ``|x| = 1`` is ``±inf``, not ``nan``);
+``acosh'`` is ``nan`` for ``x <= -1``, where ``acosh`` is ``nan`` and JAX's
+``rsqrt(x**2 - 1)`` is finite; ``asinh`` and ``atan2`` scale their arguments by
 ``max(|x|, ...)`` so that squares overflow or underflow only where the derivative does;
 ``tanh' = (1 + t)(1 - t)``; ``div``'s :math:`\partial_y = -(x/y)/y` reuses the output.
 
@@ -251,15 +260,25 @@ _diagonal(
 
 
 def _pow_partial_x(v, out, x, y):
-    """d(x**y)/dx = y x**(y-1), exactly 0 where y == 0 (x**0 == 1 for every x)."""
+    """d(x**y)/dx = y x**(y-1) (JAX's formula; nan at x == y == 0, as 0 * 0**-1).
+
+    For a float ``y`` the formula is kept whole, so that its derivative with respect to
+    ``y``, x**(y-1) (1 + y log x), is 1/x at y == 0: masking y == 0 to a constant would make
+    it 0. An integer ``y`` has no derivative: the partial is 0 where y == 0 and keeps the
+    exponent y - 1 an integer, so that its derivatives in x are those of ``integer_pow``
+    (no 0 * inf at x == 0)."""
+    one = _const(1, y)
+    if _is_float(y):
+        return v * (y * lax.pow(x, y - one))
     nonzero = y != _const(0, y)
-    y_safe = _where(nonzero, y, _const(1, y))  # no 0 * inf at x == 0, even differentiated
-    power = lax.pow(x, y_safe - _const(1, y))
-    return v * _mask(nonzero, lax.convert_element_type(y_safe, _dtype(x)) * power)
+    power = lax.pow(x, _where(nonzero, y, one) - one)
+    return v * _mask(nonzero, lax.convert_element_type(y, _dtype(x)) * power)
 
 
 def _pow_partial_y(v, out, x, y):
-    """d(x**y)/dy = log(x) x**y, with log(1) where x == 0 (JAX)."""
+    """d(x**y)/dy = log(x) x**y, with log(1) where x == 0 (JAX). The select replaces x, not
+    the partial: the dependence on y stays, and on x it is lost only at x == 0, where
+    log's derivative is infinite (as in JAX)."""
     x_safe = _where(x == _const(0, x), _const(1, x), x)
     return v * (out * jnp.log(x_safe))
 
@@ -313,9 +332,13 @@ _diagonal("tan", partials=(lambda v, out, x: v * (_const(1, out) + out * out),))
 
 
 def _rsqrt_one_minus_square(x):
-    """1 / sqrt(1 - x**2), with (1 - x)(1 + x): exact near |x| = 1."""
+    """1 / sqrt(1 - x**2), with the value of (1 - x)(1 + x) (exact near |x| = 1) and the
+    derivative of 1 - x*x: differentiated in reverse mode, the product would multiply the
+    infinite cotangent at |x| = 1 by 1 - |x| = 0 (nan; asin'' is ±inf there, as JAX's)."""
     one = _const(1, x)
-    return lax.rsqrt((one - x) * (one + x))
+    textbook = one - x * x
+    exact = lax.stop_gradient((one - x) * (one + x)) + (textbook - lax.stop_gradient(textbook))
+    return lax.rsqrt(exact)
 
 
 _diagonal("asin", partials=(lambda v, out, x: v * _rsqrt_one_minus_square(x),))
