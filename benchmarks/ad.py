@@ -32,6 +32,9 @@ is 1 unless set (see below). Problems (float64 unless said):
   2), a residual block of a 3x3 convolution and a depthwise 3x3 convolution, global
   average pooling and a dense softmax classifier; 32x32x3 images, 64 channels, batch 64,
   float32: grad and hvp with respect to the parameters.
+* a 2-layer pre-norm causal transformer (4 heads, width 128, GELU MLP, layer norm, dropout
+  on the attention weights through ``random_bits``), 64 tokens, batch 16, vocabulary 256,
+  next-token cross-entropy, float32: grad and hvp with respect to the parameters.
 * ``jnp.linalg.slogdet(A)[1]`` of a 200 x 200 matrix (well conditioned): grad, jacrev, hvp;
   jacfwd at 50 x 50 (2,500 JVPs: at 200 x 200 jacfwd's 40,000 vmapped JVPs would hold
   40,000 tangent matrices, 12.8 GB in float64).
@@ -211,6 +214,51 @@ def cnn_loss(params, images, labels):
     return -jnp.mean(jnp.sum(jax.nn.log_softmax(logits) * labels, axis=-1))
 
 
+def transformer_init(key, layers, width, vocab):
+    keys = iter(jax.random.split(key, 6 * layers + 2))
+    normal = lambda *shape: jax.random.normal(next(keys), shape, jnp.float32) / np.sqrt(shape[0])
+    blocks = [
+        {
+            "qkv": normal(width, 3 * width), "out": normal(width, width),
+            "up": normal(width, 4 * width), "down": normal(4 * width, width),
+            "norm1": jnp.ones(width, jnp.float32), "norm2": jnp.ones(width, jnp.float32),
+        }
+        for _ in range(layers)
+    ]  # fmt: skip
+    return {"embed": normal(vocab, width), "blocks": blocks, "head": normal(width, vocab)}
+
+
+def transformer_loss(params, tokens, key, heads=4, rate=0.1):
+    """Next-token cross-entropy of a pre-norm causal transformer with dropout on the
+    attention weights."""
+    x = params["embed"][tokens[:, :-1]]
+    batch, length, width = x.shape
+    causal = jnp.tril(jnp.ones((length, length), bool))
+
+    def norm(x, gain):
+        mean = jnp.mean(x, -1, keepdims=True)
+        return (x - mean) * jax.lax.rsqrt(jnp.var(x, -1, keepdims=True) + 1e-5) * gain
+
+    for block, k in zip(
+        params["blocks"], jax.random.split(key, len(params["blocks"])), strict=True
+    ):
+        q, kk, v = jnp.split(norm(x, block["norm1"]) @ block["qkv"], 3, axis=-1)
+        q, kk, v = (a.reshape(batch, length, heads, width // heads) for a in (q, kk, v))
+        scores = jnp.einsum("bthd,bshd->bhts", q, kk) / np.sqrt(width // heads)
+        weights = jax.nn.softmax(jnp.where(causal, scores, -1e9), axis=-1)
+        weights = jnp.where(
+            jax.random.bernoulli(k, 1 - rate, weights.shape), weights / (1 - rate), 0
+        )
+        x = (
+            x
+            + jnp.einsum("bhts,bshd->bthd", weights, v).reshape(batch, length, width) @ block["out"]
+        )
+        x = x + jax.nn.gelu(norm(x, block["norm2"]) @ block["up"]) @ block["down"]
+    logits = x @ params["head"]
+    targets = jax.nn.one_hot(tokens[:, 1:], logits.shape[-1])
+    return -jnp.mean(jnp.sum(jax.nn.log_softmax(logits) * targets, axis=-1))
+
+
 def logdet(a):
     return jnp.linalg.slogdet(a)[1]
 
@@ -374,6 +422,20 @@ def build_cases(quick: bool) -> list[Case]:
         cparams,
         (images, labels.astype(jnp.float32)),
         f"{side}x{side}x3, {channels} channels, batch {cbatch}",
+        1.05,
+        transforms=("grad", "hvp"),
+    )
+
+    # A 2-layer transformer (float32) with dropout.
+    width, tbatch, length, vocab = (32, 4, 16, 50) if quick else (128, 16, 64, 256)
+    tparams = transformer_init(jax.random.PRNGKey(15), 2, width, vocab)
+    tokens = jax.random.randint(jax.random.PRNGKey(16), (tbatch, length + 1), 0, vocab)
+    cases += scalar_cases(
+        "transformer",
+        transformer_loss,
+        tparams,
+        (tokens, jax.random.key(17)),
+        f"2 layers, width {width}, {length} tokens, batch {tbatch}",
         1.05,
         transforms=("grad", "hvp"),
     )
