@@ -18,6 +18,12 @@ differentiated, so Python control flow on the values of its differentiated input
 (``if x > 0:``), in its custom_jvp / custom_vjp rules too, raises `TracedControlFlowError`
 (a `jax.errors.ConcretizationTypeError`) naming the call and the fixes (``lax.cond``,
 ``jnp.where``, or leaving the argument out of ``argnums``).
+
+One extension jax does not have: reverse mode through ``lax.while_loop`` (jax issue 4106)
+with ``max_loop_steps=N`` (``grad``, ``value_and_grad``, ``vjp``, ``jacrev``, ``hessian``,
+``hvp``): each loop runs as N guarded iterations whose values are kept. A loop still
+running after N iterations makes the gradient NaN (its value stays the loop's own); without
+the option such a loop is refused, as in jax.
 """
 
 from jaxls._src.ad.api import (

@@ -19,6 +19,16 @@ Python control flow on the values of its differentiated inputs (``if x > 0:``, `
 cannot run, in its custom_jvp/custom_vjp rules either (`jax.grad` runs them on concrete
 values outside `jax.jit`). It raises `TracedControlFlowError`, a
 `jax.errors.ConcretizationTypeError`, that names the call and the fixes.
+
+One extension jax does not have: reverse mode through `lax.while_loop` (jax issue 4106),
+bounded by ``max_loop_steps=N`` (``grad``, ``value_and_grad``, ``vjp``, ``jacrev``,
+``hessian``, ``hvp``). The loop runs as N guarded iterations (``c = body(c) if cond(c) else
+c``) whose tapes are kept, N per loop, and read back by the backward sweep. A loop still
+running after N iterations gets NaN gradients, every cotangent through it, while its
+outputs stay the loop's own (it runs on, untaped): never a silently truncated gradient.
+Without a bound, reverse mode through a while loop is refused, as in jax. A
+``lax.fori_loop`` with traced or array bounds (``fori_loop(jnp.float32(0), ...)``) is a
+while loop once traced, and needs the bound too.
 """
 
 from __future__ import annotations
@@ -94,6 +104,31 @@ def _check_flag(call: str, name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"jaxls.ad.{call}({name}={value!r}): `{name}` must be True or False.")
     return bool(value)
+
+
+def _check_max_loop_steps(call: str, value) -> int | None:
+    """None, or a positive int: the most iterations reverse mode records per while loop."""
+    if value is None:
+        return None
+    fix = (
+        "the most iterations reverse mode records of each `lax.while_loop` (at least its "
+        "trip count: past it the gradients are NaN), or None to refuse while loops"
+    )
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
+        steps = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"jaxls.ad.{call}(max_loop_steps={value!r}): `max_loop_steps` must be a positive "
+            f"int, {fix}."
+        ) from None
+    if steps < 1:
+        raise ValueError(
+            f"jaxls.ad.{call}(max_loop_steps={value!r}): `max_loop_steps` must be at least 1: "
+            f"{fix}."
+        )
+    return steps
 
 
 def _check_argnums(call: str, argnums) -> tuple[int, ...]:
@@ -445,7 +480,9 @@ def _zero_tangent(out, int_zeros: bool):
 # --- reverse mode ---------------------------------------------------------------------------
 
 
-def vjp(fun: Callable, *primals: PyTree, has_aux: bool = False) -> tuple[Any, ...]:
+def vjp(
+    fun: Callable, *primals: PyTree, has_aux: bool = False, max_loop_steps: int | None = None
+) -> tuple[Any, ...]:
     r"""Reverse mode: ``(fun(*primals), vjp_fn)`` with ``vjp_fn(ct) = ct . J``, like `jax.vjp`.
 
     The forward sweep runs now and keeps its intermediate values (the tape); each call of
@@ -460,10 +497,14 @@ def vjp(fun: Callable, *primals: PyTree, has_aux: bool = False) -> tuple[Any, ..
       fun: the function, of pytrees of arrays.
       *primals: the point.
       has_aux: ``fun`` returns ``(out, aux)``; the result is then ``(out, vjp_fn, aux)``.
+      max_loop_steps: the most iterations of each `lax.while_loop` in ``fun`` that reverse
+        mode records (see `value_and_grad`); None refuses while loops, as jax does.
 
     Raises:
-      TypeError, ValueError: an argument that is not a JAX type; from ``vjp_fn``, a
-        cotangent of the wrong structure, shape or kind (`ValueError`, as jax; naming it).
+      TypeError, ValueError: an argument that is not a JAX type, a ``max_loop_steps``
+        that is not a positive int; from ``vjp_fn``, a cotangent of the wrong structure,
+        shape or kind (`ValueError`, as jax; naming it).
+      NotImplementedError: a while loop without ``max_loop_steps``.
       TracedControlFlowError: Python control flow on a primal's value (see the module).
 
     Example:
@@ -474,17 +515,26 @@ def vjp(fun: Callable, *primals: PyTree, has_aux: bool = False) -> tuple[Any, ..
     """
     _check_fun("vjp", fun)
     has_aux = _check_flag("vjp", "has_aux", has_aux)
-    return _vjp("vjp", fun, primals, has_aux)
+    steps = _check_max_loop_steps("vjp", max_loop_steps)
+    return _vjp("vjp", fun, primals, has_aux, max_loop_steps=steps)
 
 
-def _vjp(call: str, fun, primals: tuple, has_aux: bool, float0: bool = True):
+def _vjp(
+    call: str,
+    fun,
+    primals: tuple,
+    has_aux: bool,
+    float0: bool = True,
+    max_loop_steps: int | None = None,
+):
     """`vjp` after its argument checks. ``float0=False``: integer primals get zeros of their
     own dtype (jax's ``jacrev(allow_int=True)`` does so)."""
     leaves = [x for i, p in enumerate(primals) for _, x in _leaves(call, "argument", i, p)]
     with _traced_values(call):
         c, in_tree, out_tree = jx.make_jaxpr(fun, *primals, call=call)
         flat_p = _primals(c, leaves)
-        outs, tape = forward_sweep(c, flat_p, [_is_float(_dtype(p)) for p in flat_p])
+        active = [_is_float(_dtype(p)) for p in flat_p]
+        outs, tape = forward_sweep(c, flat_p, active, max_loop_steps=max_loop_steps)
     out = jax.tree.unflatten(out_tree, outs)
     if has_aux:
         out, aux = _split_aux(call, out)
@@ -592,6 +642,8 @@ def value_and_grad(
     has_aux: bool = False,
     holomorphic: bool = False,
     allow_int: bool = False,
+    *,
+    max_loop_steps: int | None = None,
 ) -> Callable:
     r"""``(fun(x), grad fun(x))`` by reverse mode, like `jax.value_and_grad`.
 
@@ -605,11 +657,20 @@ def value_and_grad(
         the result is its complex derivative.
       allow_int: integer, boolean and PRNG-key arguments in ``argnums`` get float0 zero
         gradients instead of a `TypeError` (float0 arguments are refused all the same).
+      max_loop_steps: reverse mode through a `lax.while_loop` (which jax refuses) records
+        up to this many iterations of each loop (of each run of it, for a nested loop),
+        its memory growing with the bound; None (the default) refuses while loops. **A
+        loop still running after** ``max_loop_steps`` **iterations makes the gradient
+        NaN** (every derivative that passes through the loop; test it with `jnp.isnan`);
+        the value stays the loop's own. Under `jax.vmap`, per member.
 
     Raises:
       TypeError, ValueError: as jax does (an integer input without ``allow_int``, a float0
         input, a complex output without ``holomorphic``, a non-scalar or integer output,
-        bad ``argnums``), each naming the call, the argument and the fix.
+        bad ``argnums``), and a ``max_loop_steps`` that is not a positive int, each naming
+        the call, the argument and the fix.
+      NotImplementedError: a `lax.while_loop` on the way of a derivative without
+        ``max_loop_steps``.
       TracedControlFlowError: Python control flow on the value of a differentiated
         argument (see the module); the other arguments stay concrete.
 
@@ -619,8 +680,23 @@ def value_and_grad(
       ...     jnp.array([1.0, 2.0]), s=3.0)
       >>> print(float(value), g)
       15.0 [ 6. 12.]
+
+      Through a while loop (Newton's iteration for ``sqrt(a)``; ``d sqrt(a)/da = 1/4`` at 4):
+
+      >>> from jax import lax
+      >>> def root(a):
+      ...     step = lambda x: 0.5 * (x + a / x)
+      ...     done = lambda x: jnp.abs(x * x - a) > 1e-6 * a
+      ...     return lax.while_loop(done, step, a)
+      >>> value, g = jaxls.ad.value_and_grad(root, max_loop_steps=20)(4.0)
+      >>> print(round(float(value), 5), round(float(g), 5))
+      2.0 0.25
+      >>> print(jaxls.ad.grad(root, max_loop_steps=3)(4.0))  # it takes 4 iterations
+      nan
     """
-    return _value_and_grad("value_and_grad", fun, argnums, has_aux, holomorphic, allow_int)
+    return _value_and_grad(
+        "value_and_grad", fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps
+    )
 
 
 class _Config(NamedTuple):
@@ -631,9 +707,12 @@ class _Config(NamedTuple):
     holomorphic: bool
     allow_int: bool
     single: bool  # argnums is an int: results for one argument, not a tuple
+    max_loop_steps: int | None  # reverse mode: the bound on while loops
 
 
-def _configure(call, fun, argnums, has_aux, holomorphic, allow_int=False) -> _Config:
+def _configure(
+    call, fun, argnums, has_aux, holomorphic, allow_int=False, max_loop_steps=None
+) -> _Config:
     _check_fun(call, fun)
     return _Config(
         _check_argnums(call, argnums),
@@ -641,6 +720,7 @@ def _configure(call, fun, argnums, has_aux, holomorphic, allow_int=False) -> _Co
         _check_flag(call, "holomorphic", holomorphic),
         _check_flag(call, "allow_int", allow_int),
         not isinstance(argnums, (tuple, list)),
+        _check_max_loop_steps(call, max_loop_steps),
     )
 
 
@@ -661,12 +741,12 @@ def _arguments(call, config: _Config, fun, argnums, args, kwargs, *, real, int_z
     return g, diff
 
 
-def _value_and_grad(call, fun, argnums, has_aux, holomorphic, allow_int):
-    config = _configure(call, fun, argnums, has_aux, holomorphic, allow_int)
+def _value_and_grad(call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps=None):
+    config = _configure(call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps)
 
     def value_and_grad_fun(*args, **kwargs):
         g, diff = _arguments(call, config, fun, argnums, args, kwargs, real=False)
-        res = _vjp(call, g, diff, config.has_aux)
+        res = _vjp(call, g, diff, config.has_aux, max_loop_steps=config.max_loop_steps)
         value = res[0]
         _check_scalar(call, value, config.holomorphic)
         grads = res[1](jnp.ones((), _dtype(value)))
@@ -682,10 +762,14 @@ def grad(
     has_aux: bool = False,
     holomorphic: bool = False,
     allow_int: bool = False,
+    *,
+    max_loop_steps: int | None = None,
 ) -> Callable:
     r"""The gradient of a real scalar function by reverse mode, like `jax.grad`.
 
-    Arguments as `value_and_grad`; with ``has_aux`` the result is ``(grad, aux)``.
+    Arguments as `value_and_grad` (``max_loop_steps``: reverse mode through
+    `lax.while_loop`, NaN gradients for a loop that runs longer); with ``has_aux`` the
+    result is ``(grad, aux)``.
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -694,11 +778,13 @@ def grad(
       >>> print(round(float(dw1), 5), round(float(dw2), 5))
       3.17145 0.87931
     """
-    return _grad("grad", fun, argnums, has_aux, holomorphic, allow_int)
+    return _grad("grad", fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps)
 
 
-def _grad(call, fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
-    vg = _value_and_grad(call, fun, argnums, has_aux, holomorphic, allow_int)
+def _grad(
+    call, fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False, max_loop_steps=None
+):
+    vg = _value_and_grad(call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps)
 
     def grad_fun(*args, **kwargs):
         value, g = vg(*args, **kwargs)
@@ -783,6 +869,8 @@ def jacrev(
     has_aux: bool = False,
     holomorphic: bool = False,
     allow_int: bool = False,
+    *,
+    max_loop_steps: int | None = None,
 ) -> Callable:
     r"""The Jacobian by reverse mode, one VJP per output coordinate (vmapped), like
     `jax.jacrev`.
@@ -794,6 +882,8 @@ def jacrev(
     parameter pytree costs no concatenation; a function with a single output gets one VJP
     without a `vmap` over a batch of one. Keyword arguments of the returned function are
     passed to ``fun``; with ``has_aux`` the result is ``(jacobian, aux)``.
+    ``max_loop_steps``: reverse mode through `lax.while_loop`, as in `value_and_grad` (the
+    rows through a loop that runs longer are NaN).
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -801,16 +891,16 @@ def jacrev(
       [[0. 4.]
        [2. 0.]]
     """
-    return _jacrev("jacrev", fun, argnums, has_aux, holomorphic, allow_int)
+    return _jacrev("jacrev", fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps)
 
 
-def _jacrev(call, fun, argnums, has_aux, holomorphic, allow_int):
-    config = _configure(call, fun, argnums, has_aux, holomorphic, allow_int)
+def _jacrev(call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps=None):
+    config = _configure(call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps)
     has_aux, holomorphic, single = config.has_aux, config.holomorphic, config.single
 
     def jac_fun(*args, **kwargs):
         g, diff = _arguments(call, config, fun, argnums, args, kwargs, real=False, int_zeros=True)
-        res = _vjp(call, g, diff, has_aux, float0=False)
+        res = _vjp(call, g, diff, has_aux, float0=False, max_loop_steps=config.max_loop_steps)
         out, pull = res[0], res[1]
         _check_outputs(call, out, holomorphic=holomorphic)
         flat_out, unravel_out = ravel_pytree(out)
@@ -842,8 +932,13 @@ def hessian(
     argnums: int | Sequence[int] = 0,
     has_aux: bool = False,
     holomorphic: bool = False,
+    *,
+    max_loop_steps: int | None = None,
 ) -> Callable:
     r"""The Hessian, forward over reverse: ``jacfwd(jacrev(fun))``, like `jax.hessian`.
+
+    ``max_loop_steps``: reverse mode through `lax.while_loop`, as in `value_and_grad` (NaN
+    where a loop runs longer).
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -851,14 +946,16 @@ def hessian(
       [[4. 2.]
        [2. 0.]]
     """
-    inner = _jacrev("hessian", fun, argnums, has_aux, holomorphic, False)
+    inner = _jacrev("hessian", fun, argnums, has_aux, holomorphic, False, max_loop_steps)
     return _jacfwd("hessian", inner, argnums, has_aux, holomorphic)
 
 
-def hvp(fun: Callable, x: PyTree, v: PyTree) -> PyTree:
+def hvp(fun: Callable, x: PyTree, v: PyTree, *, max_loop_steps: int | None = None) -> PyTree:
     r"""The Hessian-vector product ``H(x) v`` of a real scalar ``fun``, forward over
     reverse: one JVP of the gradient, never the Hessian itself. ``v`` is like ``x``; an
     integer direction (a basis vector ``jnp.array([1, 0])``) is cast to ``x``'s dtype.
+    ``max_loop_steps``: reverse mode through `lax.while_loop`, as in `value_and_grad` (NaN
+    where a loop runs longer).
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -866,7 +963,8 @@ def hvp(fun: Callable, x: PyTree, v: PyTree) -> PyTree:
       >>> print(jaxls.ad.hvp(f, jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0])))
       [4. 2.]
     """
-    return _jvp("hvp", _grad("hvp", fun), (x,), (v,), integers=True)[1]
+    gradient = _grad("hvp", fun, max_loop_steps=max_loop_steps)
+    return _jvp("hvp", gradient, (x,), (v,), integers=True)[1]
 
 
 def checkpoint(fun: Callable, **kwargs: Any) -> Callable:

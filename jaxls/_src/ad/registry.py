@@ -81,6 +81,10 @@ class ReverseInterpreter(NamedTuple):
         and a backward sweep with the rules of `linear_vjp_rules` first. The interpreter
         handed to the rules inside it is the one for linear parts, so that a jaxpr the
         linear part calls (a ``jit``, a ``scan`` body) is linear part too.
+      max_loop_steps: the most iterations of a ``while`` loop that reverse mode records
+        (the ``max_loop_steps=`` of `jaxls.ad.grad`, ``vjp``, ...), or None: reverse mode
+        through a ``while`` loop is then refused. ``forward`` and ``transpose`` pass it on
+        to the jaxprs they run, and record it on the tape for ``backward``.
     """
 
     evaluate: Callable
@@ -88,6 +92,7 @@ class ReverseInterpreter(NamedTuple):
     backward: Callable
     activity: Callable
     transpose: Callable
+    max_loop_steps: int | None = None
 
     def vjp(self, c, args: Sequence, active: Sequence[bool], cts: Sequence) -> list:
         """Forward then backward sweep of ``c``: the adjoints of ``args``."""

@@ -14,6 +14,12 @@ takes every equation of the rule that touches a tangent to be linear in it: ther
 ``custom_jvp_call`` (the function applied to a tangent) is transposed through its
 function's jaxpr, not its rule (`registry.linear_vjp_rules`). The tape records which rules
 its forward sweep used, so that the backward sweep uses the same.
+
+A ``while`` loop has no trip count known in advance, so reverse mode through it needs a
+bound, the ``max_loop_steps=`` of the public transforms: the forward sweep records up to
+that many iterations (`rules.control_flow`). The bound is the interpreter's
+(`ReverseInterpreter.max_loop_steps`, made by `interpreter`), passed to every jaxpr the
+sweeps run and recorded on the tape, like the linear part.
 """
 
 from __future__ import annotations
@@ -47,24 +53,33 @@ def differentiable_outs(eqn) -> list:
 @jax.tree_util.register_pytree_node_class
 class Tape:
     """Recorded values of one jaxpr's forward sweep, keyed by variable, plus the tapes of the
-    jaxprs it calls (keyed by equation index), and whether the sweep was over the linear
-    part of a ``custom_jvp`` rule (which rules recorded it). A pytree: `lax.scan` can stack
-    it."""
+    jaxprs it calls (keyed by equation index), whether the sweep was over the linear part of
+    a ``custom_jvp`` rule (which rules recorded it) and its bound on ``while`` loops. A
+    pytree: `lax.scan` can stack it."""
 
-    def __init__(self, values: dict, subs: dict, active: frozenset, linear: bool = False):
+    def __init__(
+        self,
+        values: dict,
+        subs: dict,
+        active: frozenset,
+        linear: bool = False,
+        max_loop_steps: int | None = None,
+    ):
         self.values, self.subs, self.active, self.linear = values, subs, active, linear
+        self.max_loop_steps = max_loop_steps
 
     def tree_flatten(self):
         keys, subkeys = tuple(self.values), tuple(self.subs)
         children = ([self.values[k] for k in keys], [self.subs[k] for k in subkeys])
-        return children, (keys, subkeys, self.active, self.linear)
+        return children, (keys, subkeys, self.active, self.linear, self.max_loop_steps)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
-        keys, subkeys, active, linear = aux
+        keys, subkeys, active, linear, max_loop_steps = aux
         values, subs = children
         values = dict(zip(keys, values, strict=True))
-        return cls(values, dict(zip(subkeys, subs, strict=True)), active, linear)
+        subs = dict(zip(subkeys, subs, strict=True))
+        return cls(values, subs, active, linear, max_loop_steps)
 
 
 def activity(c: jx.Closed, active_in: Sequence[bool]) -> list[bool]:
@@ -82,13 +97,20 @@ def out_key(eqn, index: int, j: int):
 
 
 def forward_sweep(
-    c: jx.Closed, args: Sequence, active_in: Sequence[bool], skip=frozenset(), *, linear=False
+    c: jx.Closed,
+    args: Sequence,
+    active_in: Sequence[bool],
+    skip=frozenset(),
+    *,
+    linear: bool = False,
+    max_loop_steps: int | None = None,
 ):
     """Evaluate the jaxpr, recording what the backward sweep needs: ``(outs, tape)``.
 
     ``skip``: input variables not to record (loop-invariant constants of a scan body, which
     the backward sweep is given again). ``linear``: the jaxpr is the linear part of a
-    ``custom_jvp`` rule (`transpose`).
+    ``custom_jvp`` rule (`transpose`). ``max_loop_steps``: the most iterations of a
+    ``while`` loop to record (None: reverse mode through one is refused).
     """
     env, values, subs = {}, {}, {}
     read = lambda a: jx.literal_value(a) if jx.is_literal(a) else env[a]
@@ -105,7 +127,7 @@ def forward_sweep(
         if not any(act) or jx.name(eqn) in nondifferentiable:
             outs = jx.bind(eqn, ins)
         else:
-            outs, sub = forward_equation(eqn, ins, act, linear)
+            outs, sub = forward_equation(eqn, ins, act, linear, max_loop_steps)
             if sub is not None:
                 subs[i] = sub
             for a, value in zip(eqn.invars, ins, strict=True):
@@ -117,16 +139,19 @@ def forward_sweep(
         for var, value in zip(eqn.outvars, outs, strict=True):
             if not jx.is_drop(var):
                 env[var] = value
-    return [read(a) for a in c.jaxpr.outvars], Tape(values, subs, frozenset(active), linear)
+    tape = Tape(values, subs, frozenset(active), linear, max_loop_steps)
+    return [read(a) for a in c.jaxpr.outvars], tape
 
 
-def forward_equation(eqn, ins: list, act: list[bool], linear: bool) -> tuple[list, Any]:
+def forward_equation(
+    eqn, ins: list, act: list[bool], linear: bool, max_loop_steps: int | None
+) -> tuple[list, Any]:
     """Outputs of an active equation, and the residuals its VJP rule keeps (or None): those
     of a higher-order primitive's forward part, none for a first-order primitive (its rule
     reads the equation's inputs and outputs on the tape)."""
     rule = vjp_rule(jx.name(eqn), linear)
     if isinstance(rule, HigherOrderVJP):
-        return rule.forward(interpreter(linear), eqn, ins, act)
+        return rule.forward(interpreter(linear, max_loop_steps), eqn, ins, act)
     return jx.bind(eqn, ins), None
 
 
@@ -159,7 +184,7 @@ def backward_sweep(c: jx.Closed, tape: Tape, cts_out: Sequence, given=None, reco
             continue
         ins = [value(a) for a in eqn.invars]
         outs = [tape.values[out_key(eqn, i, j)] for j in range(len(eqn.outvars))]
-        cts_in = backward_equation(eqn, tape.subs.get(i), ins, outs, act, cts, tape.linear)
+        cts_in = backward_equation(eqn, tape.subs.get(i), ins, outs, act, cts, tape)
         for a, is_active, c_in in zip(eqn.invars, act, cts_in, strict=True):
             if is_active and c_in is not None:
                 if jx.is_symbolic_zero(c_in):
@@ -173,42 +198,55 @@ def backward_sweep(c: jx.Closed, tape: Tape, cts_out: Sequence, given=None, reco
     return [None if jx.is_literal(v) else ct.get(v) for v in c.jaxpr.invars]
 
 
-def backward_equation(eqn, residuals, ins, outs, act, cts, linear: bool) -> list:
-    """Adjoints of one equation's inputs from those of its outputs (``cts``)."""
-    rule = vjp_rule(jx.name(eqn), linear)
+def backward_equation(eqn, residuals, ins, outs, act, cts, tape: Tape) -> list:
+    """Adjoints of one equation's inputs from those of its outputs (``cts``), by the rules
+    that recorded ``tape``."""
+    rule = vjp_rule(jx.name(eqn), tape.linear)
     if rule is None:
         raise unsupported(jx.name(eqn), "VJP")
     if isinstance(rule, HigherOrderVJP):
-        return rule.backward(interpreter(linear), eqn, residuals, ins, outs, act, cts)
+        rules = interpreter(tape.linear, tape.max_loop_steps)
+        return rule.backward(rules, eqn, residuals, ins, outs, act, cts)
     if jx.multiple_results(eqn):
         return list(rule(cts, tuple(ins), outs, **eqn.params))
     return list(rule(cts[0], tuple(ins), outs[0], **eqn.params))
 
 
-def transpose(c: jx.Closed, args: Sequence, active: Sequence[bool], cts: Sequence) -> list:
+def transpose(
+    c: jx.Closed,
+    args: Sequence,
+    active: Sequence[bool],
+    cts: Sequence,
+    *,
+    max_loop_steps: int | None = None,
+) -> list:
     """Adjoints of the active ``args`` of a jaxpr linear in them (the tangent part of a
     ``custom_jvp`` rule, its primals inactive): the two sweeps, the rules of its linear part
     first (a ``custom_jvp_call`` there is transposed through its function)."""
-    _, tape = forward_sweep(c, args, active, linear=True)
+    _, tape = forward_sweep(c, args, active, linear=True, max_loop_steps=max_loop_steps)
     return backward_sweep(c, tape, cts)
 
 
-INTERPRETER = ReverseInterpreter(
-    evaluate=evaluate,
-    forward=forward_sweep,
-    backward=backward_sweep,
-    activity=activity,
-    transpose=transpose,
-)
-"""What the VJP rules of higher-order primitives are handed."""
+@functools.cache
+def interpreter(linear: bool = False, max_loop_steps: int | None = None) -> ReverseInterpreter:
+    """What the VJP rules of higher-order primitives are handed: the sweeps over the linear
+    part of a ``custom_jvp`` rule (``linear``: the jaxprs they run are linear part too; the
+    backward sweep reads the part from the tape), with the bound on ``while`` loops."""
+    return ReverseInterpreter(
+        evaluate=evaluate,
+        forward=functools.partial(forward_sweep, linear=linear, max_loop_steps=max_loop_steps),
+        backward=backward_sweep,
+        activity=activity,
+        transpose=functools.partial(transpose, max_loop_steps=max_loop_steps),
+        max_loop_steps=max_loop_steps,
+    )
 
-LINEAR_INTERPRETER = INTERPRETER._replace(forward=functools.partial(forward_sweep, linear=True))
-"""What they are handed in the linear part of a ``custom_jvp`` rule: the jaxprs they run
-are linear part too (the backward sweep reads the part from the tape)."""
 
+INTERPRETER = interpreter(linear=False)
+"""What the VJP rules of higher-order primitives are handed (no bound on ``while`` loops)."""
 
-def interpreter(linear: bool) -> ReverseInterpreter:
-    return LINEAR_INTERPRETER if linear else INTERPRETER
+LINEAR_INTERPRETER = interpreter(linear=True)
+"""What they are handed in the linear part of a ``custom_jvp`` rule."""
 
 
 __all__ = [
@@ -218,5 +256,6 @@ __all__ = [
     "activity",
     "backward_sweep",
     "forward_sweep",
+    "interpreter",
     "transpose",
 ]

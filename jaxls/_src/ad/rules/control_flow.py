@@ -9,8 +9,13 @@ derivative is ordinary JAX again.
   and recomputes the taken branch's forward sweep before its backward sweep.
 * ``scan``: forward mode scans the body's JVP; reverse mode keeps the tape of every iteration
   (stacked by the forward scan) and reads it back in a reverse scan, nothing recomputed.
-* ``while``: forward mode loops on the body's JVP; reverse mode is refused, as JAX refuses
-  it (the trip count is not known in advance).
+* ``while``: forward mode loops on the body's JVP. Reverse mode, which JAX refuses (the
+  trip count is not known in advance), takes a bound ``N`` (``max_loop_steps=``, the
+  interpreter's): the loop runs as ``N`` guarded iterations in a `lax.scan`, each taken one
+  (its condition true) recording its tape, then the loop itself from where they stopped
+  (the outputs are the loop's own). A reverse scan reads the tapes back. A loop still
+  running after ``N`` iterations gets NaN adjoints, for every input the loop carries or
+  its body reads: never a gradient silently truncated. Without a bound it is refused.
 """
 
 from __future__ import annotations
@@ -113,10 +118,16 @@ def _scan_jvp(interpreter, eqn, primals, tangents):
 
 def carry_activity(interpreter, spec: jx.ScanSpec, act: list[bool]) -> list[bool]:
     """The fixed point: a carry is active if its initial value is, or an iteration makes it."""
-    k, n = spec.num_consts, spec.num_carry
+    return loop_activity(interpreter, spec.body, spec.num_consts, spec.num_carry, act)
+
+
+def loop_activity(interpreter, body: jx.Closed, k: int, n: int, act: list[bool]) -> list[bool]:
+    """`carry_activity` of a loop ``body`` taking ``k`` constants then ``n`` carries (and
+    returning the carries first): the activity of its inputs, carries made active where an
+    iteration makes them so."""
     act = list(act)
     while True:
-        out = interpreter.activity(spec.body, act)
+        out = interpreter.activity(body, act)
         new = [a or o for a, o in zip(act[k : k + n], out[:n], strict=True)]
         if new == act[k : k + n]:
             return act
@@ -216,16 +227,113 @@ def _while_jvp(interpreter, eqn, primals, tangents):
     return list(carry), list(tcarry)
 
 
-def _while_vjp_refused(*_):
+def _refused():
     raise NotImplementedError(
-        "jaxls.ad: reverse mode through `lax.while_loop` is undefined (its trip count is "
-        "not known in advance; JAX refuses it too). Use forward mode (`jaxls.ad.jvp`, "
-        "`jacfwd`), or `lax.scan` / `lax.fori_loop` with static bounds."
+        "jaxls.ad: reverse mode through `lax.while_loop` needs a bound on its trip count, "
+        "which is not known in advance (JAX refuses it too). Pass `max_loop_steps=N` to "
+        "`jaxls.ad.grad` (or `value_and_grad`, `vjp`, `jacrev`, `hessian`, `hvp`) to record "
+        "up to N iterations of each loop (its gradients are NaN if it runs longer); or use "
+        "forward mode (`jaxls.ad.jvp`, `jacfwd`), or `lax.scan` / `lax.fori_loop` with "
+        "static bounds."
     )
 
 
-# Refused in the forward sweep already, as soon as the loop meets an active input.
-defvjp_higher_order(*jx.WHILE, forward=_while_vjp_refused)(_while_vjp_refused)
+@jax.tree_util.register_pytree_node_class
+class WhileTape:
+    """What reverse mode keeps of a ``while`` loop run as ``max_loop_steps`` guarded
+    iterations: the tape of each (stacked; blank where skipped), whether it ran
+    (``taken``), whether the loop was still running after the last (``overflow``), and the
+    (static) activity of the body's inputs."""
+
+    def __init__(self, tapes, taken, overflow, act: tuple):
+        self.tapes, self.taken, self.overflow, self.act = tapes, taken, overflow, act
+
+    def tree_flatten(self):
+        return (self.tapes, self.taken, self.overflow), self.act
+
+    @classmethod
+    def tree_unflatten(cls, act, children):
+        tapes, taken, overflow = children
+        return cls(tapes, taken, overflow, act)
 
 
-__all__ = ["ScanTape", "carry_activity", "float_cts", "float_zero_tangents"]
+def _blank(tree):
+    """Zeros shaped like the leaves of ``tree`` (of `jax.ShapeDtypeStruct`)."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)
+
+
+def _while_forward(interpreter, eqn, primals, active):
+    """``max_loop_steps`` guarded iterations, ``c = body(c) if cond(c) else c``, in a
+    `lax.scan` that stacks the tapes of those taken; then the loop itself from where they
+    stopped (it stops at once, unless the bound was too small: ``overflow``), so that the
+    outputs are the loop's own."""
+    spec = jx.while_spec(eqn)
+    a, b = spec.cond_nconsts, spec.body_nconsts
+    cond_consts, body_consts, carry = primals[:a], primals[a : a + b], primals[a + b :]
+    act = loop_activity(interpreter, spec.body, b, len(carry), list(active[a:]))
+    if not any(act[b:]):  # the carry does not depend on an active value: no derivative
+        return jx.bind(eqn, primals), None
+    if interpreter.max_loop_steps is None:
+        _refused()
+    skip = frozenset(spec.body.jaxpr.invars[:b])
+
+    def cond(c):
+        return interpreter.evaluate(spec.cond, [*cond_consts, *c])[0]
+
+    def forward(c):
+        return interpreter.forward(spec.body, [*body_consts, *c], act, skip)
+
+    blank = _blank(jax.eval_shape(forward, carry)[1])
+
+    def step(c, _):
+        taken = cond(c)
+        c, tape = jax.lax.cond(taken, forward, lambda c: (c, blank), c)
+        return c, (tape, taken)
+
+    carry, (tapes, taken) = jax.lax.scan(step, list(carry), None, length=interpreter.max_loop_steps)
+    overflow = cond(carry)
+    outs = jx.bind(eqn, [*cond_consts, *body_consts, *carry])
+    return outs, WhileTape(tapes, taken, overflow, tuple(act))
+
+
+def _poison(ct, overflow):
+    """``ct``, NaN where the loop ran past its bound (a product, so that the tangents of
+    ``ct``, and a Hessian, are NaN too)."""
+    if ct is None:
+        return None
+    return ct * jnp.where(overflow, jnp.nan, 1).astype(ct.dtype)
+
+
+@defvjp_higher_order(*jx.WHILE, forward=_while_forward)
+def _while_vjp(interpreter, eqn, residuals: WhileTape | None, primals, outs, active, cts):
+    """A reverse scan over the recorded iterations, the backward sweep of each one taken
+    (skipped ones pass the adjoint through); NaN adjoints if the loop ran past the bound."""
+    if residuals is None:
+        return [None] * len(primals)
+    spec = jx.while_spec(eqn)
+    a, b = spec.cond_nconsts, spec.body_nconsts
+    act = list(residuals.act)
+    body_consts, carry = primals[a : a + b], primals[a + b :]
+    given = dict(zip(spec.body.jaxpr.invars[:b], body_consts, strict=True))
+    no_cts = float_cts(body_consts, [None] * b, act[:b])
+
+    def backward(ct_c, tape):
+        cts_in = interpreter.backward(spec.body, tape, ct_c, given)
+        return float_cts(body_consts, cts_in[:b], act[:b]), float_cts(carry, cts_in[b:], act[b:])
+
+    def body(state, slices):
+        ct_c, acc = state
+        tape, taken = slices
+        ct_k, ct_c = jax.lax.cond(taken, backward, lambda ct_c, _: (no_cts, ct_c), ct_c, tape)
+        acc = [None if x is None else add(x, y) for x, y in zip(acc, ct_k, strict=True)]
+        return (ct_c, acc), None
+
+    init = (float_cts(carry, cts, act[b:]), no_cts)
+    (ct_carry, ct_consts), _ = jax.lax.scan(
+        body, init, (residuals.tapes, residuals.taken), reverse=True
+    )
+    poisoned = [_poison(ct, residuals.overflow) for ct in [*ct_consts, *ct_carry]]
+    return [None] * a + poisoned
+
+
+__all__ = ["ScanTape", "WhileTape", "carry_activity", "float_cts", "float_zero_tangents"]
