@@ -7,6 +7,8 @@
   (``conv_general_dilated``), `shape`, `reductions`, `windows` (``reduce_window_*``),
   `cumulative`, `indexing` (slicing, padding, gather, scatter), `sorting`, with their
   helpers in `common`; `fft`;
+* special functions with formulas of their own: `special` (``igamma``, ``igammac``,
+  ``regularized_incomplete_beta``, ``random_gamma``);
 * linear algebra: `linalg` (``lu``, ``triangular_solve``, ``cholesky``, ``eigh``, ...),
   `linear_solve` (``custom_linear_solve``);
 * higher-order primitives, whose rules are handed the interpreter: `calls` (``jit``,
@@ -29,5 +31,6 @@ from jaxls._src.ad.rules import (  # noqa: F401  (each module registers its rule
     reductions,
     shape,
     sorting,
+    special,
     windows,
 )
