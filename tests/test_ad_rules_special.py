@@ -433,3 +433,32 @@ def test_nextafter_is_refused_like_jax():
         ad.grad(f)(jnp.float32(1.0))
     with pytest.raises(NotImplementedError, match="`nextafter`"):
         ad.jvp(f, (jnp.float32(1.0),), (jnp.float32(1.0),))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", [1.0, 2.0])
+def test_polygamma_in_x(order, dtype):
+    """polygamma(m, x) in x, to second order, the order held fixed."""
+    x = np.array([0.3, 1.5, 4.0, 20.0]).astype(dtype)
+    check_against_jax(lax.polygamma, (np.full(4, order, dtype), x), (1,))
+
+
+def test_polygamma_emits_differentiable_primitives():
+    assert_emits_only_differentiable(lambda x: lax.polygamma(jnp.ones(3), x), jnp.ones(3) + 1)
+
+
+@pytest.mark.parametrize("transform", ["grad", "jvp"])
+def test_polygamma_order_is_refused_as_jax_refuses(transform):
+    """d/dm polygamma(m, x) was a silent 0; jax raises ValueError, and so does jaxls. The
+    derivative in x is unaffected (a constant float order)."""
+    f = lambda m: lax.polygamma(m, 2.0)
+    with pytest.raises(ValueError):
+        jax.grad(f)(1.0)
+    with pytest.raises(ValueError, match=r"polygamma.*order `m`"):
+        if transform == "grad":
+            ad.grad(f)(1.0)
+        else:
+            ad.jvp(f, (1.0,), (1.0,))
+    g = lambda x: jnp.sum(lax.polygamma(jnp.ones(3), x) ** 2)
+    x = jnp.array([1.5, 2.0, 3.0])
+    np.testing.assert_allclose(ad.grad(g)(x), jax.grad(g)(x), rtol=1e-6)

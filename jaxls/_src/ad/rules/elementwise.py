@@ -30,8 +30,8 @@ Conventions, those of JAX's own rules unless said otherwise:
   rule, which makes ``y`` a float, gives ``nan`` (``0 * 0**-1``).
 * ``sqrt``, ``cbrt`` at ``0`` and ``erf_inv`` at ``±1``: ``inf``, as in JAX.
 * ``rem(x, y)``: :math:`\partial_x = 1`, :math:`\partial_y = -\operatorname{trunc}(x / y)`.
-* ``polygamma(m, x)``: only with respect to ``x``; ``m`` (integer-valued) gets no
-  derivative (JAX raises).
+* ``polygamma(m, x)``: in rules/special.py (with respect to ``x`` only; ``m`` is refused,
+  as JAX refuses it).
 * Comparisons, logical and bitwise operations, ``sign``, ``floor``, ``ceil``, ``round``,
   ``is_finite`` and ``stop_gradient``: a zero (``None``) derivative.
 * ``nextafter``: no derivative; both rules raise `NotImplementedError`, as JAX does (it
@@ -408,10 +408,6 @@ _diagonal(
 )
 _diagonal("lgamma", partials=(lambda v, out, x: v * lax.digamma(x),))
 _diagonal("digamma", partials=(lambda v, out, x: v * lax.polygamma(_const(1, x), x),))
-_diagonal(
-    "polygamma",
-    partials=(None, lambda v, out, m, x: v * lax.polygamma(m + _const(1, m), x)),
-)
 _diagonal(
     "bessel_i0e",
     partials=(lambda v, out, x: v * (lax.bessel_i1e(x) - jnp.sign(x) * out),),

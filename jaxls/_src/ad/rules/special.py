@@ -142,6 +142,24 @@ def _refuse_igamma_grad_a(*args, **params):
 defjvp("igamma_grad_a")(_refuse_igamma_grad_a)
 defvjp("igamma_grad_a")(_refuse_igamma_grad_a)
 
+# ----------------------------------------------------------------------------- polygamma
+
+
+def _refuse_polygamma_m(differentiated: Sequence[bool]) -> None:
+    if differentiated[0]:
+        raise ValueError(
+            "jaxls.ad: `polygamma(m, x)` has no derivative with respect to its order `m`, only "
+            'x (JAX refuses it too: "polygamma gradient with respect to m is not '
+            'supported"). Hold `m` fixed (an integer, or `jax.lax.stop_gradient`).'
+        )
+
+
+_elementwise(
+    "polygamma",
+    (None, lambda v, m, x: v * lax.polygamma(m + _const(1, m), x)),
+    refuse=_refuse_polygamma_m,
+)
+
 # ----------------------------------------------------------------------------- incomplete beta
 
 
