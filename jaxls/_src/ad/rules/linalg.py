@@ -1,5 +1,6 @@
 r"""JVP and VJP rules of the dense linear-algebra primitives: ``lu``, ``triangular_solve``,
-``cholesky``, ``eigh``, ``svd`` and ``qr``.
+``cholesky``, ``eigh``, ``svd``, ``qr``, ``tridiagonal_solve`` and ``eig``; ``schur`` is
+refused, as in JAX.
 
 Each JVP rule is the linear map that JAX's own rule for the primitive computes (so the rules
 agree with `jax.jvp` of the primitive's ``bind``), derived here by hand; each VJP rule is the
@@ -9,10 +10,12 @@ transpose* (no conjugation) of the JVP, with ``conj`` transposing to ``conj``.
 
 The rules emit only ``dot_general``, ``triangular_solve``, ``transpose``, ``add``, ``sub``,
 ``mul``, ``div``, ``neg``, ``select_n``, ``broadcast_in_dim``, ``iota``, ``eq``, ``ge``,
-``convert_element_type`` (plus ``conj`` / ``real`` for complex data), all of which have JVP
-rules of their own, so their output can be differentiated again. Row permutations and
-rectangular slices are written as products with 0/1 matrices (exact in floating point)
-rather than ``gather`` / ``slice``.
+``reduce_sum``, ``convert_element_type`` (plus ``conj`` / ``real`` for complex data), and
+``svd``, ``lu``, ``eig``, ``tridiagonal_solve``, ``pad``, ``abs``, ``argmax``, ``argmin``
+where a rule needs them, all of which have JVP rules of their own, so their output can be
+differentiated again. Row permutations and rectangular slices of a matrix are written as
+products with 0/1 matrices (exact in floating point) rather than ``gather`` / ``slice``; the
+shifts of ``tridiagonal_solve``'s O(m) vectors are ``pad``s.
 
 Leading batch dimensions are supported wherever the primitive supports them.
 
@@ -23,10 +26,14 @@ References:
     sec. 3 (the symbolic forward- and reverse-mode results).
     M. B. Giles (2008), "An extended collection of matrix derivative results for forward
     and reverse mode algorithmic differentiation", Oxford NA report 08/01 (the results for
-    linear solves and for the symmetric eigendecomposition).
+    linear solves, triangular and tridiagonal, and, sec. 3.1, for the eigendecomposition:
+    eigenvalues, and eigenvectors up to a scale per column that a normalisation fixes).
     J. Townsend (2016), "Differentiating the singular value decomposition" (the SVD).
     S. F. Walter, L. Lehmann (2018), "Algorithmic differentiation of linear algebra
     functions with application in optimum experimental design" (the QR decomposition).
+    E. Anderson et al. (1999), LAPACK Users' Guide, 3rd ed., ``xGEEV`` (the eigenvectors'
+    normalisation that the ``eig`` rules differentiate: unit 2-norm, largest-magnitude
+    component real).
 """
 
 from __future__ import annotations
@@ -576,17 +583,288 @@ def qr_vjp(cts, primals, out, *, pivoting, full_matrices, **params):
     return (_right_solve_r(r, b_bar, True),)
 
 
+# ------------------------------------------------------------------------------------------
+# tridiagonal_solve: X = A^{-1} B, A with sub-, main and super-diagonals dl, d, du of shape
+# (..., m) (dl[0] and du[m-1] not read), B of shape (..., m, n).
+
+
+def _shift(x, by: int, axis: int):
+    """``y[i] = x[i - by]`` along ``axis`` (zero where ``i - by`` is out of range): a `pad`
+    with a negative edge, O(m) where a shift matrix would be O(m^2)."""
+    config = [(0, 0, 0)] * x.ndim
+    config[axis % x.ndim] = (by, -by, 0)
+    return lax.pad(x, lax.full_like(x, 0, shape=()), config)
+
+
+def _as_column(v, like):
+    """``v`` of shape (..., m) broadcast to the (..., m, n) shape of ``like``."""
+    return lax.broadcast_in_dim(v, like.shape, tuple(range(v.ndim)))
+
+
+def _tridiagonal_product(dl, d, du, x):
+    """``T x`` for the tridiagonal ``T`` with diagonals ``dl``, ``d``, ``du`` (``None`` for a
+    zero diagonal; ``dl[0]`` and ``du[m-1]`` are masked out, NaN-safe)."""
+    m = x.shape[-2]
+    index = lax.broadcasted_iota(jnp.int32, x.shape[:-1], x.ndim - 2)
+    y = jnp.zeros_like(x)
+    if d is not None:
+        y = y + _as_column(d, x) * x
+    if dl is not None:
+        y = y + _as_column(_keep(index >= 1, dl), x) * _shift(x, 1, -2)
+    if du is not None:
+        y = y + _as_column(_keep(m - 1 - index >= 1, du), x) * _shift(x, -1, -2)
+    return y
+
+
+@defjvp("tridiagonal_solve")
+def tridiagonal_solve_jvp(primals, tangents, out, *, perturb_singular):
+    r"""``dX = A^{-1} (dB - dA X)``, ``dA`` the tridiagonal matrix of the diagonals'
+    tangents (Giles 2008, the linear solve).
+
+    ``perturb_singular`` is passed on: as in JAX, a perturbed (numerically singular) system
+    is differentiated as if unperturbed.
+    """
+    dl, d, du, _ = primals
+    ddl, dd, ddu, db = tangents
+    rhs = db
+    if not (ddl is None and dd is None and ddu is None):
+        delta = _tridiagonal_product(ddl, dd, ddu, out)
+        rhs = -delta if rhs is None else rhs - delta
+    if rhs is None:
+        return None
+    return lax.linalg.tridiagonal_solve(dl, d, du, rhs, perturb_singular=perturb_singular)
+
+
+@defvjp("tridiagonal_solve")
+def tridiagonal_solve_vjp(ct, primals, out, *, perturb_singular):
+    r"""``B_bar = A^{-T} X_bar``; with ``Y = -B_bar``: ``d_bar_i = sum_k Y_ik X_ik``,
+    ``dl_bar_i = sum_k Y_ik X_{i-1,k}`` and ``du_bar_i = sum_k Y_ik X_{i+1,k}`` (zero where
+    the neighbour is out of range: ``dl[0]`` and ``du[m-1]`` are not read).
+
+    ``A^T`` is tridiagonal with sub-diagonal ``du`` shifted down by one and super-diagonal
+    ``dl`` shifted up by one.
+    """
+    dl, d, du, _ = primals
+    b_bar = lax.linalg.tridiagonal_solve(
+        _shift(du, 1, -1), d, _shift(dl, -1, -1), ct, perturb_singular=perturb_singular
+    )
+    y_bar = -b_bar
+    dl_bar = jnp.sum(y_bar * _shift(out, 1, -2), axis=-1)
+    d_bar = jnp.sum(y_bar * out, axis=-1)
+    du_bar = jnp.sum(y_bar * _shift(out, -1, -2), axis=-1)
+    return (dl_bar, d_bar, du_bar, b_bar)
+
+
+# ------------------------------------------------------------------------------------------
+# eig: A V = V diag(w) with right eigenvectors V; left ones U with U^H A = diag(w) U^H, i.e.
+# A^H U = U diag(conj w). Outputs (w, [vl], [vr]), complex whatever A's dtype.
+
+
+def _check_eig_params(
+    compute_left_eigenvectors, compute_right_eigenvectors, enable_eigvec_derivs, **_
+):
+    if (compute_left_eigenvectors or compute_right_eigenvectors) and not enable_eigvec_derivs:
+        raise NotImplementedError(
+            "jaxls.ad: the derivative of `eig` computing eigenvectors (`jnp.linalg.eig`, "
+            "even for its eigenvalues; the second derivative of `jnp.linalg.eigvals`, whose "
+            "first reads them) holds only for distinct eigenvalues and eigenvectors whose "
+            "largest-magnitude component is unique (LAPACK's normalisation), which cannot be "
+            "checked, and jax refuses it too. Opt in with `jax.lax.linalg.eig(a, "
+            "enable_eigvec_derivs=True)` (with `compute_left_eigenvectors=False, "
+            "compute_right_eigenvectors=False` for the eigenvalues alone), or use "
+            "`jnp.linalg.eigvals` for first derivatives of the eigenvalues."
+        )
+
+
+def _solve(a, b, transpose: bool = False):
+    """``a^{-1} b`` (or ``a^{-T} b``) for a general square ``a``, through ``lu``:
+    ``P a = L U``, so ``a^{-1} = U^{-1} L^{-1} P`` and ``a^{-T} = P^T L^{-T} U^{-T}``."""
+    lu, _, permutation = lax.linalg.lu(a)
+    p = _permutation_matrix(permutation, a.dtype)
+    flags = dict(left_side=True, transpose_a=transpose)
+    if transpose:
+        x = _triangular_solve(lu, b, lower=False, **flags)
+        x = _triangular_solve(lu, x, lower=True, unit_diagonal=True, **flags)
+        return _mm(_mT(p), x)
+    x = _triangular_solve(lu, _mm(p, b), lower=True, unit_diagonal=True, **flags)
+    return _triangular_solve(lu, x, lower=False, **flags)
+
+
+def _right_vectors(a, w, out, params):
+    """``V``, the right eigenvectors of ``out``'s eigenvalues ``w``, recomputed if the
+    equation did not compute them (as in JAX's rule, with the equation's parameters).
+
+    LAPACK orders the eigenvalues differently with and without eigenvectors (for n > 75 or
+    so), so the recomputed columns are matched to ``w``: column ``i`` is the one whose
+    eigenvalue is nearest ``w_i`` (distinct eigenvalues assumed, as throughout).
+    """
+    if params["compute_right_eigenvectors"]:
+        return out[-1]
+    params = params | dict(compute_left_eigenvectors=False, compute_right_eigenvectors=True)
+    w_new, v_new = lax.linalg.eig_p.bind(a, **params)
+    shape = (*w.shape, w.shape[-1])
+    w_i = lax.broadcast_in_dim(w, shape, (*range(w.ndim - 1), w.ndim - 1))
+    w_j = lax.broadcast_in_dim(w_new, shape, (*range(w.ndim - 1), w.ndim))
+    nearest = lax.argmin(lax.abs(w_i - w_j), w.ndim, jnp.int32)
+    return _mm(v_new, _mT(_permutation_matrix(nearest, v_new.dtype)))
+
+
+def _column_sums(x):
+    return jnp.sum(x, axis=-2)
+
+
+def _as_rows(c, like):
+    """``c`` of shape (..., n) repeated down the rows of the (..., n, n) ``like``."""
+    return lax.broadcast_in_dim(c, like.shape, (*range(c.ndim - 1), c.ndim))
+
+
+def _largest_component_mask(v):
+    """``M[i, j] = 1`` where ``i`` is the first row of the largest ``|v_ij|`` in column j
+    (the component LAPACK makes real), and ``1 / Re(v_{k_j j})`` per column."""
+    k = lax.argmax(lax.abs(v), v.ndim - 2, jnp.int32)
+    rows, _ = _index_grids(v.shape)
+    mask = lax.convert_element_type(lax.eq(rows, _as_rows(k, v)), v.dtype)
+    largest = lax.real(_column_sums(mask * v))
+    return mask, lax.convert_element_type(1 / largest, v.dtype)
+
+
+def _real_part(x):
+    """``Re x`` as a complex array: ``(x + conj x) / 2`` (self-transposed, exact)."""
+    return (x + _conj(x)) / 2
+
+
+def _imaginary_part(x):
+    """``i Im x``: ``(x - conj x) / 2`` (self-transposed, exact)."""
+    return (x - _conj(x)) / 2
+
+
+def _eigvec_tangent(w, v, p):
+    r"""``dv = V (F o P) + V diag(c)`` from ``P = V^{-1} dA V`` (Giles 2008, sec. 3.1), with
+    ``c_j`` the free scale of column j fixed by LAPACK's normalisation:
+    ``Re(v_j^H dv_j) = 0`` (unit norm) and ``Im dv_{k_j j} = 0`` (largest component real)
+    give ``c_j = -Re(v_j^H u_j) - i Im(u_{k_j j}) / v_{k_j j}``, ``u_j`` column j of
+    ``V (F o P)``."""
+    u = _mm(v, _eigh_factor(w, v.dtype) * p)
+    mask, inv_largest = _largest_component_mask(v)
+    c = -_real_part(_column_sums(_conj(v) * u))
+    c = c - _imaginary_part(_column_sums(mask * u)) * inv_largest
+    return u + v * _as_rows(c, v)
+
+
+def _eigvec_tangent_transpose(w, v, dv_bar):
+    """``P_bar``, the transpose of `_eigvec_tangent` in ``P``, term by term."""
+    mask, inv_largest = _largest_component_mask(v)
+    c_bar = _column_sums(v * dv_bar)
+    u_bar = dv_bar - _conj(v) * _as_rows(_real_part(c_bar), v)
+    u_bar = u_bar - mask * _as_rows(_imaginary_part(c_bar * inv_largest), v)
+    return _eigh_factor(w, v.dtype) * _mm(_mT(v), u_bar)
+
+
+@defjvp("eig")
+def eig_jvp(primals, tangents, out, **params):
+    r"""``P = V^{-1} dA V``; ``dw = diag(P)``; ``dV = V (F o P) + V diag(c)``,
+    ``F_ij = 1 / (w_j - w_i)`` (Giles 2008, sec. 3.1), as JAX's rule.
+
+    ``c`` keeps LAPACK's normalisation of each eigenvector (unit 2-norm, largest-magnitude
+    component real): see `_eigvec_tangent`. The left eigenvectors are the right ones of
+    ``A^H`` (eigenvalues ``conj w``), differentiated along ``dA^H``. As in JAX, eigenvectors
+    need ``enable_eigvec_derivs=True`` (distinct eigenvalues and a unique largest component
+    per eigenvector are assumed, not checked), and the eigenvalues alone recompute ``V``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jax.lax import linalg
+        >>> a = jnp.array([[2.0, 1.0], [0.0, 3.0]])
+        >>> params = dict(compute_left_eigenvectors=False, compute_right_eigenvectors=False,
+        ...               enable_eigvec_derivs=False, implementation=None)
+        >>> out = linalg.eig_p.bind(a, **params)
+        >>> (dw,) = eig_jvp((a,), (jnp.array([[0.0, 0.0], [1.0, 0.0]]),), out, **params)
+        >>> print(dw.real.round(4) + 0.0)  # w = (2, 3); tr' = 0 and det' = 3 dw_1 + 2 dw_2 = -1
+        [-1.  1.]
+    """
+    (a,) = primals
+    _check_eig_params(**params)
+    (da,) = tangents
+    left, right = params["compute_left_eigenvectors"], params["compute_right_eigenvectors"]
+    if da is None:
+        return [None] * (1 + left + right)
+    w = out[0]
+    da = lax.convert_element_type(da, w.dtype)
+    v = _right_vectors(a, w, out, params)
+    p = _solve(v, _mm(da, v))
+    tangent_out = [_diagonal(p)]
+    if left:
+        vl = out[1]
+        p_left = _solve(vl, _mm(_conj(_mT(da)), vl))
+        tangent_out.append(_eigvec_tangent(_conj(w), vl, p_left))
+    if right:
+        tangent_out.append(_eigvec_tangent(w, v, p))
+    return tangent_out
+
+
+@defvjp("eig")
+def eig_vjp(cts, primals, out, **params):
+    r"""The transpose of `eig_jvp`: ``A_bar = V^{-T} P_bar V^T`` with ``P_bar =
+    diag(w_bar) + F o (V^T U_bar)`` (plus the left eigenvectors' term, conjugated and
+    transposed back from ``dA^H``); the real part for real ``A``."""
+    (a,) = primals
+    _check_eig_params(**params)
+    left, right = params["compute_left_eigenvectors"], params["compute_right_eigenvectors"]
+    w_bar, *vector_cts = cts
+    vl_bar = vector_cts[0] if left else None
+    vr_bar = vector_cts[-1] if right else None
+    if w_bar is None and vl_bar is None and vr_bar is None:
+        return (None,)
+    w = out[0]
+    a_bar = jnp.zeros(a.shape, w.dtype)
+    if w_bar is not None or vr_bar is not None:
+        v = _right_vectors(a, w, out, params)
+        p_bar = jnp.zeros(v.shape, v.dtype)
+        if w_bar is not None:
+            p_bar = p_bar + _diag_embed(w_bar, v.dtype)
+        if vr_bar is not None:
+            p_bar = p_bar + _eigvec_tangent_transpose(w, v, vr_bar)
+        a_bar = a_bar + _solve(v, _mm(p_bar, _mT(v)), transpose=True)
+    if vl_bar is not None:
+        vl = out[1]
+        p_bar = _eigvec_tangent_transpose(_conj(w), vl, vl_bar)
+        a_bar = a_bar + _conj(_mT(_solve(vl, _mm(p_bar, _mT(vl)), transpose=True)))
+    return (a_bar if _is_complex(a) else lax.real(a_bar),)
+
+
+# ------------------------------------------------------------------------------------------
+# schur: refused, as in JAX (which has no rule for it).
+
+
+@defjvp("schur")
+@defvjp("schur")
+def schur_refused(*args, **params):
+    """Raise: JAX has no derivative for the Schur decomposition, so neither has jaxls."""
+    raise NotImplementedError(
+        "jaxls.ad: the Schur decomposition `schur` (`jax.scipy.linalg.schur`, and the "
+        "functions built on it: `sqrtm`, `funm`, ...) has no derivative rule, and jax refuses "
+        "it too (\"Differentiation rule for 'schur' not implemented\"). For the "
+        "eigenvalues, differentiate `jnp.linalg.eigvals`; for a matrix function of a "
+        "symmetric matrix, build it on `jnp.linalg.eigh`."
+    )
+
+
 __all__ = [
     "cholesky_jvp",
     "cholesky_vjp",
+    "eig_jvp",
+    "eig_vjp",
     "eigh_jvp",
     "eigh_vjp",
     "lu_jvp",
     "lu_vjp",
     "qr_jvp",
     "qr_vjp",
+    "schur_refused",
     "svd_jvp",
     "svd_vjp",
     "triangular_solve_jvp",
     "triangular_solve_vjp",
+    "tridiagonal_solve_jvp",
+    "tridiagonal_solve_vjp",
 ]
