@@ -1,6 +1,6 @@
 r"""JVP and VJP rules of slicing, padding and indexing: ``slice``, ``dynamic_slice``,
-``dynamic_update_slice``, ``pad``, ``gather``, ``scatter-add``, ``scatter-sub`` and
-``scatter``.
+``dynamic_update_slice``, ``pad``, ``gather``, ``scatter-add``, ``scatter-sub``,
+``scatter``, ``scatter-mul``, ``scatter-min`` and ``scatter-max``.
 
 Where the primitive is linear in the differentiated operand, the JVP binds it again with
 the equation's exact parameters; the VJP is the transpose, written with the primitive's
@@ -15,6 +15,19 @@ Conventions (those of JAX):
   wins receives a derivative, found as in JAX by scattering the update ids; the winner
   is the one the backend's ``scatter`` picks (deterministic on CPU, not guaranteed on
   accelerators).
+* ``scatter-max`` / ``scatter-min`` (``x.at[i].max(v)``, ``jax.ops.segment_max``): each
+  output element's derivative is split equally among the values that attain it, the
+  operand's element and the updates written there (``d max(a, b, c)`` with ``a = b > c``
+  is ``(da + db) / 2``), as for ``reduce_max``; a NaN attains a NaN output (so that an
+  element no update touches keeps its derivative, as in JAX). The counts are scattered
+  and read back with the equation's own mode, so ``clip`` differentiates the clamped
+  scatter it computes (JAX 0.10 reads them back in ``fill`` mode and gives NaN there).
+* ``scatter-mul`` (``x.at[i].multiply(v)``, ``jax.ops.segment_prod``):
+  ``d(x prod v) = dx prod v + x dv``, the second term (the updates' derivative) for
+  ``unique_indices=True`` only, as in JAX: with repeated indices it would be a product of
+  the other updates, which JAX does not compute either. Its VJP rule is told which
+  inputs are active (`registry.HigherOrderVJP`), so that the operand alone, the updates
+  held constant, is differentiated with repeated indices too.
 * ``promise_in_bounds`` with out-of-bounds indices, or ``unique_indices`` /
   ``indices_are_sorted`` promises that do not hold, give what JAX gives: the flags are
   passed on to the ``gather`` / ``scatter`` the rules emit, whose results the promise
@@ -24,15 +37,14 @@ Every parameter is read; what the rules do not implement they refuse with a
 `NotImplementedError` naming it, as JAX does or where JAX would be wrong too:
 
 * a scatter's combiner ``update_jaxpr`` (with ``update_consts``) must be the primitive's
-  own: none for ``scatter``, ``add`` for ``scatter-add``, ``sub`` for ``scatter-sub``. The
+  own: none for ``scatter``, ``add`` for ``scatter-add``, ``sub`` for ``scatter-sub``,
+  ``mul``, ``min`` and ``max`` for ``scatter-mul``, ``scatter-min`` and ``scatter-max``. The
   primitive applies whatever combiner it is given (``scatter-add`` bound with ``mul``
   multiplies), and ``x.at[i].apply(f)`` is a ``scatter`` with ``update_jaxpr = f``, which
   JAX does not differentiate either: write ``x.at[i].set(f(x[i]))``.
 * the index mode must be ``clip``, ``fill`` or ``promise_in_bounds`` (``one_hot``, which
   ``lax`` cannot lower either, is refused).
-
-``scatter-mul``, ``scatter-min`` and ``scatter-max`` have no rules (the interpreters
-refuse them by name).
+* ``scatter-mul`` with respect to its updates needs ``unique_indices=True`` (above).
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ import numpy as np
 from jax import lax
 
 from jaxls._src.ad import jaxpr as jx
+from jaxls._src.ad.registry import add as _add
 from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import instantiate as _instantiate
 from jaxls._src.ad.registry import is_float as _is_float
@@ -50,7 +63,7 @@ from jaxls._src.ad.rules.common import index_dtype as _index_dtype
 from jaxls._src.ad.rules.common import linear_jvp as _linear_jvp
 from jaxls._src.ad.rules.common import jointly_linear_jvp as _jointly_linear_jvp
 from jaxls._src.ad.rules.common import gather_to_scatter_dnums as _gather_to_scatter_dnums
-from jaxls._src.ad.registry import defjvp, defvjp
+from jaxls._src.ad.registry import defjvp, defvjp, defvjp_higher_order
 
 
 _MODES = frozenset(
@@ -62,7 +75,14 @@ _MODES = frozenset(
 )
 """The index modes the rules of ``gather`` and the scatters implement."""
 
-_COMBINER = {"scatter": None, "scatter-add": "add", "scatter-sub": "sub"}
+_COMBINER = {
+    "scatter": None,
+    "scatter-add": "add",
+    "scatter-sub": "sub",
+    "scatter-mul": "mul",
+    "scatter-min": "min",
+    "scatter-max": "max",
+}
 """The combiner (``update_jaxpr``) each scatter rule differentiates: the name of the
 primitive ``p`` of ``update_jaxpr = (a, b) -> p(a, b)``, ``None`` for no ``update_jaxpr``
 (an overwrite)."""
@@ -79,14 +99,15 @@ def _check_mode(name, mode):
 
 def _combiner(update_jaxpr):
     """The name of ``p`` when ``update_jaxpr`` is ``(a, b) -> p(a, b)`` (no constants, no
-    parameters), ``None`` when there is no ``update_jaxpr``, ``"?"`` otherwise."""
+    parameter set: ``mul``'s ``out_dtype=None`` is its default), ``None`` when there is no
+    ``update_jaxpr``, ``"?"`` otherwise."""
     if update_jaxpr is None:
         return None
     if update_jaxpr.constvars or len(update_jaxpr.eqns) != 1:
         return "?"
     (eqn,) = update_jaxpr.eqns
     if (
-        eqn.params
+        any(value is not None for value in eqn.params.values())
         or list(eqn.invars) != list(update_jaxpr.invars)
         or list(eqn.outvars) != list(update_jaxpr.outvars)
     ):
@@ -394,6 +415,172 @@ def _scatter_vjp(ct, primals, out, *, dimension_numbers, update_jaxpr, update_co
     )
     ct_updates = lax.select(written, read_back, _zeros_like(updates))
     return ct_operand, None, ct_updates
+
+
+def _attains(a, out):
+    """Whether each element of ``a`` equals ``out``, a NaN counting as equal to a NaN."""
+    return lax.bitwise_or(lax.eq(a, out), lax.bitwise_and(lax.ne(a, a), lax.ne(out, out)))
+
+
+def _extremal_shares(operand, indices, updates, out, dimension_numbers, flags):
+    """The share of the derivative of a ``scatter-max`` / ``scatter-min`` that goes to each
+    operand element and to each update element: ``1 / n`` to each of the ``n`` values that
+    attain the output element (the operand's and the updates' written there), none to the
+    others. The counts are integers (exact, whatever the float dtype); an update dropped
+    out of bounds (``fill``) reads a zero share back."""
+    dtype = _dtype(out)
+    read_back = _gather_back(
+        out, indices, np.shape(operand), np.shape(updates), dimension_numbers, **flags
+    )
+    kept = _attains(operand, out)
+    written = _attains(updates, read_back)
+    count = lax.scatter_add(
+        lax.convert_element_type(kept, np.int32),
+        indices,
+        lax.convert_element_type(written, np.int32),
+        dimension_numbers,
+        **flags,
+    )
+    # A count of zero (a NaN output that no value attains) leaves every share zero.
+    share = lax.div(
+        np.array(1, dtype), lax.convert_element_type(lax.max(count, np.int32(1)), dtype)
+    )
+    operand_share = lax.select(kept, share, _zeros_like(share))
+    update_share = _gather_back(
+        share, indices, np.shape(operand), np.shape(updates), dimension_numbers, **flags
+    )
+    update_share = lax.select(written, update_share, _zeros_like(update_share))
+    return operand_share, update_share
+
+
+def _scatter_extremal_jvp(name):
+    """JVP of ``scatter-max`` / ``scatter-min``: each output element takes the tangents of
+    the values that attain it, averaged (`_extremal_shares`)."""
+
+    def jvp(primals, tangents, out, *, dimension_numbers, update_jaxpr, update_consts, **flags):
+        operand, indices, updates = primals
+        t_operand, _, t_updates = tangents
+        if (t_operand is None and t_updates is None) or not _is_float(out):
+            return None
+        flags = _scatter_flags(name, update_jaxpr, update_consts, **flags)
+        operand_share, update_share = _extremal_shares(
+            operand, indices, updates, out, dimension_numbers, flags
+        )
+        t_out = _zeros_like(out) if t_operand is None else t_operand * operand_share
+        if t_updates is None:
+            return t_out
+        return lax.scatter_add(t_out, indices, t_updates * update_share, dimension_numbers, **flags)
+
+    return jvp
+
+
+def _scatter_extremal_vjp(name):
+    """VJP of ``scatter-max`` / ``scatter-min``: the transpose of the JVP, each value that
+    attains an output element gets its share of that element's cotangent."""
+
+    def vjp(ct, primals, out, *, dimension_numbers, update_jaxpr, update_consts, **flags):
+        operand, indices, updates = primals
+        if not _is_float(operand):
+            return None, None, None
+        flags = _scatter_flags(name, update_jaxpr, update_consts, **flags)
+        operand_share, update_share = _extremal_shares(
+            operand, indices, updates, out, dimension_numbers, flags
+        )
+        read_back = _gather_back(
+            ct, indices, np.shape(operand), np.shape(updates), dimension_numbers, **flags
+        )
+        return ct * operand_share, None, read_back * update_share
+
+    return vjp
+
+
+for _name in ("scatter-max", "scatter-min"):
+    defjvp(_name)(_scatter_extremal_jvp(_name))
+    defvjp(_name)(_scatter_extremal_vjp(_name))
+
+
+def _refuse_scatter_mul_updates(unique_indices):
+    """Refuse the updates' derivative of a ``scatter-mul`` without unique indices."""
+    if not unique_indices:
+        raise NotImplementedError(
+            "jaxls.ad: the derivative of `scatter-mul` (`x.at[i].multiply(v)`, "
+            "`jax.ops.segment_prod`) with respect to its updates is implemented for "
+            "`unique_indices=True` only, as in JAX: with repeated indices each update's "
+            "derivative is the product of the others written to the same element. Pass "
+            "`unique_indices=True` where the indices are unique, or hold the updates "
+            "constant (`lax.stop_gradient`) and differentiate the operand alone."
+        )
+
+
+@defjvp("scatter-mul")
+def _scatter_mul_jvp(
+    primals, tangents, out, *, dimension_numbers, update_jaxpr, update_consts, **flags
+):
+    """``d(x * prod v) = (dx) * prod v + x * dv`` (the second term for unique indices):
+    ``scatter-mul`` of the operand's tangent by the updates, plus the updates' tangents
+    scattered and multiplied by the operand."""
+    operand, indices, updates = primals
+    t_operand, _, t_updates = tangents
+    if (t_operand is None and t_updates is None) or not _is_float(out):
+        return None
+    flags = _scatter_flags("scatter-mul", update_jaxpr, update_consts, **flags)
+    t_out = None
+    if t_operand is not None:
+        t_out = lax.scatter_mul_p.bind(
+            t_operand,
+            indices,
+            updates,
+            dimension_numbers=dimension_numbers,
+            update_jaxpr=update_jaxpr,
+            update_consts=update_consts,
+            **flags,
+        )
+    if t_updates is None:
+        return t_out
+    _refuse_scatter_mul_updates(flags["unique_indices"])
+    scattered = lax.scatter_add(
+        _zeros_like(operand), indices, t_updates, dimension_numbers, **flags
+    )
+    return _add(t_out, operand * scattered)
+
+
+def _scatter_mul_vjp(
+    ct, primals, out, *, active, dimension_numbers, update_jaxpr, update_consts, **flags
+):
+    """VJP of ``scatter-mul``, the transpose of its JVP: the operand's cotangent is
+    ``scatter-mul`` of the cotangent by the updates; the updates' (if ``active[2]``, unique
+    indices only) is the cotangent times the operand, read back where each was written."""
+    operand, indices, updates = primals
+    if not _is_float(operand):
+        return None, None, None
+    flags = _scatter_flags("scatter-mul", update_jaxpr, update_consts, **flags)
+    ct_operand = None
+    if active[0]:
+        ct_operand = lax.scatter_mul_p.bind(
+            ct,
+            indices,
+            updates,
+            dimension_numbers=dimension_numbers,
+            update_jaxpr=update_jaxpr,
+            update_consts=update_consts,
+            **flags,
+        )
+    if not active[2]:
+        return ct_operand, None, None
+    _refuse_scatter_mul_updates(flags["unique_indices"])
+    ct_updates = _gather_back(
+        ct * operand, indices, np.shape(operand), np.shape(updates), dimension_numbers, **flags
+    )
+    return ct_operand, None, ct_updates
+
+
+@defvjp_higher_order("scatter-mul")
+def _scatter_mul_vjp_given_activity(interpreter, eqn, residuals, primals, outs, active, cts):
+    """``scatter-mul``'s VJP in the form of a higher-order rule, for one thing: it is told
+    which inputs are active, so that holding repeated-index updates constant (JAX's
+    ``x.at[i].multiply(c)``) differentiates, and only differentiating them is refused."""
+    del interpreter, residuals  # no jaxpr to run, nothing kept from the forward sweep
+    return list(_scatter_mul_vjp(cts[0], primals, outs[0], active=active, **eqn.params))
 
 
 __all__: list[str] = []
