@@ -316,9 +316,14 @@ def test_fori_loop_with_float_bounds(dtype):
 
     x = jnp.asarray([0.3, -0.8], dtype)
     assert "while" in str(jax.make_jaxpr(f)(x))  # jaxls differentiates the traced loop
+    # Eagerly both differentiate it without a bound (jax sees concrete bounds, jaxls counts
+    # the iterations); under jit both refuse it, and jaxls names the bound.
+    close(ad.grad(f)(x), jax.grad(f)(x), rtol(dtype))
+    with pytest.raises(ValueError, match="Reverse-mode differentiation does not work"):
+        jax.jit(jax.grad(f))(x)
     with pytest.raises(NotImplementedError, match=r"max_loop_steps=N"):
-        ad.grad(f)(x)
-    g = ad.grad(f, max_loop_steps=3)(x)
+        jax.jit(ad.grad(f))(x)
+    g = jax.jit(ad.grad(f, max_loop_steps=3))(x)
     close(g, jax.grad(f)(x), rtol(dtype))  # jax sees concrete bounds: a scan
     close(g, jax.grad(unrolled)(x), rtol(dtype))
     assert all_nan(ad.grad(f, max_loop_steps=2)(x))
@@ -410,8 +415,9 @@ def test_a_while_loop_in_the_rule_of_a_custom_jvp_function_is_transposed():
     x = jnp.asarray([0.4, -1.1], jnp.float32)
     expected = jax.grad(lambda x: jnp.sum(jnp.sin(x**3)))(x)
     close(ad.grad(f, max_loop_steps=2)(x), expected, rtol(jnp.float32))
+    close(ad.grad(f)(x), expected, rtol(jnp.float32))  # eagerly: counted
     with pytest.raises(NotImplementedError, match="max_loop_steps"):
-        ad.grad(f)(x)
+        jax.jit(ad.grad(f))(x)
     assert all_nan(ad.grad(f, max_loop_steps=1)(x))
 
 
@@ -450,12 +456,27 @@ def test_max_loop_steps_is_checked(call, bad, error):
         CALLS[call](f, jnp.ones(2), bad)
 
 
+# Reverse mode on concrete values (the forward sweep runs eagerly): the trip count is counted.
+EAGER = {"grad", "value_and_grad", "vjp", "jacrev"}
+
+
 @pytest.mark.parametrize("call", sorted(CALLS))
 def test_every_reverse_transform_takes_the_bound_or_refuses_the_loop(call):
+    """Under jit, every reverse transform refuses a while loop without a bound, naming it;
+    eagerly, those whose forward sweep sees concrete values count its iterations (a
+    Hessian's runs under forward mode: traced, refused)."""
     f = lambda x: jnp.sum(
         lax.while_loop(lambda c: c[0] < 2, lambda c: (c[0] + 1, c[1] * c[1]), (0, x))[1]
     )
     x = jnp.asarray([0.5, 1.5], jnp.float32)
     with pytest.raises(NotImplementedError, match=r"while_loop.*max_loop_steps=N"):
-        CALLS[call](f, x, None)
-    CALLS[call](f, x, np.int32(2))  # a NumPy integer is an int
+        jax.jit(lambda x: CALLS[call](f, x, None))(x)
+    bounded = CALLS[call](f, x, np.int32(2))  # a NumPy integer is an int
+    if call in EAGER:
+        counted = CALLS[call](f, x, None)
+        if call == "vjp":  # (out, vjp_fn): compare the outputs and the pullbacks' results
+            counted, bounded = [(out, fn(jnp.ones(()))) for out, fn in (counted, bounded)]
+        jax.tree.map(np.testing.assert_array_equal, counted, bounded)
+    else:
+        with pytest.raises(NotImplementedError, match=r"while_loop.*max_loop_steps=N"):
+            CALLS[call](f, x, None)

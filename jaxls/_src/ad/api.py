@@ -26,9 +26,11 @@ bounded by ``max_loop_steps=N`` (``grad``, ``value_and_grad``, ``vjp``, ``jacrev
 c``) whose tapes are kept, N per loop, and read back by the backward sweep. A loop still
 running after N iterations gets NaN gradients, every cotangent through it, while its
 outputs stay the loop's own (it runs on, untaped): never a silently truncated gradient.
-Without a bound, reverse mode through a while loop is refused, as in jax. A
-``lax.fori_loop`` with traced or array bounds (``fori_loop(jnp.float32(0), ...)``) is a
-while loop once traced, and needs the bound too.
+Without a bound, a loop whose inputs are concrete (the transform called eagerly, outside
+`jax.jit`, `jax.vmap` and forward mode) has its iterations counted first and is reversed
+exactly (jax does as much for a ``lax.fori_loop`` with concrete bounds, which it runs as a
+scan); a traced loop without a bound is refused, as in jax. A ``lax.fori_loop`` with array
+bounds (``fori_loop(jnp.float32(0), ...)``) is a while loop once traced.
 """
 
 from __future__ import annotations

@@ -184,6 +184,12 @@ def custom_jvp_parts(eqn):
     return closed(p["call_jaxpr"]), num_consts, Closed(jvp_jaxpr, list(jvp_consts)), out_zeros
 
 
+def is_concrete(values) -> bool:
+    """Whether no leaf of ``values`` is a tracer: the interpreter runs eagerly, outside
+    `jax.jit`, `jax.vmap` and the forward pass of another transform."""
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(values))
+
+
 def call_name(eqn) -> str:
     """The name of the function a call equation (``jit``, ``custom_jvp_call``) calls, from
     its jaxpr's debug information (``"?"`` without)."""
@@ -278,6 +284,7 @@ __all__ = [
     "cond_branches",
     "custom_jvp_parts",
     "custom_vjp_parts",
+    "is_concrete",
     "is_drop",
     "is_literal",
     "is_symbolic_zero",

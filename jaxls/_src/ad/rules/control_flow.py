@@ -229,13 +229,27 @@ def _while_jvp(interpreter, eqn, primals, tangents):
 
 def _refused():
     raise NotImplementedError(
-        "jaxls.ad: reverse mode through `lax.while_loop` needs a bound on its trip count, "
-        "which is not known in advance (JAX refuses it too). Pass `max_loop_steps=N` to "
-        "`jaxls.ad.grad` (or `value_and_grad`, `vjp`, `jacrev`, `hessian`, `hvp`) to record "
-        "up to N iterations of each loop (its gradients are NaN if it runs longer); or use "
-        "forward mode (`jaxls.ad.jvp`, `jacfwd`), or `lax.scan` / `lax.fori_loop` with "
-        "static bounds."
+        "jaxls.ad: reverse mode through `lax.while_loop` under `jax.jit` (or `vmap`, or inside "
+        "another loop or transform) needs a bound on its trip count, which is not known in "
+        "advance (JAX refuses it too; called eagerly, jaxls counts the iterations first). "
+        "Pass `max_loop_steps=N` to `jaxls.ad.grad` (or `value_and_grad`, `vjp`, `jacrev`, "
+        "`hessian`, `hvp`) to record up to N iterations of each loop (its gradients are NaN "
+        "if it runs longer); or use forward mode (`jaxls.ad.jvp`, `jacfwd`), or `lax.scan` / "
+        "`lax.fori_loop` with static bounds."
     )
+
+
+def _trip_count(interpreter, spec, cond_consts, body_consts, carry) -> int:
+    """How many iterations the loop runs from ``carry`` (concrete values: run it once)."""
+
+    def cond(state):
+        return interpreter.evaluate(spec.cond, [*cond_consts, *state[1]])[0]
+
+    def body(state):
+        return state[0] + 1, interpreter.evaluate(spec.body, [*body_consts, *state[1]])
+
+    count, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), list(carry)))
+    return max(int(count), 1)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -273,8 +287,13 @@ def _while_forward(interpreter, eqn, primals, active):
     act = loop_activity(interpreter, spec.body, b, len(carry), list(active[a:]))
     if not any(act[b:]):  # the carry does not depend on an active value: no derivative
         return jx.bind(eqn, primals), None
-    if interpreter.max_loop_steps is None:
-        _refused()
+    steps = interpreter.max_loop_steps
+    if steps is None:
+        # Eagerly (every value concrete), the trip count is counted first, as jax's
+        # `fori_loop` with concrete bounds is a scan; traced, it needs the user's bound.
+        if not jx.is_concrete(primals):
+            _refused()
+        steps = _trip_count(interpreter, spec, cond_consts, body_consts, carry)
     skip = frozenset(spec.body.jaxpr.invars[:b])
 
     def cond(c):
@@ -290,7 +309,7 @@ def _while_forward(interpreter, eqn, primals, active):
         c, tape = jax.lax.cond(taken, forward, lambda c: (c, blank), c)
         return c, (tape, taken)
 
-    carry, (tapes, taken) = jax.lax.scan(step, list(carry), None, length=interpreter.max_loop_steps)
+    carry, (tapes, taken) = jax.lax.scan(step, list(carry), None, length=steps)
     overflow = cond(carry)
     outs = jx.bind(eqn, [*cond_consts, *body_consts, *carry])
     return outs, WhileTape(tapes, taken, overflow, tuple(act))
