@@ -12,9 +12,14 @@
   benchmarks/README.md). Every test passes under both; ``JAXLS_XLA_DEFAULTS=1 python -m
   pytest`` runs the suite with XLA's default options, as users run, and
   tests/test_x64_global.py's subprocess always does.
+* One persistent compilation cache for the run, shared by the xdist workers and removed at
+  the end (`pytest_configure`): a program that two tests (or two workers) compile alike is
+  compiled once. The executables are the same, so the results are too.
 """
 
 import os
+import shutil
+import tempfile
 
 # Before JAX starts its backend (importing jax does not), and inherited by xdist's workers.
 SUITE_XLA_FLAG = "--xla_cpu_use_fusion_emitters=false"
@@ -66,6 +71,31 @@ def needs_x64(item) -> bool:
         return True
     callspec = getattr(item, "callspec", None)
     return callspec is not None and any(is_64bit(v) for v in callspec.params.values())
+
+
+def pytest_configure(config):
+    """The run's compilation cache: made by the controller (or a run without xdist), which
+    removes it at the end; its workers, started after this, find it in the environment."""
+    if os.environ.get("JAXLS_XLA_DEFAULTS") == "1":
+        return
+    if not hasattr(config, "workerinput"):
+        path = tempfile.mkdtemp(prefix="jaxls-test-compilation-cache-")
+        os.environ["JAXLS_TEST_COMPILATION_CACHE"] = path
+        config.stash[_CACHE] = path
+    path = os.environ.get("JAXLS_TEST_COMPILATION_CACHE")
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+    path = config.stash.get(_CACHE, None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+_CACHE = pytest.StashKey[str]()
 
 
 @pytest.fixture(autouse=True)

@@ -298,3 +298,47 @@ def lbfgs_logistic_fit(search, max_iterations: int, options: tuple = ()):
         )
 
     return jax.jit(jax.vmap(fit))
+
+
+def close(ours, theirs, tol):
+    """Leaf by leaf: the same dtype and shape, values within ``tol`` of each leaf's largest
+    entry (the AD tests' comparison of jaxls with jax)."""
+
+    def check(a, b):
+        assert jnp.result_type(a) == jnp.result_type(b), (jnp.result_type(a), jnp.result_type(b))
+        assert np.shape(a) == np.shape(b), (np.shape(a), np.shape(b))
+        wide = (
+            np.complex128 if jnp.issubdtype(jnp.result_type(b), jnp.complexfloating) else np.float64
+        )
+        a, b = np.asarray(a, wide), np.asarray(b, wide)
+        scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale)
+
+    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
+    jax.tree.map(check, ours, theirs)
+
+
+def random_like(tree, seed):
+    """Standard normal NumPy values shaped and typed like the leaves of ``tree`` (arrays or
+    `jax.ShapeDtypeStruct`): drawn on the host, so that no jitted function compiles a
+    random number generator (which made up a third of the AD contract's compile time)."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(
+        lambda x: np.asarray(rng.standard_normal(np.shape(x)), jnp.result_type(x.dtype)), tree
+    )
+
+
+def sgd_losses(grad, loss, params, batches, learning_rate):
+    """The losses of plain gradient descent on ``loss(params, *batch)``, one jitted step per
+    batch, with gradients from ``grad`` (`jaxls.ad.grad` or `jax.grad`)."""
+
+    @jax.jit
+    def step(params, *batch):
+        g = grad(loss)(params, *batch)
+        return jax.tree.map(lambda p, d: p - learning_rate * d, params, g), loss(params, *batch)
+
+    losses = []
+    for batch in batches:
+        params, value = step(params, *batch)
+        losses.append(float(value))
+    return np.array(losses)

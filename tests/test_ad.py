@@ -31,6 +31,7 @@ import jaxls.ad as ad
 from jaxls._src.ad import jaxpr as jx
 from jaxls._src.ad.registry import HigherOrderJVP, HigherOrderVJP, jvp_rules, vjp_rules
 from tests import ad_zoo
+from tests.helpers import close, random_like
 from tests.helpers import primitive_names as primitives
 
 F32, F64, BF16, F16 = jnp.float32, jnp.float64, jnp.bfloat16, jnp.float16
@@ -58,30 +59,6 @@ def zoo(dtype) -> dict[str, ad_zoo.Case]:
     """The zoo's cases with data of ``dtype`` (made in the test that first asks, so float64
     data are made with x64 enabled; cached: the data are the same for every test)."""
     return {c.name: c for c in ad_zoo.cases(dtype)}
-
-
-def close(ours, theirs, tol):
-    """Leaf by leaf, dtypes equal, values within ``tol`` of each leaf's largest entry."""
-
-    def check(a, b):
-        assert jnp.result_type(a) == jnp.result_type(b), (jnp.result_type(a), jnp.result_type(b))
-        wide = np.complex128 if jnp.issubdtype(jnp.result_type(b), jnp.complexfloating) else F64
-        a, b = np.asarray(a, wide), np.asarray(b, wide)
-        scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale)
-
-    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
-    jax.tree.map(check, ours, theirs)
-
-
-def random_like(tree, seed):
-    """Standard normal NumPy values shaped and typed like the leaves of ``tree`` (arrays or
-    `jax.ShapeDtypeStruct`): drawn on the host, so that no jitted function compiles a
-    random number generator (which made up a third of the contract's compile time)."""
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(
-        lambda x: np.asarray(rng.standard_normal(np.shape(x)), jnp.result_type(x.dtype)), tree
-    )
 
 
 def vdot64(a, b) -> float:
@@ -298,15 +275,17 @@ def test_custom_vjp_uses_the_authors_bwd_and_forward_mode_refuses():
         ad.jvp(case.f, case.args, case.args)
 
 
-def test_while_loop_forward_mode_and_reverse_mode_refuses():
+def test_while_loop_forward_mode_and_traced_reverse_mode_needs_a_bound():
+    """Forward mode as jax; reverse mode under jit needs `max_loop_steps` (jax refuses it
+    outright; tests/test_ad_while.py has the rest)."""
     f = lambda x: lax.while_loop(
         lambda c: c[0] < 4, lambda c: (c[0] + 1, jnp.sin(c[1]) * c[1]), (0, x)
     )[1]
     x = jnp.array([0.3, 1.2])
     close(ad.jvp(f, (x,), (jnp.ones(2),)), jax.jvp(f, (x,), (jnp.ones(2),)), rtol(F32))
     close(ad.jacfwd(f)(x), jax.jacfwd(f)(x), rtol(F32))
-    with pytest.raises(NotImplementedError, match="while_loop"):
-        ad.grad(lambda x: jnp.sum(f(x)))(x)
+    with pytest.raises(NotImplementedError, match=r"while_loop.*max_loop_steps"):
+        jax.jit(ad.grad(lambda x: jnp.sum(f(x))))(x)
 
 
 def test_unsupported_primitive_names_itself_and_the_fallback():

@@ -15,6 +15,7 @@ import pytest
 
 import jaxls.ad as ad
 from tests.ad_zoo import fast_jit
+from tests.helpers import sgd_losses
 
 F32, F64 = np.float32, np.float64
 RTOL = {F32: 2e-5, F64: 1e-11}
@@ -86,17 +87,7 @@ def test_spectral_layer_trained_with_jaxls_grad_equals_jax_grad():
     target = jnp.asarray(np.roll(np.asarray(u), 3, axis=1), F32)  # learn a shift
     params = {"w_re": jnp.ones(8, F32), "w_im": jnp.zeros(8, F32), "a": jnp.asarray(0.1, F32)}
     loss = lambda p: jnp.mean((spectral_layer(p, u) - target) ** 2)
-
-    def train(grad):
-        step = jax.jit(
-            lambda p: (jax.tree.map(lambda a, g: a - 0.5 * g, p, grad(loss)(p)), loss(p))
-        )
-        losses, p = [], params
-        for _ in range(15):
-            p, value = step(p)
-            losses.append(float(value))
-        return np.array(losses)
-
-    ours, theirs = train(ad.grad), train(jax.grad)
+    batches = [()] * 15
+    ours, theirs = (sgd_losses(g, loss, params, batches, 0.5) for g in (ad.grad, jax.grad))
     np.testing.assert_allclose(ours, theirs, rtol=1e-4)
     assert ours[-1] < 0.5 * ours[0]

@@ -23,7 +23,7 @@ from jax.ad_checkpoint import checkpoint_name
 import jaxls.ad as ad
 from jaxls._src.ad.registry import jvp_rules, vjp_rules
 from tests.ad_zoo import fast_jit
-from tests.helpers import primitive_names
+from tests.helpers import primitive_names, sgd_losses
 from tests.test_ad_rules_linalg import check_rules
 
 F32, F64 = np.float32, np.float64
@@ -264,19 +264,8 @@ def test_cnn_trained_with_jaxls_grad_equals_jax_grad():
     params = init_cnn(jax.random.key(0))
     images, labels = synthetic_images()
 
-    def train(grad):
-        @jax.jit
-        def step(params):
-            loss, g = cnn_loss(params, images, labels), grad(cnn_loss)(params, images, labels)
-            return jax.tree.map(lambda p, d: p - 0.1 * d, params, g), loss
-
-        losses, p = [], params
-        for _ in range(10):
-            p, loss = step(p)
-            losses.append(float(loss))
-        return np.array(losses)
-
-    ours, theirs = train(ad.grad), train(jax.grad)
+    batches = [(images, labels)] * 10
+    ours, theirs = (sgd_losses(g, cnn_loss, params, batches, 0.1) for g in (ad.grad, jax.grad))
     np.testing.assert_allclose(ours, theirs, rtol=1e-4)
     assert ours[-1] < 0.8 * ours[0]
 
@@ -371,19 +360,9 @@ def test_transformer_trained_with_jaxls_grad_equals_jax_grad():
     to float32 rounding and fall; the dropout masks are the same (constants in both)."""
     params, tokens = init_transformer(jax.random.key(0)), counting_sequences()
 
-    def train(grad):
-        @jax.jit
-        def step(params, key):
-            loss = transformer_loss(params, tokens, key)
-            g = grad(transformer_loss)(params, tokens, key)
-            return jax.tree.map(lambda p, d: p - 0.3 * d, params, g), loss
-
-        losses, p = [], params
-        for key in jax.random.split(jax.random.key(2), 10):
-            p, loss = step(p, key)
-            losses.append(float(loss))
-        return np.array(losses)
-
-    ours, theirs = train(ad.grad), train(jax.grad)
+    batches = [(tokens, key) for key in jax.random.split(jax.random.key(2), 10)]
+    ours, theirs = (
+        sgd_losses(g, transformer_loss, params, batches, 0.3) for g in (ad.grad, jax.grad)
+    )
     np.testing.assert_allclose(ours, theirs, rtol=1e-4)
     assert ours[-1] < 0.8 * ours[0]

@@ -40,6 +40,23 @@ def linear_jvp(primitive):
     return jvp
 
 
+def bilinear_jvp(primitive):
+    """JVP of a primitive bilinear in its two operands (``dot_general``,
+    ``conv_general_dilated``): ``p(t_lhs, rhs) + p(lhs, t_rhs)``, a term per tangent."""
+
+    def jvp(primals, tangents, out, **params):
+        (lhs, rhs), (t_lhs, t_rhs) = primals, tangents
+        result = None
+        if t_lhs is not None:
+            result = primitive.bind(t_lhs, rhs, **params)
+        if t_rhs is not None:
+            term = primitive.bind(lhs, t_rhs, **params)
+            result = term if result is None else result + term
+        return result
+
+    return jvp
+
+
 def jointly_linear_jvp(primitive):
     """JVP of a primitive linear in all its operands together (``concatenate``, ``stack``,
     ``pad`` with its padding value): the primitive applied to the tangents, zeros for
@@ -74,6 +91,7 @@ def gather_to_scatter_dnums(dnums: lax.GatherDimensionNumbers) -> lax.ScatterDim
 
 
 __all__ = [
+    "bilinear_jvp",
     "gather_to_scatter_dnums",
     "index_dtype",
     "jointly_linear_jvp",

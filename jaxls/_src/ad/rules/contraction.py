@@ -14,6 +14,7 @@ from jax import lax
 
 from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import is_float as _is_float
+from jaxls._src.ad.rules.common import bilinear_jvp as _bilinear_jvp
 from jaxls._src.ad.rules.common import to_dtype as _to_dtype
 from jaxls._src.ad.registry import defjvp, defvjp
 
@@ -46,17 +47,7 @@ def _dot_general_transpose(ct, x, y, x_is_lhs, dimension_numbers, precision, pre
     return _to_dtype(lax.transpose(product, tuple(np.argsort(layout))), _dtype(x))
 
 
-@defjvp("dot_general")
-def _dot_general_jvp(primals, tangents, out, **params):
-    lhs, rhs = primals
-    t_lhs, t_rhs = tangents
-    result = None
-    if t_lhs is not None:
-        result = lax.dot_general_p.bind(t_lhs, rhs, **params)
-    if t_rhs is not None:
-        term = lax.dot_general_p.bind(lhs, t_rhs, **params)
-        result = term if result is None else result + term
-    return result
+defjvp("dot_general")(_bilinear_jvp(lax.dot_general_p))
 
 
 @defvjp("dot_general")

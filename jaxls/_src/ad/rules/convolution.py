@@ -35,6 +35,7 @@ from jax import lax
 from jaxls._src.ad.registry import defjvp, defvjp
 from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import is_float as _is_float
+from jaxls._src.ad.rules.common import bilinear_jvp as _bilinear_jvp
 from jaxls._src.ad.rules.common import to_dtype as _to_dtype
 
 
@@ -69,17 +70,7 @@ def _conv(lhs, rhs, dn, *, strides, padding, lhs_dilation, rhs_dilation, groups,
     )
 
 
-@defjvp("conv_general_dilated")
-def _conv_jvp(primals, tangents, out, **params):
-    lhs, rhs = primals
-    t_lhs, t_rhs = tangents
-    result = None
-    if t_lhs is not None:
-        result = lax.conv_general_dilated_p.bind(t_lhs, rhs, **params)
-    if t_rhs is not None:
-        term = lax.conv_general_dilated_p.bind(lhs, t_rhs, **params)
-        result = term if result is None else result + term
-    return result
+defjvp("conv_general_dilated")(_bilinear_jvp(lax.conv_general_dilated_p))
 
 
 def _dimensions(lhs, rhs, ct, dn, strides, padding, lhs_dilation, rhs_dilation):

@@ -27,13 +27,11 @@ from jax import lax
 from jaxls._src.ad.registry import defjvp, defvjp
 from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import is_float as _is_float
+from jaxls._src.ad.rules.common import linear_jvp as _linear_jvp
 from jaxls._src.ad.rules.common import to_dtype as _to_dtype
 
 
-@defjvp("fft")
-def _fft_jvp(primals, tangents, out, *, fft_type, fft_lengths):
-    (t,) = tangents
-    return None if t is None else lax.fft(t, fft_type, fft_lengths)
+defjvp("fft")(_linear_jvp(lax.fft_p))
 
 
 @defvjp("fft")

@@ -35,12 +35,10 @@ from jaxls._src.ad.registry import defjvp, defvjp
 from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import is_float as _is_float
 from jaxls._src.ad.registry import zeros_like as _zeros_like
+from jaxls._src.ad.rules.common import linear_jvp as _linear_jvp
 
 
-@defjvp("reduce_window_sum")
-def _reduce_window_sum_jvp(primals, tangents, out, **params):
-    (t,) = tangents
-    return None if t is None else lax.reduce_window_sum_p.bind(t, **params)
+defjvp("reduce_window_sum")(_linear_jvp(lax.reduce_window_sum_p))
 
 
 @defvjp("reduce_window_sum")
