@@ -894,3 +894,20 @@ def test_rules_emit_differentiable_primitives(name, dtype):
     complex_data = dtype == C128 or name == "eig"  # eig's outputs are complex
     allowed = ALLOWED if complex_data else ALLOWED - {"conj", "real"}
     assert names <= allowed, names - allowed
+
+
+def test_eigh_with_repeated_eigenvalues_as_jax():
+    """Eigenvalues exactly 1, 1, 2: the eigenvalues' derivatives are those of jax (even
+    weighted unevenly across the repeated pair); the eigenvectors' are undefined there, NaN
+    where jax's are, never a finite guess. (A rotated copy rounds the pair apart.)"""
+    a = jnp.diag(jnp.array([1.0, 1.0, 2.0], F32))
+    weights = jnp.arange(3.0)
+    values = lambda a: jnp.sum(jnp.linalg.eigvalsh(a) * weights)
+    squares = lambda a: jnp.sum(jnp.linalg.eigh(a)[0] ** 2)
+    vectors = lambda a: jnp.sum(jnp.linalg.eigh(a)[1] ** 2 * weights[None, :])
+    for f in (values, squares):
+        np.testing.assert_allclose(_ad.grad(f)(a), jax.grad(f)(a), rtol=1e-5, atol=1e-5)
+    theirs, ours = jax.grad(vectors)(a), _ad.grad(vectors)(a)
+    assert np.any(np.isnan(theirs))
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)  # NaN where both are
