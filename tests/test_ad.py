@@ -503,6 +503,16 @@ def test_trace_of_the_lecture_example():
     assert "sqrt" in str(g) and "w1 -> v1" in g.to_dot()
 
 
+def test_trace_through_a_while_loop_and_of_python_control_flow():
+    """The graph's adjoints through a while loop (counted eagerly) are jax's gradient of the
+    unrolled loop; a Python branch on a traced value is refused naming `trace`."""
+    loop = lambda x: lax.while_loop(lambda c: c[1] < 10.0, lambda c: (c[0] + 1, c[1] * 2.0), (0, x))
+    g = ad.trace(lambda x: loop(x)[1], 1.0)
+    assert float(g.nodes[0].adjoint) == 16.0  # x 2^4: four doublings from 1
+    with pytest.raises(ad.TracedControlFlowError, match=r"jaxls\.ad\.trace traces `fun`"):
+        ad.trace(lambda x: jnp.sin(x) if x > 0 else jnp.cos(x), 1.0)
+
+
 def test_trace_of_a_function_with_an_integer_input():
     """An integer input gets no tangent (and no adjoint), as in the transforms."""
     g = ad.trace(lambda x, n: x * n, 2.0, 3)

@@ -312,7 +312,7 @@ _ARGNUMS_CALLS = frozenset({"grad", "value_and_grad", "jacrev", "jacfwd", "hessi
 
 
 @contextlib.contextmanager
-def _traced_values(call: str) -> Iterator[None]:
+def traced_values(call: str) -> Iterator[None]:
     """Re-raise a concretization error from tracing ``fun`` or running its custom rules as
     a `TracedControlFlowError` that names the call, the limitation and the fixes."""
     try:
@@ -409,7 +409,7 @@ def _jvp(call, fun, primals: tuple, tangents: tuple, has_aux=False, int_zeros=Fa
         )
     labelled_p = [x for i, p in enumerate(primals) for x in _leaves(call, "primal", i, p)]
     labelled_t = [x for i, t in enumerate(tangents) for x in _leaves(call, "tangent", i, t)]
-    with _traced_values(call):
+    with traced_values(call):
         c, _, out_tree = jx.make_jaxpr(fun, *primals, call=call)
         flat_p = _primals(c, [p for _, p in labelled_p])
         flat_t = [
@@ -532,7 +532,7 @@ def _vjp(
     """`vjp` after its argument checks. ``float0=False``: integer primals get zeros of their
     own dtype (jax's ``jacrev(allow_int=True)`` does so)."""
     leaves = [x for i, p in enumerate(primals) for _, x in _leaves(call, "argument", i, p)]
-    with _traced_values(call):
+    with traced_values(call):
         c, in_tree, out_tree = jx.make_jaxpr(fun, *primals, call=call)
         flat_p = _primals(c, leaves)
         active = [_is_float(_dtype(p)) for p in flat_p]
@@ -577,7 +577,7 @@ class _Pullback:
             self._cotangent(f"cotangent{keystr(path)}", x, shape, dtype)
             for (path, x), (shape, dtype) in zip(labelled, self.outs, strict=True)
         ]
-        with _traced_values(self.call):  # a custom_vjp's bwd runs here
+        with traced_values(self.call):  # a custom_vjp's bwd runs here
             cts = backward_sweep(self.c, tape, flat_ct + [None] * self.num_aux)
         cts = [
             self._zero(shape, dtype) if x is None else x

@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxls._src.ad import jaxpr as jx
 from jaxls._src.ad.forward import jvp_closed
+from jaxls._src.ad.api import traced_values
 from jaxls._src.ad.reverse import backward_sweep, forward_sweep
 from jaxls._src.results import PyTree
 
@@ -104,7 +105,8 @@ def trace(
         raise TypeError(
             f"jaxls.ad.trace: `fun` must be callable, got {f!r} (a {type(f).__name__})."
         )
-    c, _, _ = jx.make_jaxpr(f, *args)
+    with traced_values("trace"):
+        c, _, _ = jx.make_jaxpr(f, *args)
     flat, flat_t = _seeds(c, args, tangents)
     names = _name_inputs(f, c)
     nodes = [
