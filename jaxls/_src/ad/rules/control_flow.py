@@ -15,7 +15,9 @@ derivative is ordinary JAX again.
   (its condition true) recording its tape, then the loop itself from where they stopped
   (the outputs are the loop's own). A reverse scan reads the tapes back. A loop still
   running after ``N`` iterations gets NaN adjoints, for every input the loop carries or
-  its body reads: never a gradient silently truncated. Without a bound it is refused.
+  its body reads: never a gradient silently truncated. Without a bound, a loop whose
+  inputs are concrete (the transform called eagerly) has its iterations counted first and
+  that count is the bound; a traced loop without one is refused.
 """
 
 from __future__ import annotations
