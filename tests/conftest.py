@@ -73,6 +73,9 @@ def needs_x64(item) -> bool:
     return callspec is not None and any(is_64bit(v) for v in callspec.params.values())
 
 
+_CACHE = pytest.StashKey[str]()  # the run's cache directory, on the controller's config
+
+
 def pytest_configure(config):
     """The run's compilation cache: made by the controller (or a run without xdist), which
     removes it at the end; its workers, started after this, find it in the environment."""
@@ -93,9 +96,6 @@ def pytest_unconfigure(config):
     path = config.stash.get(_CACHE, None)
     if path is not None:
         shutil.rmtree(path, ignore_errors=True)
-
-
-_CACHE = pytest.StashKey[str]()
 
 
 @pytest.fixture(autouse=True)

@@ -59,13 +59,6 @@ def slack(*values) -> float:
     return 8 * float(np.finfo(np.float32).eps) * max(1.0, *map(abs, map(float, values)))
 
 
-def reference_of(name, state, value):
-    """The value the rule's Armijo test compared against: ``f(x)`` or Zhang-Hager's ``C``."""
-    if name == "stochastic_armijo" or not np.isfinite(float(state.reference)):
-        return float(value)
-    return max(float(state.reference), float(value))
-
-
 # ---------------------------------------------------------------- SLS against NumPy
 
 
