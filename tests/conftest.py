@@ -12,9 +12,10 @@
   benchmarks/README.md). Every test passes under both; ``JAXLS_XLA_DEFAULTS=1 python -m
   pytest`` runs the suite with XLA's default options, as users run, and
   tests/test_x64_global.py's subprocess always does.
-* One persistent compilation cache for the run, shared by the xdist workers and removed at
-  the end (`pytest_configure`): a program that two tests (or two workers) compile alike is
-  compiled once. The executables are the same, so the results are too.
+* A persistent compilation cache per xdist worker for the run, removed at the end
+  (`pytest_configure`): a program that two tests of a worker compile alike (the same HLO
+  from different closures) is compiled once. The executables are the same, so the results
+  are too.
 """
 
 import os
@@ -77,8 +78,10 @@ _CACHE = pytest.StashKey[str]()  # the run's cache directory, on the controller'
 
 
 def pytest_configure(config):
-    """The run's compilation cache: made by the controller (or a run without xdist), which
-    removes it at the end; its workers, started after this, find it in the environment."""
+    """The run's compilation caches: a directory made by the controller (or a run without
+    xdist), which removes it at the end; each worker, started after this, finds it in the
+    environment and keeps its own cache below it (a cache shared by two processes was read
+    while the other wrote it: a truncated entry)."""
     if os.environ.get("JAXLS_XLA_DEFAULTS") == "1":
         return
     if not hasattr(config, "workerinput"):
@@ -87,7 +90,8 @@ def pytest_configure(config):
         config.stash[_CACHE] = path
     path = os.environ.get("JAXLS_TEST_COMPILATION_CACHE")
     if path:
-        jax.config.update("jax_compilation_cache_dir", path)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        jax.config.update("jax_compilation_cache_dir", os.path.join(path, worker))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
