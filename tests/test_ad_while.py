@@ -1,10 +1,14 @@
-"""Reverse mode through `lax.while_loop`, bounded by ``max_loop_steps`` (jax refuses it).
+"""Reverse mode through `lax.while_loop`, bounded by ``max_loop_steps`` (jax refuses it),
+the tapes of its iterations stored or recomputed by recursive checkpointing
+(``loop_checkpoints``).
 
 Oracles, independent of the code under test: `jax.grad` of the same loop written with a
 static trip count (``lax.fori_loop(0, k, ...)``, which jax runs as a ``scan``), and of the
 loop unrolled in Python (a Python ``while`` where jax.grad runs it eagerly); for Newton's
 iteration, the implicit function theorem. The trip count ``k`` is counted by running the
-loop on concrete values.
+loop on concrete values. What checkpointing saves and what it costs are counted in the
+traced program: the bytes of the residuals and of XLA's temporary buffers, and the
+evaluations of the body.
 """
 
 from __future__ import annotations
@@ -219,6 +223,7 @@ def test_past_the_bound_the_hessian_and_jacobian_are_nan_too():
     w = loop.point(jnp.float32)["w"]
     f = lambda x: while_fun(loop)({"w": w, "x": x})
     assert all_nan(ad.hessian(f, max_loop_steps=3)(p))
+    assert all_nan(ad.hessian(f, max_loop_steps=3, loop_checkpoints=2)(p))
     assert all_nan(ad.hvp(f, p, jnp.ones(3), max_loop_steps=3))
     vector = lambda x: jnp.stack([f(x), 2 * f(x)])
     assert all_nan(ad.jacrev(vector, max_loop_steps=3)(p))
@@ -227,7 +232,8 @@ def test_past_the_bound_the_hessian_and_jacobian_are_nan_too():
 # --- vmap: members that stop at different counts --------------------------------------------
 
 
-def test_vmap_members_stop_at_different_counts():
+@pytest.mark.parametrize("checkpoints", [None, 2], ids=["stored", "bisection"])
+def test_vmap_members_stop_at_different_counts(checkpoints):
     loop = LOOPS[IDS.index("geometric")]
     p0 = loop.point(jnp.float32)
     starts = jnp.asarray([0.7, 2.0, 5.0, 9.5, 12.0], jnp.float32)  # 12.0: no iteration at all
@@ -236,13 +242,15 @@ def test_vmap_members_stop_at_different_counts():
     counts = [trips(loop, m) for m in members]
     assert len(set(counts)) >= 4 and min(counts) == 0
     f = while_fun(loop)
-    grads = fast_jit(jax.vmap(ad.grad(f, max_loop_steps=max(counts))))(batch)
+    options = {"loop_checkpoints": checkpoints}
+    grads = fast_jit(jax.vmap(ad.grad(f, max_loop_steps=max(counts), **options)))(batch)
     for i, m in enumerate(members):
         expected = jax.grad(unrolled_fun(loop, counts[i]))(m)
         close(jax.tree.map(lambda v, i=i: v[i], grads), expected, rtol(jnp.float32))
     # A bound between the counts: NaN for the members that run longer, exact for the others.
     bound = sorted(counts)[2]
-    values, grads = fast_jit(jax.vmap(ad.value_and_grad(f, max_loop_steps=bound)))(batch)
+    vg = ad.value_and_grad(f, max_loop_steps=bound, **options)
+    values, grads = fast_jit(jax.vmap(vg))(batch)
     np.testing.assert_allclose(values, jax.vmap(f)(batch), rtol=1e-6)
     for i, m in enumerate(members):
         got = jax.tree.map(lambda v, i=i: v[i], grads)
@@ -284,9 +292,13 @@ def test_hessian_and_hvp_through_a_while_loop(dtype):
     loop_f = lambda x: while_fun(loop)({"w": w, "x": x})
     fori_f = lambda x: fori_fun(loop, 4)({"w": w, "x": x})
     unrolled_f = lambda x: unrolled_fun(loop, 4)({"w": w, "x": x})
-    h = fast_jit(ad.hessian(loop_f, max_loop_steps=6))(x)
+    hessians = lambda x: [
+        ad.hessian(loop_f, max_loop_steps=6, loop_checkpoints=c)(x) for c in (None, 2)
+    ]
+    h, h_checkpointed = fast_jit(hessians)(x)
     close(h, jax.hessian(fori_f)(x), rtol(dtype))
     close(h, jax.hessian(unrolled_f)(x), rtol(dtype))
+    close(h_checkpointed, h, rtol(dtype))
     v = jnp.asarray([1.0, -0.5, 2.0], dtype)
     close(ad.hvp(loop_f, x, v, max_loop_steps=4), h @ v, rtol(dtype))
 
@@ -415,10 +427,132 @@ def test_a_while_loop_in_the_rule_of_a_custom_jvp_function_is_transposed():
     x = jnp.asarray([0.4, -1.1], jnp.float32)
     expected = jax.grad(lambda x: jnp.sum(jnp.sin(x**3)))(x)
     close(ad.grad(f, max_loop_steps=2)(x), expected, rtol(jnp.float32))
+    close(ad.grad(f, max_loop_steps=5, loop_checkpoints=2)(x), expected, rtol(jnp.float32))
     close(ad.grad(f)(x), expected, rtol(jnp.float32))  # eagerly: counted
     with pytest.raises(NotImplementedError, match="max_loop_steps"):
         jax.jit(ad.grad(f))(x)
     assert all_nan(ad.grad(f, max_loop_steps=1)(x))
+
+
+# --- recursive checkpointing: loop_checkpoints=k --------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("loop", LOOPS, ids=IDS)
+def test_checkpointed_gradients_equal_the_stored_ones_and_the_oracles(loop, dtype):
+    """Bisection and ``k = 3`` with a bound 3 past the trip count (guarded iterations
+    skipped at every level of the recursion, and past the bound in the last segments), and
+    a bound 1 short of it (NaN), one program; the stored tapes' gradient in it too."""
+    p = loop.point(dtype)
+    k = trips(loop, p)
+    f = while_fun(loop)
+
+    def results(p):
+        stored = ad.value_and_grad(f, max_loop_steps=k + 3)(p)
+        checkpointed = [
+            ad.value_and_grad(f, max_loop_steps=k + 3, loop_checkpoints=c)(p) for c in (2, 3)
+        ]
+        short = ad.grad(f, max_loop_steps=k - 1, loop_checkpoints=2)(p)
+        return stored, checkpointed, short
+
+    stored, checkpointed, short = fast_jit(results)(p)
+    expected = jax.grad(unrolled_fun(loop, k))(p)
+    for value, g in checkpointed:
+        np.testing.assert_allclose(value, stored[0], rtol=rtol(dtype) / 100)
+        assert all(x.dtype == dtype for x in jax.tree.leaves(g))
+        close(g, stored[1], rtol(dtype))
+        close(g, expected, rtol(dtype))
+        close(g, jax.grad(fori_fun(loop, k))(p), rtol(dtype))
+    assert all_nan({key: v for key, v in short.items() if key != "limit"})
+
+
+def test_checkpointed_eagerly_without_a_bound_counts_the_iterations():
+    loop = LOOPS[IDS.index("geometric")]
+    p = loop.point(jnp.float32)
+    g = ad.grad(while_fun(loop), loop_checkpoints=2)(p)  # counted: 2^(L-1) < k <= 2^L
+    close(g, jax.grad(unrolled_fun(loop, trips(loop, p)))(p), rtol(jnp.float32))
+    with pytest.raises(NotImplementedError, match=r"max_loop_steps=N"):
+        jax.jit(ad.grad(while_fun(loop), loop_checkpoints=2))(p)
+
+
+@pytest.mark.parametrize("name", ["nested", "in_scan"])
+def test_checkpointed_loops_nested_and_inside_a_scan(name):
+    f = functools.partial(COMPOSITES[name], JAX)
+    p = jnp.asarray([1.4, 0.6], jnp.float32)
+    grads = lambda p: [ad.grad(f, max_loop_steps=n, loop_checkpoints=2)(p) for n in (8, 1)]
+    g, short = fast_jit(grads)(p)
+    close(g, jax.grad(functools.partial(COMPOSITES[name], PYTHON))(p), rtol(jnp.float32))
+    assert all_nan(short)
+
+
+def _rnn(x, steps):
+    """A loop of ``steps`` iterations of an RNN-like body on a 64-vector."""
+    body = lambda c: (c[0] + 1, jnp.tanh(c[1]) * 0.9 + 0.1 * jnp.sin(c[1]))
+    return jnp.sum(lax.while_loop(lambda c: c[0] < steps, body, (0, x))[1] ** 2)
+
+
+def _bytes(tree) -> int:
+    return sum(int(np.prod(leaf.shape)) * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
+
+
+def test_checkpointing_stores_logarithmically_many_bytes():
+    """16 times the iterations: the stored tapes take 16 times the bytes, the checkpoints
+    (bisection) the same; XLA's temporary buffers for the whole gradient grow 16 times and
+    about 1.4 times (one level of the recursion per doubling)."""
+    x = jnp.ones(64, jnp.float32)
+
+    def residuals(steps, checkpoints):  # what the forward sweep keeps for the backward
+        f = functools.partial(_rnn, steps=steps)
+        pullback = lambda x: ad.vjp(f, x, max_loop_steps=steps, loop_checkpoints=checkpoints)[1]
+        return _bytes(jax.eval_shape(pullback, x))
+
+    def temporaries(steps, checkpoints):
+        grad = ad.grad(_rnn, max_loop_steps=steps, loop_checkpoints=checkpoints)
+        compiled = fast_jit(grad, static_argnums=1).lower(x, steps).compile()
+        return compiled.memory_analysis().temp_size_in_bytes
+
+    stored = [residuals(n, None) for n in (64, 1024)]
+    checkpointed = [residuals(n, 2) for n in (64, 1024)]
+    assert 15 < stored[1] / stored[0] < 17
+    assert checkpointed[1] == checkpointed[0] < stored[0] / 20
+    stored = [temporaries(n, None) for n in (64, 1024)]
+    checkpointed = [temporaries(n, 2) for n in (64, 1024)]
+    assert stored[1] / stored[0] > 12
+    assert checkpointed[1] / checkpointed[0] < 2
+    assert checkpointed[1] < stored[1] / 20
+
+
+def _evaluations(jaxpr, primitive: str) -> int:
+    """How many times ``primitive`` runs in ``jaxpr`` if every `lax.cond` takes its costlier
+    branch: the equations, those in a scan's body times its length (a while loop's body
+    counts for none: the loop the forward sweep ends with runs no iteration below the
+    bound)."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name == primitive:
+            total += 1
+        elif name == "scan":
+            total += eqn.params["length"] * _evaluations(eqn.params["jaxpr"].jaxpr, primitive)
+        elif name == "cond":
+            total += max(_evaluations(b.jaxpr, primitive) for b in eqn.params["branches"])
+        elif name != "while":
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                total += _evaluations(sub, primitive)
+    return total
+
+
+@pytest.mark.parametrize(("checkpoints", "levels"), [(None, 1), (2, 6), (4, 3), (8, 2)])
+def test_checkpointing_evaluates_each_iteration_at_most_once_per_level(checkpoints, levels):
+    """64 iterations taken: the body's ``sin`` runs 64 times in the stored mode, and with
+    ``k`` checkpoints per level ``64 (2 + (L - 2)(k - 1) / k)`` times (the forward sweep,
+    ``L - 2`` levels that recompute all of their segments but the last, the last level);
+    its adjoint, ``cos``, 64 times in both."""
+    grad = ad.grad(_rnn, max_loop_steps=64, loop_checkpoints=checkpoints)
+    jaxpr = jax.make_jaxpr(grad, static_argnums=1)(jnp.ones(3), 64).jaxpr
+    expected = 64 if levels == 1 else 64 * (2 + (levels - 2) * (checkpoints - 1) / checkpoints)
+    assert _evaluations(jaxpr, "sin") == expected <= 64 * levels
+    assert _evaluations(jaxpr, "cos") == 64
 
 
 # --- what needs no bound, and what is refused -----------------------------------------------
@@ -435,12 +569,12 @@ def test_forward_mode_and_a_loop_whose_carry_is_not_differentiated_need_no_bound
 
 
 CALLS = {
-    "grad": lambda f, x, n: ad.grad(f, max_loop_steps=n)(x),
-    "value_and_grad": lambda f, x, n: ad.value_and_grad(f, max_loop_steps=n)(x),
-    "vjp": lambda f, x, n: ad.vjp(f, x, max_loop_steps=n),
-    "jacrev": lambda f, x, n: ad.jacrev(f, max_loop_steps=n)(x),
-    "hessian": lambda f, x, n: ad.hessian(f, max_loop_steps=n)(x),
-    "hvp": lambda f, x, n: ad.hvp(f, x, x, max_loop_steps=n),
+    "grad": lambda f, x, n, **kw: ad.grad(f, max_loop_steps=n, **kw)(x),
+    "value_and_grad": lambda f, x, n, **kw: ad.value_and_grad(f, max_loop_steps=n, **kw)(x),
+    "vjp": lambda f, x, n, **kw: ad.vjp(f, x, max_loop_steps=n, **kw),
+    "jacrev": lambda f, x, n, **kw: ad.jacrev(f, max_loop_steps=n, **kw)(x),
+    "hessian": lambda f, x, n, **kw: ad.hessian(f, max_loop_steps=n, **kw)(x),
+    "hvp": lambda f, x, n, **kw: ad.hvp(f, x, x, max_loop_steps=n, **kw),
 }
 
 
@@ -454,6 +588,15 @@ def test_max_loop_steps_is_checked(call, bad, error):
     match = rf"jaxls\.ad\.{call}\(max_loop_steps={bad!r}\): `max_loop_steps` must be"
     with pytest.raises(error, match=match):
         CALLS[call](f, jnp.ones(2), bad)
+
+
+@pytest.mark.parametrize(("bad", "error"), [(1, ValueError), (2.5, TypeError), (True, TypeError)])
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_loop_checkpoints_is_checked(call, bad, error):
+    f = lambda x: jnp.sum(jnp.sin(x))
+    match = rf"jaxls\.ad\.{call}\(loop_checkpoints={bad!r}\): `loop_checkpoints` must be"
+    with pytest.raises(error, match=match):
+        CALLS[call](f, jnp.ones(2), 4, loop_checkpoints=bad)
 
 
 # Reverse mode on concrete values (the forward sweep runs eagerly): the trip count is counted.

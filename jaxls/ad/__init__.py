@@ -19,11 +19,17 @@ differentiated, so Python control flow on the values of its differentiated input
 (a `jax.errors.ConcretizationTypeError`) naming the call and the fixes (``lax.cond``,
 ``jnp.where``, or leaving the argument out of ``argnums``).
 
+What reverse mode stores between its two sweeps (each rule keeps only what it reads; a
+``checkpoint``'s policy, jax's, decides what is recomputed) is listed by
+``saved_residuals``, as ``jax.ad_checkpoint.print_saved_residuals`` lists jax's.
+
 One extension jax does not have: reverse mode through ``lax.while_loop`` (jax issue 4106)
 with ``max_loop_steps=N`` (``grad``, ``value_and_grad``, ``vjp``, ``jacrev``, ``hessian``,
 ``hvp``): each loop runs as N guarded iterations whose values are kept. A loop still
 running after N iterations makes the gradient NaN (its value stays the loop's own); without
-the option such a loop is refused, as in jax.
+the option such a loop is refused, as in jax. With ``loop_checkpoints=k`` too, the
+iterations are recomputed from ``O(k log_k N)`` stored carries instead (recursive
+checkpointing; ``k = 2``: bisection), each evaluated at most ``ceil(log_k N)`` times.
 """
 
 from jaxls._src.ad.api import (
@@ -40,6 +46,7 @@ from jaxls._src.ad.api import (
 )
 from jaxls._src.ad.finite_diff import check_grads, finite_difference_grad
 from jaxls._src.ad.graph import Graph, Node, trace
+from jaxls._src.ad.residuals import Residual, Residuals, print_saved_residuals, saved_residuals
 from jaxls._src.ad.jaxpr import check_version as _check_version
 
 _check_version()
@@ -47,6 +54,8 @@ _check_version()
 __all__ = [
     "Graph",
     "Node",
+    "Residual",
+    "Residuals",
     "TracedControlFlowError",
     "check_grads",
     "checkpoint",
@@ -57,6 +66,8 @@ __all__ = [
     "jacfwd",
     "jacrev",
     "jvp",
+    "print_saved_residuals",
+    "saved_residuals",
     "trace",
     "value_and_grad",
     "vjp",

@@ -30,7 +30,10 @@ Without a bound, a loop whose inputs are concrete (the transform called eagerly,
 `jax.jit`, `jax.vmap` and forward mode) has its iterations counted first and is reversed
 exactly (jax does as much for a ``lax.fori_loop`` with concrete bounds, which it runs as a
 scan); a traced loop without a bound is refused, as in jax. A ``lax.fori_loop`` with array
-bounds (``fori_loop(jnp.float32(0), ...)``) is a while loop once traced.
+bounds (``fori_loop(jnp.float32(0), ...)``) is a while loop once traced. With
+``loop_checkpoints=k`` the tapes are not kept but recomputed, by recursive checkpointing:
+memory ``O(k log_k N)`` instead of ``O(N)``, each iteration evaluated up to ``log_k N``
+times instead of once (see `value_and_grad`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from jax.tree_util import keystr
 
 from jaxls._src.ad import jaxpr as jx
 from jaxls._src.ad.forward import jvp_closed
+from jaxls._src.ad.registry import LoopBound
 from jaxls._src.ad.reverse import backward_sweep, forward_sweep
 from jaxls._src.results import PyTree
 
@@ -131,6 +135,39 @@ def _check_max_loop_steps(call: str, value) -> int | None:
             f"{fix}."
         )
     return steps
+
+
+def _check_loop_checkpoints(call: str, value) -> int | None:
+    """None, or an int of at least 2: the checkpoints per level of a while loop's recursion."""
+    if value is None:
+        return None
+    fix = (
+        "the carries reverse mode keeps per level of its recursive checkpointing of each "
+        "`lax.while_loop` (2: bisection, the least memory), or None to keep the tape of "
+        "every iteration"
+    )
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
+        checkpoints = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"jaxls.ad.{call}(loop_checkpoints={value!r}): `loop_checkpoints` must be an int "
+            f"of at least 2, {fix}."
+        ) from None
+    if checkpoints < 2:
+        raise ValueError(
+            f"jaxls.ad.{call}(loop_checkpoints={value!r}): `loop_checkpoints` must be at "
+            f"least 2: {fix}."
+        )
+    return checkpoints
+
+
+def _loop_bound(max_loop_steps: int | None, loop_checkpoints: int | None):
+    """What the forward sweep is given for ``while`` loops: the bound, with the checkpoints."""
+    if loop_checkpoints is None:
+        return max_loop_steps
+    return LoopBound(max_loop_steps, loop_checkpoints)
 
 
 def _check_argnums(call: str, argnums) -> tuple[int, ...]:
@@ -483,7 +520,11 @@ def _zero_tangent(out, int_zeros: bool):
 
 
 def vjp(
-    fun: Callable, *primals: PyTree, has_aux: bool = False, max_loop_steps: int | None = None
+    fun: Callable,
+    *primals: PyTree,
+    has_aux: bool = False,
+    max_loop_steps: int | None = None,
+    loop_checkpoints: int | None = None,
 ) -> tuple[Any, ...]:
     r"""Reverse mode: ``(fun(*primals), vjp_fn)`` with ``vjp_fn(ct) = ct . J``, like `jax.vjp`.
 
@@ -501,10 +542,13 @@ def vjp(
       has_aux: ``fun`` returns ``(out, aux)``; the result is then ``(out, vjp_fn, aux)``.
       max_loop_steps: the most iterations of each `lax.while_loop` in ``fun`` that reverse
         mode records (see `value_and_grad`); None refuses while loops, as jax does.
+      loop_checkpoints: None keeps the tape of every iteration of a while loop; an int
+        ``k >= 2`` recomputes them by recursive checkpointing (see `value_and_grad`).
 
     Raises:
       TypeError, ValueError: an argument that is not a JAX type, a ``max_loop_steps``
-        that is not a positive int; from ``vjp_fn``, a cotangent of the wrong structure,
+        that is not a positive int, a ``loop_checkpoints`` that is not an int of at least
+        2; from ``vjp_fn``, a cotangent of the wrong structure,
         shape or kind (`ValueError`, as jax; naming it).
       NotImplementedError: a while loop without ``max_loop_steps``.
       TracedControlFlowError: Python control flow on a primal's value (see the module).
@@ -518,7 +562,8 @@ def vjp(
     _check_fun("vjp", fun)
     has_aux = _check_flag("vjp", "has_aux", has_aux)
     steps = _check_max_loop_steps("vjp", max_loop_steps)
-    return _vjp("vjp", fun, primals, has_aux, max_loop_steps=steps)
+    checkpoints = _check_loop_checkpoints("vjp", loop_checkpoints)
+    return _vjp("vjp", fun, primals, has_aux, max_loop_steps=_loop_bound(steps, checkpoints))
 
 
 def _vjp(
@@ -527,7 +572,7 @@ def _vjp(
     primals: tuple,
     has_aux: bool,
     float0: bool = True,
-    max_loop_steps: int | None = None,
+    max_loop_steps: int | LoopBound | None = None,
 ):
     """`vjp` after its argument checks. ``float0=False``: integer primals get zeros of their
     own dtype (jax's ``jacrev(allow_int=True)`` does so)."""
@@ -646,6 +691,7 @@ def value_and_grad(
     allow_int: bool = False,
     *,
     max_loop_steps: int | None = None,
+    loop_checkpoints: int | None = None,
 ) -> Callable:
     r"""``(fun(x), grad fun(x))`` by reverse mode, like `jax.value_and_grad`.
 
@@ -665,12 +711,30 @@ def value_and_grad(
         loop still running after** ``max_loop_steps`` **iterations makes the gradient
         NaN** (every derivative that passes through the loop; test it with `jnp.isnan`);
         the value stays the loop's own. Under `jax.vmap`, per member.
+      loop_checkpoints: how reverse mode keeps what a `lax.while_loop` computed. None (the
+        default): the tape of each of its (up to ``max_loop_steps``) iterations, ``N``
+        tapes. An int ``k >= 2``: recursive checkpointing, the same gradients in less
+        memory for more time: the ``N`` iterations are split into at most ``k`` segments
+        whose starting carries alone are kept; the backward sweep takes the segments last
+        first, recomputes each from its carry and splits it in turn, down to segments of
+        ``k`` iterations, whose tapes it records and reverses. For ``N > k`` that is ``L =
+        ceil(log_k N)`` levels: at most ``(L - 1) k`` carries and ``k`` tapes held at once
+        (``k`` carries between the two sweeps) instead of ``N`` tapes, and each iteration
+        evaluated at most ``L`` times instead of once (every level but the last recomputes
+        all of its segments but the last). ``k = 2`` is recursive bisection,
+        ``O(log N)`` memory for ``O(N log N)`` evaluations; ``k`` near ``sqrt(N)`` keeps
+        ``O(sqrt N)`` for one evaluation more. A uniform schedule, not the binomial one of
+        Revolve (optimal for a given number of checkpoints; Griewank and Walther,
+        *Evaluating Derivatives*, 2nd ed., SIAM 2008, chapter 12). ``N`` is rounded up to
+        ``n k^(L-1)`` guarded iterations, those past ``N`` skipped (evaluated and
+        discarded under `jax.vmap`, as `lax.cond` there runs both branches).
 
     Raises:
       TypeError, ValueError: as jax does (an integer input without ``allow_int``, a float0
         input, a complex output without ``holomorphic``, a non-scalar or integer output,
-        bad ``argnums``), and a ``max_loop_steps`` that is not a positive int, each naming
-        the call, the argument and the fix.
+        bad ``argnums``), a ``max_loop_steps`` that is not a positive int and a
+        ``loop_checkpoints`` that is not an int of at least 2, each naming the call, the
+        argument and the fix.
       NotImplementedError: a `lax.while_loop` on the way of a derivative without
         ``max_loop_steps``.
       TracedControlFlowError: Python control flow on the value of a differentiated
@@ -695,9 +759,18 @@ def value_and_grad(
       2.0 0.25
       >>> print(jaxls.ad.grad(root, max_loop_steps=3)(4.0))  # it takes 4 iterations
       nan
+      >>> print(jaxls.ad.grad(root, max_loop_steps=20, loop_checkpoints=2)(4.0))  # bisection
+      0.25
     """
     return _value_and_grad(
-        "value_and_grad", fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps
+        "value_and_grad",
+        fun,
+        argnums,
+        has_aux,
+        holomorphic,
+        allow_int,
+        max_loop_steps,
+        loop_checkpoints,
     )
 
 
@@ -709,11 +782,18 @@ class _Config(NamedTuple):
     holomorphic: bool
     allow_int: bool
     single: bool  # argnums is an int: results for one argument, not a tuple
-    max_loop_steps: int | None  # reverse mode: the bound on while loops
+    max_loop_steps: int | LoopBound | None  # reverse mode: the bound on while loops
 
 
 def _configure(
-    call, fun, argnums, has_aux, holomorphic, allow_int=False, max_loop_steps=None
+    call,
+    fun,
+    argnums,
+    has_aux,
+    holomorphic,
+    allow_int=False,
+    max_loop_steps=None,
+    loop_checkpoints=None,
 ) -> _Config:
     _check_fun(call, fun)
     return _Config(
@@ -722,7 +802,10 @@ def _configure(
         _check_flag(call, "holomorphic", holomorphic),
         _check_flag(call, "allow_int", allow_int),
         not isinstance(argnums, (tuple, list)),
-        _check_max_loop_steps(call, max_loop_steps),
+        _loop_bound(
+            _check_max_loop_steps(call, max_loop_steps),
+            _check_loop_checkpoints(call, loop_checkpoints),
+        ),
     )
 
 
@@ -743,8 +826,12 @@ def _arguments(call, config: _Config, fun, argnums, args, kwargs, *, real, int_z
     return g, diff
 
 
-def _value_and_grad(call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps=None):
-    config = _configure(call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps)
+def _value_and_grad(
+    call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps=None, loop_checkpoints=None
+):
+    config = _configure(
+        call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps, loop_checkpoints
+    )
 
     def value_and_grad_fun(*args, **kwargs):
         g, diff = _arguments(call, config, fun, argnums, args, kwargs, real=False)
@@ -766,12 +853,14 @@ def grad(
     allow_int: bool = False,
     *,
     max_loop_steps: int | None = None,
+    loop_checkpoints: int | None = None,
 ) -> Callable:
     r"""The gradient of a real scalar function by reverse mode, like `jax.grad`.
 
     Arguments as `value_and_grad` (``max_loop_steps``: reverse mode through
-    `lax.while_loop`, NaN gradients for a loop that runs longer); with ``has_aux`` the
-    result is ``(grad, aux)``.
+    `lax.while_loop`, NaN gradients for a loop that runs longer; ``loop_checkpoints``: its
+    iterations recomputed by recursive checkpointing); with ``has_aux`` the result is
+    ``(grad, aux)``.
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -780,13 +869,24 @@ def grad(
       >>> print(round(float(dw1), 5), round(float(dw2), 5))
       3.17145 0.87931
     """
-    return _grad("grad", fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps)
+    return _grad(
+        "grad", fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps, loop_checkpoints
+    )
 
 
 def _grad(
-    call, fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False, max_loop_steps=None
+    call,
+    fun,
+    argnums=0,
+    has_aux=False,
+    holomorphic=False,
+    allow_int=False,
+    max_loop_steps=None,
+    loop_checkpoints=None,
 ):
-    vg = _value_and_grad(call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps)
+    vg = _value_and_grad(
+        call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps, loop_checkpoints
+    )
 
     def grad_fun(*args, **kwargs):
         value, g = vg(*args, **kwargs)
@@ -873,6 +973,7 @@ def jacrev(
     allow_int: bool = False,
     *,
     max_loop_steps: int | None = None,
+    loop_checkpoints: int | None = None,
 ) -> Callable:
     r"""The Jacobian by reverse mode, one VJP per output coordinate (vmapped), like
     `jax.jacrev`.
@@ -884,8 +985,8 @@ def jacrev(
     parameter pytree costs no concatenation; a function with a single output gets one VJP
     without a `vmap` over a batch of one. Keyword arguments of the returned function are
     passed to ``fun``; with ``has_aux`` the result is ``(jacobian, aux)``.
-    ``max_loop_steps``: reverse mode through `lax.while_loop`, as in `value_and_grad` (the
-    rows through a loop that runs longer are NaN).
+    ``max_loop_steps``, ``loop_checkpoints``: reverse mode through `lax.while_loop`, as in
+    `value_and_grad` (the rows through a loop that runs longer are NaN).
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -893,11 +994,17 @@ def jacrev(
       [[0. 4.]
        [2. 0.]]
     """
-    return _jacrev("jacrev", fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps)
+    return _jacrev(
+        "jacrev", fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps, loop_checkpoints
+    )
 
 
-def _jacrev(call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps=None):
-    config = _configure(call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps)
+def _jacrev(
+    call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps=None, loop_checkpoints=None
+):
+    config = _configure(
+        call, fun, argnums, has_aux, holomorphic, allow_int, max_loop_steps, loop_checkpoints
+    )
     has_aux, holomorphic, single = config.has_aux, config.holomorphic, config.single
 
     def jac_fun(*args, **kwargs):
@@ -936,11 +1043,12 @@ def hessian(
     holomorphic: bool = False,
     *,
     max_loop_steps: int | None = None,
+    loop_checkpoints: int | None = None,
 ) -> Callable:
     r"""The Hessian, forward over reverse: ``jacfwd(jacrev(fun))``, like `jax.hessian`.
 
-    ``max_loop_steps``: reverse mode through `lax.while_loop`, as in `value_and_grad` (NaN
-    where a loop runs longer).
+    ``max_loop_steps``, ``loop_checkpoints``: reverse mode through `lax.while_loop`, as in
+    `value_and_grad` (NaN where a loop runs longer).
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -948,16 +1056,25 @@ def hessian(
       [[4. 2.]
        [2. 0.]]
     """
-    inner = _jacrev("hessian", fun, argnums, has_aux, holomorphic, False, max_loop_steps)
+    inner = _jacrev(
+        "hessian", fun, argnums, has_aux, holomorphic, False, max_loop_steps, loop_checkpoints
+    )
     return _jacfwd("hessian", inner, argnums, has_aux, holomorphic)
 
 
-def hvp(fun: Callable, x: PyTree, v: PyTree, *, max_loop_steps: int | None = None) -> PyTree:
+def hvp(
+    fun: Callable,
+    x: PyTree,
+    v: PyTree,
+    *,
+    max_loop_steps: int | None = None,
+    loop_checkpoints: int | None = None,
+) -> PyTree:
     r"""The Hessian-vector product ``H(x) v`` of a real scalar ``fun``, forward over
     reverse: one JVP of the gradient, never the Hessian itself. ``v`` is like ``x``; an
     integer direction (a basis vector ``jnp.array([1, 0])``) is cast to ``x``'s dtype.
-    ``max_loop_steps``: reverse mode through `lax.while_loop`, as in `value_and_grad` (NaN
-    where a loop runs longer).
+    ``max_loop_steps``, ``loop_checkpoints``: reverse mode through `lax.while_loop`, as in
+    `value_and_grad` (NaN where a loop runs longer).
 
     Example:
       >>> import jax.numpy as jnp, jaxls.ad
@@ -965,20 +1082,82 @@ def hvp(fun: Callable, x: PyTree, v: PyTree, *, max_loop_steps: int | None = Non
       >>> print(jaxls.ad.hvp(f, jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0])))
       [4. 2.]
     """
-    gradient = _grad("hvp", fun, max_loop_steps=max_loop_steps)
+    gradient = _grad("hvp", fun, max_loop_steps=max_loop_steps, loop_checkpoints=loop_checkpoints)
     return _jvp("hvp", gradient, (x,), (v,), integers=True)[1]
 
 
-def checkpoint(fun: Callable, **kwargs: Any) -> Callable:
-    """Mark ``fun`` to be recomputed, not stored, by reverse mode (cuts memory for time).
+def checkpoint(
+    fun: Callable,
+    *,
+    prevent_cse: bool = True,
+    policy: Callable[..., Any] | None = None,
+    static_argnums: int | tuple[int, ...] = (),
+) -> Callable:
+    """Mark ``fun`` to be recomputed, not stored, by reverse mode (cuts memory for time),
+    like `jax.checkpoint`.
 
-    The forward sweep keeps only ``fun``'s inputs; the backward sweep re-runs ``fun``
-    (behind an optimisation barrier so XLA does not merge the two runs) and then its
-    backward sweep. The marking is `jax.checkpoint`'s (``remat``) equation, so ``kwargs``
-    (``policy``, ``prevent_cse``) are jax's; no JAX derivative rule is used.
+    Reverse mode keeps, of what ``fun``'s backward sweep needs, only what ``policy`` saves,
+    and the inputs it needs; the backward sweep recomputes the rest from them (behind an
+    optimisation barrier, so that XLA does not merge the two runs), reusing the saved
+    values, then runs ``fun``'s backward sweep. The policies are jax's
+    (`jax.checkpoint_policies`), asked as jax asks them, ``policy(primitive, *avals_in,
+    **params)`` for each equation of ``fun``: ``nothing_saveable`` (the default: keep the
+    inputs alone), ``dots_saveable`` and ``dots_with_no_batch_dims_saveable`` (keep the
+    results of matrix products and convolutions), ``save_only_these_names(...)`` and
+    ``save_any_names_but_these(...)`` (keep values named with
+    `jax.ad_checkpoint.checkpoint_name`), ``everything_saveable`` (keep what reverse mode
+    keeps without a checkpoint), ``save_from_both_policies``, or a function of your own.
+    The offloading policies (``offload_dot_with_no_batch_dims``,
+    ``save_and_offload_only_these_names``) are refused when differentiated: jaxls does not
+    move values to host memory. The policy is asked about the equations of ``fun`` itself:
+    a ``jit`` call, ``scan`` or loop in it is kept or recomputed whole (jax asks about the
+    equations inside too). `saved_residuals` shows what a policy keeps. The marking is
+    `jax.checkpoint`'s (``remat``) equation, made with these arguments; no JAX derivative
+    rule is used.
+
+    Args:
+      fun: the function to recompute.
+      prevent_cse: as in `jax.checkpoint` (jaxls's recomputation is behind a barrier
+        either way).
+      policy: which values of ``fun`` to keep rather than recompute (None: none, as jax).
+      static_argnums: as in `jax.checkpoint`.
+
+    Raises:
+      TypeError: ``fun`` or ``policy`` not callable.
+
+    Example:
+      ``sin(h) * cos(h)`` with ``h = x @ w``: without a checkpoint the tape keeps ``w``,
+      ``x``, ``h``, ``sin(h)``, ``cos(h)``; with ``dots_saveable``, ``w``, ``x`` and ``h``;
+      with the default policy, ``w`` and ``x``:
+
+      >>> import jax, jax.numpy as jnp, jaxls.ad
+      >>> def block(w, x):
+      ...     h = x @ w
+      ...     return jnp.sin(h) * jnp.cos(h)
+      >>> def loss(policy):
+      ...     if policy == "none":
+      ...         return lambda w, x: jnp.sum(block(w, x))
+      ...     return lambda w, x: jnp.sum(jaxls.ad.checkpoint(block, policy=policy)(w, x))
+      >>> w, x = jnp.ones((4, 4)), jnp.ones((2, 4))
+      >>> for policy in ("none", jax.checkpoint_policies.dots_saveable, None):
+      ...     print(jaxls.ad.saved_residuals(loss(policy), w, x).total_bytes)
+      192
+      128
+      96
+      >>> g = jaxls.ad.grad(loss(jax.checkpoint_policies.dots_saveable))(w, x)
+      >>> bool(jnp.allclose(g, jax.grad(loss("none"))(w, x)))
+      True
     """
     _check_fun("checkpoint", fun)
-    return jax.checkpoint(fun, **kwargs)
+    if policy is not None and not callable(policy):
+        raise TypeError(
+            f"jaxls.ad.checkpoint(policy={policy!r}): `policy` must be None or callable, one "
+            "of `jax.checkpoint_policies` (`dots_saveable`, `save_only_these_names('h')`) or "
+            "a function `policy(primitive, *avals, **params) -> bool` of your own."
+        )
+    return jax.checkpoint(
+        fun, prevent_cse=prevent_cse, policy=policy, static_argnums=static_argnums
+    )
 
 
 __all__ = [

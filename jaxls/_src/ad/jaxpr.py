@@ -16,6 +16,7 @@ import warnings
 import jax
 import jax.extend as jex
 import jax.numpy as jnp
+import numpy as np
 
 SUPPORTED = ((0, 10), (0, 11))  # CI runs 0.10.x; 0.11.x has the same jaxpr structure
 
@@ -260,6 +261,51 @@ def bind_transposed_linear_solve(eqn, groups, rhs) -> list | None:
     return list(eqn.primitive.bind(*vecmat, *matvec, *transpose_solve, *solve, *rhs, **params))
 
 
+def remat_policy(eqn):
+    """The policy of a ``remat`` (`jax.checkpoint`) equation; jax's default, which saves
+    nothing, for none."""
+    policy = eqn.params.get("policy")
+    return jax.checkpoint_policies.nothing_saveable if policy is None else policy
+
+
+def policy_saves(policy, eqn) -> bool:
+    """Whether a `jax.checkpoint` policy saves the outputs of ``eqn``, asked as jax asks it,
+    ``policy(primitive, *avals_in, **params)``. It answers a bool, or jax's ``Saveable`` /
+    ``Recompute``; an ``Offloadable`` (to host memory) is refused: jaxls does not offload."""
+    from jax._src.interpreters import partial_eval as pe
+
+    answer = policy(eqn.primitive, *[aval(a) for a in eqn.invars], **eqn.params)
+    if isinstance(answer, (bool, np.bool_)):
+        return bool(answer)
+    if isinstance(answer, pe.SaveableType):
+        return True
+    if isinstance(answer, pe.RecomputeType):
+        return False
+    if isinstance(answer, pe.Offloadable):
+        raise NotImplementedError(
+            f"jaxls.ad.checkpoint: the policy {policy!r} offloads the output of `{name(eqn)}` "
+            "to host memory (`Offloadable`), which jaxls does not implement. Use a policy "
+            "that saves or recomputes it instead (`save_only_these_names`, `dots_saveable`)."
+        )
+    raise TypeError(
+        f"jaxls.ad.checkpoint: the policy {policy!r} returned {answer!r} for `{name(eqn)}`; a "
+        "policy returns a bool, or `Saveable` / `Recompute` (as jax asks)."
+    )
+
+
+def source_summary(eqn) -> str:
+    """Where the equation was traced from, as jax's ``print_saved_residuals`` names it
+    (``file.py:12:4 (fun)``)."""
+    from jax._src import source_info_util
+
+    return source_info_util.summarize(eqn.source_info)
+
+
+def sub_jaxprs(eqn) -> list:
+    """The jaxprs an equation's parameters hold (open ones: ``.jaxpr`` of closed ones)."""
+    return list(jex.core.jaxprs_in_params(eqn.params))
+
+
 def optimization_barrier(values):
     """Keep XLA from merging a recomputation with the original (used by `checkpoint`)."""
     return jax.lax.optimization_barrier(values)
@@ -291,6 +337,10 @@ __all__ = [
     "linear_solve_spec",
     "literal_value",
     "make_jaxpr",
+    "policy_saves",
+    "remat_policy",
     "scan_spec",
+    "source_summary",
+    "sub_jaxprs",
     "while_spec",
 ]

@@ -7,8 +7,14 @@ or `registry.ReverseInterpreter`) and runs the callee through it.
 
 * ``jit``: forward mode interprets the callee inline; reverse mode keeps the callee's tape
   as the call's residuals.
-* ``remat``: reverse mode keeps only the inputs and recomputes the callee's forward sweep
-  (behind an optimisation barrier) before its backward sweep.
+* ``remat``: reverse mode keeps what the equation's policy (`jax.checkpoint_policies`) saves
+  of what the callee's backward sweep needs, and the inputs it needs (by default, with
+  nothing saveable, the inputs alone); before its backward sweep it recomputes the rest
+  from them (behind an optimisation barrier), as jax does: each value the policy saves is
+  read back, not recomputed. The policy is asked about the callee's own equations: a call,
+  scan or loop among them is kept (its outputs and residuals) or recomputed whole, where
+  jax asks about the equations inside it too. An ``Offloadable`` answer of a policy (host
+  offloading) is refused.
 * ``custom_jvp_call``: the author's JVP; reverse mode transposes it (it is linear in the
   tangents) by a reverse sweep over it with the primals held fixed. In the linear part of
   a rule so transposed, a ``custom_jvp_call`` (the function applied to a tangent, as in
@@ -20,10 +26,12 @@ or `registry.ReverseInterpreter`) and runs the callee through it.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from jaxls._src.ad import jaxpr as jx
-from jaxls._src.ad.registry import defjvp_higher_order, defvjp_higher_order, instantiate
+from jaxls._src.ad.registry import INPUTS, NOTHING, defjvp_higher_order, defvjp_higher_order
+from jaxls._src.ad.registry import instantiate
 
 # ---------------------------------------------------------------------------------------
 # jit and remat.
@@ -39,19 +47,27 @@ def _call_forward(interpreter, eqn, primals, active):
     return interpreter.forward(jx.call_body(eqn), primals, active)
 
 
-@defvjp_higher_order(*jx.CALLS, forward=_call_forward)
-@defvjp_higher_order(*jx.CUSTOM_JVP, forward=_call_forward, linear=True)
+@defvjp_higher_order(*jx.CALLS, forward=_call_forward, reads=NOTHING)
+@defvjp_higher_order(*jx.CUSTOM_JVP, forward=_call_forward, linear=True, reads=NOTHING)
 def _call_vjp(interpreter, eqn, tape, primals, outs, active, cts):
     return interpreter.backward(jx.call_body(eqn), tape, cts)
 
 
-@defvjp_higher_order(*jx.REMAT)
-def _remat_vjp(interpreter, eqn, residuals, primals, outs, active, cts):
-    """The callee's forward sweep again, from its inputs (behind a barrier, so that XLA does
-    not merge it with the original), then its backward sweep."""
-    body = jx.call_body(eqn)
-    _, recomputed = interpreter.forward(body, jx.optimization_barrier(primals), active)
-    return interpreter.backward(body, recomputed, cts)
+def _remat_forward(interpreter, eqn, primals, active):
+    """The callee's forward sweep, keeping of what its backward sweep needs only what the
+    equation's policy saves, and the inputs it needs (`reverse.checkpoint_plan`)."""
+    return interpreter.forward(jx.call_body(eqn), primals, active, policy=jx.remat_policy(eqn))
+
+
+@defvjp_higher_order(*jx.REMAT, forward=_remat_forward, reads=NOTHING)
+def _remat_vjp(interpreter, eqn, saved, primals, outs, active, cts):
+    """The rest of the callee's forward sweep, recomputed from what was saved (behind a
+    barrier, so that XLA does not merge it with the original), then its backward sweep."""
+    body, policy = jx.call_body(eqn), jx.remat_policy(eqn)
+    if jax.tree.leaves(saved):
+        saved = jx.optimization_barrier(saved)
+    _, tape = interpreter.forward(body, primals, active, policy=policy, saved=saved)
+    return interpreter.backward(body, tape, cts)
 
 
 # ---------------------------------------------------------------------------------------
@@ -104,7 +120,7 @@ def _custom_jvp_jvp(interpreter, eqn, primals, tangents):
     return outs, touts
 
 
-@defvjp_higher_order(*jx.CUSTOM_JVP)
+@defvjp_higher_order(*jx.CUSTOM_JVP, reads=INPUTS)
 def _custom_jvp_vjp(interpreter, eqn, residuals, primals, outs, active, cts):
     """The author's JVP is linear in the tangents: its adjoint, by a reverse sweep over it
     with the primals held fixed, is the VJP (jaxls transposes it itself)."""
@@ -141,7 +157,7 @@ def _custom_vjp_forward(interpreter, eqn, primals, active):
     return res_and_outs[num_res_out:], residuals
 
 
-@defvjp_higher_order(*jx.CUSTOM_VJP, forward=_custom_vjp_forward)
+@defvjp_higher_order(*jx.CUSTOM_VJP, forward=_custom_vjp_forward, reads=NOTHING)
 def _custom_vjp_vjp(interpreter, eqn, residuals, primals, outs, active, cts):
     """The author's ``bwd`` on the residuals of ``fwd``."""
     _, num_consts, _, _, _, bwd = jx.custom_vjp_parts(eqn)

@@ -16,7 +16,7 @@ from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import is_float as _is_float
 from jaxls._src.ad.rules.common import bilinear_jvp as _bilinear_jvp
 from jaxls._src.ad.rules.common import to_dtype as _to_dtype
-from jaxls._src.ad.registry import defjvp, defvjp
+from jaxls._src.ad.registry import defjvp, defvjp, others
 
 
 def _remaining(ndim, *taken):
@@ -50,16 +50,29 @@ def _dot_general_transpose(ct, x, y, x_is_lhs, dimension_numbers, precision, pre
 defjvp("dot_general")(_bilinear_jvp(lax.dot_general_p))
 
 
-@defvjp("dot_general")
+@defvjp("dot_general", reads=others)
 def _dot_general_vjp(
-    ct, primals, out, *, dimension_numbers, precision=None, preferred_element_type=None, **_
+    ct,
+    primals,
+    out,
+    *,
+    dimension_numbers,
+    precision=None,
+    preferred_element_type=None,
+    active=(True, True),
+    **_,
 ):
+    """The cotangent of each active operand, a contraction with the other (the one the tape
+    keeps: ``reads=others``)."""
     lhs, rhs = primals
     common = dict(
         dimension_numbers=dimension_numbers, precision=precision, preferred=preferred_element_type
     )
-    ct_lhs = _dot_general_transpose(ct, lhs, rhs, True, **common) if _is_float(lhs) else None
-    ct_rhs = _dot_general_transpose(ct, rhs, lhs, False, **common) if _is_float(rhs) else None
+    ct_lhs, ct_rhs = None, None
+    if active[0] and _is_float(lhs):
+        ct_lhs = _dot_general_transpose(ct, lhs, rhs, True, **common)
+    if active[1] and _is_float(rhs):
+        ct_rhs = _dot_general_transpose(ct, rhs, lhs, False, **common)
     return ct_lhs, ct_rhs
 
 

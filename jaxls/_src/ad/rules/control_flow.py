@@ -17,10 +17,24 @@ derivative is ordinary JAX again.
   running after ``N`` iterations gets NaN adjoints, for every input the loop carries or
   its body reads: never a gradient silently truncated. Without a bound, a loop whose
   inputs are concrete (the transform called eagerly) has its iterations counted first and
-  that count is the bound; a traced loop without one is refused.
+  that count is the bound; a traced loop without one is refused. With ``k`` checkpoints
+  (``loop_checkpoints=``), the tapes are recomputed instead of stored, by recursive
+  checkpointing (`checkpoint_plan`): the forward sweep keeps only the carries where each
+  of at most ``k`` segments of the ``N`` iterations starts, and the backward sweep, segment
+  by segment, last first, recomputes the carries where its own ``k`` segments start, down
+  to segments of ``k`` iterations whose tapes it records and reverses: nested scans, one
+  level per factor ``k`` of ``N``, so ``O(k log_k N)`` carries and ``k`` tapes held, and
+  each iteration evaluated at most ``ceil(log_k N)`` times (``k = 2``: recursive
+  bisection). The iterations taken are the first ``trips`` (a skipped iteration leaves the
+  carry, hence the condition, as it is), so recomputations test ``i < trips``, not the
+  condition.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -254,6 +268,141 @@ def _trip_count(interpreter, spec, cond_consts, body_consts, carry) -> int:
     return max(int(count), 1)
 
 
+def checkpoint_plan(steps: int, checkpoints: int | None) -> tuple[int, ...]:
+    """The recursion of checkpointed reverse mode through ``steps`` guarded iterations: how
+    many segments each level splits its own into, ``(n, k, ..., k)`` for ``k =
+    checkpoints``: ``L`` levels, ``k^(L-1) < steps <= n k^(L-1)``, ``2 <= n <= k``; a
+    segment of the last level is one iteration. One level, ``(steps,)``, stores the tape
+    of every iteration: without checkpoints, or if ``steps <= k``.
+
+    >>> checkpoint_plan(1000, 2)  # bisection: 2^10 >= 1000 iterations, 10 levels
+    (2, 2, 2, 2, 2, 2, 2, 2, 2, 2)
+    >>> checkpoint_plan(1000, 32), checkpoint_plan(600, 32), checkpoint_plan(5, 8)
+    ((32, 32), (19, 32), (5,))
+    """
+    if checkpoints is None or steps <= checkpoints:
+        return (steps,)
+    size, levels = checkpoints, 2  # size = k^(levels - 1): the iterations of a segment
+    while size * checkpoints < steps:
+        size, levels = size * checkpoints, levels + 1
+    return (-(-steps // size),) + (checkpoints,) * (levels - 1)
+
+
+class _Body(NamedTuple):
+    """One iteration of a ``while`` loop as reverse mode runs it (closures over the loop's
+    constants and the activity of the body's inputs)."""
+
+    cond: Callable  # cond(c) -> bool: the loop's condition
+    evaluate: Callable  # evaluate(c) -> c: the body, untaped
+    forward: Callable  # forward(c) -> (c, tape): the body's forward sweep
+    backward: Callable  # backward(ct_c, tape) -> (ct_consts, ct_c): its backward sweep
+    no_cts: list  # zero adjoints of the body's constants (None where inactive)
+
+
+def _body(interpreter, spec: jx.WhileSpec, primals, act: list[bool]) -> _Body:
+    a, b = spec.cond_nconsts, spec.body_nconsts
+    cond_consts, body_consts, carry = primals[:a], primals[a : a + b], primals[a + b :]
+    skip = frozenset(spec.body.jaxpr.invars[:b])  # loop-invariant: given to the backward sweep
+    given = dict(zip(spec.body.jaxpr.invars[:b], body_consts, strict=True))
+
+    def backward(ct_c, tape):
+        cts_in = interpreter.backward(spec.body, tape, ct_c, given)
+        return float_cts(body_consts, cts_in[:b], act[:b]), float_cts(carry, cts_in[b:], act[b:])
+
+    return _Body(
+        cond=lambda c: interpreter.evaluate(spec.cond, [*cond_consts, *c])[0],
+        evaluate=lambda c: interpreter.evaluate(spec.body, [*body_consts, *c]),
+        forward=lambda c: interpreter.forward(spec.body, [*body_consts, *c], act, skip),
+        backward=backward,
+        no_cts=float_cts(body_consts, [None] * b, act[:b]),
+    )
+
+
+def _blank(tree):
+    """Zeros shaped like the leaves of ``tree`` (of `jax.ShapeDtypeStruct`)."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)
+
+
+def _iterations(n: int, first=0, stride: int = 1):
+    """The indices ``first + stride * j`` (int32) of ``n`` guarded iterations."""
+    return first + stride * jnp.arange(n, dtype=jnp.int32)
+
+
+def _accumulate(acc, cts):
+    return [None if x is None else add(x, y) for x, y in zip(acc, cts, strict=True)]
+
+
+def _tape_iterations(body: _Body, carry, taken_of, index):
+    """Guarded iterations ``c = body(c) if taken else c`` at ``index`` (``taken =
+    taken_of(c, i)``), each taken one recording its tape (blank where skipped):
+    ``(carry, (tapes, taken))``."""
+    blank = _blank(jax.eval_shape(body.forward, list(carry))[1])
+
+    def step(c, i):
+        taken = taken_of(c, i)
+        c, tape = jax.lax.cond(taken, body.forward, lambda c: (c, blank), c)
+        return c, (tape, taken)
+
+    return jax.lax.scan(step, list(carry), index)
+
+
+def _reverse_tapes(body: _Body, tapes, taken, ct_c, acc):
+    """A reverse scan over recorded iterations, the backward sweep of each one taken
+    (skipped ones pass the adjoint through): ``(ct_c, acc)``, the constants' adjoints
+    accumulated in ``acc``."""
+
+    def step(state, slices):
+        (ct_c, acc), (tape, taken) = state, slices
+        skipped = lambda ct_c, _: (body.no_cts, ct_c)
+        ct_k, ct_c = jax.lax.cond(taken, body.backward, skipped, ct_c, tape)
+        return (ct_c, _accumulate(acc, ct_k)), None
+
+    (ct_c, acc), _ = jax.lax.scan(step, (ct_c, acc), (tapes, taken), reverse=True)
+    return ct_c, acc
+
+
+def _advance(body: _Body, carry, trips, index):
+    """Guarded iterations at ``index``, untaped: those before ``trips`` run the body."""
+
+    def step(c, i):
+        return jax.lax.cond(i < trips, body.evaluate, list, c), None
+
+    return jax.lax.scan(step, list(carry), index)[0]
+
+
+def _reverse_segments(body: _Body, plan, level: int, checkpoints, first, trips, ct_c, acc):
+    """A reverse scan over the ``plan[level]`` segments of one segment of the level above,
+    each started from its carry in ``checkpoints`` (stacked) at iteration ``first`` (an
+    array) and reversed by `_reverse_segment`."""
+
+    def step(state, slices):
+        (ct_c, acc), (carry, start) = state, slices
+        return _reverse_segment(body, plan, level + 1, carry, start, trips, ct_c, acc), None
+
+    (ct_c, acc), _ = jax.lax.scan(step, (ct_c, acc), (checkpoints, first), reverse=True)
+    return ct_c, acc
+
+
+def _reverse_segment(body: _Body, plan, level: int, carry, first, trips, ct_c, acc):
+    """The adjoints through the ``prod(plan[level:])`` guarded iterations from ``carry`` at
+    iteration ``first``. The last level tapes them and reverses the tapes; any other
+    recomputes the carries where its ``plan[level]`` segments start (those of all but its
+    last segment evaluated once more) and reverses the segments, last first."""
+    count, size = plan[level], math.prod(plan[level + 1 :])
+    index = _iterations(count, first, size)
+    if size == 1:
+        _, (tapes, taken) = _tape_iterations(body, carry, lambda c, i: i < trips, index)
+        return _reverse_tapes(body, tapes, taken, ct_c, acc)
+
+    def segment(c, start):
+        end = _advance(body, c, trips, _iterations(size, start))
+        return end, end
+
+    _, ends = jax.lax.scan(segment, list(carry), index[:-1])
+    starts = jax.tree.map(lambda c, e: jnp.concatenate([c[None], e]), list(carry), ends)
+    return _reverse_segments(body, plan, level, starts, index, trips, ct_c, acc)
+
+
 @jax.tree_util.register_pytree_node_class
 class WhileTape:
     """What reverse mode keeps of a ``while`` loop run as ``max_loop_steps`` guarded
@@ -272,17 +421,67 @@ class WhileTape:
         tapes, taken, overflow = children
         return cls(tapes, taken, overflow, act)
 
+    def reverse(self, body: _Body, ct_c, acc):
+        """The adjoints through the loop: the stored tapes read back, last first."""
+        return _reverse_tapes(body, self.tapes, self.taken, ct_c, acc)
 
-def _blank(tree):
-    """Zeros shaped like the leaves of ``tree`` (of `jax.ShapeDtypeStruct`)."""
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)
+
+@jax.tree_util.register_pytree_node_class
+class WhileCheckpoints:
+    """What checkpointed reverse mode (``loop_checkpoints=k``) keeps of a ``while`` loop:
+    the carries where the ``plan[0]`` segments of the first level start (stacked), how
+    many iterations ran (``trips``, at most the bound: the taken ones are the first
+    ``trips``, as a skipped iteration leaves the carry, hence the condition, unchanged),
+    whether the loop was still running after the bound (``overflow``); static, the activity
+    of the body's inputs and the `checkpoint_plan`."""
+
+    def __init__(self, checkpoints, trips, overflow, act: tuple, plan: tuple):
+        self.checkpoints, self.trips, self.overflow = checkpoints, trips, overflow
+        self.act, self.plan = act, plan
+
+    def tree_flatten(self):
+        return (self.checkpoints, self.trips, self.overflow), (self.act, self.plan)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children, *aux)
+
+    def reverse(self, body: _Body, ct_c, acc):
+        """The adjoints through the loop: its segments reversed, last first, each
+        recursively (`_reverse_segment`)."""
+        first = _iterations(self.plan[0], 0, math.prod(self.plan[1:]))
+        plan, checkpoints, trips = self.plan, self.checkpoints, self.trips
+        return _reverse_segments(body, plan, 0, checkpoints, first, trips, ct_c, acc)
+
+
+def _checkpointed(body: _Body, carry, steps: int, plan, act) -> tuple[list, WhileCheckpoints]:
+    """The forward part of checkpointed reverse mode: ``prod(plan)`` guarded iterations
+    (those past ``steps`` skipped), untaped, keeping the carry where each of the
+    ``plan[0]`` segments of the first level starts, and counting the iterations taken."""
+    size = math.prod(plan[1:])
+
+    def step(state, i):
+        c, trips = state
+        taken = (i < steps) & body.cond(c)
+        c = jax.lax.cond(taken, body.evaluate, list, c)
+        return (c, trips + taken.astype(jnp.int32)), None
+
+    def segment(state, first):
+        end, _ = jax.lax.scan(step, state, _iterations(size, first))
+        return end, state[0]
+
+    state = (list(carry), jnp.int32(0))
+    (carry, trips), starts = jax.lax.scan(segment, state, _iterations(plan[0], 0, size))
+    return carry, WhileCheckpoints(starts, trips, body.cond(carry), tuple(act), plan)
 
 
 def _while_forward(interpreter, eqn, primals, active):
-    """``max_loop_steps`` guarded iterations, ``c = body(c) if cond(c) else c``, in a
-    `lax.scan` that stacks the tapes of those taken; then the loop itself from where they
-    stopped (it stops at once, unless the bound was too small: ``overflow``), so that the
-    outputs are the loop's own."""
+    """``max_loop_steps`` guarded iterations, ``c = body(c) if cond(c) else c``, then the
+    loop itself from where they stopped (it stops at once, unless the bound was too small:
+    ``overflow``), so that the outputs are the loop's own. Without ``loop_checkpoints``, a
+    `lax.scan` stacks the tapes of the iterations taken (`WhileTape`); with it, the
+    iterations run untaped and only the carries that start the first level's segments of
+    the `checkpoint_plan` are kept (`WhileCheckpoints`)."""
     spec = jx.while_spec(eqn)
     a, b = spec.cond_nconsts, spec.body_nconsts
     cond_consts, body_consts, carry = primals[:a], primals[a : a + b], primals[a + b :]
@@ -296,25 +495,18 @@ def _while_forward(interpreter, eqn, primals, active):
         if not jx.is_concrete(primals):
             _refused()
         steps = _trip_count(interpreter, spec, cond_consts, body_consts, carry)
-    skip = frozenset(spec.body.jaxpr.invars[:b])
-
-    def cond(c):
-        return interpreter.evaluate(spec.cond, [*cond_consts, *c])[0]
-
-    def forward(c):
-        return interpreter.forward(spec.body, [*body_consts, *c], act, skip)
-
-    blank = _blank(jax.eval_shape(forward, carry)[1])
-
-    def step(c, _):
-        taken = cond(c)
-        c, tape = jax.lax.cond(taken, forward, lambda c: (c, blank), c)
-        return c, (tape, taken)
-
-    carry, (tapes, taken) = jax.lax.scan(step, list(carry), None, length=steps)
-    overflow = cond(carry)
+    body = _body(interpreter, spec, primals, act)
+    plan = checkpoint_plan(steps, interpreter.loop_checkpoints)
+    residuals: WhileTape | WhileCheckpoints
+    if len(plan) == 1:
+        carry, (tapes, taken) = _tape_iterations(
+            body, carry, lambda c, i: body.cond(c), _iterations(steps)
+        )
+        residuals = WhileTape(tapes, taken, body.cond(carry), tuple(act))
+    else:
+        carry, residuals = _checkpointed(body, carry, steps, plan, act)
     outs = jx.bind(eqn, [*cond_consts, *body_consts, *carry])
-    return outs, WhileTape(tapes, taken, overflow, tuple(act))
+    return outs, residuals
 
 
 def _poison(ct, overflow):
@@ -326,35 +518,29 @@ def _poison(ct, overflow):
 
 
 @defvjp_higher_order(*jx.WHILE, forward=_while_forward)
-def _while_vjp(interpreter, eqn, residuals: WhileTape | None, primals, outs, active, cts):
-    """A reverse scan over the recorded iterations, the backward sweep of each one taken
-    (skipped ones pass the adjoint through); NaN adjoints if the loop ran past the bound."""
+def _while_vjp(
+    interpreter, eqn, residuals: WhileTape | WhileCheckpoints | None, primals, outs, active, cts
+):
+    """The adjoints through the recorded iterations, last first (`WhileTape.reverse`,
+    `WhileCheckpoints.reverse`); NaN adjoints if the loop ran past the bound."""
     if residuals is None:
         return [None] * len(primals)
     spec = jx.while_spec(eqn)
     a, b = spec.cond_nconsts, spec.body_nconsts
     act = list(residuals.act)
-    body_consts, carry = primals[a : a + b], primals[a + b :]
-    given = dict(zip(spec.body.jaxpr.invars[:b], body_consts, strict=True))
-    no_cts = float_cts(body_consts, [None] * b, act[:b])
-
-    def backward(ct_c, tape):
-        cts_in = interpreter.backward(spec.body, tape, ct_c, given)
-        return float_cts(body_consts, cts_in[:b], act[:b]), float_cts(carry, cts_in[b:], act[b:])
-
-    def body(state, slices):
-        ct_c, acc = state
-        tape, taken = slices
-        ct_k, ct_c = jax.lax.cond(taken, backward, lambda ct_c, _: (no_cts, ct_c), ct_c, tape)
-        acc = [None if x is None else add(x, y) for x, y in zip(acc, ct_k, strict=True)]
-        return (ct_c, acc), None
-
-    init = (float_cts(carry, cts, act[b:]), no_cts)
-    (ct_carry, ct_consts), _ = jax.lax.scan(
-        body, init, (residuals.tapes, residuals.taken), reverse=True
-    )
+    body = _body(interpreter, spec, primals, act)
+    ct_carry = float_cts(primals[a + b :], cts, act[b:])
+    ct_carry, ct_consts = residuals.reverse(body, ct_carry, body.no_cts)
     poisoned = [_poison(ct, residuals.overflow) for ct in [*ct_consts, *ct_carry]]
     return [None] * a + poisoned
 
 
-__all__ = ["ScanTape", "WhileTape", "carry_activity", "float_cts", "float_zero_tangents"]
+__all__ = [
+    "ScanTape",
+    "WhileCheckpoints",
+    "WhileTape",
+    "carry_activity",
+    "checkpoint_plan",
+    "float_cts",
+    "float_zero_tangents",
+]

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from jax import lax
 
-from jaxls._src.ad.registry import defjvp, defvjp
+from jaxls._src.ad.registry import defjvp, defvjp, others
 from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import is_float as _is_float
 from jaxls._src.ad.rules.common import bilinear_jvp as _bilinear_jvp
@@ -152,7 +152,7 @@ def _conv_rhs_cotangent(
     return _to_dtype(result, _dtype(rhs))
 
 
-@defvjp("conv_general_dilated")
+@defvjp("conv_general_dilated", reads=others)
 def _conv_vjp(
     ct,
     primals,
@@ -166,6 +166,7 @@ def _conv_vjp(
     feature_group_count,
     batch_group_count,
     precision=None,
+    active=(True, True),
     **_,
 ):
     lhs, rhs = primals
@@ -184,8 +185,11 @@ def _conv_vjp(
         precision=precision,
     )
     dn = dimension_numbers
-    ct_lhs = _conv_lhs_cotangent(ct, lhs, rhs, dn, **config) if _is_float(lhs) else None
-    ct_rhs = _conv_rhs_cotangent(ct, lhs, rhs, dn, **config) if _is_float(rhs) else None
+    ct_lhs, ct_rhs = None, None
+    if active[0] and _is_float(lhs):
+        ct_lhs = _conv_lhs_cotangent(ct, lhs, rhs, dn, **config)
+    if active[1] and _is_float(rhs):
+        ct_rhs = _conv_rhs_cotangent(ct, lhs, rhs, dn, **config)
     return ct_lhs, ct_rhs
 
 

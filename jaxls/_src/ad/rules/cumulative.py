@@ -30,7 +30,7 @@ from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import is_float as _is_float
 from jaxls._src.ad.rules.common import linear_jvp as _linear_jvp
 from jaxls._src.ad.rules.common import previous as _previous
-from jaxls._src.ad.registry import defjvp, defvjp
+from jaxls._src.ad.registry import EVERYTHING, NOTHING, defjvp, defvjp
 
 
 def _linear_recurrence(a, b, axis, reverse):
@@ -53,7 +53,7 @@ def _linear_recurrence_transpose(a, c, axis, reverse):
 defjvp("cumsum")(_linear_jvp(lax.cumsum_p))
 
 
-@defvjp("cumsum")
+@defvjp("cumsum", reads=NOTHING)
 def _cumsum_vjp(ct, primals, out, *, axis, reverse):
     return (lax.cumsum(ct, axis, reverse=not reverse),)
 
@@ -68,7 +68,7 @@ def _cumprod_jvp(primals, tangents, out, *, axis, reverse):
     return _linear_recurrence(operand, before * t, axis, reverse)
 
 
-@defvjp("cumprod")
+@defvjp("cumprod", reads=EVERYTHING)
 def _cumprod_vjp(ct, primals, out, *, axis, reverse):
     (operand,) = primals
     if not _is_float(operand):
@@ -99,7 +99,7 @@ def _cumulative_chooser_jvp(primals, tangents, out, *, axis, reverse):
     return _linear_recurrence(same_run, records * t, axis, reverse) / counts
 
 
-@defvjp("cummax", "cummin")
+@defvjp("cummax", "cummin", reads=EVERYTHING)
 def _cumulative_chooser_vjp(ct, primals, out, *, axis, reverse):
     (operand,) = primals
     if not _is_float(operand):
@@ -136,7 +136,7 @@ def _cumlogsumexp_jvp(primals, tangents, out, *, axis, reverse):
     return _linear_recurrence(a, b * t, axis, reverse)
 
 
-@defvjp("cumlogsumexp")
+@defvjp("cumlogsumexp", reads=EVERYTHING)
 def _cumlogsumexp_vjp(ct, primals, out, *, axis, reverse):
     (operand,) = primals
     if not _is_float(operand):

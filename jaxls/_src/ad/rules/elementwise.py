@@ -64,7 +64,9 @@ from jax import lax
 from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import instantiate as _instantiate
 from jaxls._src.ad.registry import is_float as _is_float
-from jaxls._src.ad.registry import add, defjvp, defvjp, nondifferentiable
+from jaxls._src.ad.registry import EVERYTHING, INPUTS, NOTHING, OUTPUTS, ReadsSpec
+from jaxls._src.ad.registry import Unrecorded, add, defjvp, defvjp, inputs, nondifferentiable
+from jaxls._src.ad.registry import others
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -134,12 +136,12 @@ def _zero_rule(*names):
     def jvp(primals, tangents, out, **params):
         return None
 
-    @defvjp(*names)
+    @defvjp(*names, reads=NOTHING)
     def vjp(cts, primals, out, **params):
         return (None,) * len(primals)
 
 
-def _diagonal(*names, partials):
+def _diagonal(*names, partials, reads: ReadsSpec):
     """Register the rules of primitives with a diagonal Jacobian.
 
     Args:
@@ -147,6 +149,9 @@ def _diagonal(*names, partials):
       partials: one entry per input, ``times_partial(v, out, *primals) -> v * ∂out/∂input``
         with ``v`` a tangent of the input or a cotangent of the output, or ``None`` for an
         input the output does not depend on differentiably. Parameters are ignored.
+      reads: what the partials of the active inputs read of ``out`` and ``primals`` (the
+        VJP rule's `registry.Reads`; the others reach it as `registry.Unrecorded`). The
+        VJP rule computes the cotangents of the ``active`` inputs only.
     """
 
     @defjvp(*names)
@@ -160,14 +165,15 @@ def _diagonal(*names, partials):
                 result = add(result, times_partial(t, out, *primals))
         return None if result is None else _fit(result, out)
 
-    @defvjp(*names)
-    def vjp(ct, primals, out, **params):
-        primals = tuple(map(jnp.asarray, primals))
+    @defvjp(*names, reads=reads)
+    def vjp(ct, primals, out, *, active=None, **params):
+        active = (True,) * len(primals) if active is None else active
+        primals = tuple(x if isinstance(x, Unrecorded) else jnp.asarray(x) for x in primals)
         return tuple(
             None
-            if times_partial is None or not _is_float(x)
+            if times_partial is None or not a or not _is_float(x)
             else _fit(times_partial(ct, out, *primals), x)
-            for times_partial, x in zip(partials, primals, strict=True)
+            for times_partial, x, a in zip(partials, primals, active, strict=True)
         )
 
 
@@ -182,7 +188,7 @@ def _linear(*names, apply, transpose):
             return None
         return _fit(apply(t, **params), out)
 
-    @defvjp(*names)
+    @defvjp(*names, reads=NOTHING)
     def vjp(ct, primals, out, **params):
         (x,) = primals
         if not _is_float(x):
@@ -192,8 +198,10 @@ def _linear(*names, apply, transpose):
 
 # ----------------------------------------------------------------------------- arithmetic
 
-_diagonal("add", "add_any", partials=(lambda v, out, x, y: v, lambda v, out, x, y: v))
-_diagonal("sub", partials=(lambda v, out, x, y: v, lambda v, out, x, y: -v))
+_diagonal(
+    "add", "add_any", partials=(lambda v, out, x, y: v, lambda v, out, x, y: v), reads=NOTHING
+)
+_diagonal("sub", partials=(lambda v, out, x, y: v, lambda v, out, x, y: -v), reads=NOTHING)
 
 
 @defjvp("sub")
@@ -210,7 +218,7 @@ def _sub_jvp(primals, tangents, out, **params):
     return _fit(tx if ty is None else tx - ty, out)
 
 
-_diagonal("mul", partials=(lambda v, out, x, y: v * y, lambda v, out, x, y: x * v))
+_diagonal("mul", partials=(lambda v, out, x, y: v * y, lambda v, out, x, y: x * v), reads=others)
 _diagonal(
     "div",
     partials=(
@@ -218,8 +226,9 @@ _diagonal(
         # d(x/y)/dy = -x/y**2 = -(x/y)/y, from the output: no overflow in y**2.
         lambda v, out, x, y: -(v * (out / y)),
     ),
+    reads=lambda active, **_: inputs(1, outputs=active[1]),
 )
-_diagonal("neg", partials=(lambda v, out, x: -v,))
+_diagonal("neg", partials=(lambda v, out, x: -v,), reads=NOTHING)
 
 
 def _chooser_partial(v, out, x, other):
@@ -235,6 +244,7 @@ _diagonal(
         lambda v, out, x, y: _chooser_partial(v, out, x, y),
         lambda v, out, x, y: _chooser_partial(v, out, y, x),
     ),
+    reads=EVERYTHING,
 )
 
 _diagonal(
@@ -244,6 +254,7 @@ _diagonal(
         lambda v, out, lo, x, hi: _mask((x > lo) & (x < hi), v),
         lambda v, out, lo, x, hi: _mask(hi < x, v),
     ),
+    reads=INPUTS,
 )
 
 
@@ -254,6 +265,7 @@ def _trunc(q):
 _diagonal(
     "rem",
     partials=(lambda v, out, x, y: v, lambda v, out, x, y: -(v * _trunc(x / y))),
+    reads=lambda active, **_: inputs(0, 1) if active[1] else NOTHING,
 )
 
 # ----------------------------------------------------------------------------- powers
@@ -283,7 +295,11 @@ def _pow_partial_y(v, out, x, y):
     return v * (out * jnp.log(x_safe))
 
 
-_diagonal("pow", partials=(_pow_partial_x, _pow_partial_y))
+_diagonal(
+    "pow",
+    partials=(_pow_partial_x, _pow_partial_y),
+    reads=lambda active, **_: inputs(0, 1, outputs=active[1]),
+)
 
 
 def _integer_pow_times_partial(v, x, y: int):
@@ -302,7 +318,7 @@ def _integer_pow_jvp(primals, tangents, out, *, y):
     return _fit(_integer_pow_times_partial(t, x, y), out)
 
 
-@defvjp("integer_pow")
+@defvjp("integer_pow", reads=INPUTS)
 def _integer_pow_vjp(ct, primals, out, *, y):
     (x,) = primals
     if y == 0 or not _is_float(x):
@@ -310,25 +326,33 @@ def _integer_pow_vjp(ct, primals, out, *, y):
     return (_fit(_integer_pow_times_partial(ct, x, y), x),)
 
 
-_diagonal("square", partials=(lambda v, out, x: v * (_const(2, x) * x),))
-_diagonal("sqrt", partials=(lambda v, out, x: v * (_const(0.5, out) / out),))
-_diagonal("rsqrt", partials=(lambda v, out, x: v * (_const(-0.5, out) * (out / x)),))
-_diagonal("cbrt", partials=(lambda v, out, x: v * (_const(1 / 3, out) * lax.integer_pow(out, -2)),))
+_diagonal("square", partials=(lambda v, out, x: v * (_const(2, x) * x),), reads=INPUTS)
+_diagonal("sqrt", partials=(lambda v, out, x: v * (_const(0.5, out) / out),), reads=OUTPUTS)
+_diagonal(
+    "rsqrt", partials=(lambda v, out, x: v * (_const(-0.5, out) * (out / x)),), reads=EVERYTHING
+)
+_diagonal(
+    "cbrt",
+    partials=(lambda v, out, x: v * (_const(1 / 3, out) * lax.integer_pow(out, -2)),),
+    reads=OUTPUTS,
+)
 
 # ----------------------------------------------------------------------------- exp and log
 
-_diagonal("exp", partials=(lambda v, out, x: v * out,))
-_diagonal("exp2", partials=(lambda v, out, x: v * (out * _const(np.log(2.0), out)),))
-_diagonal("expm1", partials=(lambda v, out, x: v * (out + _const(1, out)),))
-_diagonal("log", partials=(lambda v, out, x: v / x,))
-_diagonal("log1p", partials=(lambda v, out, x: v / (x + _const(1, x)),))
-_diagonal("logistic", partials=(lambda v, out, x: v * (out * (_const(1, out) - out)),))
+_diagonal("exp", partials=(lambda v, out, x: v * out,), reads=OUTPUTS)
+_diagonal("exp2", partials=(lambda v, out, x: v * (out * _const(np.log(2.0), out)),), reads=OUTPUTS)
+_diagonal("expm1", partials=(lambda v, out, x: v * (out + _const(1, out)),), reads=OUTPUTS)
+_diagonal("log", partials=(lambda v, out, x: v / x,), reads=INPUTS)
+_diagonal("log1p", partials=(lambda v, out, x: v / (x + _const(1, x)),), reads=INPUTS)
+_diagonal(
+    "logistic", partials=(lambda v, out, x: v * (out * (_const(1, out) - out)),), reads=OUTPUTS
+)
 
 # ----------------------------------------------------------------------------- trigonometric
 
-_diagonal("sin", partials=(lambda v, out, x: v * jnp.cos(x),))
-_diagonal("cos", partials=(lambda v, out, x: -(v * jnp.sin(x)),))
-_diagonal("tan", partials=(lambda v, out, x: v * (_const(1, out) + out * out),))
+_diagonal("sin", partials=(lambda v, out, x: v * jnp.cos(x),), reads=INPUTS)
+_diagonal("cos", partials=(lambda v, out, x: -(v * jnp.sin(x)),), reads=INPUTS)
+_diagonal("tan", partials=(lambda v, out, x: v * (_const(1, out) + out * out),), reads=OUTPUTS)
 
 
 def _rsqrt_one_minus_square(x):
@@ -341,9 +365,9 @@ def _rsqrt_one_minus_square(x):
     return lax.rsqrt(exact)
 
 
-_diagonal("asin", partials=(lambda v, out, x: v * _rsqrt_one_minus_square(x),))
-_diagonal("acos", partials=(lambda v, out, x: -(v * _rsqrt_one_minus_square(x)),))
-_diagonal("atan", partials=(lambda v, out, x: v / (_const(1, x) + x * x),))
+_diagonal("asin", partials=(lambda v, out, x: v * _rsqrt_one_minus_square(x),), reads=INPUTS)
+_diagonal("acos", partials=(lambda v, out, x: -(v * _rsqrt_one_minus_square(x)),), reads=INPUTS)
+_diagonal("atan", partials=(lambda v, out, x: v / (_const(1, x) + x * x),), reads=INPUTS)
 
 
 def _atan2_partials(x, y):
@@ -361,15 +385,17 @@ _diagonal(
         lambda v, out, x, y: v * _atan2_partials(x, y)[0],
         lambda v, out, x, y: v * _atan2_partials(x, y)[1],
     ),
+    reads=INPUTS,
 )
 
 # ----------------------------------------------------------------------------- hyperbolic
 
-_diagonal("sinh", partials=(lambda v, out, x: v * jnp.cosh(x),))
-_diagonal("cosh", partials=(lambda v, out, x: v * jnp.sinh(x),))
+_diagonal("sinh", partials=(lambda v, out, x: v * jnp.cosh(x),), reads=INPUTS)
+_diagonal("cosh", partials=(lambda v, out, x: v * jnp.sinh(x),), reads=INPUTS)
 _diagonal(
     "tanh",
     partials=(lambda v, out, x: v * ((_const(1, out) + out) * (_const(1, out) - out)),),
+    reads=OUTPUTS,
 )
 
 
@@ -381,14 +407,16 @@ def _asinh_derivative(x):
     return lax.rsqrt(xs * xs + ones * ones) / scale
 
 
-_diagonal("asinh", partials=(lambda v, out, x: v * _asinh_derivative(x),))
+_diagonal("asinh", partials=(lambda v, out, x: v * _asinh_derivative(x),), reads=INPUTS)
 _diagonal(
     "acosh",
     partials=(lambda v, out, x: v * (lax.rsqrt(x - _const(1, x)) * lax.rsqrt(x + _const(1, x))),),
+    reads=INPUTS,
 )
 _diagonal(
     "atanh",
     partials=(lambda v, out, x: v / (_const(1, x) - x) / (_const(1, x) + x),),
+    reads=INPUTS,
 )
 
 # ----------------------------------------------------------------------------- special functions
@@ -396,21 +424,26 @@ _diagonal(
 _TWO_OVER_SQRT_PI = 2 / np.sqrt(np.pi)
 
 _diagonal(
-    "erf", partials=(lambda v, out, x: v * (_const(_TWO_OVER_SQRT_PI, x) * jnp.exp(-(x * x))),)
+    "erf",
+    partials=(lambda v, out, x: v * (_const(_TWO_OVER_SQRT_PI, x) * jnp.exp(-(x * x))),),
+    reads=INPUTS,
 )
 _diagonal(
     "erfc",
     partials=(lambda v, out, x: v * (_const(-_TWO_OVER_SQRT_PI, x) * jnp.exp(-(x * x))),),
+    reads=INPUTS,
 )
 _diagonal(
     "erf_inv",
     partials=(lambda v, out, x: v * (_const(np.sqrt(np.pi) / 2, x) * jnp.exp(out * out)),),
+    reads=OUTPUTS,
 )
-_diagonal("lgamma", partials=(lambda v, out, x: v * lax.digamma(x),))
-_diagonal("digamma", partials=(lambda v, out, x: v * lax.polygamma(_const(1, x), x),))
+_diagonal("lgamma", partials=(lambda v, out, x: v * lax.digamma(x),), reads=INPUTS)
+_diagonal("digamma", partials=(lambda v, out, x: v * lax.polygamma(_const(1, x), x),), reads=INPUTS)
 _diagonal(
     "bessel_i0e",
     partials=(lambda v, out, x: v * (lax.bessel_i1e(x) - jnp.sign(x) * out),),
+    reads=EVERYTHING,
 )
 
 
@@ -423,7 +456,11 @@ def _bessel_i1e_derivative(x, out):
     return _where(not_tiny, derivative, _const(0.5, x))
 
 
-_diagonal("bessel_i1e", partials=(lambda v, out, x: v * _bessel_i1e_derivative(x, out),))
+_diagonal(
+    "bessel_i1e",
+    partials=(lambda v, out, x: v * _bessel_i1e_derivative(x, out),),
+    reads=EVERYTHING,
+)
 
 # ----------------------------------------------------------------------------- abs and complex
 
@@ -444,7 +481,7 @@ def _abs_jvp(primals, tangents, out, **params):
     return _fit(_where(x >= _const(0, x), t, -t), out)
 
 
-@defvjp("abs")
+@defvjp("abs", reads=EVERYTHING)
 def _abs_vjp(ct, primals, out, **params):
     (x,) = primals
     if not _is_float(x):
@@ -483,7 +520,7 @@ def _complex_jvp(primals, tangents, out, **params):
     return _fit(_complex_of(re, im), out)
 
 
-@defvjp("complex")
+@defvjp("complex", reads=NOTHING)
 def _complex_vjp(ct, primals, out, **params):
     re, im = primals
     return _fit(jnp.real(ct), re), _fit(-jnp.imag(ct), im)
@@ -507,7 +544,7 @@ def _convert_element_type_jvp(primals, tangents, out, *, new_dtype, **params):
     return _fit(t, out)
 
 
-@defvjp("convert_element_type")
+@defvjp("convert_element_type", reads=NOTHING)
 def _convert_element_type_vjp(ct, primals, out, *, new_dtype, **params):
     (x,) = primals
     if not _is_float(x) or not jnp.issubdtype(new_dtype, jnp.inexact):
@@ -530,7 +567,7 @@ def _select_n_jvp(primals, tangents, out, **params):
     return lax.select_n(which, *case_tangents)
 
 
-@defvjp("select_n")
+@defvjp("select_n", reads=inputs(0))
 def _select_n_vjp(ct, primals, out, **params):
     which, *cases = primals
     zeros = jnp.zeros_like(ct)
@@ -590,7 +627,7 @@ def _undefined_rule(name, why):
         )
 
     defjvp(name)(refuse)
-    defvjp(name)(refuse)
+    defvjp(name, reads=NOTHING)(refuse)
 
 
 _undefined_rule("nextafter", "it steps to the adjacent floating-point number")

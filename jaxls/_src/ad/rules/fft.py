@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from jax import lax
 
-from jaxls._src.ad.registry import defjvp, defvjp
+from jaxls._src.ad.registry import NOTHING, defjvp, defvjp
 from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import is_float as _is_float
 from jaxls._src.ad.rules.common import linear_jvp as _linear_jvp
@@ -34,7 +34,7 @@ from jaxls._src.ad.rules.common import to_dtype as _to_dtype
 defjvp("fft")(_linear_jvp(lax.fft_p))
 
 
-@defvjp("fft")
+@defvjp("fft", reads=NOTHING)
 def _fft_vjp(ct, primals, out, *, fft_type, fft_lengths):
     (operand,) = primals
     if not _is_float(operand):

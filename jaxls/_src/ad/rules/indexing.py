@@ -63,7 +63,8 @@ from jaxls._src.ad.rules.common import index_dtype as _index_dtype
 from jaxls._src.ad.rules.common import linear_jvp as _linear_jvp
 from jaxls._src.ad.rules.common import jointly_linear_jvp as _jointly_linear_jvp
 from jaxls._src.ad.rules.common import gather_to_scatter_dnums as _gather_to_scatter_dnums
-from jaxls._src.ad.registry import defjvp, defvjp, defvjp_higher_order
+from jaxls._src.ad.registry import EVERYTHING, NOTHING, Reads, defjvp, defvjp
+from jaxls._src.ad.registry import defvjp_higher_order, inputs
 
 
 _MODES = frozenset(
@@ -177,7 +178,7 @@ defjvp("slice")(_linear_jvp(lax.slice_p))
 defjvp("dynamic_slice")(_linear_jvp(lax.dynamic_slice_p))
 
 
-@defvjp("slice")
+@defvjp("slice", reads=NOTHING)
 def _slice_vjp(ct, primals, out, *, start_indices, limit_indices, strides):
     in_shape = np.array(np.shape(primals[0]), dtype=int)
     start = np.array(start_indices, dtype=int)
@@ -191,7 +192,7 @@ def _slice_vjp(ct, primals, out, *, start_indices, limit_indices, strides):
     return (lax.pad(ct, np.array(0, _dtype(ct)), config),)
 
 
-@defvjp("dynamic_slice")
+@defvjp("dynamic_slice", reads=Reads(slice(1, None), False))
 def _dynamic_slice_vjp(ct, primals, out, *, slice_sizes):
     del slice_sizes  # the shape of ct
     operand, *indices = primals
@@ -210,7 +211,7 @@ def _dynamic_update_slice_jvp(primals, tangents, out):
     )
 
 
-@defvjp("dynamic_update_slice")
+@defvjp("dynamic_update_slice", reads=Reads(slice(2, None), False))
 def _dynamic_update_slice_vjp(ct, primals, out):
     operand, update, *indices = primals
     if not _is_float(operand):
@@ -223,7 +224,7 @@ def _dynamic_update_slice_vjp(ct, primals, out):
 defjvp("pad")(_jointly_linear_jvp(lax.pad_p))
 
 
-@defvjp("pad")
+@defvjp("pad", reads=NOTHING)
 def _pad_vjp(ct, primals, out, *, padding_config):
     operand, _ = primals
     if not _is_float(operand):
@@ -274,7 +275,7 @@ def _gather_jvp(
     )
 
 
-@defvjp("gather")
+@defvjp("gather", reads=inputs(1))
 def _gather_vjp(
     ct,
     primals,
@@ -358,10 +359,10 @@ def _scatter_linear_vjp(name, sign):
     return vjp
 
 
-defvjp("scatter-add")(_scatter_linear_vjp("scatter-add", 1))
+defvjp("scatter-add", reads=inputs(1))(_scatter_linear_vjp("scatter-add", 1))
 
 
-defvjp("scatter-sub")(_scatter_linear_vjp("scatter-sub", -1))
+defvjp("scatter-sub", reads=inputs(1))(_scatter_linear_vjp("scatter-sub", -1))
 
 
 def _scatter_masks(operand, indices, updates, dimension_numbers, flags):
@@ -402,7 +403,7 @@ def _scatter_jvp(
     return lax.scatter_add(t_operand, indices, t_updates, dimension_numbers, **flags)
 
 
-@defvjp("scatter")
+@defvjp("scatter", reads=inputs(1))
 def _scatter_vjp(ct, primals, out, *, dimension_numbers, update_jaxpr, update_consts, **flags):
     operand, indices, updates = primals
     if not _is_float(operand):
@@ -496,7 +497,7 @@ def _scatter_extremal_vjp(name):
 
 for _name in ("scatter-max", "scatter-min"):
     defjvp(_name)(_scatter_extremal_jvp(_name))
-    defvjp(_name)(_scatter_extremal_vjp(_name))
+    defvjp(_name, reads=EVERYTHING)(_scatter_extremal_vjp(_name))
 
 
 def _refuse_scatter_mul_updates(unique_indices):
@@ -544,6 +545,11 @@ def _scatter_mul_jvp(
     return _add(t_out, operand * scattered)
 
 
+def _scatter_mul_reads(active, **params) -> Reads:
+    """The indices; the updates for the operand's cotangent, the operand for theirs."""
+    return inputs(1, *([2] if active[0] else []), *([0] if active[2] else []))
+
+
 def _scatter_mul_vjp(
     ct, primals, out, *, active, dimension_numbers, update_jaxpr, update_consts, **flags
 ):
@@ -574,7 +580,7 @@ def _scatter_mul_vjp(
     return ct_operand, None, ct_updates
 
 
-@defvjp_higher_order("scatter-mul")
+@defvjp_higher_order("scatter-mul", reads=_scatter_mul_reads)
 def _scatter_mul_vjp_given_activity(interpreter, eqn, residuals, primals, outs, active, cts):
     """``scatter-mul``'s VJP in the form of a higher-order rule, for one thing: it is told
     which inputs are active, so that holding repeated-index updates constant (JAX's

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.lax.linalg import triangular_solve as _triangular_solve
 
-from jaxls._src.ad.registry import defjvp, defvjp
+from jaxls._src.ad.registry import EVERYTHING, NOTHING, OUTPUTS, defjvp, defvjp, inputs
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -183,7 +183,7 @@ def lu_jvp(primals, tangents, out):
     return [_mm(l_pad, _tril(x, -1)) + _mm(_triu(x), u_pad), None, None]
 
 
-@defvjp("lu")
+@defvjp("lu", reads=OUTPUTS)
 def lu_vjp(cts, primals, out):
     r"""``dA_bar = P^T L^{-T} (tril(L^T C, -1) + triu(C U^T)) U^{-T}``, the transpose of
     `lu_jvp` for the cotangent ``C`` of the packed ``lu`` output."""
@@ -226,7 +226,7 @@ def triangular_solve_jvp(
     return _triangular_solve(a, rhs, left_side=left_side, unit_diagonal=unit_diagonal, **flags)
 
 
-@defvjp("triangular_solve")
+@defvjp("triangular_solve", reads=inputs(0, outputs=True))
 def triangular_solve_vjp(
     ct, primals, out, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal
 ):
@@ -276,7 +276,7 @@ def cholesky_jvp(primals, tangents, out, **params):
     return _mm(chol, _phi(tmp))
 
 
-@defvjp("cholesky")
+@defvjp("cholesky", reads=OUTPUTS)
 def cholesky_vjp(ct, primals, out, **params):
     r"""``A_bar = L^{-T} Phi(L^T L_bar) conj(L)^{-1}``, the transpose of `cholesky_jvp`.
 
@@ -355,7 +355,7 @@ def eigh_jvp(primals, tangents, out, **params):
     return [dv, dw]
 
 
-@defvjp("eigh")
+@defvjp("eigh", reads=OUTPUTS)
 def eigh_vjp(cts, primals, out, **params):
     r"""``A_bar = conj(V) (F o (V^T V_bar) + diag(w_bar)) V^T``, the transpose of `eigh_jvp`."""
     (a,) = primals
@@ -467,7 +467,7 @@ def svd_jvp(primals, tangents, out, *, full_matrices, compute_uv, **params):
     return [ds, du, _conj(_mT(dv))]
 
 
-@defvjp("svd")
+@defvjp("svd", reads=EVERYTHING)
 def svd_vjp(cts, primals, out, *, full_matrices, compute_uv, **params):
     r"""The transpose of `svd_jvp`, term by term (JAX's convention for complex data)."""
     (a,) = primals
@@ -558,7 +558,7 @@ def qr_jvp(primals, tangents, out, *, pivoting, full_matrices, **params):
     return [_mm(q, o - c) + b, _mm(c - o, r)]
 
 
-@defvjp("qr")
+@defvjp("qr", reads=OUTPUTS)
 def qr_vjp(cts, primals, out, *, pivoting, full_matrices, **params):
     r"""The transpose of `qr_jvp`, term by term (JAX's convention for complex data)."""
     (a,) = primals
@@ -635,7 +635,7 @@ def tridiagonal_solve_jvp(primals, tangents, out, *, perturb_singular):
     return lax.linalg.tridiagonal_solve(dl, d, du, rhs, perturb_singular=perturb_singular)
 
 
-@defvjp("tridiagonal_solve")
+@defvjp("tridiagonal_solve", reads=inputs(0, 1, 2, outputs=True))
 def tridiagonal_solve_vjp(ct, primals, out, *, perturb_singular):
     r"""``B_bar = A^{-T} X_bar``; with ``Y = -B_bar``: ``d_bar_i = sum_k Y_ik X_ik``,
     ``dl_bar_i = sum_k Y_ik X_{i-1,k}`` and ``du_bar_i = sum_k Y_ik X_{i+1,k}`` (zero where
@@ -802,7 +802,7 @@ def eig_jvp(primals, tangents, out, **params):
     return tangent_out
 
 
-@defvjp("eig")
+@defvjp("eig", reads=EVERYTHING)
 def eig_vjp(cts, primals, out, **params):
     r"""The transpose of `eig_jvp`: ``A_bar = V^{-T} P_bar V^T`` with ``P_bar =
     diag(w_bar) + F o (V^T U_bar)`` (plus the left eigenvectors' term, conjugated and
@@ -837,7 +837,7 @@ def eig_vjp(cts, primals, out, **params):
 
 
 @defjvp("schur")
-@defvjp("schur")
+@defvjp("schur", reads=NOTHING)
 def schur_refused(*args, **params):
     """Raise: JAX has no derivative for the Schur decomposition, so neither has jaxls."""
     raise NotImplementedError(

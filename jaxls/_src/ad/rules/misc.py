@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from jax import lax
 
-from jaxls._src.ad.registry import defjvp, defvjp, instantiate
+from jaxls._src.ad.registry import NOTHING, defjvp, defvjp, instantiate
 
 # Integer, boolean and key-valued results: no tangent, and no cotangent for their inputs.
 # The random primitives are constants of the differentiated function, as in JAX (dropout's
@@ -22,7 +22,7 @@ def _no_tangent(primals, tangents, out, **params):
     return [None] * len(out) if isinstance(out, (list, tuple)) else None
 
 
-@defvjp(*NO_DERIVATIVE)
+@defvjp(*NO_DERIVATIVE, reads=NOTHING)
 def _no_cotangent(cts, primals, out, **params):
     return [None] * len(primals)
 
@@ -35,7 +35,7 @@ def _barrier_jvp(primals, tangents, out, **params):
     return [None if t is None else next(passed) for t in tangents]
 
 
-@defvjp("optimization_barrier")
+@defvjp("optimization_barrier", reads=NOTHING)
 def _barrier_vjp(cts, primals, out, **params):
     return [None if c is None else instantiate(c, p) for c, p in zip(cts, primals, strict=True)]
 
@@ -48,7 +48,7 @@ def _name_jvp(primals, tangents, out, **params):
     return t
 
 
-@defvjp("name")
+@defvjp("name", reads=NOTHING)
 def _name_vjp(ct, primals, out, **params):
     return (ct,)
 

@@ -30,7 +30,7 @@ from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import is_float as _is_float
 from jaxls._src.ad.rules.common import linear_jvp as _linear_jvp
 from jaxls._src.ad.rules.common import previous as _previous
-from jaxls._src.ad.registry import defjvp, defvjp
+from jaxls._src.ad.registry import EVERYTHING, INPUTS, NOTHING, defjvp, defvjp
 
 
 defjvp("reduce_sum")(_linear_jvp(lax.reduce_sum_p))
@@ -40,7 +40,7 @@ def _kept_axes(ndim, axes):
     return tuple(d for d in range(ndim) if d not in axes)
 
 
-@defvjp("reduce_sum")
+@defvjp("reduce_sum", reads=NOTHING)
 def _reduce_sum_vjp(ct, primals, out, *, axes, **_):
     shape = np.shape(primals[0])
     return (lax.broadcast_in_dim(ct, shape, _kept_axes(len(shape), axes)),)
@@ -63,7 +63,7 @@ def _reduce_chooser_jvp(primals, tangents, out, *, axes, **_):
     return lax.reduce_sum(t * locations, axes) / counts
 
 
-@defvjp("reduce_max", "reduce_min")
+@defvjp("reduce_max", "reduce_min", reads=EVERYTHING)
 def _reduce_chooser_vjp(ct, primals, out, *, axes, **_):
     (operand,) = primals
     if not _is_float(operand):
@@ -96,7 +96,7 @@ def _reduce_prod_jvp(primals, tangents, out, *, axes, **_):
     return lax.reduce_sum(t * _product_of_others(operand, axes), axes)
 
 
-@defvjp("reduce_prod")
+@defvjp("reduce_prod", reads=INPUTS)
 def _reduce_prod_vjp(ct, primals, out, *, axes, **_):
     (operand,) = primals
     if not _is_float(operand):
@@ -111,7 +111,7 @@ def _arg_chooser_jvp(primals, tangents, out, **params):
     return None
 
 
-@defvjp("argmax", "argmin")
+@defvjp("argmax", "argmin", reads=NOTHING)
 def _arg_chooser_vjp(ct, primals, out, **params):
     return (None,)
 
@@ -169,7 +169,7 @@ def _reduce_forward(interpreter, eqn, primals, active):
     return evaluate_only(interpreter, eqn, primals, active)
 
 
-@defvjp_higher_order("reduce", forward=_reduce_forward)
+@defvjp_higher_order("reduce", forward=_reduce_forward, reads=INPUTS)
 def _reduce_vjp(interpreter, eqn, residuals, primals, outs, active, cts):
     """The tree's forward sweep from the inputs (the equation keeps nothing: its residuals
     could be stacked by a ``scan``, a jaxpr cannot), then its backward sweep."""

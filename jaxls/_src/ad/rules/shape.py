@@ -4,7 +4,8 @@ r"""JVP and VJP rules of the shape primitives: ``broadcast_in_dim``, ``reshape``
 
 Each is linear in its operands: the JVP binds the primitive again on the tangents with the
 equation's exact parameters, the VJP is the transpose (a sum over broadcast axes, the
-inverse reshape or permutation, slices of a concatenation, ...). ``iota`` has no input and
+inverse reshape or permutation, slices of a concatenation, ...), which reads only shapes
+(``reads=NOTHING``: reverse mode's tape keeps none of their values). ``iota`` has no input and
 an integer result: no derivative.
 """
 
@@ -17,7 +18,7 @@ from jaxls._src.ad.registry import instantiate as _instantiate
 from jaxls._src.ad.registry import is_float as _is_float
 from jaxls._src.ad.rules.common import linear_jvp as _linear_jvp
 from jaxls._src.ad.rules.common import jointly_linear_jvp as _jointly_linear_jvp
-from jaxls._src.ad.registry import defjvp, defvjp
+from jaxls._src.ad.registry import NOTHING, defjvp, defvjp
 
 
 defjvp("broadcast_in_dim")(_linear_jvp(lax.broadcast_in_dim_p))
@@ -35,7 +36,7 @@ defjvp("transpose")(_linear_jvp(lax.transpose_p))
 defjvp("rev")(_linear_jvp(lax.rev_p))
 
 
-@defvjp("broadcast_in_dim")
+@defvjp("broadcast_in_dim", reads=NOTHING)
 def _broadcast_in_dim_vjp(ct, primals, out, *, shape, broadcast_dimensions, **_):
     operand = primals[0]
     in_shape = np.shape(operand)
@@ -47,7 +48,7 @@ def _broadcast_in_dim_vjp(ct, primals, out, *, shape, broadcast_dimensions, **_)
     return (lax.reshape(ct, in_shape), *[None] * (len(primals) - 1))
 
 
-@defvjp("reshape")
+@defvjp("reshape", reads=NOTHING)
 def _reshape_vjp(ct, primals, out, *, dimensions=None, **_):
     in_shape = np.shape(primals[0])
     if dimensions is None:
@@ -59,17 +60,17 @@ def _reshape_vjp(ct, primals, out, *, dimensions=None, **_):
     return (ct_in, *[None] * (len(primals) - 1))
 
 
-@defvjp("squeeze")
+@defvjp("squeeze", reads=NOTHING)
 def _squeeze_vjp(ct, primals, out, **_):
     return (lax.reshape(ct, np.shape(primals[0])),)
 
 
-@defvjp("transpose")
+@defvjp("transpose", reads=NOTHING)
 def _transpose_vjp(ct, primals, out, *, permutation):
     return (lax.transpose(ct, tuple(np.argsort(permutation))),)
 
 
-@defvjp("rev")
+@defvjp("rev", reads=NOTHING)
 def _rev_vjp(ct, primals, out, *, dimensions):
     return (lax.rev(ct, dimensions),)
 
@@ -80,7 +81,7 @@ defjvp("concatenate")(_jointly_linear_jvp(lax.concatenate_p))
 defjvp("stack")(_jointly_linear_jvp(lax.stack_p))
 
 
-@defvjp("concatenate")
+@defvjp("concatenate", reads=NOTHING)
 def _concatenate_vjp(ct, primals, out, *, dimension):
     cts, start = [], 0
     for operand in primals:
@@ -91,7 +92,7 @@ def _concatenate_vjp(ct, primals, out, *, dimension):
     return tuple(cts)
 
 
-@defvjp("stack")
+@defvjp("stack", reads=NOTHING)
 def _stack_vjp(ct, primals, out, *, axis):
     return tuple(
         lax.index_in_dim(ct, i, axis, keepdims=False) if _is_float(operand) else None
@@ -106,7 +107,7 @@ def _split_jvp(primals, tangents, out, **params):
     return list(lax.split_p.bind(tangents[0], **params))
 
 
-@defvjp("split")
+@defvjp("split", reads=NOTHING)
 def _split_vjp(cts, primals, out, *, axis, **_):
     if not _is_float(primals[0]):
         return (None,)
@@ -120,7 +121,7 @@ def _unstack_jvp(primals, tangents, out, **params):
     return list(lax.unstack_p.bind(tangents[0], **params))
 
 
-@defvjp("unstack")
+@defvjp("unstack", reads=NOTHING)
 def _unstack_vjp(cts, primals, out, *, axis):
     if not _is_float(primals[0]):
         return (None,)
@@ -130,7 +131,7 @@ def _unstack_vjp(cts, primals, out, *, axis):
 defjvp("tile")(_linear_jvp(lax.tile_p))
 
 
-@defvjp("tile")
+@defvjp("tile", reads=NOTHING)
 def _tile_vjp(ct, primals, out, *, reps):
     # out[k n + j] = x[j] along each dimension: view ct as (r0, n0, r1, n1, ...) and sum
     # over the repetitions.
@@ -142,7 +143,7 @@ def _tile_vjp(ct, primals, out, *, reps):
 defjvp("sharding_constraint")(_linear_jvp(lax.sharding_constraint_p))
 
 
-@defvjp("sharding_constraint")
+@defvjp("sharding_constraint", reads=NOTHING)
 def _sharding_constraint_vjp(ct, primals, out, **params):
     return (lax.sharding_constraint_p.bind(ct, **params),)
 
@@ -152,7 +153,7 @@ def _iota_jvp(primals, tangents, out, **params):
     return None
 
 
-@defvjp("iota")
+@defvjp("iota", reads=NOTHING)
 def _iota_vjp(ct, primals, out, **params):
     return ()
 

@@ -15,7 +15,7 @@ from jaxls._src.ad.registry import is_float as _is_float
 from jaxls._src.ad.rules.common import zeros as _zeros
 from jaxls._src.ad.rules.common import index_dtype as _index_dtype
 from jaxls._src.ad.rules.common import gather_to_scatter_dnums as _gather_to_scatter_dnums
-from jaxls._src.ad.registry import defjvp, defvjp
+from jaxls._src.ad.registry import INPUTS, OUTPUTS, defjvp, defvjp
 
 
 def _along_axis_dnums(ndim, axis):
@@ -75,7 +75,7 @@ def _sort_jvp(primals, tangents, out, *, dimension, is_stable, num_keys):
     ]
 
 
-@defvjp("sort")
+@defvjp("sort", reads=INPUTS)
 def _sort_vjp(cts, primals, out, *, dimension, is_stable, num_keys):
     perm = _sort_permutation(primals, dimension, is_stable, num_keys)
     return tuple(
@@ -95,7 +95,7 @@ def _top_k_jvp(primals, tangents, out, *, axis=-1, **_):
     return [_take_along_axis(t, indices, axis % np.ndim(indices)), None]
 
 
-@defvjp("top_k")
+@defvjp("top_k", reads=OUTPUTS)
 def _top_k_vjp(cts, primals, out, *, axis=-1, **_):
     (operand,) = primals
     ct_values = cts[0]

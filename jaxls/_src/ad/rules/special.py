@@ -46,7 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxls._src.ad.registry import add, defjvp, defvjp, defvjp_higher_order
+from jaxls._src.ad.registry import EVERYTHING, INPUTS, NOTHING, add, defjvp, defvjp
+from jaxls._src.ad.registry import defvjp_higher_order
 from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import is_float as _is_float
 
@@ -95,7 +96,7 @@ def _elementwise(name: str, partials: Sequence[Partial], refuse: Callable | None
                 result = add(result, times_partial(jnp.broadcast_to(t, np.shape(out)), *primals))
         return result
 
-    @defvjp_higher_order(name)
+    @defvjp_higher_order(name, reads=INPUTS)
     def vjp(interpreter, eqn, residuals, primals, outs, active, cts):
         differentiated = [a and _is_float(x) for a, x in zip(active, primals, strict=True)]
         if refuse is not None:
@@ -140,7 +141,7 @@ def _refuse_igamma_grad_a(*args, **params):
 
 
 defjvp("igamma_grad_a")(_refuse_igamma_grad_a)
-defvjp("igamma_grad_a")(_refuse_igamma_grad_a)
+defvjp("igamma_grad_a", reads=NOTHING)(_refuse_igamma_grad_a)
 
 # ----------------------------------------------------------------------------- polygamma
 
@@ -207,7 +208,7 @@ def _random_gamma_jvp(primals, tangents, out, *, log_space):
     return _random_gamma_times_partial(t, a, out, log_space)
 
 
-@defvjp("random_gamma")
+@defvjp("random_gamma", reads=EVERYTHING)
 def _random_gamma_vjp(ct, primals, out, *, log_space):
     _, a = primals
     if not _is_float(a):

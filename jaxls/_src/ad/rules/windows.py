@@ -31,7 +31,7 @@ import itertools
 import numpy as np
 from jax import lax
 
-from jaxls._src.ad.registry import defjvp, defvjp
+from jaxls._src.ad.registry import EVERYTHING, NOTHING, defjvp, defvjp
 from jaxls._src.ad.registry import dtype_of as _dtype
 from jaxls._src.ad.registry import is_float as _is_float
 from jaxls._src.ad.registry import zeros_like as _zeros_like
@@ -41,7 +41,7 @@ from jaxls._src.ad.rules.common import linear_jvp as _linear_jvp
 defjvp("reduce_window_sum")(_linear_jvp(lax.reduce_window_sum_p))
 
 
-@defvjp("reduce_window_sum")
+@defvjp("reduce_window_sum", reads=NOTHING)
 def _reduce_window_sum_vjp(
     ct, primals, out, *, window_dimensions, window_strides, padding, base_dilation, window_dilation
 ):
@@ -116,7 +116,7 @@ def _chooser_rules(name):
             result = lax.select(hit, lax.slice(t_padded, start, limit, strides), result)
         return result
 
-    @defvjp(name)
+    @defvjp(name, reads=EVERYTHING)
     def vjp(ct, primals, out, **params):
         (operand,) = primals
         if not _is_float(operand):
