@@ -6,12 +6,14 @@
   (``dtype=jnp.float64``): parametrising a test over dtypes is all it takes. Arrays made at
   import time are float32; make float64 data inside the test.
 * rank promotion raises, warnings are errors (pyproject.toml), hypothesis profiles.
-* XLA compiles with its classic CPU fusion emitters (`SUITE_XLA_FLAG`): compiling, not
-  running, is most of the suite's time, and these compile each search 2-3 times faster
-  than the default MLIR emitters (9 min to 5 min 20 s for the whole suite on 2 cores,
-  benchmarks/README.md). Every test passes under both; ``JAXLS_XLA_DEFAULTS=1 python -m
-  pytest`` runs the suite with XLA's default options, as users run, and
-  tests/test_x64_global.py's subprocess always does.
+* XLA compiles with its classic CPU fusion emitters, each program as one LLVM module
+  (`SUITE_XLA_FLAGS`): compiling, not running, is most of the suite's time; the classic
+  emitters compile each search 2-3 times faster than the default MLIR emitters (9 min to
+  5 min 20 s for the whole suite on 2 cores), and one module per program saves the
+  threads that split code generation, which only compete with the other worker for the
+  cores (15% of the suite's CPU time; benchmarks/README.md). Every test passes under the
+  defaults too: ``JAXLS_XLA_DEFAULTS=1 python -m pytest`` runs the suite with XLA's
+  default options, as users run.
 * A persistent compilation cache per xdist worker for the run, removed at the end
   (`pytest_configure`): a program that two tests of a worker compile alike (the same HLO
   from different closures) is compiled once. The executables are the same, so the results
@@ -22,11 +24,17 @@ import os
 import shutil
 import tempfile
 
-# Before JAX starts its backend (importing jax does not), and inherited by xdist's workers.
-SUITE_XLA_FLAG = "--xla_cpu_use_fusion_emitters=false"
-_flags = os.environ.get("XLA_FLAGS", "")
-if os.environ.get("JAXLS_XLA_DEFAULTS") != "1" and "xla_cpu_use_fusion_emitters" not in _flags:
-    os.environ["XLA_FLAGS"] = f"{_flags} {SUITE_XLA_FLAG}".strip()
+# Before JAX starts its backend (importing jax does not), and inherited by xdist's workers
+# and the suite's subprocesses. Each is added unless XLA_FLAGS already sets that option.
+SUITE_XLA_FLAGS = (
+    "--xla_cpu_use_fusion_emitters=false",
+    "--xla_cpu_parallel_codegen_split_count=1",
+)
+if os.environ.get("JAXLS_XLA_DEFAULTS") != "1":
+    _flags = os.environ.get("XLA_FLAGS", "").split()
+    _set = {flag.split("=")[0] for flag in _flags}
+    _flags += [flag for flag in SUITE_XLA_FLAGS if flag.split("=")[0] not in _set]
+    os.environ["XLA_FLAGS"] = " ".join(_flags)
 
 import jax
 import numpy as np
