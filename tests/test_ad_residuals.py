@@ -82,6 +82,17 @@ def scanned(c, xs):
     return jnp.sum(ys * ys) * last * c
 
 
+def scanned_alone(c, xs):
+    """A scan whose inputs and outputs nothing else reads: its VJP rule reads only its
+    constants (the stacked tapes hold the rest), so the scan's own inputs are not kept."""
+
+    def body(c, x):
+        c = jnp.sin(c) * x
+        return c, c
+
+    return jnp.sum(lax.scan(body, c, xs)[1])
+
+
 # name -> (function, argument shapes, jax's extra arrays, dtypes)
 CASES = {
     "sin": (lambda x: jnp.sum(jnp.sin(x)), [(6,)], (), (F32, F64, BF16)),
@@ -100,6 +111,7 @@ CASES = {
     "softmax_cross_entropy": (softmax_cross_entropy, [(6, 4), (5, 6)], (), (F32, F64)),
     "matmul_chain": (lambda a, b, c: jnp.sum(a @ b @ c), [(5, 5)] * 3, (), (F32, F64, BF16)),
     "scan": (scanned, [(), (6,)], (), (F32, F64)),
+    "scan_alone": (scanned_alone, [(), (6,)], (), (F32, F64)),
 }
 PARAMS = [
     pytest.param(name, dtype, id=f"{name}-{jnp.dtype(dtype).name}")

@@ -40,7 +40,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxls._src.ad import jaxpr as jx
-from jaxls._src.ad.registry import add, defjvp_higher_order, defvjp_higher_order, instantiate
+from jaxls._src.ad.registry import INPUTS, Reads, add, defjvp_higher_order, defvjp_higher_order
+from jaxls._src.ad.registry import instantiate
 
 
 def float_zero_tangents(values, tangents):
@@ -85,7 +86,7 @@ def _cond_jvp(interpreter, eqn, primals, tangents):
     return list(outs), list(touts)
 
 
-@defvjp_higher_order(*jx.COND)
+@defvjp_higher_order(*jx.COND, reads=INPUTS)
 def _cond_vjp(interpreter, eqn, residuals, primals, outs, active, cts):
     """The taken branch's forward and backward sweeps, inside a `lax.switch` (the branch's
     intermediate values are recomputed: the cond stores only its operands)."""
@@ -184,7 +185,12 @@ def _scan_forward(interpreter, eqn, primals, active):
     return [*carry, *ys], ScanTape(tapes, tuple(act))
 
 
-@defvjp_higher_order(*jx.SCAN, forward=_scan_forward)
+def _scan_reads(active, *, num_consts, **params) -> Reads:
+    """The backward scan reads the loop-invariant constants (its tapes hold the rest)."""
+    return Reads(slice(0, num_consts), False)
+
+
+@defvjp_higher_order(*jx.SCAN, forward=_scan_forward, reads=_scan_reads)
 def _scan_vjp(interpreter, eqn, residuals: ScanTape, primals, outs, active, cts):
     """A reverse scan over the stored tapes: iteration ``i``'s backward sweep reads the
     values iteration ``i`` of the forward scan recorded."""
@@ -517,7 +523,12 @@ def _poison(ct, overflow):
     return ct * jnp.where(overflow, jnp.nan, 1).astype(ct.dtype)
 
 
-@defvjp_higher_order(*jx.WHILE, forward=_while_forward)
+def _while_reads(active, *, cond_nconsts, body_nconsts, **params) -> Reads:
+    """The backward sweep reads the body's constants (its residuals hold the carries)."""
+    return Reads(slice(cond_nconsts, cond_nconsts + body_nconsts), False)
+
+
+@defvjp_higher_order(*jx.WHILE, forward=_while_forward, reads=_while_reads)
 def _while_vjp(
     interpreter, eqn, residuals: WhileTape | WhileCheckpoints | None, primals, outs, active, cts
 ):
