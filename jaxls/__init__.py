@@ -1,6 +1,6 @@
-"""jaxls: line searches and automatic differentiation for JAX."""
+"""jaxls: line searches, matrix calculus and automatic differentiation for JAX."""
 
-from jaxls import ad, optax
+from jaxls import ad, calculus, optax
 from jaxls._src.interval.bracket import bracket
 from jaxls._src.interval.brent import brent
 from jaxls._src.interval.dichotomy import dichotomy
@@ -35,6 +35,7 @@ __all__ = [
     "backtracking",
     "bracket",
     "brent",
+    "calculus",
     "curvature_condition",
     "dichotomy",
     "fibonacci",

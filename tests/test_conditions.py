@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 
 import jaxls
 
@@ -157,7 +157,11 @@ def test_agrees_with_exact_arithmetic_beyond_rounding(name, dtype, case):
         if margin > 64 * ulp(dtype):
             tested += 1
             assert bool(got[i]) == holds, (i, [float(a) for a in exact_args], margin)
-    assert tested >= 16  # most cases are clear of their boundaries
+    # Most cases are clear of their boundaries; a batch that is not (Hypothesis also draws
+    # the constants of the code it finds imported, which can make most cases alike: its
+    # draws then depend on which modules a worker has imported) says too little and is
+    # replaced by another, rather than failed (and shrunk, for minutes).
+    assume(tested >= 16)
 
 
 def test_defaults_match_the_explicit_constants():

@@ -33,7 +33,8 @@ RETIRED = {
 
 def public_functions() -> dict[str, object]:
     found = {}
-    for module, prefix in ((jaxls, "jaxls"), (jaxls.optax, "jaxls.optax")):
+    modules = ((jaxls, "jaxls"), (jaxls.optax, "jaxls.optax"), (jaxls.calculus, "jaxls.calculus"))
+    for module, prefix in modules:
         for name in module.__all__:
             obj = getattr(module, name)
             if inspect.isfunction(obj):

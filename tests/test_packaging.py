@@ -18,7 +18,15 @@ import jaxls
 PYPROJECT = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 # Every public module, and the private module of the result types the others import.
-MODULES = ("jaxls", "jaxls.optax", "jaxls.ad", "jaxls.zoo", "jaxls.linezoo", "jaxls._src.results")
+MODULES = (
+    "jaxls",
+    "jaxls.optax",
+    "jaxls.ad",
+    "jaxls.calculus",
+    "jaxls.zoo",
+    "jaxls.linezoo",
+    "jaxls._src.results",
+)
 
 # Plain data defined in a module (constants, problem tables): public unless underscored.
 DATA = (bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset)
@@ -74,7 +82,7 @@ def test_star_import_gives_all(name):
 
 
 # The modules whose exports are the API a user calls; zoo and linezoo hold test problems.
-API_MODULES = ("jaxls", "jaxls.optax", "jaxls.ad")
+API_MODULES = ("jaxls", "jaxls.optax", "jaxls.ad", "jaxls.calculus")
 
 
 def unannotated(fun: Callable[..., object], method: bool = False) -> list[str]:
