@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import pathlib
 import re
 
 import jax
@@ -26,7 +27,7 @@ import numpy as np
 import pytest
 
 import jaxls.ad
-from jaxls.calculus import CATALOGUE, Entry, Sampler, entry
+from jaxls.calculus import CATALOGUE, Entry, Sampler, catalogue_table, entry
 from tests.ad_zoo import fast_jit
 
 DTYPES = (jnp.float32, jnp.float64)
@@ -414,3 +415,12 @@ def test_the_check_rejects_wrong_formulas():
     for slip, (formula, oracle) in wrong.items():
         assert formula.shape == oracle.shape, slip
         assert _point_errors(formula, oracle) > 1e-3, slip
+
+
+def test_the_docs_table_is_the_catalogues():
+    """docs/catalogue.md renders `catalogue_table()` (regenerate it after changing an entry:
+    its header, then ``jaxls.calculus.catalogue_table()``)."""
+    page = (pathlib.Path(__file__).parent.parent / "docs" / "catalogue.md").read_text()
+    table = catalogue_table()
+    assert page.endswith(table), "docs/catalogue.md is stale: regenerate its table"
+    assert table.count("\n") == len(CATALOGUE) + 2

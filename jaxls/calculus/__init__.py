@@ -12,14 +12,15 @@ layout is named, never implied (``layout="numerator"``: JAX's ``m x n``;
 * ``check_gradient``, ``check_hessian``: a hand-derived derivative against AD, the usual
   mistakes named (``MISTAKES``).
 * ``CATALOGUE``: closed forms (gradients, Hessians, Jacobians) with LaTeX, domains,
-  samplers and references, every one checked by the tests.
+  samplers and references, every one checked by the tests; ``catalogue_table`` renders it
+  (docs/catalogue.md).
 * ``derive``: a gradient (or Hessian) as a formula in matrix notation, derived from the
   function's jaxpr, checked against AD before it is returned.
 * ``mixed_partials_by_limits``, ``schwarz_counterexample``: the lecture's counterexample to
   the symmetry of second derivatives.
 """
 
-from jaxls._src.calculus.catalogue import CATALOGUE, Entry, Sampler, entry
+from jaxls._src.calculus.catalogue import CATALOGUE, Entry, Sampler, catalogue_table, entry
 from jaxls._src.calculus.check import (
     GRADIENT_MISTAKES,
     HESSIAN_MISTAKES,
@@ -51,6 +52,7 @@ __all__ = [
     "MixedPartials",
     "Sampler",
     "apply_mistake",
+    "catalogue_table",
     "check_gradient",
     "check_hessian",
     "derive",

@@ -2150,4 +2150,38 @@ def entry(name: str) -> Entry:
     raise KeyError(f"jaxls.calculus.entry({name!r}): no such entry; see jaxls.calculus.CATALOGUE")
 
 
-__all__ = ["CATALOGUE", "Entry", "Sampler", "entry"]
+def catalogue_table() -> str:
+    r"""The catalogue as a Markdown table: name, function, gradient (or Jacobian), Hessian,
+    domain and reference, the formulas as inline LaTeX (``docs/catalogue.md`` is this).
+
+    Example:
+      >>> import jaxls.calculus as mc
+      >>> print(mc.catalogue_table().splitlines()[0])
+      | name | function | gradient or Jacobian | Hessian | domain | reference |
+    """
+
+    def cell(text: str | None, math: bool = False) -> str:
+        if text is None:
+            return ""
+        text = " ".join(text.split()).replace("|", "\\|")
+        return f"${text}$" if math else text
+
+    rows = [
+        "| name | function | gradient or Jacobian | Hessian | domain | reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in CATALOGUE:
+        derivative = e.grad_latex if e.grad is not None else e.jacobian_latex
+        cells = (
+            f"`{e.name}`",
+            cell(e.latex, True),
+            cell(derivative, True),
+            cell(e.hessian_latex, True),
+            cell(e.domain),
+            cell(e.reference),
+        )
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+__all__ = ["CATALOGUE", "Entry", "Sampler", "catalogue_table", "entry"]
