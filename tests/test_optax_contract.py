@@ -371,19 +371,43 @@ def test_the_state_keeps_its_dtypes_and_the_updates_the_params_dtype(name, dtype
 
 
 @one_per_kind
-def test_nothing_differentiates_through_the_update(name):
-    """The outputs are under `jax.lax.stop_gradient`: a gradient through an update is 0."""
+def test_a_gradient_through_an_update_follows_the_searchs_rule(name):
+    """`jax.grad` through an update (a meta-gradient with respect to a parameter of the
+    loss) is that of ``t d`` with the step ``t`` differentiated by the search's own rule:
+    a constant for the inexact searches, the implicit derivative ``-phi_t,theta / phi_tt``
+    of the exact minimiser along the line for the interval searches. Under jit and
+    eagerly, forward and reverse mode, and with jaxls.ad: never an error or a NaN.
+    (Before, the update was under `jax.lax.stop_gradient`: the gradient was silently 0.)"""
     opt = RULES[name]()
+    w = jnp.array([1.0, -0.5])
+    f = lambda w, theta: theta * jnp.sum((w - 2.0) ** 2) + jnp.sum(w**4)
+    direction = lambda theta: -jax.grad(f)(w, theta)
 
     def total(theta):
-        f = lambda w: theta * jnp.sum((w - 2.0) ** 2) + jnp.sum(w**4)
-        w = jnp.array([1.0, -0.5])
-        value, grad = jax.value_and_grad(f)(w)
-        out, state = opt.update(-grad, opt.init(w), w, value=value, grad=grad, value_fn=f)
-        return jnp.sum(out) + state.start + state.info.step
+        value, grad = jax.value_and_grad(f)(w, theta)
+        loss = lambda v: f(v, theta)
+        out, state = opt.update(-grad, opt.init(w), w, value=value, grad=grad, value_fn=loss)
+        return jnp.sum(out) + state.info.step, state.info.step
 
-    assert float(total(1.5)) != 0.0
-    assert float(jax.jit(jax.grad(total))(1.5)) == 0.0
+    theta0 = 1.5
+    step = float(total(theta0)[1])
+    assert step > 0
+    slope = 0.0  # the step's derivative: 0 for an inexact search
+    if name in INTERVAL_RULES:  # the implicit function theorem on phi'(t*) = 0, by hand
+        phi = lambda t, theta: f(w + t * direction(theta), theta)
+        phi_t = jax.grad(phi)
+        slope = float(-jax.grad(phi_t, 1)(step, theta0) / jax.grad(phi_t)(step, theta0))
+    oracle = lambda theta: (step + slope * (theta - theta0)) * (jnp.sum(direction(theta)) + 1)
+    expected = float(jax.grad(oracle)(theta0))
+    assert expected != 0.0
+    value_only = lambda theta: total(theta)[0]
+    for got in (
+        jax.jit(jax.grad(value_only))(theta0),
+        jax.grad(value_only)(theta0),
+        jax.jvp(value_only, (theta0,), (1.0,))[1],
+        jaxls.ad.grad(value_only)(theta0),
+    ):
+        np.testing.assert_allclose(float(got), expected, rtol=1e-4)
 
 
 # --- has_aux ----------------------------------------------------------------------------------

@@ -116,9 +116,11 @@ def scale_by_line_search(
 
     Extra keyword arguments of ``update`` (a minibatch, say) are passed to ``value_fn``;
     one that ``value_fn`` does not take is a `TypeError` naming it, as in optax's searches
-    (a ``value_fn`` with ``**kwargs`` takes every one). Everything the update returns is
-    wrapped in `jax.lax.stop_gradient`: differentiating through a training step does not
-    differentiate through the search by accident.
+    (a ``value_fn`` with ``**kwargs`` takes every one). Differentiating through an
+    update (a meta-gradient, `jax.grad` of a loss after a training step) holds the accepted
+    step constant, as every jaxls search does: ``d (t d) = t dd``, and the value and
+    gradient the state keeps are differentiated at the new parameters; never through the
+    search's loop.
 
     With ``has_aux=True``, ``value_fn`` returns ``(value, aux)`` (as for
     `jax.value_and_grad`'s ``has_aux``), ``value`` given to ``update`` is the scalar alone,

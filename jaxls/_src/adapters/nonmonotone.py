@@ -77,7 +77,7 @@ def nonmonotone_armijo(
 
     Like `scale_by_line_search`, the state keeps ``value`` and ``grad`` at the new parameters
     (`optax.value_and_grad_from_state` and `jaxls.optax.minimize` reuse them), its dtypes
-    never change, outputs are wrapped in `jax.lax.stop_gradient`, extra keyword arguments
+    never change, a derivative through an update holds the step constant, extra keyword arguments
     of ``update`` go to ``value_fn`` (one it does not take is a `TypeError`), ``has_aux``
     keeps the aux at the new parameters in the state, and the failure policy is the same:
     never a step that breaks the test (a failed search returns 0, and the next starts from

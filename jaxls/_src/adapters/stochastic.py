@@ -13,6 +13,7 @@ from jaxls._src import checks, loop
 from jaxls._src.adapters import common
 from jaxls._src.adapters.common import LineSearchInfo
 from jaxls._src.adapters.update import transformation
+from jaxls._src.implicit.step import constant_step_value_only
 from jaxls._src.results import RUNNING, Status
 from jaxls._src.step.conditions import armijo_condition
 from jaxls._src.tree import tree_axpy
@@ -51,6 +52,7 @@ class _Search(NamedTuple):
     aux: Any  # value_fn's aux at the accepted step (with has_aux; else None)
 
 
+@constant_step_value_only
 def value_backtracking(
     f: Callable, params, direction, value, grad, step_init, *, c1, shrink, max_evals: int, has_aux
 ) -> _Search:
@@ -158,8 +160,9 @@ def stochastic_armijo(
     (``info.fallback``); a zero minibatch gradient gives a zero update and keeps the start.
     Slopes are computed along the direction divided by a power of two, so a finite gradient
     gives a finite slope even beyond ``sqrt`` of the dtype's largest number.
-    Outputs are wrapped in `jax.lax.stop_gradient`, and the state's dtypes never change, so a
-    jitted training step compiles once.
+    The state's dtypes never change, so a jitted training step compiles once.
+    Differentiating through an update holds the accepted step constant (as every jaxls
+    search does): ``d (t d) = t dd``.
 
     Args:
       step_init: first trial step of the first search, ``> 0``.

@@ -48,7 +48,8 @@ def update(
     search: Callable[..., Searched],
     new_state: Callable[..., Any],
 ) -> tuple[Any, Any]:
-    """One update of a rule: ``(step * direction, new state)``, under `jax.lax.stop_gradient`.
+    """One update of a rule: ``(step * direction, new state)``, differentiable with the step
+    held constant (`jaxls._src.implicit.step`): the search's own rule.
 
     1. Check the protocol (``value``, ``grad``, ``value_fn`` given) and the objective
        ``f = value_fn(., **extra_args)``.
@@ -84,7 +85,7 @@ def update(
     aux = common.keep_aux(step > 0, res.aux, state.aux)
     state_out = new_state(state, res, value, start=start, info=info, aux=aux)
     state_out = common.finish(state_out, state)
-    return jax.lax.stop_gradient((common.scale_accepted(step, direction), state_out))
+    return common.scale_accepted(step, direction), state_out
 
 
 __all__ = ["Searched", "update"]

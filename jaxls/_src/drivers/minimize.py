@@ -18,6 +18,7 @@ from jaxls._src.adapters.common import (
     grad_norm,
     value_only,
 )
+from jaxls._src.implicit import solution
 from jaxls._src.results import PyTree, Status, status_message
 
 CALL = "optax.minimize"
@@ -102,6 +103,8 @@ def minimize(
     max_iterations: int = 1000,
     grad_tol: float = 1e-6,
     has_aux: bool = False,
+    cg_tol: float | None = None,
+    cg_max_iterations: int | None = None,
 ) -> MinimizeResult:
     r"""Run ``optimizer`` on ``fun`` from ``params`` until ``||grad fun|| <= grad_tol``.
 
@@ -121,6 +124,26 @@ def minimize(
     alone (build its rules without ``has_aux``), and the result's ``aux`` is that of the last
     parameters (one more call of ``fun``, a value-only one, counted in ``num_evals``).
 
+    Differentiable with respect to what ``fun`` closes over (hyperparameters ``theta`` of
+    the objective: a regularisation strength, sample weights, data), with `jax.grad`,
+    `jax.jvp`, `jax.jacfwd` and ``jaxls.ad`` alike, under `jax.jit` and `jax.vmap`, by the
+    implicit function theorem on ``grad f(x*, theta) = 0``, never through the loop:
+
+    ``d params = -H^{-1} (d/dtheta grad f) dtheta``,  ``d value = f_theta dtheta``
+    (envelope theorem),
+
+    ``H`` the Hessian at the solution, solved by conjugate gradients with Hessian-vector
+    products (``cg_tol``, ``cg_max_iterations``; see `jaxls.optax.implicit_argmin`): memory
+    independent of the number of iterations. Conditions: ``status`` is ``SUCCESS`` (else
+    every derivative is NaN: ``params`` is no stationary point to ``grad_tol``) and ``H`` is
+    positive definite at the solution (where the conjugate gradients meet a direction of
+    non-positive curvature the derivative is NaN; one whose solve never meets it, at a
+    saddle, is that of the stationary point found). The
+    starting ``params`` and the optimiser's hyperparameters carry no derivative (the
+    solution does not depend on them), and neither does ``state``. Make ``grad_tol`` as
+    small as the derivative's accuracy needs: the derivative is that of the exact minimiser
+    evaluated at the one found.
+
     Args:
       fun: scalar objective of a pytree of parameters.
       params: starting parameters.
@@ -130,6 +153,9 @@ def minimize(
       grad_tol: stop when the gradient norm is at most ``grad_tol`` (``>= 0``). (The
         interval searches' ``tol`` is a different concept, a width on the step axis.)
       has_aux: whether ``fun`` returns ``(value, aux)``.
+      cg_tol: relative residual at which the derivative's conjugate gradients stop;
+        default ``eps ** 0.75`` of the value's dtype.
+      cg_max_iterations: cap on those iterations; default twice the number of parameters.
 
     Returns:
       A `MinimizeResult`.
@@ -137,7 +163,8 @@ def minimize(
     Raises:
       TypeError: ``fun`` not a function, or not returning a real scalar (a pair
         ``(scalar, aux)`` with ``has_aux``) at ``params``.
-      ValueError: ``max_iterations < 0`` or ``grad_tol < 0``.
+      ValueError: ``max_iterations < 0``, ``grad_tol < 0``, ``cg_tol <= 0`` or
+        ``cg_max_iterations < 1``.
 
     Example:
       >>> import jax.numpy as jnp, optax, jaxls
@@ -156,7 +183,24 @@ def minimize(
             "at which to stop)."
         )
     check_output(CALL, "fun", jax.eval_shape(fun, params), has_aux)
+    solution.check_cg(CALL, cg_tol, cg_max_iterations)
     optimizer = optax.with_extra_args_support(optimizer)
+
+    def run(fun: Callable, params: PyTree) -> MinimizeResult:
+        return _run(fun, params, optimizer, max_iterations, grad_tol, has_aux)
+
+    return solution.minimum(fun, params, run, has_aux, cg_tol, cg_max_iterations)
+
+
+def _run(
+    fun: Callable,
+    params: PyTree,
+    optimizer: optax.GradientTransformationExtraArgs,
+    max_iterations: int,
+    grad_tol: float,
+    has_aux: bool,
+) -> MinimizeResult:
+    """The optimisation loop of `minimize` (its inputs checked)."""
     value_fn = Watched(value_only(fun, has_aux))  # what the optimiser sees
     value_and_grad = jax.value_and_grad(value_fn.fun)  # the driver's own calls
     value, grad = value_and_grad(params)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxls._src import checks
+from jaxls._src.implicit import interval as implicit
 from jaxls._src.interval import common
 from jaxls._src.interval.common import select
 from jaxls._src.results import RUNNING, ScalarResult, Status
@@ -106,6 +107,11 @@ def bracket(
     last points, or with invalid input at ``x0`` (0 if ``x0`` is not finite); run alone, it
     is not.
 
+    Derivatives: the search's decisions are held constant, so each point it returns is
+    ``x0 + c step_init`` with ``c`` a constant (``d p = d x0 + c d step_init``), and
+    ``value`` (and ``aux``) is differentiated at ``x`` with respect to ``x0``, ``step_init``
+    and what ``fun`` closes over.
+
     Args:
       fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
         returns ``(value, aux)``.
@@ -187,25 +193,31 @@ def bracket(
     step_init = jnp.where(invalid, jnp.ones((), dtype), step_init)
     grow = jnp.where(invalid, jnp.asarray(2, dtype), grow)
 
-    state = BracketState(
-        a=x0,
-        b=x0,
-        value=jnp.asarray(jnp.inf, dtype),
-        aux=aux,
-        c=x0,
-        num_evals=jnp.zeros((), jnp.int32),
-        status=jnp.where(invalid, Status.INVALID_INPUT, RUNNING).astype(jnp.int32),
-    )
-    state = common.run_while(make_step(fun, x0, step_init, grow, has_aux, aux), state, max_evals)
-    status = jnp.where(state.status == Status.MAX_EVALS, Status.NO_BRACKET, state.status)
-    far = jnp.where(status == Status.SUCCESS, state.c, state.b)  # else x at one end
-    nan = jnp.asarray(np.nan, dtype)
-    return ScalarResult(
-        x=jnp.where(invalid, nan, state.b),
-        value=jnp.where(invalid, nan, state.value),
-        lower=jnp.where(invalid, nan, jnp.minimum(state.a, far)),
-        upper=jnp.where(invalid, nan, jnp.maximum(state.a, far)),
-        num_evals=state.num_evals,
-        status=status.astype(jnp.int32),
-        aux=state.aux,
-    )
+    def run(
+        fun: Callable, x0: jax.Array, step_init: jax.Array, grow: jax.Array, invalid: jax.Array
+    ) -> ScalarResult:
+        state = BracketState(
+            a=x0,
+            b=x0,
+            value=jnp.asarray(jnp.inf, dtype),
+            aux=aux,
+            c=x0,
+            num_evals=jnp.zeros((), jnp.int32),
+            status=jnp.where(invalid, Status.INVALID_INPUT, RUNNING).astype(jnp.int32),
+        )
+        body = make_step(fun, x0, step_init, grow, has_aux, aux)
+        state = common.run_while(body, state, max_evals)
+        status = jnp.where(state.status == Status.MAX_EVALS, Status.NO_BRACKET, state.status)
+        far = jnp.where(status == Status.SUCCESS, state.c, state.b)  # else x at one end
+        nan = jnp.asarray(np.nan, dtype)
+        return ScalarResult(
+            x=jnp.where(invalid, nan, state.b),
+            value=jnp.where(invalid, nan, state.value),
+            lower=jnp.where(invalid, nan, jnp.minimum(state.a, far)),
+            upper=jnp.where(invalid, nan, jnp.maximum(state.a, far)),
+            num_evals=state.num_evals,
+            status=status.astype(jnp.int32),
+            aux=state.aux,
+        )
+
+    return implicit.fixed_decisions(fun, dtype, has_aux, run, x0, step_init, grow, invalid)

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxls._src.implicit import interval as implicit
 from jaxls._src.interval import common
 from jaxls._src.interval.common import Point, select
 from jaxls._src.interval.golden import RHO
@@ -261,6 +262,14 @@ def brent(
     at a point of its own bracket, with invalid bounds at ``lower`` (else ``upper``, else 0:
     the first that is finite); run alone, it is not.
 
+    Derivatives: `jax.grad`, `jax.jvp` and ``jaxls.ad`` of any output, with respect to
+    what ``fun`` closes over and to the bounds, follow the implicit function theorem:
+    ``dx = -f_x,theta dtheta / f_xx`` at an interior minimiser (``f_xx > 0``), the bound's
+    own derivative when the minimiser sits on a bound, ``d value = f_theta dtheta`` there
+    and inside (envelope theorem). NaN where undefined: a status other than ``SUCCESS`` or
+    ``ROUNDING`` (the status says why), or ``f_xx <= 0`` at an interior minimiser. The cost
+    is a few derivative evaluations at ``x``, never a differentiation through the loop.
+
     Args:
       fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
         returns ``(value, aux)``.
@@ -307,5 +316,8 @@ def brent(
       2.000000 6 True
     """
     problem = common.setup("brent", fun, lower, upper, tol, max_evals, has_aux)
-    state = common.run_while(make_step(fun, problem), init(problem), max_evals)
-    return finish(problem, state)
+
+    def run(fun: Callable, problem: common.Interval) -> ScalarResult:
+        return finish(problem, common.run_while(make_step(fun, problem), init(problem), max_evals))
+
+    return implicit.minimiser(fun, problem, run)

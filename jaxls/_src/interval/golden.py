@@ -8,6 +8,7 @@ from collections.abc import Callable
 import jax
 
 from jaxls._src import checks
+from jaxls._src.implicit import interval as implicit
 from jaxls._src.interval import common, section
 from jaxls._src.results import ScalarResult
 
@@ -54,6 +55,14 @@ def golden_section(
     is still evaluated each step (its result discarded) at a point of its own bracket; with
     invalid bounds, at ``lower`` (else ``upper``, else 0: the first that is finite). Run
     alone, it is not evaluated.
+
+    Derivatives: `jax.grad`, `jax.jvp` and ``jaxls.ad`` of any output, with respect to
+    what ``fun`` closes over and to the bounds, follow the implicit function theorem:
+    ``dx = -f_x,theta dtheta / f_xx`` at an interior minimiser (``f_xx > 0``), the bound's
+    own derivative when the minimiser sits on a bound, ``d value = f_theta dtheta`` there
+    and inside (envelope theorem). NaN where undefined: a status other than ``SUCCESS`` or
+    ``ROUNDING`` (the status says why), or ``f_xx <= 0`` at an interior minimiser. The cost
+    is a few derivative evaluations at ``x``, never a differentiation through the loop.
 
     Args:
       fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
@@ -119,10 +128,18 @@ def golden_section(
             checks.positive(call, "tol", tol)
         checks.int_at_least(call, "max_evals", max_evals, 1)
         problem = common.setup(call, fun, lower, upper, has_aux=has_aux)
-        step = section.make_step(fun, problem, 0.0, RHO)
-        state = common.run_budget(step, section.init(problem), fixed_evals)
+
+        def run(fun: Callable, problem: common.Interval) -> ScalarResult:
+            step = section.make_step(fun, problem, 0.0, RHO)
+            return section.finish(
+                problem, common.run_budget(step, section.init(problem), fixed_evals)
+            )
+
     else:
         problem = common.setup(call, fun, lower, upper, tol, max_evals, has_aux)
-        step = section.make_step(fun, problem, problem.tol, RHO)
-        state = common.run_while(step, section.init(problem), max_evals)
-    return section.finish(problem, state)
+
+        def run(fun: Callable, problem: common.Interval) -> ScalarResult:
+            step = section.make_step(fun, problem, problem.tol, RHO)
+            return section.finish(problem, common.run_while(step, section.init(problem), max_evals))
+
+    return implicit.minimiser(fun, problem, run)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxls._src import checks
+from jaxls._src.implicit import interval as implicit
 from jaxls._src.interval import common
 from jaxls._src.interval.common import Point, select
 from jaxls._src.interval.golden import RHO
@@ -266,6 +267,14 @@ def parabolic(
     discarded) at a point of its own bracket, with invalid input at ``lower`` (else
     ``upper``, else 0: the first that is finite); run alone, it is not.
 
+    Derivatives: `jax.grad`, `jax.jvp` and ``jaxls.ad`` of any output, with respect to
+    what ``fun`` closes over and to the bounds, follow the implicit function theorem:
+    ``dx = -f_x,theta dtheta / f_xx`` at an interior minimiser (``f_xx > 0``), the bound's
+    own derivative when the minimiser sits on a bound, ``d value = f_theta dtheta`` there
+    and inside (envelope theorem). NaN where undefined: a status other than ``SUCCESS`` or
+    ``ROUNDING`` (the status says why), or ``f_xx <= 0`` at an interior minimiser. The cost
+    is a few derivative evaluations at ``x``, never a differentiation through the loop.
+
     Args:
       fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
         returns ``(value, aux)``.
@@ -325,5 +334,9 @@ def parabolic(
         bad = ~((problem.given_lower < x_init) & (x_init < problem.given_upper))
         problem = common.invalidate(problem, bad)
         x_init = jnp.where(problem.invalid, problem.lower, x_init)
-    state = common.run_while(make_step(fun, problem), init(problem, x_init), max_evals)
-    return finish(problem, state)
+
+    def run(fun: Callable, problem: common.Interval, x_init: jax.Array) -> ScalarResult:
+        state = common.run_while(make_step(fun, problem), init(problem, x_init), max_evals)
+        return finish(problem, state)
+
+    return implicit.minimiser(fun, problem, run, x_init)

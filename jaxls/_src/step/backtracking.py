@@ -14,6 +14,7 @@ from jaxls._src.step import common
 from jaxls._src.step.conditions import armijo_condition
 from jaxls._src.step.interpolate import cubic_minimizer, quadratic_minimizer
 from jaxls._src.step.line import LinePoint
+from jaxls._src.implicit.step import constant_step
 
 # Safeguard of an interpolated step: within [LOW, HIGH] times the step it replaces.
 LOW, HIGH = 0.1, 0.5
@@ -48,6 +49,7 @@ def next_step(origin: LinePoint, trial: LinePoint, shrink, interpolate: bool):
     return jnp.where(usable, model, plain)
 
 
+@constant_step
 def backtracking(
     fun: Callable | None,
     x: PyTree,
@@ -90,6 +92,12 @@ def backtracking(
     ``interpolate`` use the cubic model. Under `jax.vmap` (and `jax.jit` of a batch) the
     transpose runs at every trial of every member, as a batched `lax.cond` runs both
     branches: values-only costs about what ``trial_grads=True`` costs there.
+
+    Derivatives: the accepted step is held constant (its derivative is 0); ``value``,
+    ``grad``, ``slope`` and ``aux`` are differentiated at ``x + step d`` with respect to
+    ``x``, ``direction`` and what ``fun`` (or ``value_and_grad``) closes over, by one JVP of
+    ``value_and_grad`` there, with `jax.grad`, `jax.jvp` and ``jaxls.ad`` alike; never
+    through the loop, never a NaN from it.
 
     Args:
       fun: scalar objective of a pytree, real-valued (``(value, aux)`` with ``has_aux``);

@@ -22,6 +22,7 @@ from jaxls._src.results import RUNNING, LineSearchResult, PyTree, Status
 from jaxls._src.step import common
 from jaxls._src.step.conditions import armijo_condition
 from jaxls._src.step.line import LinePoint
+from jaxls._src.implicit.step import constant_step
 
 # An interpolated step keeps at least SAFEGUARD * (hi - lo) away from either end of the bracket.
 SAFEGUARD = 0.1
@@ -78,6 +79,7 @@ def model_slope(origin: LinePoint, lo: LinePoint, hi: LinePoint):
     return jnp.where(at_origin, origin.slope, f01 + (f12 - f01) * (lo.step / hi.step))
 
 
+@constant_step
 def goldstein(
     fun: Callable | None,
     x: PyTree,
@@ -123,6 +125,12 @@ def goldstein(
     too-short step returned on failure gets its gradient by one more call at the end (none
     for step 0). ``num_evals`` counts the calls, ``num_grads`` the gradients computed. With
     ``trial_grads=True`` every trial calls ``value_and_grad`` instead.
+
+    Derivatives: the accepted step is held constant (its derivative is 0); ``value``,
+    ``grad``, ``slope`` and ``aux`` are differentiated at ``x + step d`` with respect to
+    ``x``, ``direction`` and what ``fun`` (or ``value_and_grad``) closes over, by one JVP of
+    ``value_and_grad`` there, with `jax.grad`, `jax.jvp` and ``jaxls.ad`` alike; never
+    through the loop, never a NaN from it.
 
     Args:
       fun: scalar objective of a pytree, real-valued (``(value, aux)`` with ``has_aux``);

@@ -28,6 +28,7 @@ from jaxls._src.step.conditions import (
 )
 from jaxls._src.step.interpolate import secant_minimizer
 from jaxls._src.step.line import LinePoint
+from jaxls._src.implicit.step import constant_step
 
 # Defaults: the factor by which the step grows while no bracket is found (`grow`, the paper's
 # rho, which it sets to 5), and the relative error allowed in phi, in ulps of the search's
@@ -275,6 +276,7 @@ def make_step(phi: Callable, k: Constants) -> Callable:
     return step
 
 
+@constant_step
 def hager_zhang(
     fun: Callable | None,
     x: PyTree,
@@ -334,6 +336,12 @@ def hager_zhang(
     once with a few ulps' margin), and the search stops with ``ROUNDING`` when that falls
     outside the bracket, or at once, without an evaluation, if ``step_max < t_r``: at a
     point one ulp from a float32 minimiser a search costs a call or two, not its budget.
+
+    Derivatives: the accepted step is held constant (its derivative is 0); ``value``,
+    ``grad``, ``slope`` and ``aux`` are differentiated at ``x + step d`` with respect to
+    ``x``, ``direction`` and what ``fun`` (or ``value_and_grad``) closes over, by one JVP of
+    ``value_and_grad`` there, with `jax.grad`, `jax.jvp` and ``jaxls.ad`` alike; never
+    through the loop, never a NaN from it.
 
     Args:
       fun: scalar objective of a pytree (unused if ``value_and_grad`` is given); with

@@ -18,6 +18,7 @@ from jaxls._src.step.conditions import (
     strong_curvature_condition,
 )
 from jaxls._src.step.line import LinePoint
+from jaxls._src.implicit.step import constant_step
 
 # dcsrch's constants: extrapolate at least by EXTRAPOLATE_MIN, bisect when the bracket has not
 # shrunk below SHRINK of its width two steps earlier, keep a step inside a bracket at most
@@ -315,6 +316,7 @@ def make_step(phi: Callable, k: Constants) -> Callable:
     return step
 
 
+@constant_step
 def wolfe(
     fun: Callable | None,
     x: PyTree,
@@ -379,6 +381,12 @@ def wolfe(
     Armijo condition, and allows ``phi(t)`` at most ``epsilon |phi(0)|`` above ``phi(0)``.
     Values closer than the allowance also count as equal in choosing the next trial, so
     that the slopes decide where the values are noise.
+
+    Derivatives: the accepted step is held constant (its derivative is 0); ``value``,
+    ``grad``, ``slope`` and ``aux`` are differentiated at ``x + step d`` with respect to
+    ``x``, ``direction`` and what ``fun`` (or ``value_and_grad``) closes over, by one JVP of
+    ``value_and_grad`` there, with `jax.grad`, `jax.jvp` and ``jaxls.ad`` alike; never
+    through the loop, never a NaN from it.
 
     Args:
       fun: scalar objective of a pytree (unused if ``value_and_grad`` is given); with

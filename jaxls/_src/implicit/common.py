@@ -1,0 +1,73 @@
+"""What the derivative rules of the searches and of `minimize` share.
+
+Every jaxls search is a `lax.while_loop` (or a `lax.scan`), which JAX cannot differentiate
+in reverse mode (jax issue 4106) and which would give the derivative of the iterations, not
+of the answer, in forward mode. So each search is a `jax.custom_jvp` function whose rule
+computes its answer's derivative from the answer (`interval.py`: the implicit function
+theorem on an exact minimiser; `step.py`: the step held constant; `solution.py`: the
+implicit function theorem on ``grad f(x*, theta) = 0``), with O(1) more evaluations of
+derivatives of the objective and nothing of the loop kept.
+
+The objective's parameters ``theta`` are usually closed over (``lambda x: f(x, theta)``),
+and a custom JVP rule only sees its explicit arguments: `hoist` makes the closed-over
+values that may carry a derivative explicit (`jax.closure_convert`), so that ``jax.grad``
+with respect to ``theta`` reaches the rule. The rule is linear in the tangents, so JAX (and
+`jaxls.ad`) transpose it for reverse mode; a derivative that does not exist is a NaN made
+by multiplying with `nan_unless` (linear too, so reverse mode keeps the NaN where a
+``jnp.where`` would transpose to a silent zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def hoist(fun: Callable, *example_args) -> tuple[Callable, list[Any]]:
+    """``(converted, consts)``: ``converted(*args, *consts) == fun(*args)``, with every
+    closed-over value that may carry a derivative (a tracer) among ``consts``.
+
+    ``example_args`` fix the shapes and dtypes ``converted`` takes (`jax.closure_convert`).
+    """
+    return jax.closure_convert(fun, *example_args)
+
+
+def traced(value) -> bool:
+    """Whether a (pytree) value holds a tracer: it may carry a derivative."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
+
+
+def nan_unless(ok, dtype) -> jax.Array:
+    """1 where ``ok``, NaN elsewhere, in ``dtype``: multiply a tangent by it."""
+    return jnp.where(ok, 1, np.nan).astype(dtype)
+
+
+def zero_tangent(value):
+    """The tangent of an output that carries no derivative: zeros (``float0`` for integer
+    and boolean outputs, as JAX wants them), leaf by leaf."""
+
+    def zero(leaf):
+        leaf = jnp.asarray(leaf)
+        if jnp.issubdtype(leaf.dtype, jnp.inexact):
+            return jnp.zeros_like(leaf)
+        return np.zeros(leaf.shape, jax.dtypes.float0)
+
+    return jax.tree.map(zero, value)
+
+
+def cast_like(tangent, like):
+    """``tangent`` leaf by leaf in the dtypes of ``like`` (a rule's tangent must have the
+    dtype of its output)."""
+    return jax.tree.map(lambda t, x: jnp.asarray(t).astype(jnp.result_type(x)), tangent, like)
+
+
+def scale(tree, factor):
+    """``factor * tree`` leaf by leaf, each leaf keeping its dtype."""
+    return jax.tree.map(lambda leaf: (leaf * factor.astype(leaf.dtype)).astype(leaf.dtype), tree)
+
+
+__all__ = ["cast_like", "hoist", "nan_unless", "scale", "traced", "zero_tangent"]
