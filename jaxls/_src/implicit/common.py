@@ -12,9 +12,11 @@ The objective's parameters ``theta`` are usually closed over (``lambda x: f(x, t
 and a custom JVP rule only sees its explicit arguments: `hoist` makes the closed-over
 values that may carry a derivative explicit (`jax.closure_convert`), so that ``jax.grad``
 with respect to ``theta`` reaches the rule. The rule is linear in the tangents, so JAX (and
-`jaxls.ad`) transpose it for reverse mode; a derivative that does not exist is a NaN made
-by multiplying with `nan_unless` (linear too, so reverse mode keeps the NaN where a
-``jnp.where`` would transpose to a silent zero).
+`jaxls.ad`) transpose it for reverse mode. A derivative that does not exist is NaN with
+respect to every input, in both modes: `poison` adds ``NaN * (the sum of every input
+tangent)`` there, which is linear, so that its transpose carries the NaN to every input.
+(Multiplying the output tangent by NaN would reach, in reverse mode, only the inputs the
+tangent formula happens to depend on; a ``jnp.where`` would transpose to a silent zero.)
 """
 
 from __future__ import annotations
@@ -46,6 +48,27 @@ def nan_unless(ok, dtype) -> jax.Array:
     return jnp.where(ok, 1, np.nan).astype(dtype)
 
 
+def poison(ok, dtype, *tangents) -> jax.Array:
+    """0 where ``ok``, else NaN, times the sum of every (floating) input tangent: added to
+    an output tangent, it leaves it as it is where ``ok`` and makes it NaN elsewhere, with
+    respect to every input and in reverse mode too (module docstring)."""
+    leaves = [t for t in jax.tree.leaves(tangents) if jnp.result_type(t) != jax.dtypes.float0]
+    total = sum((jnp.sum(t).astype(dtype) for t in leaves), jnp.zeros((), dtype))
+    return jnp.where(ok, 0, np.nan).astype(dtype) * total
+
+
+def poisoned(tangent, bad, like):
+    """``tangent + bad`` (a `poison`) leaf by leaf, in the dtypes of ``like``; ``float0``
+    tangents (of integer outputs) as they are."""
+
+    def one(t, x):
+        if jnp.result_type(t) == jax.dtypes.float0:
+            return t
+        return (t + bad.astype(jnp.result_type(t))).astype(jnp.result_type(x))
+
+    return jax.tree.map(one, tangent, like)
+
+
 def zero_tangent(value):
     """The tangent of an output that carries no derivative: zeros (``float0`` for integer
     and boolean outputs, as JAX wants them), leaf by leaf."""
@@ -70,4 +93,13 @@ def scale(tree, factor):
     return jax.tree.map(lambda leaf: (leaf * factor.astype(leaf.dtype)).astype(leaf.dtype), tree)
 
 
-__all__ = ["cast_like", "hoist", "nan_unless", "scale", "traced", "zero_tangent"]
+__all__ = [
+    "cast_like",
+    "hoist",
+    "nan_unless",
+    "poison",
+    "poisoned",
+    "scale",
+    "traced",
+    "zero_tangent",
+]

@@ -32,7 +32,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxls._src.implicit.common import hoist, nan_unless, zero_tangent
+from jaxls._src.implicit.common import hoist, poison, poisoned, zero_tangent
 from jaxls._src.interval.common import Interval
 from jaxls._src.results import ScalarResult, Status
 
@@ -40,8 +40,10 @@ from jaxls._src.results import ScalarResult, Status
 def minimiser(fun: Callable, problem: Interval, run: Callable, *starts) -> ScalarResult:
     """``run(fun, problem, *starts)`` (an exact search's loop and result), differentiable
     with respect to ``fun``'s closed-over values and the bounds by the implicit function
-    theorem (see the module docstring). ``starts``: arrays the loop starts from (a first
-    trial point), on which the minimiser does not depend: their derivative is none."""
+    theorem (see the module docstring). ``starts``: arrays the loop starts from or steps
+    by (a first trial point, Fibonacci's fractions), passed explicitly (a closed-over
+    array would be a tracer under ``jaxls.ad``'s trace), on which the minimiser does not
+    depend: their derivative is none."""
     has_aux = problem.has_aux
     converted, consts = hoist(fun, jnp.zeros((), problem.dtype))
     fields = {k: v for k, v in problem._asdict().items() if k != "has_aux"}
@@ -89,23 +91,11 @@ def fixed_decisions(fun: Callable, dtype, has_aux: bool, run: Callable, x0, step
             upper=moved(res.upper),
             num_evals=zero_tangent(res.num_evals),
             status=zero_tangent(res.status),
-            aux=None if daux is None else masked(daux, jnp.ones((), dtype), res.aux),
+            aux=None if daux is None else poisoned(daux, jnp.zeros((), dtype), res.aux),
         )
         return res, tangent
 
     return search(x0, step_init, rest, consts)
-
-
-def masked(tangent, mask, like):
-    """``mask * tangent`` in the dtypes of ``like``; ``float0`` tangents (of integer
-    outputs) as they are."""
-
-    def one(t, x):
-        if jnp.result_type(t) == jax.dtypes.float0:
-            return t
-        return (t * mask.astype(jnp.result_type(t))).astype(jnp.result_type(x))
-
-    return jax.tree.map(one, tangent, like)
 
 
 def _tangent(converted, has_aux, res: ScalarResult, fields, dfields, consts, dconsts):
@@ -130,27 +120,30 @@ def _tangent(converted, has_aux, res: ScalarResult, fields, dfields, consts, dco
     interior = ~(on_lower | on_upper)
     found = (res.status == Status.SUCCESS) | (res.status == Status.ROUNDING)
     ok = found & (convex | ~interior) & jnp.isfinite(f_x)
-    mask = nan_unless(ok, x.dtype)
+    # NaN with respect to every input where the derivative does not exist (`poison`).
+    # The given bounds too: for invalid input the search's own were replaced (`invalidate`).
+    bounds = [dfields[k] for k in ("lower", "upper", "given_lower", "given_upper")]
+    bad = poison(ok, x.dtype, bounds, dconsts)
     dx = jnp.where(
         on_lower, dfields["lower"], jnp.where(on_upper, dfields["upper"], -mixed / curvature)
     )
-    dx = dx * mask
+    dx = dx + bad
     # value*: the envelope theorem inside (no f_x dx term), the chain rule on a bound.
     d_theta = jax.jvp(lambda c: value(x, c), (consts,), (dconsts,))[1]
-    dvalue = (jnp.where(interior, 0, f_x) * dx + d_theta) * mask
+    dvalue = jnp.where(interior, 0, f_x) * dx + d_theta + bad
     daux = None
     if has_aux:
         aux_at = lambda x, consts: converted(x, *consts)[1]
-        daux = masked(jax.jvp(aux_at, (x, consts), (dx, dconsts))[1], mask, res.aux)
+        daux = poisoned(jax.jvp(aux_at, (x, consts), (dx, dconsts))[1], bad, res.aux)
     return ScalarResult(
         x=dx,
         value=dvalue.astype(res.value.dtype),
-        lower=jnp.where(at_lower, dfields["lower"], dx),
-        upper=jnp.where(at_upper, dfields["upper"], dx),
+        lower=jnp.where(at_lower, dfields["lower"], dx) + bad,
+        upper=jnp.where(at_upper, dfields["upper"], dx) + bad,
         num_evals=zero_tangent(res.num_evals),
         status=zero_tangent(res.status),
         aux=daux,
     )
 
 
-__all__ = ["fixed_decisions", "masked", "minimiser"]
+__all__ = ["fixed_decisions", "minimiser"]

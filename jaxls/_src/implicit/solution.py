@@ -30,8 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxls._src import checks
-from jaxls._src.implicit.common import cast_like, hoist, nan_unless, scale, zero_tangent
-from jaxls._src.implicit.interval import masked
+from jaxls._src.implicit.common import hoist, nan_unless, poison, poisoned, scale, zero_tangent
 from jaxls._src.results import Status
 from jaxls._src.tree import tree_axpy, tree_vdot
 
@@ -145,19 +144,19 @@ def minimum(fun: Callable, params, run: Callable, has_aux: bool, cg_tol, cg_max_
         dx, dvalue, grad, dgrad = solution_tangent(
             value_of, x, consts, dconsts, cg_tol=tol, cg_max_iterations=most
         )
-        mask = nan_unless(res.status == Status.SUCCESS, dtype)
-        dx, dgrad = scale(dx, mask), scale(dgrad, mask)
+        bad = poison(res.status == Status.SUCCESS, dtype, dconsts)  # NaN unless SUCCESS
+        dx, dgrad = poisoned(dx, bad, x), poisoned(dgrad, bad, res.grad)
         norm = res.grad_norm
         dnorm = tree_vdot(grad, dgrad).astype(dtype) / jnp.where(norm > 0, norm, 1)
         daux = None
         if has_aux:
             aux_at = lambda x, consts: converted(x, *consts)[1]
-            daux = masked(jax.jvp(aux_at, (x, consts), (dx, dconsts))[1], mask, res.aux)
+            daux = poisoned(jax.jvp(aux_at, (x, consts), (dx, dconsts))[1], bad, res.aux)
         tangent = res._replace(
-            params=cast_like(dx, x),
-            value=(dvalue * mask).astype(dtype),
-            grad=cast_like(dgrad, res.grad),
-            grad_norm=jnp.where(norm > 0, dnorm, 0).astype(norm.dtype),
+            params=dx,
+            value=(dvalue + bad).astype(dtype),
+            grad=dgrad,
+            grad_norm=(jnp.where(norm > 0, dnorm, 0) + bad).astype(norm.dtype),
             num_iterations=zero_tangent(res.num_iterations),
             num_evals=zero_tangent(res.num_evals),
             num_grads=zero_tangent(res.num_grads),

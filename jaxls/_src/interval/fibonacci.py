@@ -114,9 +114,9 @@ def fibonacci(
     problem = common.setup(call, fun, lower, upper, has_aux=has_aux)
     rhos = jnp.asarray(fibonacci_fractions(fixed_evals), problem.dtype)
 
-    def run(fun: Callable, problem: common.Interval) -> ScalarResult:
+    def run(fun: Callable, problem: common.Interval, rhos: jax.Array) -> ScalarResult:
         step = section.make_step(fun, problem, 0.0)
         state = common.run_budget(step, section.init(problem), fixed_evals, xs=rhos)
         return section.finish(problem, state)
 
-    return implicit.minimiser(fun, problem, run)
+    return implicit.minimiser(fun, problem, run, rhos)
