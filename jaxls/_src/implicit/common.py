@@ -21,6 +21,7 @@ tangent formula happens to depend on; a ``jnp.where`` would transpose to a silen
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,15 @@ def hoist(fun: Callable, *example_args) -> tuple[Callable, list[Any]]:
     ``example_args`` fix the shapes and dtypes ``converted`` takes (`jax.closure_convert`).
     """
     return jax.closure_convert(fun, *example_args)
+
+
+def bind(converted: Callable, consts) -> Callable:
+    """``x -> converted(x, *consts)``: the function `hoist` converted, its values given."""
+    return functools.partial(_apply, converted, consts)
+
+
+def _apply(converted: Callable, consts, x):
+    return converted(x, *consts)
 
 
 def traced(value) -> bool:
@@ -94,6 +104,7 @@ def scale(tree, factor):
 
 
 __all__ = [
+    "bind",
     "cast_like",
     "hoist",
     "nan_unless",

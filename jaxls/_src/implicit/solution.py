@@ -20,7 +20,6 @@ the negative curvature is finite, and is the derivative of that stationary point
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -30,7 +29,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxls._src import checks
-from jaxls._src.implicit.common import hoist, nan_unless, poison, poisoned, scale, zero_tangent
+from jaxls._src.implicit.common import (
+    bind,
+    hoist,
+    nan_unless,
+    poison,
+    poisoned,
+    scale,
+    zero_tangent,
+)
 from jaxls._src.results import Status
 from jaxls._src.tree import tree_axpy, tree_vdot
 
@@ -125,7 +132,7 @@ def minimum(fun: Callable, params, run: Callable, has_aux: bool, cg_tol, cg_max_
 
     @jax.custom_jvp
     def solve(params, consts):
-        return run(functools.partial(_call, converted, consts), params)
+        return run(bind(converted, consts), params)
 
     @solve.defjvp
     def solve_jvp(primals, tangents):
@@ -167,10 +174,6 @@ def minimum(fun: Callable, params, run: Callable, has_aux: bool, cg_tol, cg_max_
         return res, tangent
 
     return solve(jax.tree.map(jnp.asarray, params), consts)
-
-
-def _call(converted: Callable, consts, x):
-    return converted(x, *consts)
 
 
 def check_cg(call: str, cg_tol, cg_max_iterations) -> None:

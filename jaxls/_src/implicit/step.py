@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import jax
 import jax.numpy as jnp
 
-from jaxls._src.implicit.common import cast_like, hoist, traced, zero_tangent
+from jaxls._src.implicit.common import bind, cast_like, hoist, traced, zero_tangent
 from jaxls._src.results import LineSearchResult
 from jaxls._src.tree import tree_axpy, tree_vdot
 
@@ -53,14 +53,14 @@ def constant_step(search: Search) -> Search:
         dynamic = {k: v for k, v in options.items() if k != "value_and_grad" and traced(v)}
         static = {k: v for k, v in options.items() if k not in dynamic}
 
-        def bind(fun_consts, vg_consts):
-            f = None if fun_c is None else functools.partial(_call, fun_c, fun_consts)
-            vg = None if vg_c is None else functools.partial(_call, vg_c, vg_consts)
+        def objectives(fun_consts, vg_consts):
+            f = None if fun_c is None else bind(fun_c, fun_consts)
+            vg = None if vg_c is None else bind(vg_c, vg_consts)
             return f, vg
 
         @jax.custom_jvp
         def run(x, direction, dynamic, fun_consts, vg_consts):
-            f, vg = bind(fun_consts, vg_consts)
+            f, vg = objectives(fun_consts, vg_consts)
             fixed = {**static, **dynamic}
             if vg is not None:
                 fixed["value_and_grad"] = vg
@@ -73,7 +73,7 @@ def constant_step(search: Search) -> Search:
             res = run(*primals)
 
             def value_and_grad_at(y, fun_consts, vg_consts):
-                f, vg = bind(fun_consts, vg_consts)
+                f, vg = objectives(fun_consts, vg_consts)
                 return (vg or jax.value_and_grad(f, has_aux=has_aux))(y)
 
             y = tree_axpy(res.step, direction, x)
@@ -113,9 +113,7 @@ def constant_step_value_only(search: Callable) -> Callable:
 
         @jax.custom_jvp
         def run(x, direction, arrays, consts):
-            return search(
-                functools.partial(_call, converted, consts), x, direction, *arrays, **config
-            )
+            return search(bind(converted, consts), x, direction, *arrays, **config)
 
         @run.defjvp
         def run_jvp(primals, tangents):
@@ -134,10 +132,6 @@ def constant_step_value_only(search: Callable) -> Callable:
         return run(x, direction, arrays, consts)
 
     return differentiable
-
-
-def _call(converted: Callable, consts, y):
-    return converted(y, *consts)
 
 
 def _aux_tangent(daux, aux) -> Any:
