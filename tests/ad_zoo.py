@@ -17,8 +17,10 @@ from jax import lax
 
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
-"""XLA options for the AD tests' jitted functions: LLVM without its optimisation passes and
-XLA's classic CPU emitters. The AD tests spend their time compiling, not running; these
+"""XLA options for the AD tests' jitted functions (and the derivative tests of
+tests/test_implicit_*.py, which compare with closed forms and finite differences, never
+with an evaluation count): LLVM without its optimisation passes and XLA's classic CPU
+emitters. The AD tests spend their time compiling, not running; these
 options compile their functions 2 to 3 times faster. Neither enables fast math, and jaxls's
 results and the jax oracle's are compiled together, with the same options."""
 

@@ -30,6 +30,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import jaxls
+from tests.ad_zoo import fast_jit
 from tests.helpers import count_primitive, loop_eqns
 
 S = jaxls.Status
@@ -137,7 +138,7 @@ def test_exact_minimiser_derivative_matches_the_closed_form(name):
         return res.x, res
 
     thetas = jnp.asarray(THETAS, jnp.float64)
-    grads, res = jax.jit(jax.vmap(jax.grad(x_star, has_aux=True)))(thetas)
+    grads, res = fast_jit(jax.vmap(jax.grad(x_star, has_aux=True)))(thetas)
     assert all(int(s) in FOUND for s in res.status)
     np.testing.assert_allclose(res.x, np.sin(THETAS), rtol=0, atol=1e-12)
     assert grads.dtype == jnp.float64
@@ -164,7 +165,7 @@ def test_exact_derivatives_match_finite_differences_and_the_envelope(name):
         res = minimise(name, functools.partial(general, p=p), -3.0, 3.0, tol=1e-13)
         return (res.x, res.value), res
 
-    @jax.jit
+    @fast_jit
     def run(p):
         jac, res = jax.jacfwd(x_and_value, has_aux=True)(p)
         flat = ravel_pytree(p)[0]
@@ -195,7 +196,7 @@ def test_jaxls_ad_grad_differentiates_exact_searches(name):
     def x_star(theta):
         return minimise(name, lambda x: quartic(x, theta), -3.0, 3.0, tol=1e-5).x
 
-    grads = jax.jit(jax.vmap(jaxls.ad.grad(x_star)))(jnp.asarray(THETAS, jnp.float32))
+    grads = fast_jit(jax.vmap(jaxls.ad.grad(x_star)))(jnp.asarray(THETAS, jnp.float32))
     assert grads.dtype == jnp.float32
     np.testing.assert_allclose(grads, np.cos(THETAS), rtol=1e-4)
 
@@ -209,7 +210,7 @@ def test_jaxls_ad_jvp_and_jacrev_through_the_bounds():
         res = jaxls.golden_section(lambda x: shifted(x, theta), lower, upper, tol=1e-5)
         return jnp.stack([res.x, res.value])
 
-    @jax.jit
+    @fast_jit
     def run(args):
         tangent = jnp.array([1.0, -2.0, 0.5])
         return jaxls.ad.jvp(outputs, (args,), (tangent,))[1], jaxls.ad.jacrev(outputs)(args)
@@ -285,7 +286,7 @@ def test_exact_derivatives_in_float32_under_jit_and_vmap_bounds_aux_and_failures
         res = minimise(name, fun, lower, upper, tol=1e-5, has_aux=True)
         return (res.x, res.value, res.aux), res.status
 
-    status, forward, reverse = jax.jit(jax.vmap(functools.partial(jacobians, solve)))(BATCH)
+    status, forward, reverse = fast_jit(jax.vmap(functools.partial(jacobians, solve)))(BATCH)
     np.testing.assert_array_equal(status[5:], [S.INVALID_INPUT, S.NONFINITE])
     assert all(int(s) in FOUND for s in status[:5])
     assert forward.dtype == reverse.dtype == jnp.float32
@@ -304,7 +305,7 @@ def test_exact_derivative_in_bfloat16_is_bfloat16(name):
         return minimise(name, lambda x: shifted(x, theta), -1.5, 1.5, tol=0.05).x
 
     thetas = jnp.asarray(THETAS, jnp.bfloat16)
-    grads = jax.jit(jax.vmap(jax.grad(x_star)))(thetas)
+    grads = fast_jit(jax.vmap(jax.grad(x_star)))(thetas)
     assert grads.dtype == jnp.bfloat16
     want = np.cos(np.asarray(thetas, np.float64))
     np.testing.assert_allclose(np.asarray(grads, np.float64), want, rtol=3e-2)
@@ -319,7 +320,7 @@ def test_exhausted_budget_gives_nan_derivatives_in_both_modes(name):
         res = minimise(name, lambda x: quartic(x, theta[0]), -3.0, 3.0, tol=1e-4, max_evals=3)
         return (res.x, res.value), res.status
 
-    status, forward, reverse = jax.jit(functools.partial(jacobians, outputs))(jnp.ones(1))
+    status, forward, reverse = fast_jit(functools.partial(jacobians, outputs))(jnp.ones(1))
     assert int(status) == S.MAX_EVALS
     assert np.all(np.isnan(forward)) and np.all(np.isnan(reverse))
 
@@ -332,7 +333,7 @@ def test_failed_search_gives_nan_for_every_floating_output():
         res = jaxls.golden_section(lambda x: (x - theta) ** 2, -3.0, 3.0, max_evals=1)
         return (res.x, res.value, res.lower, res.upper), res.status
 
-    jvp = jax.jit(lambda t: jax.jvp(outputs, (t,), (jnp.ones_like(t),), has_aux=True)[1:])
+    jvp = fast_jit(lambda t: jax.jvp(outputs, (t,), (jnp.ones_like(t),), has_aux=True)[1:])
     forward, status = jvp(jnp.float32(0.7))
     assert int(status) == S.MAX_EVALS
     assert all(np.isnan(t) for t in forward), forward
@@ -347,7 +348,7 @@ def test_degenerate_minimum_gives_nan_derivatives():
         res = jaxls.golden_section(lambda x: jnp.abs(x - theta), -3.0, 3.0)
         return (res.x, res.value), (res.x, res.status)
 
-    _, forward, (x, status) = jax.jit(
+    _, forward, (x, status) = fast_jit(
         lambda t: jax.jvp(outputs, (t,), (jnp.ones_like(t),), has_aux=True)
     )(jnp.float32(0.7))
     assert int(status) in FOUND and abs(float(x) - 0.7) < 1e-3
@@ -370,7 +371,7 @@ def test_reverse_mode_keeps_the_nan(case):
             return jaxls.golden_section(lambda x: jnp.abs(x - a), -3.0, 3.0).x
 
     at = jnp.float32(3.0 if case == "failed_search_wrt_upper" else 0.7)
-    forward, reverse = jax.jit(
+    forward, reverse = fast_jit(
         lambda a: (jax.jvp(x_star, (a,), (jnp.ones_like(a),))[1], jax.grad(x_star)(a))
     )(at)
     assert np.isnan(forward)
@@ -389,7 +390,7 @@ def test_integer_arguments_are_refused_and_integer_closures_pass():
         jax.grad(x_star, argnums=1)(0.5, 2)
     with pytest.raises(TypeError):
         jaxls.ad.grad(x_star, argnums=1)(0.5, 2)
-    grad = jax.jit(jax.grad(x_star))(jnp.float32(0.5), jnp.int32(2))
+    grad = fast_jit(jax.grad(x_star))(jnp.float32(0.5), jnp.int32(2))
     np.testing.assert_allclose(grad, 2.0, rtol=1e-5)
 
 
@@ -476,7 +477,7 @@ def test_bracket_holds_its_decisions_constant():
         points = [x0 + c * step for c in factors]
         return (*points, shifted(points[0], theta))
 
-    @jax.jit
+    @fast_jit
     @jax.vmap
     def run(args):
         out, linear, res = jax.linearize(outputs, args, has_aux=True)
@@ -577,7 +578,7 @@ def test_inexact_derivatives_hold_the_step_constant(name):
         x, theta = unravel(z)
         return constant_step_oracle(x, theta, sign, step, has_aux=True)
 
-    @jax.jit
+    @fast_jit
     @jax.vmap
     def run(theta, sign):
         z = ravel_pytree((X0, theta))[0]
@@ -604,7 +605,7 @@ def test_inexact_jax_grad_and_jaxls_ad_grad_through_fun():
         res = INEXACT[name](lambda y: objective(y, theta), x, direction_at(x, theta, sign))
         return scalar_summary(res), res
 
-    @jax.jit
+    @fast_jit
     @jax.vmap
     def run(theta, sign):
         grads, res = jax.grad(summary, argnums=(0, 1), has_aux=True)(X0, theta, sign)
@@ -659,7 +660,7 @@ def test_stochastic_armijo_update_holds_the_step_constant(has_aux):
         out = value_of(new, theta)
         return out + loss(new, theta)[1]["norm"] if has_aux else out
 
-    @jax.jit
+    @fast_jit
     def run(theta):
         grad, step = jax.grad(after_update, has_aux=True)(theta)
         return grad, step, jax.grad(oracle)(theta, step)

@@ -30,6 +30,7 @@ import pytest
 import jaxls
 from jaxls._src.implicit.solution import conjugate_gradient
 from jaxls.optax import implicit_argmin, minimize
+from tests.ad_zoo import fast_jit
 
 with warnings.catch_warnings():  # "JAXopt is no longer maintained": it is an oracle here
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -89,7 +90,7 @@ def test_ridge_solution_derivative_in_every_mode_is_the_closed_form():
     params = lambda lam: solve(lam).params
     weights = jnp.arange(1.0, 6.0)
 
-    @jax.jit
+    @fast_jit
     def derivatives(lam, params0):
         return {
             "jax.jacobian": jax.jacobian(params)(lam),
@@ -103,7 +104,7 @@ def test_ridge_solution_derivative_in_every_mode_is_the_closed_form():
 
     lam, h = 0.5, 1e-4
     w, exact = ridge_closed_form(X, y, lam)
-    solve_jit = jax.jit(solve)
+    solve_jit = fast_jit(solve)
     res = solve_jit(jnp.asarray(lam))
     assert res.status == S.SUCCESS
     np.testing.assert_allclose(res.params, w, rtol=1e-10)
@@ -130,7 +131,7 @@ def test_value_by_the_envelope_theorem_and_grad_and_aux_tangents():
     solve = ridge_solver(X, y, grad_tol=1e-12, has_aux=True, max_iterations=1000)
     fields = lambda lam: (lambda r: (r.params, r.value, r.grad, r.grad_norm, r.aux))(solve(lam))
 
-    @jax.jit
+    @fast_jit
     def tangents(lam):
         primal, tangent = jax.jvp(fields, (lam,), (jnp.ones_like(lam),))
         return primal, tangent, jax.grad(lambda lam: solve(lam).value)(lam)
@@ -143,7 +144,7 @@ def test_value_by_the_envelope_theorem_and_grad_and_aux_tangents():
     np.testing.assert_allclose(dparams, exact, rtol=1e-8)
     np.testing.assert_allclose(dvalue, np.sum(w**2) / 2, rtol=1e-10)
     np.testing.assert_allclose(reverse, np.sum(w**2) / 2, rtol=1e-10)
-    values = jax.jit(lambda lam: solve(lam).value)
+    values = fast_jit(lambda lam: solve(lam).value)
     fd = (values(jnp.asarray(lam + h)) - values(jnp.asarray(lam - h))) / (2 * h)
     np.testing.assert_allclose(dvalue, fd, rtol=1e-6)
     np.testing.assert_allclose(daux[0], np.asarray(X) @ exact, rtol=1e-8)
@@ -162,7 +163,7 @@ def test_vmap_over_lambdas_gives_each_its_own_derivative():
     solve = ridge_solver(X, y, grad_tol=1e-12, max_iterations=2000)
     lams = jnp.asarray([0.01, 0.3, 2.0])
 
-    @jax.jit
+    @fast_jit
     @jax.vmap
     def batched(lam):
         res = solve(lam)
@@ -182,7 +183,7 @@ def test_float32_derivative_with_a_reachable_tolerance():
     X, y = ridge_data(jnp.float32)
     solve = ridge_solver(X, y, grad_tol=1e-4, max_iterations=1000)
 
-    @jax.jit
+    @fast_jit
     def derivatives(lam):
         res = solve(lam)
         jacobian = jax.jacobian(lambda lam: solve(lam).params)(lam)
@@ -279,7 +280,7 @@ def test_logistic_regression_hypergradient_matches_finite_differences():
         lambda init, theta: newton(theta)
     )
 
-    @jax.jit
+    @fast_jit
     def hypergradients(theta):
         res = lbfgs(theta)
         by_minimize = jax.grad(lambda theta: validation(lbfgs(theta).params))(theta)
@@ -302,7 +303,7 @@ def test_logistic_regression_hypergradient_matches_finite_differences():
     steps = h * np.eye(1 + n)
     point = np.concatenate([[theta[0]], theta[1]])
     shifted = jnp.asarray(np.concatenate([point + steps, point - steps]))
-    losses = jax.jit(jax.vmap(lambda t: validation(newton((t[0], t[1:])))))(shifted)
+    losses = fast_jit(jax.vmap(lambda t: validation(newton((t[0], t[1:])))))(shifted)
     fd = (losses[: 1 + n] - losses[1 + n :]) / (2 * h)
     for name, (dlam, dweights) in {"minimize": by_minimize, "newton": by_newton}.items():
         got = np.concatenate([[dlam], dweights])
@@ -325,7 +326,7 @@ def test_not_converged_gives_nan_forward_derivatives():
     solve = not_converged(*ridge_data(jnp.float32))
     fields = lambda lam: (lambda r: (r.params, r.value, r.grad, r.grad_norm, r.aux))(solve(lam))
 
-    @jax.jit
+    @fast_jit
     def derivatives(lam):
         _, tangents = jax.jvp(fields, (lam,), (jnp.ones_like(lam),))
         value = jax.grad(lambda lam: solve(lam).value)(lam)
@@ -344,7 +345,7 @@ def test_not_converged_gives_nan_reverse_derivatives():
     `conjugate_gradient` returns as NaN, not as its zero start)."""
     solve = not_converged(*ridge_data(jnp.float32))
 
-    @jax.jit
+    @fast_jit
     def derivatives(lam):
         return (
             jax.grad(lambda lam: jnp.sum(solve(lam).params))(lam),
@@ -356,7 +357,7 @@ def test_not_converged_gives_nan_reverse_derivatives():
         assert np.isnan(derivative)
 
 
-@jax.jit
+@fast_jit
 def stationary_start(a, c):
     """``minimize`` of ``sum(c x^2) / 2 + a sum(x)`` from ``x = 0`` (stationary at
     ``a = 0``): status, iterations, and the derivative of ``x*`` in ``a`` forward
@@ -409,7 +410,7 @@ def test_conjugate_gradient_solves_spd_systems_and_refuses_indefinite_ones():
     spd = jnp.asarray(M @ M.T + 0.5 * np.eye(6))
     b = jnp.asarray(rng.standard_normal(6))
 
-    @jax.jit
+    @fast_jit
     def cg(A, b):
         return conjugate_gradient(lambda v: A @ v, b, tol=1e-13, max_iterations=50)
 
@@ -495,7 +496,7 @@ def test_scalar_implicit_argmin_is_the_closed_form():
     newton = lambda a: jax.lax.fori_loop(0, 40, lambda _, x: x - 1 + a * jnp.exp(-x), 0 * a)
     solution = implicit_argmin(newton, objective)
 
-    @jax.jit
+    @fast_jit
     @jax.vmap
     def derivatives(a):
         first = jax.grad(solution)
