@@ -30,10 +30,7 @@ largest value). Ratios are to jax's scan, measured in the same run.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -46,6 +43,7 @@ import numpy as np
 from jax import lax
 
 import jaxls.ad
+from benchmarks.machine import print_header
 
 BATCH, WIDTH = 32, 64
 
@@ -204,13 +202,7 @@ def main(argv=None) -> None:
 
     given = sys.argv[1:] if argv is None else argv
     command = " ".join(["PYTHONPATH=. python3 benchmarks/ad_loops.py", *given])
-    print(f"command: {command}")
-    print(
-        f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"jax {jax.__version__}, {jax.default_backend()} ({jax.devices()[0].device_kind}), "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}; load average "
-        f"{os.getloadavg()[0]:.1f}"
-    )
+    print_header(command)
     print(
         f"loop: h = tanh(h W + b) + 0.5 h, h {BATCH}x{WIDTH}, float32; run: median of up to "
         f"{repeats} jitted calls after warm-up (modes alternately); compile: one "

@@ -64,10 +64,7 @@ the unrolled baseline is GD.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -75,6 +72,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
+from benchmarks.machine import print_header
 
 
 class Config(NamedTuple):
@@ -484,13 +482,7 @@ def main(argv=None) -> None:
     )
 
     given = sys.argv[1:] if argv is None else argv
-    print(f"command: {' '.join(['PYTHONPATH=. python3 benchmarks/bilevel.py', *given])}")
-    print(
-        f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"jax {jax.__version__}, {jax.default_backend()} ({jax.devices()[0].device_kind}), "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}; load average "
-        f"{os.getloadavg()[0]:.1f}"
-    )
+    print_header(" ".join(["PYTHONPATH=. python3 benchmarks/bilevel.py", *given]))
     print(
         f"problem: logistic regression, {cfg.features} features, {cfg.train} train / {cfg.val} "
         f"validation rows, {args.dtype}"
