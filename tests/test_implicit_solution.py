@@ -508,3 +508,25 @@ def test_scalar_implicit_argmin_is_the_closed_form():
     np.testing.assert_allclose(reverse, 1 / a, rtol=1e-5)
     np.testing.assert_allclose(forward, 1 / a, rtol=1e-5)
     np.testing.assert_allclose(second, -1 / a**2, rtol=1e-4)
+
+
+def test_the_optimisers_hyperparameters_carry_no_derivative():
+    """The solution does not depend on the optimiser that found it: differentiating with
+    respect to a learning rate (closed over by the optimiser, not by ``fun``) gives 0 in
+    every mode, not a leaked tracer, while ``fun``'s parameter still gets its derivative."""
+
+    def solve(lr, centre):
+        fun = lambda w: jnp.sum((w - centre) ** 2)
+        return minimize(fun, jnp.zeros(2), optax.sgd(lr), grad_tol=1e-4).params[0]
+
+    @fast_jit
+    def derivatives(lr, centre):
+        return (
+            jax.grad(solve, argnums=(0, 1))(lr, centre),
+            jax.jacfwd(solve, argnums=(0, 1))(lr, centre),
+            jaxls.ad.grad(solve, argnums=(0, 1))(lr, centre),
+        )
+
+    for d_lr, d_centre in derivatives(jnp.float32(0.1), jnp.float32(1.5)):
+        assert float(d_lr) == 0.0
+        np.testing.assert_allclose(float(d_centre), 1.0, rtol=1e-5)

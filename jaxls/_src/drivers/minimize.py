@@ -189,7 +189,8 @@ def minimize(
     def run(fun: Callable, params: PyTree) -> MinimizeResult:
         return _run(fun, params, optimizer, max_iterations, grad_tol, has_aux)
 
-    return solution.minimum(fun, params, run, has_aux, cg_tol, cg_max_iterations)
+    with explicit_axes_advice(CALL):  # the loop is traced, then run, in there
+        return solution.minimum(fun, params, run, has_aux, cg_tol, cg_max_iterations)
 
 
 def _run(

@@ -126,19 +126,27 @@ def minimum(fun: Callable, params, run: Callable, has_aux: bool, cg_tol, cg_max_
     """``run(fun, params)`` (`jaxls.optax.minimize`'s loop and result), differentiable with
     respect to the values ``fun`` closes over by the implicit function theorem (module
     docstring). NaN derivatives unless the status is ``SUCCESS`` (the gradient norm met
-    ``grad_tol``: ``x*`` is a stationary point to that accuracy); the starting point and
-    the optimiser state carry none."""
+    ``grad_tol``: ``x*`` is a stationary point to that accuracy); the starting point, the
+    optimiser (its hyperparameters: the loop closes over them, and they are hoisted too,
+    so that differentiating with respect to a learning rate gives its true derivative, 0,
+    not a leaked tracer) and the optimiser state carry none."""
+    params = jax.tree.map(jnp.asarray, params)
     converted, consts = hoist(fun, params)
 
-    @jax.custom_jvp
-    def solve(params, consts):
+    def loop(params, *consts):  # fun's values explicit; the optimiser's still closed over
         return run(bind(converted, consts), params)
+
+    loop_converted, others = hoist(loop, params, *consts)
+
+    @jax.custom_jvp
+    def solve(params, consts, others):
+        return loop_converted(params, *consts, *others)
 
     @solve.defjvp
     def solve_jvp(primals, tangents):
-        params, consts = primals
-        _, dconsts = tangents
-        res = solve(params, consts)
+        params, consts, others = primals
+        _, dconsts, _ = tangents
+        res = solve(params, consts, others)
         x = res.params
         dtype = res.value.dtype
 
@@ -173,7 +181,7 @@ def minimum(fun: Callable, params, run: Callable, has_aux: bool, cg_tol, cg_max_
         )
         return res, tangent
 
-    return solve(jax.tree.map(jnp.asarray, params), consts)
+    return solve(params, consts, others)
 
 
 def check_cg(call: str, cg_tol, cg_max_iterations) -> None:
