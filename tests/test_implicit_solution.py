@@ -530,3 +530,30 @@ def test_the_optimisers_hyperparameters_carry_no_derivative():
     for d_lr, d_centre in derivatives(jnp.float32(0.1), jnp.float32(1.5)):
         assert float(d_lr) == 0.0
         np.testing.assert_allclose(float(d_centre), 1.0, rtol=1e-5)
+
+
+@pytest.mark.x64(reason="the closed form's derivative compared to 1e-8")
+def test_implicit_argmin_differentiates_the_objectives_data_not_the_solvers_constants():
+    """A training loop of one's own, as users write it: the objective closes over its data
+    ``y``, the solver over a learning rate. The derivative with respect to ``y`` and to
+    ``lam`` is the closed form's (ridge), with respect to the learning rate 0 (the
+    minimiser does not depend on it), forward and reverse mode alike."""
+    X = jnp.asarray([[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]])
+
+    def fitted(y, lam, lr):
+        objective = lambda w, lam: jnp.sum((X @ w - y) ** 2) / 2 + lam * jnp.sum(w**2) / 2
+        step = lambda _, w: w - lr * jax.grad(objective)(w, lam)
+        solver = lambda lam: jax.lax.fori_loop(0, 3000, step, jnp.zeros(2))
+        return jnp.sum(implicit_argmin(solver, objective)(lam))
+
+    def closed(y, lam):
+        return jnp.sum(jnp.linalg.solve(X.T @ X + lam * jnp.eye(2), X.T @ y))
+
+    y, lam, lr = jnp.asarray([1.0, 0.0, 2.0]), jnp.asarray(0.5), jnp.asarray(0.01)
+    expected = jax.grad(closed, argnums=(0, 1))(y, lam)
+    reverse = fast_jit(jax.grad(fitted, argnums=(0, 1, 2)))(y, lam, lr)
+    forward = fast_jit(jax.jacfwd(fitted, argnums=(0, 1, 2)))(y, lam, lr)
+    for got in (reverse, forward):
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-8)
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-8)
+        assert float(got[2]) == 0.0

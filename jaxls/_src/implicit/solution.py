@@ -218,8 +218,9 @@ def implicit_argmin(
     the accuracy the derivative needs), and ``H`` is positive definite there (a strict
     minimum; strong convexity at the solution). Where CG meets a direction of non-positive
     curvature, the derivative is NaN (every leaf), never a silently wrong number.
-    ``theta`` carries every value to differentiate with respect to: ``solver`` and
-    ``objective`` may close over constants, not over values being differentiated.
+    What ``objective`` closes over (its data) is differentiated like ``theta``; what
+    ``solver`` closes over (a learning rate, a starting point) carries no derivative: the
+    minimiser does not depend on it.
 
     Args:
       solver: ``solver(theta) -> x*``, pytrees of floating arrays.
@@ -247,20 +248,34 @@ def implicit_argmin(
     checks.function(call, "objective", objective)
     check_cg(call, cg_tol, cg_max_iterations)
 
-    @jax.custom_jvp
     def solution(theta):
-        return solver(theta)
+        theta = jax.tree.map(jnp.asarray, theta)
+        # Closed-over values made explicit (`hoist`): the objective's are parameters of the
+        # problem like theta (its data, differentiable); the solver's only decide.
+        shapes = jax.eval_shape(solver, theta)
+        example = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        objective_c, data = hoist(objective, example, theta)
+        solver_c, others = hoist(solver, theta)
 
-    @solution.defjvp
-    def solution_jvp(primals, tangents):
-        (theta,), (dtheta,) = primals, tangents
-        x = solution(theta)
-        dtype = jnp.result_type(*jax.tree.leaves(x))
-        tol = default_cg_tol(dtype) if cg_tol is None else cg_tol
-        most = default_cg_max_iterations(x) if cg_max_iterations is None else cg_max_iterations
-        value_of = lambda x, theta: objective(x, theta)
-        dx, *_ = solution_tangent(value_of, x, theta, dtheta, cg_tol=tol, cg_max_iterations=most)
-        return x, jax.tree.map(lambda t, leaf: t.astype(leaf.dtype), dx, x)
+        @jax.custom_jvp
+        def solve(theta, data, others):
+            return solver_c(theta, *others)
+
+        @solve.defjvp
+        def solve_jvp(primals, tangents):
+            theta, data, others = primals
+            dtheta, ddata, _ = tangents
+            x = solve(theta, data, others)
+            dtype = jnp.result_type(*jax.tree.leaves(x))
+            tol = default_cg_tol(dtype) if cg_tol is None else cg_tol
+            most = default_cg_max_iterations(x) if cg_max_iterations is None else cg_max_iterations
+            value_of = lambda x, p: objective_c(x, p[0], *p[1])
+            dx, *_ = solution_tangent(
+                value_of, x, (theta, data), (dtheta, ddata), cg_tol=tol, cg_max_iterations=most
+            )
+            return x, jax.tree.map(lambda t, leaf: t.astype(leaf.dtype), dx, x)
+
+        return solve(theta, data, others)
 
     return solution
 
