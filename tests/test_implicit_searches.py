@@ -669,3 +669,27 @@ def test_stochastic_armijo_update_holds_the_step_constant(has_aux):
     assert 0 < float(step) < 4.0  # the search backtracked: the step is not the start
     assert np.isfinite(grad)
     np.testing.assert_allclose(grad, want, rtol=1e-5)
+
+
+def test_traced_constants_of_a_rule_carry_no_derivative():
+    """A rule's constant traced and differentiated (``c1`` of `stochastic_armijo`, under
+    jit and vmap): its derivative is 0 (it only decides the step), never a leaked tracer;
+    the loss's parameter still gets the constant-step derivative."""
+
+    def total(c1, theta):
+        opt = jaxls.optax.stochastic_armijo(c1=c1)
+        f = lambda w: theta * jnp.sum((w - 2.0) ** 2) + jnp.sum(w**4)
+        w = jnp.array([1.0, -0.5])
+        value, grad = jax.value_and_grad(f)(w)
+        out, state = opt.update(-grad, opt.init(w), w, value=value, grad=grad, value_fn=f)
+        return jnp.sum(out), state.info.step
+
+    c1s, thetas = jnp.array([0.1, 0.2]), jnp.array([1.5, 1.5])
+    d_c1, d_theta = fast_jit(jax.vmap(jax.grad(lambda c, t: total(c, t)[0], argnums=(0, 1))))(
+        c1s, thetas
+    )
+    steps = jax.vmap(lambda c, t: total(c, t)[1])(c1s, thetas)
+    # The oracle: d/dtheta of -t * sum(grad f(w; theta)) with t fixed: -t * sum(2 (w - 2)).
+    expected = -steps * jnp.sum(2 * (jnp.array([1.0, -0.5]) - 2.0))
+    np.testing.assert_array_equal(d_c1, 0.0)
+    np.testing.assert_allclose(d_theta, expected, rtol=1e-5)

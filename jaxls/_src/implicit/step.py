@@ -105,20 +105,23 @@ def constant_step_value_only(search: Callable) -> Callable:
     NamedTuple with ``step`` and ``aux`` fields, the rest integers), differentiable by the
     same convention: ``step`` has derivative 0, ``aux`` (``f``'s aux output at the accepted
     point, with ``config["has_aux"]``) is differentiated at ``x + t d``; ``arrays`` (the
-    value and gradient at ``x``, a first step) only decide the step."""
+    value and gradient at ``x``, a first step) and traced ``config`` values (``c1``,
+    ``shrink``) only decide the step: passed explicitly, their derivative is none."""
 
     @functools.wraps(search)
     def differentiable(f, x, direction, *arrays, **config):
         converted, consts = hoist(f, x)
+        dynamic = {k: v for k, v in config.items() if traced(v)}
+        static = {k: v for k, v in config.items() if k not in dynamic}
 
         @jax.custom_jvp
-        def run(x, direction, arrays, consts):
-            return search(bind(converted, consts), x, direction, *arrays, **config)
+        def run(x, direction, arrays, dynamic, consts):
+            return search(bind(converted, consts), x, direction, *arrays, **static, **dynamic)
 
         @run.defjvp
         def run_jvp(primals, tangents):
-            x, direction, _, consts = primals
-            dx, ddirection, _, dconsts = tangents
+            x, direction, _, _, consts = primals
+            dx, ddirection, _, _, dconsts = tangents
             res = run(*primals)
             tangent = zero_tangent(res)
             if config.get("has_aux"):
@@ -129,7 +132,7 @@ def constant_step_value_only(search: Callable) -> Callable:
                 tangent = tangent._replace(aux=_aux_tangent(daux, res.aux))
             return res, tangent
 
-        return run(x, direction, arrays, consts)
+        return run(x, direction, arrays, dynamic, consts)
 
     return differentiable
 
