@@ -43,7 +43,7 @@ import numpy as np
 from jax import lax
 
 import jaxls.ad
-from benchmarks.machine import print_header
+from benchmarks.machine import print_header, time_alternately
 
 BATCH, WIDTH = 32, 64
 
@@ -147,15 +147,7 @@ def measure(n: int, args: tuple, repeats: int, budget: float) -> list[Row]:
         outs.append(jax.block_until_ready(f(*args)))
         if time.perf_counter() - start < 2.0:
             jax.block_until_ready(f(*args))
-    times: list[list[float]] = [[] for _ in compiled]
-    spent, rounds = 0.0, 0
-    while rounds < repeats and (rounds < 3 or spent < budget):
-        for f, ts in zip(compiled, times, strict=True):
-            start = time.perf_counter()
-            jax.block_until_ready(f(*args))
-            ts.append(time.perf_counter() - start)
-            spent += ts[-1]
-        rounds += 1
+    times = time_alternately(compiled, args, repeats, budget)
     reference = outs[[m.name for m in MODES].index(PEER)]
     return [
         Row(

@@ -72,7 +72,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
-from benchmarks.machine import print_header
+from benchmarks.machine import print_header, time_alternately
 
 
 class Config(NamedTuple):
@@ -293,16 +293,9 @@ def measure_point(
     for c in compiled:
         if c.value is not None:
             jax.block_until_ready(c.value(*full))
-    times: list[list[list[float]]] = [[[] for _ in funs] for funs in calls]
-    spent, rounds = 0.0, 0
-    while rounds < cfg.repeats and (rounds < 3 or spent < cfg.budget_s):
-        for funs, method_times in zip(calls, times, strict=True):
-            for fun, ts in zip(funs, method_times, strict=True):
-                begin = time.perf_counter()
-                jax.block_until_ready(fun(*full))
-                ts.append(time.perf_counter() - begin)
-                spent += ts[-1]
-        rounds += 1
+    flat = time_alternately([f for funs in calls for f in funs], full, cfg.repeats, cfg.budget_s)
+    regroup = iter(flat)
+    times = [[next(regroup) for _ in funs] for funs in calls]
     rows = []
     for c, ((_, (w, iterations)), hypergradient), per in zip(compiled, outs, times, strict=True):
         rows.append(

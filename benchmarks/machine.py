@@ -1,12 +1,15 @@
-"""What every benchmark prints first: the command that produced its figures, and the
-machine (date, jax, backend and device, CPUs, Python, load average), so that a figure in
-benchmarks/README.md can be traced and repeated."""
+"""What the benchmarks share: the header each prints first (the command that produced its
+figures, and the machine: date, jax, backend and device, CPUs, Python, load average), so
+that a figure in benchmarks/README.md can be traced and repeated; and the timing loop that
+runs the methods compared in turn."""
 
 from __future__ import annotations
 
 import datetime
 import os
 import platform
+import time
+from collections.abc import Callable, Sequence
 
 import jax
 
@@ -20,3 +23,21 @@ def print_header(command: str) -> None:
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; load average "
         f"{os.getloadavg()[0]:.1f}"
     )
+
+
+def time_alternately(
+    calls: Sequence[Callable], args: tuple, repeats: int, budget: float
+) -> list[list[float]]:
+    """The seconds of each call of ``call(*args)`` (until ready), the calls in turn, round
+    after round: at least 3 rounds, then until ``repeats`` rounds or ``budget`` seconds
+    spent. Alternating spreads the machine's drifts over every method alike."""
+    times: list[list[float]] = [[] for _ in calls]
+    spent, rounds = 0.0, 0
+    while rounds < repeats and (rounds < 3 or spent < budget):
+        for call, ts in zip(calls, times, strict=True):
+            start = time.perf_counter()
+            jax.block_until_ready(call(*args))
+            ts.append(time.perf_counter() - start)
+            spent += ts[-1]
+        rounds += 1
+    return times
