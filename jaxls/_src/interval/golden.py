@@ -56,13 +56,11 @@ def golden_section(
     invalid bounds, at ``lower`` (else ``upper``, else 0: the first that is finite). Run
     alone, it is not evaluated.
 
-    Derivatives: `jax.grad`, `jax.jvp` and ``jaxls.ad`` of any output, with respect to
-    what ``fun`` closes over and to the bounds, follow the implicit function theorem:
-    ``dx = -f_x,theta dtheta / f_xx`` at an interior minimiser (``f_xx > 0``), the bound's
-    own derivative when the minimiser sits on a bound, ``d value = f_theta dtheta`` there
-    and inside (envelope theorem). NaN where undefined: a status other than ``SUCCESS`` or
-    ``ROUNDING`` (the status says why), or ``f_xx <= 0`` at an interior minimiser. The cost
-    is a few derivative evaluations at ``x``, never a differentiation through the loop.
+    Derivatives (`jax.grad`, `jax.jvp`, ``jaxls.ad``) in what ``fun`` closes over and in
+    the bounds: ``dx = -f_x,theta dtheta / f_xx`` inside (implicit function theorem), the
+    bound's own on a bound, ``d value = f_theta dtheta`` (envelope theorem); NaN where
+    undefined (status not ``SUCCESS``/``ROUNDING``, or ``f_xx <= 0``). A few derivative
+    evaluations at ``x``, never through the loop (`jaxls._src.implicit.interval`).
 
     Args:
       fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
