@@ -53,6 +53,15 @@ def traced(value) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
 
 
+def split_traced(options: dict, keep: tuple = ()) -> tuple[dict, dict]:
+    """``(dynamic, static)``: the options holding a tracer (to pass to a custom JVP
+    function explicitly: it must not close over a value that may carry a derivative), and
+    the rest (Python configuration, kept concrete for the searches' eager checks; ``keep``
+    names options that stay there whatever they hold, such as functions)."""
+    dynamic = {k: v for k, v in options.items() if k not in keep and traced(v)}
+    return dynamic, {k: v for k, v in options.items() if k not in dynamic}
+
+
 def nan_unless(ok, dtype) -> jax.Array:
     """1 where ``ok``, NaN elsewhere, in ``dtype``: multiply a tangent by it."""
     return jnp.where(ok, 1, np.nan).astype(dtype)
@@ -68,15 +77,14 @@ def poison(ok, dtype, *tangents) -> jax.Array:
 
 
 def poisoned(tangent, bad, like):
-    """``tangent + bad`` (a `poison`) leaf by leaf, in the dtypes of ``like``; ``float0``
-    tangents (of integer outputs) as they are."""
+    """``tangent + bad`` (a `poison`) leaf by leaf, in the dtypes of ``like`` (`cast_like`);
+    ``float0`` tangents (of integer outputs) as they are."""
 
-    def one(t, x):
-        if jnp.result_type(t) == jax.dtypes.float0:
-            return t
-        return (t + bad.astype(jnp.result_type(t))).astype(jnp.result_type(x))
+    def one(t):
+        t = jnp.asarray(t)
+        return t if t.dtype == jax.dtypes.float0 else t + bad.astype(t.dtype)
 
-    return jax.tree.map(one, tangent, like)
+    return cast_like(jax.tree.map(one, tangent), like)
 
 
 def zero_tangent(value):
@@ -94,8 +102,13 @@ def zero_tangent(value):
 
 def cast_like(tangent, like):
     """``tangent`` leaf by leaf in the dtypes of ``like`` (a rule's tangent must have the
-    dtype of its output)."""
-    return jax.tree.map(lambda t, x: jnp.asarray(t).astype(jnp.result_type(x)), tangent, like)
+    dtype of its output); ``float0`` tangents (of integer outputs) as they are."""
+
+    def one(t, x):
+        t = jnp.asarray(t)
+        return t if t.dtype == jax.dtypes.float0 else t.astype(jnp.result_type(x))
+
+    return jax.tree.map(one, tangent, like)
 
 
 def scale(tree, factor):
@@ -111,6 +124,7 @@ __all__ = [
     "poison",
     "poisoned",
     "scale",
+    "split_traced",
     "traced",
     "zero_tangent",
 ]

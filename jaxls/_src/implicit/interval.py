@@ -32,7 +32,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxls._src.implicit.common import hoist, poison, poisoned, zero_tangent
+from jaxls._src.implicit.common import cast_like, hoist, poison, poisoned, zero_tangent
 from jaxls._src.interval.common import Interval
 from jaxls._src.results import ScalarResult, Status
 
@@ -91,7 +91,7 @@ def fixed_decisions(fun: Callable, dtype, has_aux: bool, run: Callable, x0, step
             upper=moved(res.upper),
             num_evals=zero_tangent(res.num_evals),
             status=zero_tangent(res.status),
-            aux=None if daux is None else poisoned(daux, jnp.zeros((), dtype), res.aux),
+            aux=None if daux is None else cast_like(daux, res.aux),
         )
         return res, tangent
 
@@ -110,7 +110,8 @@ def _tangent(converted, has_aux, res: ScalarResult, fields, dfields, consts, dco
     x = jnp.where(jnp.isfinite(res.x), res.x, lower)  # invalid members: NaN, masked below
     one = jnp.ones((), x.dtype)
     f_x, f_xx = jax.jvp(lambda x: slope(x, consts), (x,), (one,))
-    mixed = jax.jvp(lambda c: slope(x, c), (consts,), (dconsts,))[1]  # f_x,theta dtheta
+    # f_theta dtheta and f_x,theta dtheta, in one JVP.
+    d_theta, mixed = jax.jvp(lambda c: jax.value_and_grad(value)(x, c), (consts,), (dconsts,))[1]
     convex = jnp.isfinite(f_xx) & (f_xx > 0)
     curvature = jnp.where(convex, f_xx, one)  # a safe divisor (masked where not convex)
     newton = x - f_x / curvature
@@ -129,7 +130,6 @@ def _tangent(converted, has_aux, res: ScalarResult, fields, dfields, consts, dco
     )
     dx = dx + bad
     # value*: the envelope theorem inside (no f_x dx term), the chain rule on a bound.
-    d_theta = jax.jvp(lambda c: value(x, c), (consts,), (dconsts,))[1]
     dvalue = jnp.where(interior, 0, f_x) * dx + d_theta + bad
     daux = None
     if has_aux:

@@ -112,13 +112,15 @@ def solution_tangent(value_of: Callable, x, consts, dconsts, *, cg_tol, cg_max_i
     for ``theta``'s tangent ``dconsts``, the envelope theorem's value tangent, the gradient
     at ``x*`` and its tangent. ``value_of(x, consts)`` is the objective's value."""
     grad_x = jax.grad(value_of)
-    mixed = jax.jvp(lambda c: grad_x(x, c), (consts,), (dconsts,))[1]
-    rhs = jax.tree.map(jnp.negative, mixed)
-    dx = solve_hessian(
-        lambda y: grad_x(y, consts), x, rhs, cg_tol=cg_tol, cg_max_iterations=cg_max_iterations
+    # f_theta dtheta and (d/dtheta grad_x f) dtheta, in one JVP.
+    (_, grad), (dvalue, mixed) = jax.jvp(
+        lambda c: jax.value_and_grad(value_of)(x, c), (consts,), (dconsts,)
     )
-    dvalue = jax.jvp(lambda c: value_of(x, c), (consts,), (dconsts,))[1]
-    grad, dgrad = jax.jvp(grad_x, (x, consts), (dx, dconsts))
+    rhs = jax.tree.map(jnp.negative, mixed)
+    at_theta = lambda y: grad_x(y, consts)
+    dx = solve_hessian(at_theta, x, rhs, cg_tol=cg_tol, cg_max_iterations=cg_max_iterations)
+    hdx = jax.jvp(at_theta, (x,), (dx,))[1]  # d grad = H dx + mixed (~0 where solved)
+    dgrad = jax.tree.map(jnp.add, hdx, mixed)
     return dx, dvalue, grad, dgrad
 
 

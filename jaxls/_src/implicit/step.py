@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
 
-from jaxls._src.implicit.common import bind, cast_like, hoist, traced, zero_tangent
+from jaxls._src.implicit.common import bind, cast_like, hoist, split_traced, zero_tangent
 from jaxls._src.results import LineSearchResult
 from jaxls._src.tree import tree_axpy, tree_vdot
 
@@ -50,8 +50,7 @@ def constant_step(search: Search) -> Search:
             vg_c, vg_consts = (None, []) if value_and_grad is None else hoist(value_and_grad, x)
         except (TypeError, ValueError):  # bad input: the search says what is wrong
             return search(fun, x, direction, **options)
-        dynamic = {k: v for k, v in options.items() if k != "value_and_grad" and traced(v)}
-        static = {k: v for k, v in options.items() if k not in dynamic}
+        dynamic, static = split_traced(options, keep=("value_and_grad",))
 
         def objectives(fun_consts, vg_consts):
             f = None if fun_c is None else bind(fun_c, fun_consts)
@@ -91,7 +90,7 @@ def constant_step(search: Search) -> Search:
                 status=zero_tangent(res.status),
                 num_grads=zero_tangent(res.num_grads),
                 met_nonfinite=zero_tangent(res.met_nonfinite),
-                aux=None if res.aux is None else _aux_tangent(daux, res.aux),
+                aux=None if res.aux is None else cast_like(daux, res.aux),
             )
             return res, tangent
 
@@ -111,8 +110,7 @@ def constant_step_value_only(search: Callable) -> Callable:
     @functools.wraps(search)
     def differentiable(f, x, direction, *arrays, **config):
         converted, consts = hoist(f, x)
-        dynamic = {k: v for k, v in config.items() if traced(v)}
-        static = {k: v for k, v in config.items() if k not in dynamic}
+        dynamic, static = split_traced(config)
 
         @jax.custom_jvp
         def run(x, direction, arrays, dynamic, consts):
@@ -129,21 +127,12 @@ def constant_step_value_only(search: Callable) -> Callable:
                 dy = tree_axpy(res.step, ddirection, dx)
                 aux_at = lambda y, consts: converted(y, *consts)[1]
                 daux = jax.jvp(aux_at, (y, consts), (dy, dconsts))[1]
-                tangent = tangent._replace(aux=_aux_tangent(daux, res.aux))
+                tangent = tangent._replace(aux=cast_like(daux, res.aux))
             return res, tangent
 
         return run(x, direction, arrays, dynamic, consts)
 
     return differentiable
-
-
-def _aux_tangent(daux, aux) -> Any:
-    """The aux's tangent in its dtypes (``float0`` for integer leaves)."""
-    return jax.tree.map(
-        lambda t, a: t if jnp.result_type(t) == jax.dtypes.float0 else t.astype(a.dtype),
-        daux,
-        aux,
-    )
 
 
 __all__ = ["constant_step", "constant_step_value_only"]
