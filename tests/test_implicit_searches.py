@@ -621,6 +621,33 @@ def test_inexact_jax_grad_and_jaxls_ad_grad_through_fun():
         np.testing.assert_allclose(per_member(ours), per_member(want), rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_inexact_derivative_in_half_precision_keeps_the_dtype(dtype):
+    """Parameters in bfloat16 / float16 (the loss computed in their dtype): the gradient
+    through a Wolfe search with respect to ``x`` and theta has the parameters' dtype, is
+    finite and nonzero, and is the constant-step oracle's to the dtype's precision."""
+    f = lambda x, theta: jnp.sum(theta * (x - 1) ** 2 + 0.1 * x**4)
+
+    def through(x, theta):
+        d = -jax.grad(f)(x, theta)
+        res = jaxls.wolfe(lambda y: f(y, theta), x, d)
+        return res.value + jnp.sum(res.grad), res.step
+
+    def oracle(x, theta, step):
+        d = -jax.grad(f)(x, theta)
+        value, grad = jax.value_and_grad(f)(x + step * d, theta)
+        return value + jnp.sum(grad)
+
+    x, theta = jnp.asarray([0.2, -0.5, 1.7], dtype), jnp.asarray([1.0, 2.0, 0.5], dtype)
+    grads, step = fast_jit(jax.grad(through, argnums=(0, 1), has_aux=True))(x, theta)
+    want = jax.grad(oracle, argnums=(0, 1))(x, theta, step)
+    for got, expected in zip(grads, want, strict=True):
+        assert got.dtype == dtype and bool(jnp.all(jnp.isfinite(got))) and bool(jnp.any(got != 0))
+        np.testing.assert_allclose(
+            np.asarray(got, np.float32), np.asarray(expected, np.float32), rtol=5e-2, atol=5e-2
+        )
+
+
 # --- the stochastic rule's value-only search ---------------------------------------------
 
 
