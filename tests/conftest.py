@@ -14,6 +14,11 @@
   cores (15% of the suite's CPU time; benchmarks/README.md). Every test passes under the
   defaults too: ``JAXLS_XLA_DEFAULTS=1 python -m pytest`` runs the suite with XLA's
   default options, as users run.
+* Tests marked ``@pytest.mark.first`` (those that read a subprocess's report, and the
+  longest single tests) run first (`pytest_collection_modifyitems`). xdist's load scheduler
+  hands each worker a first chunk of consecutive tests, a quarter of its share: the marked
+  tests all land in the first worker's, so no worker waits for a subprocess that the other
+  is running, and no long test is left for the end while the other worker idles.
 * A persistent compilation cache per xdist worker for the run, removed at the end
   (`pytest_configure`): a program that two tests of a worker compile alike (the same HLO
   from different closures) is compiled once. The executables are the same, so the results
@@ -102,6 +107,12 @@ def pytest_configure(config):
         jax.config.update("jax_compilation_cache_dir", os.path.join(path, worker))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests marked ``first`` first, the rest in their order (a stable sort, the same
+    in every xdist worker, as xdist requires)."""
+    items.sort(key=lambda item: item.get_closest_marker("first") is None)
 
 
 def pytest_unconfigure(config):

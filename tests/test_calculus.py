@@ -520,6 +520,7 @@ def _same_wrong(named, formula, wrong, point) -> bool:
 FULL_DIAGNOSIS = os.environ.get("JAXLS_FULL_DIAGNOSIS") == "1"
 
 
+@pytest.mark.first  # one of the longest tests (tests/conftest.py)
 @pytest.mark.parametrize("dtype", DTYPES if FULL_DIAGNOSIS else [jnp.float32])
 def test_the_diagnoser_meets_its_target_on_the_catalogue(dtype):
     """The issue's target: at least 100 wrong derivatives built from the catalogue, the

@@ -321,6 +321,7 @@ def _derivative_failures(results: dict, rtol: float) -> list[str]:
     return failures
 
 
+@pytest.mark.first  # one of the longest tests (tests/conftest.py)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_every_entry_at_random_points_of_its_domain(dtype):
     """Every entry at ``POINTS`` points: the samples lie in the domain, the closed forms

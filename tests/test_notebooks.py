@@ -508,6 +508,7 @@ def test_every_notebook_has_claims():
     assert sorted(CLAIMS) == [p.stem for p in NOTEBOOKS]
 
 
+@pytest.mark.first  # the longest tests (tests/conftest.py)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook(path, capsys):
     assert path.stem in CLAIMS, f"{path.name}: add its claims to CLAIMS"

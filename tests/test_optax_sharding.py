@@ -26,6 +26,8 @@ import pytest
 from tests.helpers import run_on_devices
 from tests.test_sharding import once_per_run
 
+pytestmark = pytest.mark.first  # one subprocess for the module (tests/conftest.py)
+
 TRAINING = ("backtracking", "golden_section", "stochastic_armijo", "lbfgs_wolfe")
 CHECKS = {
     "auto": (*TRAINING, "minimize", "minimize_vmap"),

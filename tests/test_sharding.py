@@ -28,6 +28,8 @@ except ImportError:  # Windows: every worker runs its own subprocess
 from tests.helpers import run_on_devices
 from tests.test_step import SEARCH
 
+pytestmark = pytest.mark.first  # one subprocess for the module (tests/conftest.py)
+
 CHECK = r"""
 import functools
 import sys

@@ -18,6 +18,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent(
     """
     import warnings
@@ -68,6 +70,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.first  # a subprocess (tests/conftest.py)
 def test_x64_enabled_for_the_whole_program():
     root = pathlib.Path(__file__).parent.parent
     env = {**os.environ, "JAX_ENABLE_X64": "1", "PYTHONPATH": str(root)}
