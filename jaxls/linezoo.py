@@ -5,15 +5,15 @@ Six functions ``phi(t)`` of the step ``t >= 0``, each with ``phi'(0) < 0``, writ
 ``(c1, c2)`` (the paper's ``(mu, eta)``) that its tables use, and the starting steps
 `STEP_INIT` = 1e-3, 1e-1, 1e1, 1e3 of every table:
 
-====  ===========================================================  ===========  ============
- #    ``phi(t)``                                                    parameters   ``(c1, c2)``
-====  ===========================================================  ===========  ============
- 1    ``-t / (t^2 + beta)``                                         beta = 2     (1e-3, 0.1)
- 2    ``(t + beta)^5 - 2 (t + beta)^4``                             beta = 0.004 (0.1, 0.1)
- 3    ``phi0(t) + 2 (1 - beta) / (l pi) sin(l pi t / 2)``           l = 39,      (0.1, 0.1)
-                                                                    beta = 0.01
- 4-6  ``g(b1) sqrt((1 - t)^2 + b2^2) + g(b2) sqrt(t^2 + b1^2)``     (b1, b2)     (1e-3, 1e-3)
-====  ===========================================================  ===========  ============
+====  =========================================================  ============  ============
+ #    ``phi(t)``                                                 parameters    ``(c1, c2)``
+====  =========================================================  ============  ============
+ 1    ``-t / (t^2 + beta)``                                      beta = 2      (1e-3, 0.1)
+ 2    ``(t + beta)^5 - 2 (t + beta)^4``                          beta = 0.004  (0.1, 0.1)
+ 3    ``phi0(t) + 2 (1 - beta) / (l pi) sin(l pi t / 2)``        l = 39,       (0.1, 0.1)
+                                                                 beta = 0.01
+ 4-6  ``g(b1) sqrt((1 - t)^2 + b2^2) + g(b2) sqrt(t^2 + b1^2)``  (b1, b2)      (1e-3, 1e-3)
+====  =========================================================  ============  ============
 
 with ``phi0(t) = 1 - t`` for ``t <= 1 - beta``, ``(t - 1)^2 / (2 beta) + beta / 2`` on
 ``[1 - beta, 1 + beta]``, ``t - 1`` beyond, and ``g(b) = sqrt(1 + b^2) - b``; functions 4-6
@@ -37,7 +37,7 @@ function of gh-12157 (``phi(t) = 3 pi / 2 (1 - t)`` below 1, ``cos(3 pi t / 2 - 
 beyond, period 4/3: ``phi(1) = phi(5) = phi(25) = 0`` with the same slope, so growing the
 step five-fold never sees the minima at ``4/3 + 4k/3``).
 
-Reference:
+References:
   J. J. Moré & D. J. Thuente, "Line search algorithms with guaranteed sufficient decrease",
   ACM Trans. Math. Software 20 (1994), 286-307, sec. 5 and Tables 1-6; jaxopt's
   ``tests/zoom_linesearch_test.py`` (``test_against_scipy``); scipy's

@@ -111,7 +111,7 @@ class ScalarResult(NamedTuple):
 
     @property
     def converged(self) -> jax.Array:
-        """Boolean array: ``status == Status.SUCCESS``."""
+        """True where ``status == Status.SUCCESS`` (a boolean array)."""
         return jnp.asarray(self.status) == Status.SUCCESS
 
     @property
@@ -155,7 +155,7 @@ class LineSearchResult(NamedTuple):
 
     @property
     def converged(self) -> jax.Array:
-        """Boolean array: ``status == Status.SUCCESS``."""
+        """True where ``status == Status.SUCCESS`` (a boolean array)."""
         return jnp.asarray(self.status) == Status.SUCCESS
 
     @property

@@ -1,6 +1,6 @@
 """Matrix calculus, as the lecture teaches it, as code that checks itself.
 
-Conventions (`jaxls._src.calculus.conventions`): the gradient of a real scalar function of
+Conventions (``jaxls._src.calculus.conventions``): the gradient of a real scalar function of
 a matrix has the matrix's shape, ``df = <grad f(X), dX>`` with ``<A, B> = tr(A^T B)``; the
 Hessian is the Jacobian of the gradient, transposed, ``H = (J(grad f))^T``; a Jacobian's
 layout is named, never implied (``layout="numerator"``: JAX's ``m x n``;

@@ -336,8 +336,8 @@ class TracedControlFlowError(jax.errors.ConcretizationTypeError):
     """Python control flow on a value that jaxls.ad has traced (``if x > 0:``, ``int(x)``).
 
     A `jax.errors.ConcretizationTypeError`, so a `TypeError`: code that catches JAX's own
-    error (`TracerBoolConversionError` is one) catches it too. The original error is its
-    ``__cause__``."""
+    error (`jax.errors.TracerBoolConversionError` is one) catches it too. The original
+    error is its ``__cause__``."""
 
     def __init__(self, message: str):
         # JAX's constructor takes a tracer; this error takes its message only.
@@ -983,7 +983,7 @@ def jacrev(
     which has no zero, is refused; jax fails on it too). The
     pulled-back rows stay leaf by leaf (no flattening of the input pytree), so a large
     parameter pytree costs no concatenation; a function with a single output gets one VJP
-    without a `vmap` over a batch of one. Keyword arguments of the returned function are
+    without a `jax.vmap` over a batch of one. Keyword arguments of the returned function are
     passed to ``fun``; with ``has_aux`` the result is ``(jacobian, aux)``.
     ``max_loop_steps``, ``loop_checkpoints``: reverse mode through `lax.while_loop`, as in
     `value_and_grad` (the rows through a loop that runs longer are NaN).

@@ -58,7 +58,7 @@ class Formula:
     r"""A derivative in matrix notation, from `derive`.
 
     Attributes:
-      expr: the expression (`symbolic.Sum`).
+      expr: the expression (``symbolic.Sum``, private).
       names: the names of the function's arguments, as the formula uses them.
       argnums: the argument differentiated.
       order: 1 (gradient) or 2 (Hessian).

@@ -72,7 +72,7 @@ def fibonacci(
     the bounds: ``dx = -f_x,theta dtheta / f_xx`` inside (implicit function theorem), the
     bound's own on a bound, ``d value = f_theta dtheta`` (envelope theorem); NaN where
     undefined (status not ``SUCCESS``/``ROUNDING``, or ``f_xx <= 0``). A few derivative
-    evaluations at ``x``, never through the loop (`jaxls._src.implicit.interval`).
+    evaluations at ``x``, never through the loop (``jaxls._src.implicit.interval``).
 
     Args:
       fun: scalar function of a scalar, written in ``jax.numpy``; with ``has_aux``, it
