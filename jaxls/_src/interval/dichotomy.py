@@ -162,7 +162,7 @@ def dichotomy(
         with ``NONFINITE`` or ``ROUNDING`` (``num_evals`` of the result counts the calls);
         ``tol`` (``None`` or checked as above) and ``max_evals`` are then not used. The
         bracket then has width ``2^{-h} (upper - lower)`` after the ``h`` halvings completed,
-        ``(N - 1) / 2 <= h <= N - 1``.
+        ``floor((N - 1) / 2) <= h <= N - 1`` (two evaluations leave the interval whole).
       has_aux: ``fun`` returns ``(value, aux)``; the result's ``aux`` is the one at ``x``.
 
     Returns:
