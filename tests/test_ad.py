@@ -1098,3 +1098,28 @@ def test_jvp_checks_its_inputs():
         ad.jvp(jnp.sin, (1.0,), (1.0, 2.0))
     with pytest.raises(ValueError, match=r"jaxls\.ad\.jvp: tangent 0 has shape \(3,\)"):
         ad.jvp(jnp.sin, (jnp.ones(2),), (jnp.ones(3),))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_debug_callback_runs_and_is_not_differentiated(dtype):
+    """`jax.debug.callback` (an equation without outputs) in forward and reverse mode, eager
+    and jitted: the callback sees the primal values, and the derivatives are jax's."""
+    seen = []
+
+    def f(x):
+        jax.debug.callback(lambda v: seen.append(float(v)), x)
+        return jnp.sin(x) * x
+
+    x = jnp.asarray(0.7, dtype)
+    expected = jax.jvp(f, (x,), (jnp.ones_like(x),))
+    jax.effects_barrier()
+    seen.clear()
+    for transform in (lambda g: g, jax.jit):
+        out, tangent = transform(lambda x: ad.jvp(f, (x,), (jnp.ones_like(x),)))(x)
+        grad = transform(ad.grad(f))(x)
+        jax.effects_barrier()
+        np.testing.assert_allclose(out, expected[0], rtol=1e-6)
+        np.testing.assert_allclose(tangent, expected[1], rtol=1e-6)
+        np.testing.assert_allclose(grad, expected[1], rtol=1e-6)
+        assert tangent.dtype == grad.dtype == dtype
+    assert seen and all(v == pytest.approx(0.7) for v in seen), seen

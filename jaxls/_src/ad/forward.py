@@ -60,7 +60,9 @@ def jvp_closed(
     for eqn in c.jaxpr.eqns:
         pairs = [read(a) for a in eqn.invars]
         ins, tins = [p for p, _ in pairs], [t for _, t in pairs]
-        if all(t is None for t in tins):
+        if all(t is None for t in tins) or not any(jx.is_float_aval(v.aval) for v in eqn.outvars):
+            # Nothing to differentiate: no input tangent, or no floating output (integer
+            # results, or none at all, as `jax.debug.callback`'s): evaluated only.
             outs, touts = jx.bind(eqn, ins), [None] * len(eqn.outvars)
         else:
             outs, touts = jvp_equation(eqn, ins, tins)
