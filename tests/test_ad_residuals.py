@@ -342,3 +342,21 @@ def test_checkpoint_refuses_offloading_and_bad_policies():
         ad.checkpoint(jnp.sin, policy=3)
     with pytest.raises(TypeError, match=r"jaxls\.ad\.checkpoint: `fun` must be callable"):
         ad.checkpoint(3)
+
+
+def test_a_checkpointed_function_applied_twice_describes_each_calls_inputs():
+    """One jaxpr called twice (the same `ad.checkpoint` function applied twice) has the same
+    variables in both calls: each call's residuals are described by its own inputs (w1 and x
+    for the first, w2 and the first call's output for the second), as jax lists them."""
+    block = ad.checkpoint(lambda y, w: jnp.tanh(y * w))
+    f = lambda w1, w2, x: jnp.sum(block(block(x, w1), w2))
+    kept = ad.saved_residuals(f, 1.0, 2.0, jnp.ones(3))
+    assert [r.description.split(" at ")[0] for r in kept] == [
+        "argument w1",
+        "argument w2",
+        "argument x",
+        "output of remat2",
+    ], str(kept)
+    theirs = jax_saved_residuals(f, 1.0, 2.0, jnp.ones(3))
+    assert sorted(r.shape for r in kept) == sorted(aval.shape for aval, _ in theirs)
+    assert kept.total_bytes == jax_bytes(f, 1.0, 2.0, jnp.ones(3))

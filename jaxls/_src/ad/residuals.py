@@ -189,47 +189,53 @@ def _argument_names(fun: Callable, args: tuple) -> list[str]:
 class _Describer:
     """Rows ``(sort key, leaf, description, source)`` for the arrays of a tape, found by
     walking it with the jaxprs it was recorded from: a variable names its equation. The
-    keys order the arguments first, then the equations (a sub-jaxpr's at its equation)."""
+    keys order the arguments first, then the equations (a sub-jaxpr's at its equation).
+
+    A variable is described per place its jaxpr is called from, ``(prefix, variable)``, the
+    prefix being the sort key of the calling equation: one jaxpr called twice (a function
+    under `jaxls.ad.checkpoint` applied twice) has the same variables in both calls, whose
+    inputs are different arrays."""
 
     def __init__(self, c: jx.Closed, names: list[str]):
-        self.where: dict = {}  # variable -> (sort key, description, source)
+        self.where: dict = {}  # (prefix, variable) -> (sort key, description, source)
         self.owner: dict = {}  # variable -> the jaxpr defining it
         for k, var in enumerate(c.jaxpr.invars):
-            self.where[var] = ((0, k), f"argument {names[k]}", "")
+            self.where[(), var] = ((0, k), f"argument {names[k]}", "")
         for k, var in enumerate(c.jaxpr.constvars):
-            self.where[var] = ((1, k), "constant", "")
-        self._index(c.jaxpr, (), "", None)
+            self.where[(), var] = ((1, k), "constant", "")
+        self._index(c.jaxpr, (), "", None, ())
 
-    def _index(self, jaxpr, prefix: tuple, context: str, caller) -> None:
+    def _index(self, jaxpr, prefix: tuple, context: str, caller, outer: tuple) -> None:
         """Describe the variables of ``jaxpr`` and of the jaxprs its equations hold;
-        ``caller``: the equation holding it, ``context``: `` in scan at f.py:8:9 (f)``."""
+        ``caller``: the equation holding it (in the jaxpr of prefix ``outer``),
+        ``context``: `` in scan at f.py:8:9 (f)``."""
         for var in (*jaxpr.invars, *jaxpr.constvars):
             self.owner[var] = jaxpr
         if caller is not None:
             src = jx.source_summary(caller)
-            outer = context.removeprefix(f" in {_equation(caller)} at {src}")
+            around = context.removeprefix(f" in {_equation(caller)} at {src}")
             # A call's inputs are the caller's (a scan's or a loop's are slices, carries).
             passed = jx.name(caller) in jx.CALLS | jx.REMAT | jx.CUSTOM_JVP
             passed = passed and len(jaxpr.invars) == len(caller.invars)
             for k, var in enumerate(jaxpr.invars):
                 arg = caller.invars[k] if passed else None
-                if arg is not None and not jx.is_literal(arg) and arg in self.where:
-                    self.where[var] = self.where[arg]
+                if arg is not None and not jx.is_literal(arg) and (outer, arg) in self.where:
+                    self.where[prefix, var] = self.where[outer, arg]
                 else:
-                    description = f"input {k} of {_equation(caller)} at {src}{outer}"
-                    self.where[var] = ((*prefix, 0, k), description, src)
+                    description = f"input {k} of {_equation(caller)} at {src}{around}"
+                    self.where[prefix, var] = ((*prefix, 0, k), description, src)
             for k, var in enumerate(jaxpr.constvars):
-                description = f"constant of {_equation(caller)} at {src}{outer}"
-                self.where[var] = ((*prefix, 1, k), description, src)
+                description = f"constant of {_equation(caller)} at {src}{around}"
+                self.where[prefix, var] = ((*prefix, 1, k), description, src)
         for i, eqn in enumerate(jaxpr.eqns):
             src = jx.source_summary(eqn)
             for j, var in enumerate(eqn.outvars):
                 self.owner[var] = jaxpr
                 description = f"output of {jx.name(eqn)} at {src}{context}"
-                self.where[var] = ((*prefix, 2, i, 0, j), description, src)
+                self.where[prefix, var] = ((*prefix, 2, i, 0, j), description, src)
             inner = f" in {_equation(eqn)} at {src}{context}"
             for sub in jx.sub_jaxprs(eqn):
-                self._index(sub, (*prefix, 2, i, 1), inner, eqn)
+                self._index(sub, (*prefix, 2, i, 1), inner, eqn, prefix)
 
     def tape(self, tape: Tape, jaxpr, prefix: tuple, context: str) -> list:
         """The rows of a tape recorded from ``jaxpr`` (None: unknown, found from its keys);
@@ -238,16 +244,16 @@ class _Describer:
             jaxpr = next((self.owner[k] for k in tape.values if k in self.owner), None)
         rows = []
         for key, leaf in tape.values.items():
-            if key in self.where:
-                order, description, source = self.where[key]
+            if (prefix, key) in self.where:
+                order, description, source = self.where[prefix, key]
             else:  # an unused output, or a jaxpr made on the fly (not an equation's parameter)
                 order, description, source = (*prefix, 3), f"value{context}", ""
             rows += [(order, x, description, source) for x in jax.tree.leaves(leaf)]
         for i, sub in tape.subs.items():
             eqn = None if jaxpr is None else jaxpr.eqns[i]
             key = (*prefix, 2, i)
-            if eqn is not None and eqn.outvars and eqn.outvars[0] in self.where:
-                key = self.where[eqn.outvars[0]][0][:-2]  # the prefix of the equation's jaxpr
+            if eqn is not None and eqn.outvars and (prefix, eqn.outvars[0]) in self.where:
+                key = self.where[prefix, eqn.outvars[0]][0][:-2]  # the equation's sort key
             rows += self.residuals(sub, eqn, (*key, 1), context)
         return rows
 
