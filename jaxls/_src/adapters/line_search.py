@@ -102,8 +102,10 @@ def scale_by_line_search(
     says to wrap it.)
 
     Failure policy, unlike optax's searches: a search never moves uphill, beyond the
-    rounding allowance of `jaxls.wolfe`'s ``epsilon`` and `jaxls.hager_zhang`'s approximate
-    Wolfe conditions (a failed search returns step 0: the parameters do not change); a
+    rounding allowance ``epsilon`` of the step-size searches (`jaxls.backtracking`,
+    `jaxls.goldstein`, `jaxls.wolfe`; `jaxls.hager_zhang`'s approximate Wolfe conditions),
+    a few ulps where the slopes certify a decrease the values cannot show (a failed search
+    returns step 0: the parameters do not change); a
     direction with ``<grad, updates> >= 0`` is replaced by ``-grad`` (``info.fallback``;
     the test is made on rescaled copies, so a gradient beyond ``sqrt`` of the dtype's
     largest number is handled too); after a failed search the next starts from
