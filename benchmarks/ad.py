@@ -77,6 +77,8 @@ import numpy as np
 import jaxls.ad
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # benchmarks.machine, run as a script
+from benchmarks.machine import draw_jacobian_times
 
 
 # ---------------------------------------------------------------------------------------
@@ -598,23 +600,7 @@ def plot_part2(rows, n, path):
     m = np.array([r[0] for r in rows])
     t = np.array([r[1:] for r in rows]) * 1e3
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    styles = [
-        ("jaxls jacfwd", "C0", "-", "o"),
-        ("jaxls jacrev", "C1", "-", "o"),
-        ("jax jacfwd", "C0", "--", "x"),
-        ("jax jacrev", "C1", "--", "x"),
-    ]
-    for k, (label, color, ls, marker) in enumerate(styles):
-        ax.plot(m, t[:, k], color=color, linestyle=ls, marker=marker, label=label)
-    ax.axvline(n, color="grey", linewidth=0.8, linestyle=":")
-    ax.text(n * 1.1, t.max(), f"m = n = {n}", color="grey", va="top")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("m (outputs of f(x) = A x)")
-    ax.set_ylabel("time per Jacobian (ms, jitted, median)")
-    ax.set_title(f"Forward vs reverse mode, n = {n} inputs")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+    draw_jacobian_times(ax, m, t, n, f"Forward vs reverse mode, n = {n} inputs")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"figure saved to {os.path.relpath(path)}", file=sys.stderr)

@@ -75,7 +75,12 @@ import optax
 
 import jaxls
 import jaxls.ad
-from benchmarks.machine import print_header, time_alternately
+from benchmarks.machine import (
+    JACOBIAN_STYLES,
+    draw_jacobian_times,
+    print_header,
+    time_alternately,
+)
 from jaxls import zoo
 
 try:
@@ -508,18 +513,9 @@ def part3(report: Report, ms: list[int], clock: Clock, repeats: int, budget: flo
         m = np.array([r[0] for r in rows])
         t = np.array([r[1:] for r in rows]) * 1e3
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        styles = [("C0", "-", "o"), ("C1", "-", "o"), ("C0", "--", "x"), ("C1", "--", "x")]
-        for k, (name, (color, ls, marker)) in enumerate(zip(names, styles, strict=True)):
-            ax.plot(m, t[:, k], color=color, linestyle=ls, marker=marker, label=name)
-        ax.axvline(N_INPUTS, color="grey", linewidth=0.8, linestyle=":")
-        ax.text(N_INPUTS * 1.1, t.max(), f"m = n = {N_INPUTS}", color="grey", va="top")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("m (outputs of f(x) = A x)")
-        ax.set_ylabel("time per Jacobian (ms, jitted, median)")
-        ax.set_title(f"Forward vs reverse, n = {N_INPUTS}, {jax.devices()[0].device_kind}")
-        ax.legend()
-        ax.grid(True, which="both", alpha=0.3)
+        assert tuple(names) == tuple(label for label, *_ in JACOBIAN_STYLES), names
+        title = f"Forward vs reverse, n = {N_INPUTS}, {jax.devices()[0].device_kind}"
+        draw_jacobian_times(ax, m, t, N_INPUTS, title)
         fig.tight_layout()
         report.figure(fig, "ad_fwd_vs_rev.png")
 

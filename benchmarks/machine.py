@@ -1,7 +1,8 @@
 """What the benchmarks share: the header each prints first (the command that produced its
 figures, and the machine: date, jax, backend and device, CPUs, Python, load average), so
-that a figure in benchmarks/README.md can be traced and repeated; and the timing loop that
-runs the methods compared in turn."""
+that a figure in benchmarks/README.md can be traced and repeated; the timing loop that
+runs the methods compared in turn; and the forward- against reverse-mode Jacobian figure
+that benchmarks/ad.py and benchmarks/gpu.py both draw."""
 
 from __future__ import annotations
 
@@ -41,3 +42,28 @@ def time_alternately(
             spent += ts[-1]
         rounds += 1
     return times
+
+
+JACOBIAN_STYLES = (  # label, colour, line style, marker: the columns of `draw_jacobian_times`
+    ("jaxls jacfwd", "C0", "-", "o"),
+    ("jaxls jacrev", "C1", "-", "o"),
+    ("jax jacfwd", "C0", "--", "x"),
+    ("jax jacrev", "C1", "--", "x"),
+)
+
+
+def draw_jacobian_times(ax, m: Sequence[int], times_ms, n: int, title: str) -> None:
+    """Time per Jacobian of ``f(x) = A x`` against its outputs ``m`` (``times_ms[:, k]`` for
+    the ``k``-th of `JACOBIAN_STYLES`), log-log, with the line ``m = n`` where forward and
+    reverse mode make as many passes."""
+    for k, (label, color, ls, marker) in enumerate(JACOBIAN_STYLES):
+        ax.plot(m, times_ms[:, k], color=color, linestyle=ls, marker=marker, label=label)
+    ax.axvline(n, color="grey", linewidth=0.8, linestyle=":")
+    ax.text(n * 1.1, times_ms.max(), f"m = n = {n}", color="grey", va="top")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("m (outputs of f(x) = A x)")
+    ax.set_ylabel("time per Jacobian (ms, jitted, median)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
