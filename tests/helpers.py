@@ -7,6 +7,7 @@ import importlib
 import math
 import os
 import pathlib
+import pkgutil
 import subprocess
 import sys
 
@@ -342,3 +343,16 @@ def sgd_losses(grad, loss, params, batches, learning_rate):
         params, value = step(params, *batch)
         losses.append(float(value))
     return np.array(losses)
+
+
+def public_modules() -> list[str]:
+    """``jaxls`` and its submodules whose names do not start with an underscore."""
+    found, packages = ["jaxls"], [jaxls]
+    while packages:
+        package = packages.pop()
+        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            if not info.name.rpartition(".")[2].startswith("_"):
+                found.append(info.name)
+                if info.ispkg:
+                    packages.append(importlib.import_module(info.name))
+    return sorted(found)

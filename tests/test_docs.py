@@ -15,10 +15,9 @@ import importlib
 import itertools
 import json
 import pathlib
-import pkgutil
 import re
 
-import jaxls
+from tests.helpers import public_modules
 
 ROOT = pathlib.Path(__file__).parent.parent
 DOCS = ROOT / "docs"
@@ -53,19 +52,6 @@ def conf() -> dict[str, object]:
 def documented() -> list[str]:
     """Every name an API page documents, in order (a name twice is listed twice)."""
     return [name for page in API_PAGES for name in DIRECTIVE.findall(page.read_text())]
-
-
-def public_modules() -> list[str]:
-    """``jaxls`` and its submodules whose names do not start with an underscore."""
-    found, packages = ["jaxls"], [jaxls]
-    while packages:
-        package = packages.pop()
-        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
-            if not info.name.rpartition(".")[2].startswith("_"):
-                found.append(info.name)
-                if info.ispkg:
-                    packages.append(importlib.import_module(info.name))
-    return sorted(found)
 
 
 def test_conf_lists_every_public_module():

@@ -14,19 +14,12 @@ import pytest
 from packaging.version import Version
 
 import jaxls
+from tests.helpers import public_modules
 
 PYPROJECT = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 # Every public module, and the private module of the result types the others import.
-MODULES = (
-    "jaxls",
-    "jaxls.optax",
-    "jaxls.ad",
-    "jaxls.calculus",
-    "jaxls.zoo",
-    "jaxls.linezoo",
-    "jaxls._src.results",
-)
+MODULES = (*public_modules(), "jaxls._src.results")
 
 # Plain data defined in a module (constants, problem tables): public unless underscored.
 DATA = (bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset)
