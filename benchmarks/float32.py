@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -53,6 +55,9 @@ import optax
 
 import jaxls
 from jaxls.optax import minimize, scale_by_line_search
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.machine import Counter  # run as a script
 
 # ---------------------------------------------------------------------------------------
 # Problem families: fun(x, data) and (x0, data) per problem, from a fixed seed.
@@ -195,14 +200,6 @@ RULES = {
 # Running.
 
 
-class Counter:
-    def __init__(self):
-        self.count = 0
-
-    def tick(self):
-        self.count += 1
-
-
 class Row(NamedTuple):
     failures: int
     iterations: float  # mean over the problems
@@ -213,10 +210,7 @@ class Row(NamedTuple):
 def solve(family: Family, method: Method, problems, tol: float, max_iterations: int) -> Row:
     counter = Counter()
     optimizer = method.make()
-
-    def counted(x, data):
-        jax.debug.callback(counter.tick)
-        return family.fun(x, data)
+    counted = counter.wrap(family.fun)
 
     @jax.jit
     def run(x0, data):

@@ -77,6 +77,7 @@ import jaxls
 import jaxls.ad
 from benchmarks.machine import (
     JACOBIAN_STYLES,
+    Counter,
     draw_jacobian_times,
     print_header,
     time_alternately,
@@ -374,14 +375,6 @@ def make_step(optimizer, fun: Callable) -> Callable:
     return step
 
 
-class Counter:
-    def __init__(self):
-        self.count = 0
-
-    def tick(self):
-        self.count += 1
-
-
 class Prepared(NamedTuple):
     compile_s: float
     evals_per_step: float
@@ -393,11 +386,7 @@ def prepare(method: Callable, fun: Callable, x0, data, steps: int) -> Prepared:
     optimizer = method()
     carry = (x0, optimizer.init(x0))
     counter = Counter()
-
-    def counted(w, data):
-        jax.debug.callback(counter.tick)
-        return fun(w, data)
-
+    counted = counter.wrap(fun)
     counted_step = jax.jit(make_step(optimizer, counted))
     state = carry
     for _ in range(steps):

@@ -1,7 +1,8 @@
 """What the benchmarks share: the header each prints first (the command that produced its
 figures, and the machine: date, jax, backend and device, CPUs, Python, load average), so
 that a figure in benchmarks/README.md can be traced and repeated; the timing loop that
-runs the methods compared in turn; and the forward- against reverse-mode Jacobian figure
+runs the methods compared in turn; the host-side counter of an objective's calls; and the
+forward- against reverse-mode Jacobian figure
 that benchmarks/ad.py and benchmarks/gpu.py both draw."""
 
 from __future__ import annotations
@@ -67,3 +68,21 @@ def draw_jacobian_times(ax, m: Sequence[int], times_ms, n: int, title: str) -> N
     ax.set_title(title)
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
+
+
+class Counter:
+    """Counts the calls of an objective, jitted or not: `wrap` adds a host callback to it
+    (one tick per evaluation the compiled program makes); ``count = 0`` starts again."""
+
+    def __init__(self):
+        self.count = 0
+
+    def tick(self, *_):
+        self.count += 1
+
+    def wrap(self, fun: Callable) -> Callable:
+        def counted(*args):
+            jax.debug.callback(self.tick)
+            return fun(*args)
+
+        return counted

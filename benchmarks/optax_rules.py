@@ -50,7 +50,9 @@ import argparse
 import datetime
 import importlib.metadata
 import math
+import os
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -69,6 +71,9 @@ import scipy
 import scipy.optimize
 
 import jaxls
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.machine import Counter  # run as a script
 
 TOL = 1e-6
 BATCH_SECONDS, MAX_BATCH = 0.02, 200  # a timed batch: back-to-back calls filling 20 ms
@@ -250,21 +255,6 @@ REFERENCE = {"lbfgs": "optax zoom", "gd": "optax backtracking"}
 
 # ---------------------------------------------------------------------------------------
 # Counting and timing.
-
-
-class Counter:
-    def __init__(self):
-        self.count = 0
-
-    def tick(self):
-        self.count += 1
-
-    def wrap(self, fun):
-        def counted(x, data):
-            jax.debug.callback(self.tick)
-            return fun(x, data)
-
-        return counted
 
 
 COUNTER = Counter()
