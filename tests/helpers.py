@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 
 import jaxls
 
-from tests.interval_methods import METHODS
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -173,15 +172,6 @@ def zoo_batch(problems, objective=lambda problem: problem.fun):
     lowers = jnp.array([problem.lower for problem in problems])
     uppers = jnp.array([problem.upper for problem in problems])
     return fun, lowers, uppers, jnp.arange(len(problems))
-
-
-@functools.cache
-def zoo_solver(name: str, problem, max_evals: int = 500):
-    """``METHODS[name]`` on the guarded zoo ``problem``, jitted once: bounds and tolerance
-    are traced arguments ``(lower, upper, tol)``."""
-    fun = guarded(problem.fun, problem.lower, problem.upper)
-    method = METHODS[name]
-    return jax.jit(lambda lo, up, tol: method(fun, lo, up, tol=tol, max_evals=max_evals))
 
 
 def halvings(width: float, tol: float) -> int:

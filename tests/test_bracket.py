@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import NamedTuple
@@ -51,6 +52,13 @@ OFFSETS = np.array([-300.0, -20.0, -1.5, -0.3, 0.4, 2.0, 25.0, 500.0])
 STEPS = np.array([1.0, -0.5, 1e-3, -7.0])
 
 
+def line_fun(x, i):
+    """``LINE[i].fun(x)``, a `lax.switch` on the traced index ``i``: one compiled search
+    serves every problem (an HLO conditional, which keeps the objective's operations out
+    of the loop's fusions)."""
+    return jax.lax.switch(i, [problem.fun for problem in LINE], x)
+
+
 def check_bracket(fun, res, xmin=None):
     """The promise recomputed on the host: a < x < c, f(x) <= f(a), f(x) < f(c) (in the
     dtype of the result)."""
@@ -66,13 +74,20 @@ def check_bracket(fun, res, xmin=None):
         assert lo <= xmin <= hi
 
 
+@jax.jit
+@functools.partial(jax.vmap, in_axes=(0, 0, None))
+def _bracket_line(x0, step, i):
+    """`bracket` on ``LINE[i]`` from each ``(x0, step)``: one program for every problem."""
+    return jaxls.bracket(lambda x: line_fun(x, i), x0, step_init=step)
+
+
 @pytest.mark.x64(reason="starts up to 500 from the minimiser: exp(500) overflows float32")
 @pytest.mark.parametrize("problem", LINE, ids=lambda p: p.name)
 def test_brackets_contain_the_minimiser_from_both_sides(problem):
     x0s, steps = np.meshgrid(problem.xmin + OFFSETS, STEPS)
     x0s, steps = x0s.ravel(), steps.ravel()
-    solve = jax.jit(jax.vmap(lambda x0, step: jaxls.bracket(problem.fun, x0, step_init=step)))
-    batched = solve(x0s, steps)
+    batched = _bracket_line(x0s, steps, LINE.index(problem))
+    batched = jax.tree.map(np.asarray, batched)  # to the host once, not leaf by leaf
     for i, (x0, step) in enumerate(zip(x0s, steps, strict=True)):
         res = jax.tree.map(lambda leaf, i=i: leaf[i], batched)
         check_bracket(problem.fun, res, problem.xmin)
@@ -290,21 +305,24 @@ def test_one_evaluation_per_iteration_and_no_cond():
         assert count_primitive(jaxpr, "cond") == 0
 
 
+@functools.partial(jax.jit, static_argnames="tol")
+def _bracket_then_golden(x0, i, *, tol):
+    """A bracket of ``LINE[i]`` from ``x0``, then golden section on it: one program (per
+    dtype and ``tol``) for every problem."""
+    fun = lambda x: line_fun(x, i)
+    b = jaxls.bracket(fun, x0)
+    return b, jaxls.golden_section(fun, b.lower, b.upper, tol=tol)
+
+
 @pytest.mark.parametrize(("dtype", "tol"), [(jnp.float64, 1e-7), (jnp.float32, 1e-3)])
 @pytest.mark.parametrize("problem", LINE, ids=lambda p: p.name)
 def test_composition_with_golden_section(problem, dtype, tol):
     """A bracket, then golden section on it: ``SUCCESS`` within ``tol`` of the minimiser,
     or ``ROUNDING`` where values are flat to rounding there."""
-
-    @jax.jit
-    def minimise(x0):
-        b = jaxls.bracket(problem.fun, x0)
-        return b, jaxls.golden_section(problem.fun, b.lower, b.upper, tol=tol)
-
     eps = float(jnp.finfo(dtype).eps)
     far = [-37.0, 0.2, 90.0] if dtype == jnp.float64 else [-7.0, 0.2, 12.0]  # exp(90) overflows
     for x0 in [problem.xmin + offset for offset in far]:
-        b, res = minimise(jnp.asarray(x0, dtype))
+        b, res = _bracket_then_golden(jnp.asarray(x0, dtype), LINE.index(problem), tol=tol)
         check_bracket(problem.fun, b, problem.xmin)
         rounding = 8 * eps * max(abs(problem.xmin), 1.0)
         if int(res.status) == S.SUCCESS:

@@ -5,6 +5,7 @@ Exact quadratics (where the lecture's listing divides by zero), starts that do n
 on the zoo, failures, jit, vmap, ...) is checked in ``test_interval.py``.
 """
 
+import functools
 import math
 
 import jax
@@ -39,22 +40,31 @@ def lecture_listing(f, x1, x2, x3, tol):
     return (x1 + x3) / 2
 
 
+def quadratic(x, centre):
+    """``3 (x - centre)^2 + 1``: in Python floats for the listing, in JAX for the search."""
+    return 3.0 * (x - centre) ** 2 + 1.0
+
+
+@functools.partial(jax.jit, static_argnames="tol")
+def _parabolic_on_quadratic(centre, lower, upper, *, tol):
+    """`parabolic` on `quadratic`: one program (per dtype) for every centre and interval."""
+    return jaxls.parabolic(lambda x: quadratic(x, centre), lower, upper, tol=tol)
+
+
 @pytest.mark.parametrize(
     "centre, lower, upper",
     [(2.0, 0.0, 5.0), (2.5, 0.0, 5.0), (1000.25, 1000.0, 1003.0), (-7.3, -20.0, -4.0)],
 )
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
 def test_exact_quadratic(centre, lower, upper, dtype):
-    def fun(x):
-        return 3.0 * (x - centre) ** 2 + 1.0
-
     if dtype == jnp.float64:
         # The lecture's listing lands on the minimiser, then its triple degenerates.
         with pytest.raises(ZeroDivisionError):
-            lecture_listing(fun, lower, (lower + upper) / 2, upper, 1e-6)
+            lecture_listing(lambda x: quadratic(x, centre), lower, (lower + upper) / 2, upper, 1e-6)
     lo, up = jnp.asarray(lower, dtype), jnp.asarray(upper, dtype)
     tol = 1e-6 if dtype == jnp.float64 else 1e-3
-    res = jax.jit(lambda a, b: jaxls.parabolic(fun, a, b, tol=tol))(lo, up)
+    # The centre traced, in the dtype: what `x - centre` would round the Python float to.
+    res = _parabolic_on_quadratic(jnp.asarray(centre, dtype), lo, up, tol=tol)
     assert int(res.status) == S.SUCCESS
     assert int(res.num_evals) <= 6
     assert res.x.dtype == dtype and np.isfinite(float(res.value))
@@ -62,33 +72,36 @@ def test_exact_quadratic(centre, lower, upper, dtype):
     assert max(float(res.x - res.lower), float(res.upper - res.x)) <= tol
 
 
-@pytest.mark.parametrize(
-    "fun, lower, upper, xmin",
-    [
-        (lambda x: x, 0.0, 1.0, 0.0),
-        (lambda x: -x, 0.0, 1.0, 1.0),
-        (jnp.exp, -3.0, 2.0, -3.0),
-        (lambda x: (x + 1.0) ** 2, 0.0, 5.0, 0.0),
-        (lambda x: (x - 1001.5) ** 4, 1000.0, 1001.0, 1001.0),
-        (lambda x: (x - 0.01) ** 2, 0.0, 5.0, 0.01),
-        (lambda x: (x - 4.99) ** 2, 0.0, 5.0, 4.99),
-    ],
-    ids=[
-        "increasing",
-        "decreasing",
-        "exp",
-        "quadratic_left",
-        "quartic_far",
-        "near_lower",
-        "near_upper",
-    ],
-)
+# Starts that do not bracket: ``(fun, lower, upper, xmin)``.
+NOT_BRACKETING = {
+    "increasing": (lambda x: x, 0.0, 1.0, 0.0),
+    "decreasing": (lambda x: -x, 0.0, 1.0, 1.0),
+    "exp": (jnp.exp, -3.0, 2.0, -3.0),
+    "quadratic_left": (lambda x: (x + 1.0) ** 2, 0.0, 5.0, 0.0),
+    "quartic_far": (lambda x: (x - 1001.5) ** 4, 1000.0, 1001.0, 1001.0),
+    "near_lower": (lambda x: (x - 0.01) ** 2, 0.0, 5.0, 0.01),
+    "near_upper": (lambda x: (x - 4.99) ** 2, 0.0, 5.0, 4.99),
+}
+
+
+@jax.jit
+def _parabolic_not_bracketing(lower, upper, tol, i):
+    """`parabolic` on the ``i``-th of `NOT_BRACKETING`: one program (per dtype) for every
+    case, ``i`` the traced index of a `lax.switch`."""
+    funs = [fun for fun, *_ in NOT_BRACKETING.values()]
+    return jaxls.parabolic(lambda x: jax.lax.switch(i, funs, x), lower, upper, tol=tol)
+
+
+@pytest.mark.parametrize("case", list(NOT_BRACKETING))
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
-def test_start_that_does_not_bracket(fun, lower, upper, xmin, dtype):
+def test_start_that_does_not_bracket(case, dtype):
     """``f(lower) < f(x_init)`` or ``f(upper) < f(x_init)``: the search still converges."""
+    _, lower, upper, xmin = NOT_BRACKETING[case]
     lo, up = jnp.asarray(lower, dtype), jnp.asarray(upper, dtype)
     tol = max(1e-8, 4 * float(resolution(lo, up)))
-    res = jaxls.parabolic(fun, lo, up, tol=tol)
+    res = _parabolic_not_bracketing(
+        lo, up, jnp.asarray(tol, dtype), list(NOT_BRACKETING).index(case)
+    )
     assert int(res.status) == S.SUCCESS
     assert abs(float(res.x) - xmin) <= tol + 4 * float(jnp.finfo(dtype).eps) * abs(xmin)
     assert lower <= float(res.lower) <= float(res.x) <= float(res.upper) <= upper
