@@ -201,8 +201,9 @@ def decreases(name, v0, s0, res, dtype=np.float64, **overrides) -> bool:
 
 def check_safe(name, res, v0, s0, dtype=np.float64, **overrides):
     """What every result promises, converged or not: finite, and never an uphill step."""
+    res = jax.tree.map(np.asarray, res)  # once: no eager program per leaf and dtype
     leaves = [res.step, res.value, res.slope, *jax.tree.leaves(res.grad)]
-    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves), res
+    assert all(np.all(np.isfinite(leaf)) for leaf in leaves), res
     assert float(res.step) >= 0.0
     assert 0 <= int(res.num_grads) <= int(res.num_evals)
     status = int(res.status)
@@ -236,10 +237,24 @@ def bowl_grad_numpy(x):
     return {"u": 2 * (u - 1) + 0.4 * (u - 1) ** 3, "v": np.sinh(v + 0.5)}
 
 
+def bowl_in(loss=None):
+    """The bowl with its loss computed in dtype ``loss``; None: in the parameters' own
+    dtypes (the bowl itself: a cast to a leaf's own dtype is no operation)."""
+    if loss is None:
+        return bowl
+    return lambda x: bowl(jax.tree.map(lambda a: a.astype(loss), x))
+
+
+@functools.cache
+def steepest_descent(loss):
+    """``x -> -grad bowl_in(loss)(x)``, jitted: one program per dtype where the eager
+    gradient took a dozen small ones (the same numbers, bit for bit, in every dtype here)."""
+    return jax.jit(lambda x: jax.tree.map(lambda g: -g, jax.grad(bowl_in(loss))(x)))
+
+
 def bowl_point(dtype=jnp.float32):
     x = {"u": jnp.zeros(3, dtype), "v": jnp.zeros((2, 2), dtype)}
-    d = jax.tree.map(lambda g: -g, jax.grad(bowl)(x))
-    return x, d
+    return x, steepest_descent(None)(x)
 
 
 def numpy_tree(tree):
@@ -257,22 +272,37 @@ def numpy_dot(a, b) -> float:
 # search on them.
 
 
+MT = linezoo.MORE_THUENTE
+
+
+def _mt_phi(index, t):
+    """``phi(t)`` of Moré-Thuente function ``index`` (traced: a `lax.switch`)."""
+    return jax.lax.switch(index, [problem.phi for problem in MT], t)
+
+
+# Compiled once for all six functions (index and step traced; the step a float64 scalar,
+# NumPy's): the oracles' evaluations of ``phi``, once dozens of small eager programs each.
+_mt_value_and_grad = jax.jit(jax.value_and_grad(_mt_phi, argnums=1))
+_mt_grid = jax.jit(jax.vmap(_mt_phi, in_axes=(None, 0)))
+
+
 @pytest.mark.x64(reason="the Moré-Thuente tables are float64 computations")
-@pytest.mark.parametrize("problem", linezoo.MORE_THUENTE, ids=lambda p: p.name)
+@pytest.mark.parametrize("problem", MT, ids=lambda p: p.name)
 def test_linezoo_transcription(problem):
-    value0, slope0 = jax.value_and_grad(problem.phi)(0.0)
+    index = MT.index(problem)
+    vg = lambda t: _mt_value_and_grad(index, np.float64(t))
+    value0, slope0 = vg(0.0)
     assert float(slope0) < 0.0
     # The minimiser is stationary, and the global minimum of a dense grid on [0, 4].
     t = jnp.linspace(0.0, 4.0, 40_001)
-    values = np.asarray(jax.vmap(problem.phi)(t))
-    best = float(problem.phi(problem.minimiser))
+    values = np.asarray(_mt_grid(index, t))
+    best, slope = (float(a) for a in vg(problem.minimiser))
     assert best <= values.min() + 1e-12
-    assert abs(float(jax.grad(problem.phi)(problem.minimiser))) <= 1e-9
+    assert abs(slope) <= 1e-9
     # fun is phi on the line x = 0, d = 1.
     np.testing.assert_array_equal(problem.fun(jnp.array([0.7])), problem.phi(0.7))
     # Oracle: MINPACK-2's dcsrch, which made the paper's tables, makes the same evaluations.
     dcsrch = scipy_private("scipy.optimize._dcsrch")
-    vg = jax.jit(jax.value_and_grad(problem.phi))
     counts = []
     for step_init in linezoo.STEP_INIT:
         calls = []
@@ -285,29 +315,24 @@ def test_linezoo_transcription(problem):
     assert tuple(counts) == problem.paper_evals
 
 
-def _zoo_groups(name) -> dict:
-    """Problem indices by the table constants this search takes: one compile per group."""
-    groups = {}
-    for index, problem in enumerate(linezoo.MORE_THUENTE):
-        key = tuple(sorted(zoo_constants(name, problem).items()))
-        groups.setdefault(key, []).append(index)
-    return groups
-
-
 @functools.cache
-def _zoo_solver(name, key, dtype):
-    branches = [linezoo.MORE_THUENTE[i].fun for i in _zoo_groups(name)[key]]
+def _zoo_solver(name, dtype):
+    """One compiled search for all six functions (a `lax.switch` on the index), the table's
+    ``(c1, c2)`` traced: one compile per search rather than one per group of constants."""
+    branches = [problem.fun for problem in MT]
     counter = EvalCounter(lambda args: args[2] * jax.lax.switch(args[1], branches, args[0]))
 
     @jax.jit
-    def solve(branch, step_init, scale):
+    def solve(index, step_init, scale, table):
         x, d = linezoo.start(dtype), linezoo.direction(dtype)
-        fun = lambda y: counter((y, branch, scale))
-        return run(name, fun, x, d, step_init=step_init, max_evals=40, **dict(key))
+        fun = lambda y: counter((y, index, scale))
+        return run(name, fun, x, d, step_init=step_init, max_evals=40, **table)
 
-    return lambda branch, step_init, scale=1.0: solve(
-        branch, jnp.asarray(step_init, dtype), jnp.asarray(scale, dtype)
-    ), counter
+    def call(index, step_init, scale=1.0):
+        table = {k: np.asarray(v, dtype) for k, v in zoo_constants(name, MT[index]).items()}
+        return solve(index, np.asarray(step_init, dtype), np.asarray(scale, dtype), table)
+
+    return call, counter
 
 
 @pytest.mark.x64(reason="the Moré-Thuente tables are float64 computations")
@@ -315,23 +340,22 @@ def _zoo_solver(name, key, dtype):
 def test_more_thuente_zoo(name):
     """Every start of every table, with its constants: SUCCESS, the promised condition holds
     in NumPy, and ``num_evals`` is the real count of calls."""
-    for key, indices in _zoo_groups(name).items():
-        solve, counter = _zoo_solver(name, key, jnp.float64)
-        for branch, index in enumerate(indices):
-            problem = linezoo.MORE_THUENTE[index]
-            v0, s0 = (float(a) for a in jax.value_and_grad(problem.phi)(0.0))
-            for step_init in linezoo.STEP_INIT:
-                counter.count = 0
-                res = solve(branch, step_init)
-                jax.effects_barrier()
-                where = (problem.name, step_init)
-                assert counter.count == int(res.num_evals) <= 40, where
-                assert int(res.status) == S.SUCCESS, (where, res.message)
-                check_safe(name, res, v0, s0, **zoo_constants(name, problem))
-                phi = problem.phi(res.step)
-                # A value-only search's value comes from a call of ``fun`` alone: a few ulps
-                # of the values cancelling in phi.
-                np.testing.assert_allclose(res.value, phi, rtol=1e-15, atol=1e-14)
+    solve, counter = _zoo_solver(name, jnp.float64)
+    for index, problem in enumerate(MT):
+        v0, s0 = (float(a) for a in _mt_value_and_grad(index, np.float64(0.0)))
+        for step_init in linezoo.STEP_INIT:
+            counter.count = 0
+            res = solve(index, step_init)
+            jax.effects_barrier()
+            res = jax.tree.map(np.asarray, res)
+            where = (problem.name, step_init)
+            assert counter.count == int(res.num_evals) <= 40, where
+            assert int(res.status) == S.SUCCESS, (where, res.message)
+            check_safe(name, res, v0, s0, **zoo_constants(name, problem))
+            phi = _mt_value_and_grad(index, res.step)[0]
+            # A value-only search's value comes from a call of ``fun`` alone: a few ulps
+            # of the values cancelling in phi.
+            np.testing.assert_allclose(res.value, phi, rtol=1e-15, atol=1e-14)
 
 
 @pytest.mark.x64(reason="scales 2^-500 and 2^520 need float64's range")
@@ -339,18 +363,17 @@ def test_more_thuente_zoo(name):
 def test_scaling_the_objective_by_a_power_of_two_changes_nothing(name):
     """``f -> 2^k f`` scales every value and slope exactly, so every decision is the same:
     the steps, counts and statuses must be too, from tiny to huge scales (no overflow)."""
-    for key, indices in _zoo_groups(name).items():
-        solve, _ = _zoo_solver(name, key, jnp.float64)
-        for branch in range(len(indices)):
-            for step_init in linezoo.STEP_INIT:
-                plain = solve(branch, step_init, 1.0)
-                for scale in (2.0**-500, 2.0**520):
-                    res = solve(branch, step_init, scale)
-                    where = (linezoo.MORE_THUENTE[indices[branch]].name, step_init, scale)
-                    assert float(res.step) == float(plain.step), where
-                    assert int(res.num_evals) == int(plain.num_evals), where
-                    assert int(res.status) == int(plain.status), where
-                    assert float(res.value) == float(plain.value) * scale, where
+    solve, _ = _zoo_solver(name, jnp.float64)
+    for index, problem in enumerate(MT):
+        for step_init in linezoo.STEP_INIT:
+            plain = solve(index, step_init, 1.0)
+            for scale in (2.0**-500, 2.0**520):
+                res = solve(index, step_init, scale)
+                where = (problem.name, step_init, scale)
+                assert float(res.step) == float(plain.step), where
+                assert int(res.num_evals) == int(plain.num_evals), where
+                assert int(res.status) == int(plain.status), where
+                assert float(res.value) == float(plain.value) * scale, where
 
 
 # ---------------------------------------------------------------------------------------
@@ -411,17 +434,25 @@ def test_scaling_the_direction_by_a_power_of_two_changes_nothing(name):
 # turns NaN or inf beyond ``x[0] = barrier``.
 
 
+def _bowl_solver(name, given_origin, loss=None):
+    """The search on `bowl_in(loss)`, from the origin's value and gradient when
+    ``given_origin``: one jitted function for every test on the bowl (compiled once per
+    dtype of ``x`` and ``d``). Each call checks ``num_evals`` against the calls counted."""
+    return _bowl_solver_cached(name, given_origin, loss)  # one cache key however called
+
+
 @functools.cache
-def _bowl_solver(name, given_origin):
-    counter = EvalCounter(bowl)
+def _bowl_solver_cached(name, given_origin, loss):
+    objective = bowl_in(loss)
+    counter = EvalCounter(objective)
 
     @jax.jit
     def solve(x, d, step_init, value=None, grad=None):
         return run(name, counter, x, d, step_init=step_init, value=value, grad=grad)
 
     def call(x, d, step_init=1.0):
-        origin = jax.value_and_grad(bowl)(x) if given_origin else (None, None)
-        step_init = jnp.asarray(step_init, jnp.result_type(*jax.tree.leaves(x)))
+        origin = jax.value_and_grad(objective)(x) if given_origin else (None, None)
+        step_init = np.asarray(step_init, jnp.result_type(*jax.tree.leaves(x)))
         counter.count = 0
         res = solve(x, d, step_init, *origin)
         jax.effects_barrier()
@@ -475,10 +506,11 @@ def _line_solver(name):
     jitted = jax.jit(solve)
 
     def call(x, d, step_init, kind=QUARTIC, barrier=jnp.inf, bad=jnp.nan):
-        # Strongly typed float32 scalars, so that every call hits the one compiled search.
-        scalars = [jnp.asarray(a, jnp.float32) for a in (step_init, barrier, bad)]
+        # Strongly typed float32 scalars, so that every call hits the one compiled search
+        # (NumPy's: converting them is no eager program).
+        scalars = [np.float32(a) for a in (step_init, barrier, bad)]
         counter.count = 0
-        res = jitted(x, d, scalars[0], jnp.asarray(kind, jnp.int32), *scalars[1:])
+        res = jitted(x, d, scalars[0], np.int32(kind), *scalars[1:])
         jax.effects_barrier()
         assert counter.count == int(res.num_evals) <= QUARTIC_EVALS
         return res
@@ -491,15 +523,25 @@ def _line_solver(name):
 
 
 def _dtype_problem(dtypes):
-    """The bowl with parameters in ``dtypes[0]`` and its loss computed in ``dtypes[1]``."""
+    """The bowl with parameters in ``dtypes[0]`` and its loss computed in ``dtypes[1]``:
+    ``(loss, x, d)``, ``loss`` for `bowl_in` (None where the two dtypes are one: the bowl
+    itself, whose compiled float32 search the other tests share)."""
     param, loss = dtypes
-
-    def fun(x):
-        return bowl(jax.tree.map(lambda a: a.astype(loss), x))
-
+    loss = None if loss == param else loss
     x = {"u": jnp.zeros(3, param), "v": jnp.zeros((2, 2), param)}
-    d = jax.tree.map(lambda g: -g, jax.grad(fun)(x))
-    return fun, x, d
+    return loss, x, steepest_descent(loss)(x)
+
+
+def numpy_axpy(t, d, x):
+    """`tree_axpy` in NumPy: ``x + t d`` with ``t`` cast to each leaf's dtype and every
+    operation rounded to it (ml_dtypes' bfloat16), as JAX's eager operations round them,
+    without compiling a program per dtype."""
+
+    def axpy(xi, di):
+        xi, di = np.asarray(xi), np.asarray(di)
+        return (xi + np.asarray(t, xi.dtype) * di).astype(xi.dtype)
+
+    return jax.tree.map(axpy, x, d)
 
 
 @pytest.mark.parametrize("dtypes", DTYPES)
@@ -509,19 +551,19 @@ def test_every_dtype_meets_the_promised_condition(name, dtypes):
     search's dtype; results are in it (float32 for bfloat16 parameters of a float32 loss),
     gradients in the parameters' dtype, and the condition holds in float64 NumPy at the
     point the search evaluated, up to the dtype's rounding."""
-    fun, x, d = _dtype_problem(dtypes)
+    loss, x, d = _dtype_problem(dtypes)
     dtype = jnp.promote_types(*dtypes)
-    solve = jax.jit(lambda x, d, s: run(name, fun, x, d, step_init=s))
+    solve = _bowl_solver(name, False, loss)
     v0 = bowl_numpy(numpy_tree(x))
     s0 = numpy_dot(bowl_grad_numpy(numpy_tree(x)), d)
     for step_init in (1e-2, 1.0, 30.0):
-        res = solve(x, d, jnp.asarray(step_init, dtypes[0]))
+        res = jax.tree.map(np.asarray, solve(x, d, step_init))  # step_init in dtypes[0]
         assert int(res.status) == S.SUCCESS, (step_init, res.message)
         assert res.step.dtype == res.value.dtype == res.slope.dtype == dtype
         assert all(g.dtype == dtypes[0] for g in jax.tree.leaves(res.grad))
         assert int(res.num_grads) == (2 if SEARCH[name].value_only else int(res.num_evals))
         # The point the search evaluated, in the parameters' dtype, then in float64 NumPy.
-        point = numpy_tree(tree_axpy(res.step, d, x))
+        point = numpy_tree(numpy_axpy(res.step, d, x))
         value, grad = bowl_numpy(point), bowl_grad_numpy(point)
         slope = numpy_dot(grad, d)
         products = numpy_dot(jax.tree.map(np.abs, grad), jax.tree.map(np.abs, numpy_tree(d)))
@@ -676,15 +718,12 @@ def test_nonfinite_direction_is_invalid_input(name):
     """The origin is evaluated at ``x`` itself: ``f(x)`` and its gradient come back."""
     x, d = bowl_point()
     value0, grad0 = jax.value_and_grad(bowl)(x)
-    counter = EvalCounter(bowl)
-    solve = jax.jit(lambda x, d: run(name, counter, x, d))
+    solve = _bowl_solver(name, False)  # checks num_evals against its count of calls
     for bad in (jnp.nan, jnp.inf, -jnp.inf):
         broken = {"u": d["u"].at[1].set(bad), "v": d["v"]}
-        counter.count = 0
         res = solve(x, broken)
-        jax.effects_barrier()
         assert int(res.status) == S.INVALID_INPUT, res.message
-        assert float(res.step) == 0.0 and int(res.num_evals) == counter.count == 1
+        assert float(res.step) == 0.0 and int(res.num_evals) == 1
         assert tree_equal_bitwise(res.value, value0)
         assert tree_equal_bitwise(res.grad, grad0)
 
@@ -840,6 +879,7 @@ def test_has_aux_returns_the_aux_of_the_returned_point(name):
     batched = jax.jit(jax.vmap(solve, in_axes=(None, 0, 0)))(
         x, jnp.stack([d for d, _ in cases]), jnp.array([s for _, s in cases])
     )
+    batched = jax.tree.map(np.asarray, batched)  # members by NumPy indexing, not eagerly
     for i, (d, step_init) in enumerate(cases):
         res = solve(x, d, step_init)
         member = jax.tree.map(lambda a, i=i: a[i], batched)
@@ -995,14 +1035,44 @@ def test_invalid_max_evals_raises(name, max_evals, error):
         run(name, quadratic, jnp.zeros(2), jnp.ones(2), max_evals=max_evals)
 
 
+def good_constants(name) -> dict:
+    """The search's constants of `BAD_CONSTANTS` but ``step_init``, at their defaults (a
+    default of None as the number it stands for)."""
+    arguments = [a for a in BAD_CONSTANTS if has(name, a) and a != "step_init"]
+    good = {a: constants(name)[a] for a in arguments}
+    fallback = {"epsilon": 1e-6, "step_max": np.inf}  # for a default of None
+    return {a: fallback[a] if v is None else v for a, v in good.items()}
+
+
+@functools.cache
+def _traced_constants_solver(name):
+    """The search on `quadratic` from ``x = 0``, jitted once with the direction and every
+    constant of `good_constants` traced: ``call(d, **bad)`` runs it with the good constants
+    but ``bad`` (float32 arrays), and checks ``num_evals`` against its count of calls."""
+    counter = EvalCounter(quadratic)
+    solve = jax.jit(lambda d, kw: run(name, counter, jnp.zeros(2), d, **kw))
+
+    def call(d, **bad):
+        # Strongly typed float32 arrays (NumPy's), whatever the caller's: one compile.
+        traced = {a: np.float32(v) for a, v in (good_constants(name) | bad).items()}
+        counter.count = 0
+        res = solve(np.asarray(d, np.float32), traced)
+        jax.effects_barrier()
+        assert int(res.num_evals) == counter.count
+        return res
+
+    return call
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES_UP_TO_CURVATURE if has(n, "c2")])
 def test_c1_above_c2_is_refused(name):
     """``0 < c1 <= c2 < 1``, else no step need satisfy both conditions: a ValueError for
-    concrete constants, INVALID_INPUT for traced ones."""
+    concrete constants, INVALID_INPUT for traced ones (the others traced too: the compiled
+    search of `test_traced_invalid_constant_gives_invalid_input`)."""
     x, d = jnp.zeros(2), jnp.ones(2)
     with pytest.raises(ValueError, match=rf"{SEARCH[name].call}.*c1=0.3, c2=0.2"):
         run(name, quadratic, x, d, c1=0.3, c2=0.2)
-    res = jax.jit(lambda c1, c2: run(name, quadratic, x, d, c1=c1, c2=c2))(0.3, 0.2)
+    res = _traced_constants_solver(name)(d, c1=0.3, c2=0.2)
     assert int(res.status) == S.INVALID_INPUT and float(res.step) == 0.0
 
 
@@ -1010,26 +1080,19 @@ def test_c1_above_c2_is_refused(name):
 def test_traced_invalid_constant_gives_invalid_input(name):
     """Every constant may be traced (one compiled search takes them all); a bad one gives
     step 0, ``f(x)`` and nothing more."""
-    x0 = jnp.zeros(2)
-    arguments = [a for a in BAD_CONSTANTS if has(name, a) and a != "step_init"]
-    good = {a: constants(name)[a] for a in arguments}
-    fallback = {"epsilon": 1e-6, "step_max": np.inf}  # for a default of None
-    good = {a: fallback[a] if v is None else v for a, v in good.items()}
-    counter = EvalCounter(quadratic)
-    solve = jax.jit(lambda kw: run(name, counter, x0, jnp.full(2, 3.0), **kw))
-    traced = lambda **bad: {a: jnp.float32(v) for a, v in (good | bad).items()}
+    x0, d = jnp.zeros(2), jnp.full(2, 3.0)
+    good = good_constants(name)
+    solve = _traced_constants_solver(name)  # counts the calls of quadratic
     # Good traced constants: the search of the same Python constants, bit for bit.
     plain = jax.jit(lambda: run(name, quadratic, x0, jnp.full(2, 3.0), **good))()
     assert int(plain.status) == S.SUCCESS
-    assert tree_equal_bitwise(solve(traced()), plain)
-    for argument in arguments:
+    assert tree_equal_bitwise(solve(d), plain)
+    for argument in good:
         for value in bad_values(name, argument):
-            counter.count = 0
-            res = solve(traced(**{argument: value}))
-            jax.effects_barrier()
+            res = solve(d, **{argument: value})
             assert int(res.status) == S.INVALID_INPUT, (argument, value)
             assert float(res.step) == 0.0 and float(res.value) == 2.0
-            assert int(res.num_evals) == counter.count == 1
+            assert int(res.num_evals) == 1
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -1074,6 +1137,7 @@ def test_vmap_mixed_batch_matches_unbatched_runs(name):
     columns = [jnp.asarray(c, jnp.float32) for c in zip(*members, strict=True)]
     columns[3] = columns[3].astype(jnp.int32)
     batched = jax.jit(jax.vmap(solve))(*columns)
+    batched = jax.tree.map(np.asarray, batched)  # members by NumPy indexing, not eagerly
     statuses = [int(s) for s in batched.status]
     assert statuses[0] == statuses[4] == statuses[7] == S.SUCCESS
     assert statuses[1] == S.NOT_DESCENT
