@@ -40,19 +40,6 @@ class TrialRecorder:
         return self.fun(x, *args)
 
 
-@functools.cache
-def value_and_slope(phi):
-    """``t -> (phi(t), phi'(t))`` as Python floats, compiled once per ``phi``."""
-    compiled = jax.jit(jax.value_and_grad(phi))
-    return lambda t: tuple(float(a) for a in compiled(jnp.float64(t)))
-
-
-def armijo_numpy(phi, step, c1):
-    """Armijo at ``step``, from ``phi``'s values, tested in Python float64."""
-    value0, slope0 = value_and_slope(phi)(0.0)
-    return value_and_slope(phi)(step)[0] <= value0 + c1 * float(step) * slope0
-
-
 # Problems phi(t) = fun(0 + t 1), each with phi'(0) < 0: the Moré-Thuente functions (with
 # their tables' c1) from every starting step, and a few smooth ones with far minimisers.
 EXTRA = (
@@ -68,17 +55,42 @@ ZOO = [
 ] + [(name, phi, c1, step_init) for name, phi, c1 in EXTRA for step_init in (1e-2, 1.0, 1e2)]
 
 
+# The zoo's distinct functions, in order: a case is searched as `lax.switch` branch
+# ``PHIS.index(phi)``.
+PHIS = list(dict.fromkeys(phi for _, phi, _, _ in ZOO))
+
+
+@jax.jit
+def _zoo_value_and_slope(branch, t):
+    """``phi(t), phi'(t)`` of the zoo's ``PHIS[branch]`` (a `lax.switch`): one compiled
+    program for every problem."""
+    return jax.value_and_grad(lambda t: jax.lax.switch(branch, PHIS, t))(t)
+
+
 @functools.cache
-def _zoo_solver(c1, interpolate, trial_grads=False):
-    """One compiled search for every zoo problem with this ``c1`` (a `lax.switch` on it).
-    Returns the result and the trial steps (without the origin, and without the final call
-    that computes the gradient at the accepted step)."""
-    cases = [case for case in ZOO if case[2] == c1]
-    branches = [lambda x, phi=phi: phi(x[0]) for _, phi, _, _ in cases]
+def value_and_slope(phi):
+    """``t -> (phi(t), phi'(t))`` as Python floats, for a zoo ``phi``."""
+    branch = PHIS.index(phi)
+    return lambda t: tuple(float(a) for a in _zoo_value_and_slope(branch, jnp.float64(t)))
+
+
+def armijo_numpy(phi, step, c1):
+    """Armijo at ``step``, from ``phi``'s values, tested in Python float64."""
+    value0, slope0 = value_and_slope(phi)(0.0)
+    return value_and_slope(phi)(step)[0] <= value0 + c1 * float(step) * slope0
+
+
+@functools.cache
+def _zoo_solver(interpolate, trial_grads):
+    """One compiled search for every zoo problem: the problem (a `lax.switch` on its index),
+    ``c1`` and ``step_init`` are traced arguments. Returns the result and the trial steps
+    (without the origin, and without the final call that computes the gradient at the
+    accepted step)."""
+    branches = [lambda x, phi=phi: phi(x[0]) for phi in PHIS]
     recorder = TrialRecorder(lambda x, branch: jax.lax.switch(branch, branches, x))
 
     @jax.jit
-    def solve(branch, step_init):
+    def solve(branch, c1, step_init):
         fun = lambda x: recorder(x, branch)
         x, d = linezoo.start(), linezoo.direction()
         return jaxls.backtracking(
@@ -93,14 +105,38 @@ def _zoo_solver(c1, interpolate, trial_grads=False):
         )
 
     def call(case):
+        _, phi, c1, step_init = case
         recorder.steps = []
-        res = solve(cases.index(case), case[3])
+        res = solve(PHIS.index(phi), c1, step_init)
         jax.effects_barrier()
         assert len(recorder.steps) == int(res.num_evals)
         trials = recorder.steps[1:]
         if int(res.status) == S.SUCCESS:
             assert trials[-1] == float(res.step)
         return res, trials
+
+    return call
+
+
+@functools.cache
+def _shrink_solver(trial_grads):
+    """`test_shrink_sequence_is_the_lectures_rule`'s search on ``-t / (t^2 + 2)`` (Armijo
+    needs ``t <~ 141`` with ``c1 = 1e-4``), compiled once per ``trial_grads`` and dtype:
+    ``shrink`` is a traced argument. Returns the result and every evaluated step, in
+    order (the origin first)."""
+    recorder = TrialRecorder(linezoo.MORE_THUENTE[0].fun)
+
+    @jax.jit
+    def solve(x, d, shrink):
+        return jaxls.backtracking(
+            recorder, x, d, step_init=1e3, shrink=shrink, trial_grads=trial_grads, max_evals=200
+        )
+
+    def call(x, d, shrink):
+        recorder.steps = []
+        res = solve(x, d, shrink)
+        jax.effects_barrier()
+        return res, recorder.steps
 
     return call
 
@@ -112,15 +148,10 @@ def test_shrink_sequence_is_the_lectures_rule(shrink, dtype, trial_grads):
     """Trial steps are exactly ``step_init * shrink^k`` until the first Armijo step; a
     value-only search computes the gradient there by transposing that trial's
     linearisation, no further call."""
-    problem = linezoo.MORE_THUENTE[0]  # -t / (t^2 + 2): Armijo needs t <~ 141 (c1 = 1e-4)
-    recorder = TrialRecorder(problem.fun)
     x, d = linezoo.start(dtype), linezoo.direction(dtype)
-    res = jaxls.backtracking(
-        recorder, x, d, step_init=1e3, shrink=shrink, trial_grads=trial_grads, max_evals=200
-    )
-    jax.effects_barrier()
+    res, steps = _shrink_solver(trial_grads)(x, d, shrink)
     assert int(res.status) == S.SUCCESS
-    steps = np.asarray(recorder.steps, dtype)
+    steps = np.asarray(steps, dtype)
     assert len(steps) == int(res.num_evals)
     assert int(res.num_grads) == (len(steps) if trial_grads else 2)
     expected = [dtype(0.0), dtype(1e3)]
@@ -153,8 +184,8 @@ def test_interpolation_needs_no_more_evaluations_and_is_safeguarded(trial_grads)
     plain_total = interpolated_total = 0
     for case in ZOO:
         name, phi, c1, step_init = case
-        plain, _ = _zoo_solver(c1, False)(case)
-        interpolated, trials = _zoo_solver(c1, True, trial_grads)(case)
+        plain, _ = _zoo_solver(False, False)(case)
+        interpolated, trials = _zoo_solver(True, trial_grads)(case)
         assert int(plain.status) == int(interpolated.status) == S.SUCCESS, name
         assert len(trials) <= int(plain.num_evals) - 1, (name, step_init)
         assert armijo_numpy(phi, interpolated.step, c1), (name, step_init)
@@ -182,7 +213,7 @@ def test_against_scipy_armijo_backtracking():
     collapsed = 0
     for case in ZOO:
         name, phi, c1, step_init = case
-        res, trials = _zoo_solver(c1, True)(case)
+        res, trials = _zoo_solver(True, False)(case)
         ours = float(res.step)
         vg = value_and_slope(phi)
         calls = []
@@ -252,9 +283,11 @@ def test_value_only_and_trial_gradients_take_the_same_steps():
     f = lambda x: jnp.sum(jnp.cosh(x - 1.5) + 0.25 * x**4)
     x = jnp.array([0.0, 1.0, -2.0])
     d = -jax.grad(f)(x)
+    # One compilation each, the data and the starting step traced.
+    value_only = jax.jit(lambda x, d, s: jaxls.backtracking(f, x, d, step_init=s))
+    with_grads = jax.jit(lambda x, d, s: jaxls.backtracking(f, x, d, step_init=s, trial_grads=True))
     for step_init in (1e-2, 1.0, 10.0):
-        a = jaxls.backtracking(f, x, d, step_init=step_init)
-        b = jaxls.backtracking(f, x, d, step_init=step_init, trial_grads=True)
+        a, b = value_only(x, d, step_init), with_grads(x, d, step_init)
         assert int(a.status) == int(b.status) == S.SUCCESS
         assert float(a.step) == float(b.step)
         # fun alone and value_and_grad may round the value differently (by an ulp).
@@ -329,10 +362,11 @@ def test_reference_above_the_value_accepts_a_small_increase():
     x, d = jnp.ones(1), -jnp.ones(1) * 2.5  # phi(1) = 2.25 > f(x) = 1
     plain = jaxls.backtracking(f, x, d)
     assert float(plain.step) == 0.5
-    res = jaxls.backtracking(f, x, d, reference=3.0)
+    solve = jax.jit(lambda reference: jaxls.backtracking(f, x, d, reference=reference))
+    res = solve(3.0)
     assert int(res.status) == S.SUCCESS and float(res.step) == 1.0
     for ignored in (0.5, jnp.nan, jnp.inf):  # below f(x), or not finite: the monotone rule
-        assert float(jaxls.backtracking(f, x, d, reference=ignored).step) == 0.5
+        assert float(solve(ignored).step) == 0.5
 
 
 def test_value_only_trials_need_a_budget_of_two_calls_with_a_users_gradient():

@@ -56,9 +56,16 @@ PROBLEMS = {
 }
 
 
+@functools.cache
+def compiled_value_and_grad(fun):
+    """``jax.jit(jax.value_and_grad(fun))``, compiled once per function (and argument
+    types): the oracles below evaluate it at many points."""
+    return jax.jit(jax.value_and_grad(fun))
+
+
 def directions(fun, x):
     """Steepest descent, scaled so that a first step of 1 is right, too long, too short."""
-    g = np.asarray(jax.grad(fun)(x))
+    g = np.asarray(compiled_value_and_grad(fun)(x)[1])
     return {
         "-g": -g,
         "-g/4": -g / 4,
@@ -73,7 +80,7 @@ CASES = [(name, dname) for name in PROBLEMS for dname in ("-g", "-g/4", "-10g", 
 def line(fun, x, d, t):
     """``phi(t)``, ``phi'(t)`` and the gradient, re-evaluated at ``x + t d`` built in NumPy."""
     point = np.asarray(x, np.float64) + t * np.asarray(d, np.float64)
-    value, grad = jax.value_and_grad(fun)(jnp.asarray(point))
+    value, grad = compiled_value_and_grad(fun)(jnp.asarray(point))
     grad = np.asarray(grad)
     return float(value), float(grad @ np.asarray(d)), grad
 
@@ -122,8 +129,8 @@ def test_conditions_hold_and_scipy_decrease_is_matched(name, dname):
     res = solver(name)(x, d, 1.0)
     v0, v = check_goldstein(fun, x, d, res)
     # Reference: scipy's strong-Wolfe search (c1 = 1e-4, c2 = 0.9) on the same line.
-    f = lambda z: float(fun(jnp.asarray(z)))
-    fprime = lambda z: np.asarray(jax.grad(fun)(jnp.asarray(z)))
+    f = lambda z: float(compiled_value_and_grad(fun)(jnp.asarray(z))[0])
+    fprime = lambda z: np.asarray(compiled_value_and_grad(fun)(jnp.asarray(z))[1])
     alpha, *_ = line_search(f, fprime, x, d, maxiter=30)
     assert alpha is not None
     v_ref, s_ref, _ = line(fun, x, d, alpha)
@@ -177,10 +184,31 @@ def test_midline_root_lands_in_the_band_of_a_deep_valley():
     assert counter.count == int(res.num_evals) <= 7
 
 
+@jax.jit
+@jax.vmap
+def _midline_roots(v0, s0, lo_t, lo_v, lo_s, hi_t, hi_v):
+    """`midline_root` of each model (a batch, compiled once)."""
+    origin = LinePoint(0.0, v0, s0, None)
+    lo = LinePoint(lo_t, lo_v, lo_s, None)
+    hi = LinePoint(hi_t, hi_v, jnp.nan, None)
+    return midline_root(origin, lo, hi)
+
+
+@jax.jit
+@jax.vmap
+def _model_slopes(v0, s0, lo_t, lo_v, hi_t, hi_v):
+    """`model_slope` of each model, and from ``lo = 0`` (a batch, compiled once)."""
+    origin = LinePoint(0.0, v0, s0, None)
+    lo, hi = LinePoint(lo_t, lo_v, jnp.nan, None), LinePoint(hi_t, hi_v, jnp.nan, None)
+    at_origin = model_slope(origin, LinePoint(0.0, v0, jnp.nan, None), hi)
+    return model_slope(origin, lo, hi), at_origin
+
+
 @pytest.mark.x64(reason="compared with NumPy's roots to 1e-9")
 def test_midline_root_is_the_bracketed_root_of_the_model():
     """Against the root found by NumPy's polynomial solver, inside the safeguard."""
     rng = np.random.default_rng(0)
+    models, expected = [], []
     for _ in range(200):
         v0, s0 = rng.normal(), -rng.uniform(0.1, 5.0)
         lo_t = rng.uniform(0.0, 2.0) * rng.integers(0, 2)
@@ -190,16 +218,14 @@ def test_midline_root_is_the_bracketed_root_of_the_model():
         lo_v = v0 + 0.5 * lo_t * s0 - rng.uniform(0.0, 2.0) * lo_t
         lo_s = rng.normal() * 3 if lo_t > 0 else s0  # lo = 0 is the origin
         hi_v = v0 + 0.5 * hi_t * s0 + rng.uniform(0.01, 2.0)
-        origin = LinePoint(0.0, v0, s0, None)
-        lo = LinePoint(lo_t, lo_v, lo_s, None)
-        hi = LinePoint(hi_t, hi_v, np.nan, None)
-        got = float(midline_root(origin, lo, hi))
+        models.append((v0, s0, lo_t, lo_v, lo_s, hi_t, hi_v))
         a = (hi_v - lo_v - lo_s * w) / w**2
         psi = np.polynomial.Polynomial([lo_v - v0 - 0.5 * s0 * lo_t, lo_s - 0.5 * s0, a])
         # One root in (0, w]; from lo = 0 the other root, psi(0) = 0, is excluded.
         (h,) = [r.real for r in psi.roots() if r.imag == 0 and 1e-12 * w < r.real <= w]
-        expected = lo_t + min(max(h, 0.1 * w), 0.9 * w)
-        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+        expected.append(lo_t + min(max(h, 0.1 * w), 0.9 * w))
+    got = _midline_roots(*np.asarray(models).T)  # all 200 in one call
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.x64(reason="compared with NumPy's polynomial fit to 1e-9")
@@ -207,19 +233,19 @@ def test_model_slope_is_the_slope_of_the_parabola_through_three_values():
     """Value-only trials: ``q'(lo)`` for the parabola through ``phi(0), phi(lo), phi(hi)``
     (``phi'(0)`` from ``lo = 0``), against `numpy.polyfit`."""
     rng = np.random.default_rng(1)
+    models, expected = [], []
     for _ in range(100):
         v0, s0 = rng.normal(), -rng.uniform(0.1, 5.0)
         lo_t = rng.uniform(0.1, 2.0)
         hi_t = lo_t + rng.uniform(0.01, 3.0)
         lo_v, hi_v = rng.normal(), rng.normal()
-        origin = LinePoint(0.0, v0, s0, None)
-        lo, hi = LinePoint(lo_t, lo_v, np.nan, None), LinePoint(hi_t, hi_v, np.nan, None)
+        models.append((v0, s0, lo_t, lo_v, hi_t, hi_v))
         q = np.polynomial.Polynomial.fit([0.0, lo_t, hi_t], [v0, lo_v, hi_v], 2).convert()
-        np.testing.assert_allclose(
-            float(model_slope(origin, lo, hi)), q.deriv()(lo_t), rtol=1e-9, atol=1e-9
-        )
-        at_origin = model_slope(origin, LinePoint(0.0, v0, np.nan, None), hi)
-        assert float(at_origin) == s0
+        expected.append(q.deriv()(lo_t))
+    models = np.asarray(models)
+    slopes, at_origin = _model_slopes(*models.T)  # all 100 in one call
+    np.testing.assert_allclose(slopes, expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(at_origin, models[:, 1])  # phi'(0), exactly
 
 
 # ---------------------------------------------------------------------------------------
@@ -277,8 +303,9 @@ def test_nan_beyond_some_step_is_too_long():
         return jnp.where(x[0] > 0.3, jnp.nan, jnp.sum((x - 1.0) ** 2))
 
     x, d = np.zeros(2), np.ones(2)
+    solve = jax.jit(lambda s: jaxls.goldstein(fun, x, d, step_init=s, c1=0.25))
     for step_init in (1.0, 1e3, 1e-4):
-        res = jaxls.goldstein(fun, x, d, step_init=step_init, c1=0.25)
+        res = solve(step_init)
         # (x - 1)^2 on [0, 0.3] is all too short (with c1 = 0.25 the band starts at 0.5): the
         # search must fail, with the longest too-short step found below the NaN barrier.
         assert int(res.status) in (S.MAX_EVALS, S.ROUNDING), res.message

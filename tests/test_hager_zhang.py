@@ -64,8 +64,15 @@ SCALES = {"-g": 1.0, "-g/4": 0.25, "-10g": 10.0, "tiny": None}
 CASES = [(name, scale) for name in PROBLEMS for scale in SCALES]
 
 
+@functools.cache
+def compiled_value_and_grad(fun):
+    """``jax.jit(jax.value_and_grad(fun))``, compiled once per function (and argument
+    types): the oracles below evaluate it at many points."""
+    return jax.jit(jax.value_and_grad(fun))
+
+
 def direction(fun, x, scale):
-    g = np.asarray(jax.grad(fun)(jnp.asarray(x)), np.float64)
+    g = np.asarray(compiled_value_and_grad(fun)(jnp.asarray(x))[1], np.float64)
     d = -1e-3 * g / np.linalg.norm(g) if scale is None else -scale * g
     return d.astype(np.asarray(x).dtype)
 
@@ -79,7 +86,7 @@ def line(fun, x, d, t):
     precision (float32 unless x64 is on) as the search builds it, the slope in NumPy."""
     dtype = dtype_now()
     point = jnp.asarray(x, dtype) + dtype(t) * jnp.asarray(d, dtype)
-    value, grad = jax.value_and_grad(fun)(point)
+    value, grad = compiled_value_and_grad(fun)(point)
     return float(value), float(np.asarray(grad, np.float64) @ np.asarray(d, np.float64))
 
 
@@ -215,21 +222,51 @@ def reference_trials(
 
 
 class TrialRecorder:
-    """``value_and_grad`` that records the step of every executed evaluation on the line."""
+    """``value_and_grad`` that records the step of every executed evaluation on the line
+    ``x + t d`` (``x`` and ``d`` may be traced) in the list ``steps``."""
 
-    def __init__(self, fun, x, d):
+    def __init__(self, fun, x, d, steps):
         self.vg = jax.value_and_grad(fun)
-        self.x, self.d = np.asarray(x), np.asarray(d)
-        self.steps = []
+        self.x, self.d = x, d
+        self.steps = steps
 
     def _record(self, t):
         self.steps.append(float(t))
 
     def __call__(self, y):
         # The step, recovered from the coordinate where d is largest (exact for d = e_i).
-        i = int(np.argmax(np.abs(self.d)))
+        i = jnp.argmax(jnp.abs(self.d))
         jax.debug.callback(self._record, (y[i] - self.x[i]) / self.d[i])
         return self.vg(y)
+
+
+@functools.cache
+def trial_solver(fun, constants=()):
+    """`jaxls.hager_zhang` through a `TrialRecorder` of ``fun``, with ``constants`` (sorted
+    pairs), compiled once (per dtype): ``x``, ``d`` and ``step_init`` are traced. Returns
+    ``solve(x, d, step_init) -> (result, steps)``, the steps of every evaluation in order
+    (the origin first)."""
+    steps = []
+
+    @jax.jit
+    def search(x, d, step_init):
+        recorder = TrialRecorder(fun, x, d, steps)
+        return jaxls.hager_zhang(
+            None, x, d, value_and_grad=recorder, step_init=step_init, **dict(constants)
+        )
+
+    def solve(x, d, step_init=1.0):
+        steps.clear()
+        res = search(x, d, step_init)
+        jax.effects_barrier()
+        return res, list(steps)
+
+    return solve
+
+
+def recorded_search(fun, x, d, step_init=1.0, **constants):
+    """`trial_solver`'s result and steps for these ``constants``."""
+    return trial_solver(fun, tuple(sorted(constants.items())))(x, d, step_init)
 
 
 REFERENCE_CASES = [
@@ -250,12 +287,10 @@ def test_same_trials_as_the_papers_nested_procedure(name, scale, step_init, cons
     fun, x = PROBLEMS[name]
     x = np.asarray(x, np.float64)
     d = direction(fun, x, SCALES[scale])
-    recorder = TrialRecorder(fun, x, d)
-    res = jaxls.hager_zhang(None, x, d, value_and_grad=recorder, step_init=step_init, **constants)
-    jax.effects_barrier()
+    res, steps = recorded_search(fun, x, d, step_init, **constants)
     check_success(fun, x, d, res, **{k: v for k, v in constants.items() if k in CONDITION_KEYS})
     expected = reference_trials(lambda t: line(fun, x, d, t), step_init, **constants)
-    got = recorder.steps[1:]  # after the origin
+    got = steps[1:]  # after the origin
     assert len(got) == len(expected), (got, expected)
     np.testing.assert_allclose(got, expected, rtol=1e-9)
     assert float(res.step) == pytest.approx(expected[-1], rel=1e-12)
@@ -268,11 +303,9 @@ def test_a_rise_during_the_bracket_search_is_bisected_like_the_reference():
     here (and in the reference) [2, 4] is bisected, as a step above phi(0) + eps_k would be."""
     fun = linezoo.cos_exp
     x, d = np.asarray(linezoo.COS_EXP_X), np.asarray(linezoo.COS_EXP_DIRECTION)
-    recorder = TrialRecorder(fun, x, d)
-    res = jaxls.hager_zhang(None, x, d, value_and_grad=recorder)
-    jax.effects_barrier()
+    res, steps = recorded_search(fun, x, d)
     expected = reference_trials(lambda t: line(fun, x, d, t), 1.0)
-    np.testing.assert_allclose(recorder.steps[1:], expected, rtol=1e-9)
+    np.testing.assert_allclose(steps[1:], expected, rtol=1e-9)
     assert expected[:4] == pytest.approx([1.0, 2.0, 4.0, 3.0])  # 4 is high: U3 on [2, 4]
     check_success(fun, x, d, res)
 
@@ -283,16 +316,12 @@ def test_bracket_expansion_then_exact_secant_on_a_quadratic():
     3.125, is not; ``phi'`` is linear, so the secant of the bracket is the exact minimiser."""
     fun = lambda x: jnp.sum((x - 1.0) ** 2)
     x, d = np.zeros(1), np.ones(1)
-    recorder = TrialRecorder(fun, x, d)
-    res = jaxls.hager_zhang(None, x, d, value_and_grad=recorder, step_init=1e-3, c2=0.1)
-    jax.effects_barrier()
+    res, steps = recorded_search(fun, x, d, 1e-3, c2=0.1)
     expected = [0.0] + [1e-3 * 2.0**k for k in range(11)]
-    assert recorder.steps == pytest.approx(expected, rel=4 * F32)
+    assert steps == pytest.approx(expected, rel=4 * F32)
     assert float(res.step) == pytest.approx(1.024, rel=F32) and int(res.num_evals) == 12
-    recorder = TrialRecorder(fun, x, d)
-    res = jaxls.hager_zhang(None, x, d, value_and_grad=recorder, step_init=1e-3, c2=0.1, grow=5.0)
-    jax.effects_barrier()
-    assert recorder.steps == pytest.approx([0.0, 1e-3, 5e-3, 2.5e-2, 0.125, 0.625, 3.125, 1.0])
+    res, steps = recorded_search(fun, x, d, 1e-3, c2=0.1, grow=5.0)
+    assert steps == pytest.approx([0.0, 1e-3, 5e-3, 2.5e-2, 0.125, 0.625, 3.125, 1.0])
     assert float(res.step) == pytest.approx(1.0, rel=F32) and int(res.num_evals) == 8
 
 
@@ -301,10 +330,8 @@ def test_bisection_when_a_trial_lands_beyond_a_hump():
     fun = PROBLEMS["hump"][0]
     x, d = np.zeros(1), np.ones(1)
     assert line(fun, x, d, 1.3)[1] < 0 and line(fun, x, d, 1.3)[0] > line(fun, x, d, 0)[0]
-    recorder = TrialRecorder(fun, x, d)
-    res = jaxls.hager_zhang(None, x, d, value_and_grad=recorder, step_init=1.3, theta=0.25)
-    jax.effects_barrier()
-    assert recorder.steps[:3] == pytest.approx([0.0, 1.3, 0.325])
+    res, steps = recorded_search(fun, x, d, 1.3, theta=0.25)
+    assert steps[:3] == pytest.approx([0.0, 1.3, 0.325])
     check_success(fun, x, d, res)
     assert float(res.step) < 1.0  # the near side of the hump
 
@@ -327,8 +354,8 @@ def test_scipy_decrease_is_matched(name, scale):
     d = direction(fun, x, SCALES[scale])
     res = solver(name, x64=True)(x, d, 1.0)
     v0, v = check_success(fun, x, d, res)
-    f = lambda z: float(fun(jnp.asarray(z)))
-    fprime = lambda z: np.asarray(jax.grad(fun)(jnp.asarray(z)))
+    f = lambda z: float(compiled_value_and_grad(fun)(jnp.asarray(z))[0])
+    fprime = lambda z: np.asarray(compiled_value_and_grad(fun)(jnp.asarray(z))[1])
     alpha, *_ = line_search(f, fprime, x, d, maxiter=30)
     assert alpha is not None
     v_ref, s_ref = line(fun, x, d, alpha)
@@ -467,10 +494,11 @@ def test_nan_beyond_some_step():
         assert bool(res.met_nonfinite)
         check_safe_failure(fun, x, d, res)
     barrier = lambda x: jnp.where(x[0] > 1.5, jnp.inf, jnp.sum((x - 1.0) ** 2))
-    res = jaxls.hager_zhang(barrier, x, d, step_init=100.0)
+    solve = jax.jit(lambda s: jaxls.hager_zhang(barrier, x, d, step_init=s))
+    res = solve(100.0)
     check_success(lambda x: jnp.sum((x - 1.0) ** 2), x, d, res)
     assert bool(res.met_nonfinite)
-    res = jaxls.hager_zhang(barrier, x, d, step_init=0.5)
+    res = solve(0.5)
     assert int(res.status) == S.SUCCESS and not bool(res.met_nonfinite)
 
 
@@ -575,6 +603,27 @@ def rosenbrock_2(x):
     return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
 
 
+@functools.cache
+def stuck_solver():
+    """The default search on `rosenbrock_2`, compiled once (``x``, ``d`` and ``step_init``
+    traced): the result and the points evaluated, in order (host copies)."""
+    points = []
+
+    def fun(y):
+        jax.debug.callback(lambda p: points.append(np.asarray(p)), y)
+        return rosenbrock_2(y)
+
+    search = jax.jit(lambda x, d, step_init: jaxls.hager_zhang(fun, x, d, step_init=step_init))
+
+    def solve(x, d, step_init):
+        points.clear()
+        res = search(x, d, step_init)
+        jax.effects_barrier()
+        return res, list(points)
+
+    return solve
+
+
 @pytest.mark.parametrize("d", STUCK_DIRECTIONS)
 @pytest.mark.parametrize("step_init", [1.0, 0.1, 1e-10])
 def test_no_trial_rounds_to_x_and_the_floor_stops_at_once(d, step_init):
@@ -586,13 +635,7 @@ def test_no_trial_rounds_to_x_and_the_floor_stops_at_once(d, step_init):
     steps = np.geomspace(1e-6, 1e4, 100_000, dtype=np.float32)
     along = np.asarray(x)[None] + steps[:, None] * np.asarray(d)[None]
     assert np.all(np.asarray(jax.vmap(rosenbrock_2)(jnp.asarray(along))) >= rosenbrock_2(x))
-    points = []
-
-    def fun(y):
-        jax.debug.callback(lambda p: points.append(np.asarray(p)), y)
-        return rosenbrock_2(y)
-
-    res = jaxls.hager_zhang(fun, x, d, step_init=step_init)
+    res, points = stuck_solver()(x, d, step_init)
     assert int(res.status) == S.ROUNDING and float(res.step) == 0.0, res.message
     assert int(res.num_evals) <= 3 and len(points) == int(res.num_evals)
     assert not any(np.array_equal(p, np.asarray(x)) for p in points[1:])
@@ -605,22 +648,25 @@ def test_step_max_below_the_resolution_evaluates_nothing():
     of the same `jax.vmap` batch runs to ``step_max``."""
     fun = lambda x: -jnp.sum(x)
     d = jnp.ones(2)
-    batch = jax.vmap(lambda a: jaxls.hager_zhang(fun, jnp.full(2, a), d, step_max=1e-4))
+    batch = jax.jit(jax.vmap(lambda a: jaxls.hager_zhang(fun, jnp.full(2, a), d, step_max=1e-4)))
     res = batch(jnp.array([1e4, 1.0]))
     assert np.asarray(res.status).tolist() == [S.ROUNDING, S.STEP_LIMIT]
     assert np.asarray(res.num_evals).tolist() == [1, 2]
     assert np.asarray(res.step).tolist() == [0.0, np.float32(1e-4)]
 
 
+@functools.cache
 def lbfgs_rosenbrock_1083():
     """benchmarks/float32.py's Rosenbrock problem 1083 (seed 0) under the README's L-BFGS
     recipe: L-BFGS reaches ``(1, 1 - 2^-24)`` and no direction it then tries has a lower
-    float32 point at the steps the searches start from."""
+    float32 point at the steps the searches start from. Run once for the two tests below
+    (as NumPy values)."""
     import optax
 
     opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.hager_zhang))
     x0 = jnp.asarray([-1.4051684, 1.3764858], jnp.float32)
-    return jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock_2, x0, opt, max_iterations=500))(x0)
+    res = jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock_2, x0, opt, max_iterations=500))(x0)
+    return jax.device_get(res)
 
 
 def test_minimize_at_the_rounding_floor_wastes_no_evaluations():

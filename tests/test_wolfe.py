@@ -79,16 +79,24 @@ STARTS = (1e-3, 1e-1, 1e1, 1e3)
 CASE_IDS = [case[0] for case in MORE_THUENTE]
 
 
+FAMILIES = (mt_rational, mt_quintic, mt_wiggly, mt_yanai)
+
+
+def mt_phi(family, params, t):
+    """``phi(t)`` of ``FAMILIES[family]`` (a `lax.switch`, so that one program serves all)."""
+    return jax.lax.switch(family, FAMILIES, t, params)
+
+
 @functools.cache
-def mt_solver(family, c1, c2, strong, x64):
-    """One compilation per family and constants (and precision): parameters and starting
-    steps are traced, the four starting steps searched at once under `vmap`, with dcsrch's
-    settings. ``value, grad`` are given, so ``num_evals`` counts trial steps only, as the
-    paper and dcsrch do."""
+def mt_solver(strong, x64):
+    """One compilation for every table (and precision): the family (its index), its
+    parameters, ``c1``, ``c2`` and the starting steps are traced, the four starting steps
+    searched at once under `vmap`, with dcsrch's settings. ``value, grad`` are given, so
+    ``num_evals`` counts trial steps only, as the paper and dcsrch do."""
     del x64  # part of the cache key only
 
-    def solve(params, t0):
-        fun = lambda t: family(t, params)
+    def solve(family, params, c1, c2, t0):
+        fun = lambda t: mt_phi(family, params, t)
         x, d = jnp.zeros(()), jnp.ones(())
         v, g = jax.value_and_grad(fun)(x)
         return jaxls.wolfe(
@@ -105,26 +113,44 @@ def mt_solver(family, c1, c2, strong, x64):
             **DCSRCH_SETTINGS,
         )
 
-    return jax.jit(jax.vmap(solve, in_axes=(None, 0)))
+    return jax.jit(jax.vmap(solve, in_axes=(None, None, None, None, 0)))
 
 
-def line(fun, x, d):
-    """``t -> (phi(t), phi'(t))`` as Python floats: an independent evaluation at ``x + t d``
-    by `jax.value_and_grad`, the slope summed in NumPy."""
-    value_and_grad = jax.jit(jax.value_and_grad(fun))
+@functools.cache
+def jitted_value_and_grad(fun):
+    """``jax.jit(jax.value_and_grad(fun))``, compiled once per ``fun`` (and argument types)."""
+    return jax.jit(jax.value_and_grad(fun))
+
+
+def line(fun, x, d, *args):
+    """``t -> (phi(t), phi'(t))`` as Python floats: an independent evaluation of
+    ``fun(x + t d, *args)`` by `jax.value_and_grad`, the slope summed in NumPy. The extra
+    arguments are data: a module-level ``fun`` is compiled once for all of them."""
+    value_and_grad = jitted_value_and_grad(fun)
     d_host = np.asarray(d, np.float64)
 
     def phi(t):
-        value, grad = value_and_grad(x + jnp.asarray(t, jnp.result_type(x)) * d)
+        value, grad = value_and_grad(x + jnp.asarray(t, jnp.result_type(x)) * d, *args)
         return float(value), float(np.sum(np.asarray(grad, np.float64) * d_host))
 
     return phi
 
 
+# phi(t) and phi'(t) of a Moré-Thuente function: x = 0, d = 1, so the point is t itself.
+_mt_value_and_slope = jax.jit(jax.value_and_grad(mt_phi, argnums=2))
+
+
 @functools.cache
 def scalar(family, params):
-    """``phi`` of a Moré-Thuente function, for the NumPy oracles and scipy."""
-    return line(lambda t: family(t, jnp.asarray(params)), jnp.zeros(()), jnp.ones(()))
+    """``phi`` of a Moré-Thuente function, for the NumPy oracles and scipy: an independent
+    evaluation by `jax.value_and_grad`, one compiled program for every function."""
+    index, params = FAMILIES.index(family), jnp.asarray(params)
+
+    def phi(t):
+        value, slope = _mt_value_and_slope(index, params, jnp.asarray(t, params.dtype))
+        return float(value), float(slope)
+
+    return phi
 
 
 def wolfe_holds(phi, t, c1, c2, strong):
@@ -157,11 +183,20 @@ def dcsrch(phi, c1, c2, t0):
     return step, count[0]
 
 
-def mt_results(case, strong=True):
+@functools.cache
+def mt_search(case, strong, x64):
+    """The search from the four starting steps, as NumPy arrays: computed once, for the
+    table's own test and for the totals."""
+    del x64  # part of the cache key only
     _, family, params, c1, c2, _ = case
-    solver = mt_solver(family, c1, c2, strong, jax.config.jax_enable_x64)
-    res = solver(jnp.asarray(params), jnp.asarray(STARTS))
-    return res, scalar(family, params)
+    solver = mt_solver(strong, jax.config.jax_enable_x64)
+    res = solver(FAMILIES.index(family), jnp.asarray(params), c1, c2, jnp.asarray(STARTS))
+    return jax.device_get(res)
+
+
+def mt_results(case, strong=True):
+    _, family, params, _, _, _ = case
+    return mt_search(case, strong, jax.config.jax_enable_x64), scalar(family, params)
 
 
 @pytest.mark.parametrize("case", MORE_THUENTE, ids=CASE_IDS)
@@ -265,11 +300,18 @@ def flat(tree):
     return np.concatenate([np.asarray(tree["u"], np.float64), np.asarray(tree["v"], np.float64)])
 
 
-def evaluate(fun, x, d, t):
+@jax.jit
+def smooth_value_and_grad(params, z):
+    """`jax.value_and_grad` of `smooth_objective`, compiled once: the parameters are data."""
+    return jax.value_and_grad(smooth_objective(params))(z)
+
+
+def evaluate(value_and_grad, x, d, t):
     """Value, gradient and slope at ``x + t d``, the point built in float32 as the search
-    builds it, the slope summed in float64 NumPy; and the rounding scale of that slope."""
+    builds it, the slope summed in float64 NumPy; and the rounding scale of that slope.
+    ``value_and_grad`` is the objective's `jax.value_and_grad`, on the pytree."""
     point = jnp.asarray(x, jnp.float32) + jnp.float32(t) * jnp.asarray(d, jnp.float32)
-    value, grad = jax.value_and_grad(fun)(as_tree(point))
+    value, grad = value_and_grad(as_tree(point))
     grad = flat(grad)
     return float(value), grad, float(grad @ d), float(np.abs(grad * d).sum())
 
@@ -285,13 +327,14 @@ def decrease_holds(v0, s0, v, s, t, c1, c2, rounding):
     return armijo or approximate
 
 
-def check_contract(fun, x, d, res, c1, c2, strong):
-    """What every result promises, recomputed in float64 from `jax.value_and_grad` (float32)
-    at ``x + step d``: its value, gradient and slope are that point's; on success the
-    conditions hold, otherwise it is step 0 or a strict sufficient decrease."""
-    v0, _, s0, r0 = evaluate(fun, x, d, 0.0)
+def check_contract(value_and_grad, x, d, res, c1, c2, strong):
+    """What every result promises, recomputed in float64 from ``value_and_grad`` (the
+    objective's `jax.value_and_grad`, float32) at ``x + step d``: its value, gradient and
+    slope are that point's; on success the conditions hold, otherwise it is step 0 or a
+    strict sufficient decrease."""
+    v0, _, s0, r0 = evaluate(value_and_grad, x, d, 0.0)
     t = float(res.step)
-    v, grad, s, r = evaluate(fun, x, d, t)
+    v, grad, s, r = evaluate(value_and_grad, x, d, t)
     rounding = 16 * F32 * (r0 + r)
     assert t >= 0 and math.isfinite(v)
     np.testing.assert_allclose(float(res.value), v, rtol=4 * F32, atol=4 * F32 * abs(v0))
@@ -319,9 +362,12 @@ def descent_direction(fun, x, r):
 
 
 @functools.cache
-def smooth_solver(c1, c2, strong):
+def smooth_solver(strong):
+    """One compilation per ``strong``: the problem, ``step_init``, ``c1`` and ``c2`` are
+    traced."""
+
     @jax.jit
-    def solve(params, x, r, t0):
+    def solve(params, x, r, t0, c1, c2):
         fun, x = smooth_objective(params), as_tree(x)
         d = descent_direction(fun, x, r)
         return d, jaxls.wolfe(fun, x, d, step_init=t0, c1=c1, c2=c2, strong=strong)
@@ -351,9 +397,10 @@ def random_problem(seed, spread):
 def test_random_smooth_pytree_problems(seed, log_t0, spread, constants):
     c1, c2, strong = constants
     params, x, r = random_problem(seed, spread)
-    d, res = smooth_solver(c1, c2, strong)(params, x, r, 10.0**log_t0)
+    d, res = smooth_solver(strong)(params, x, r, 10.0**log_t0, c1, c2)
     assert int(res.status) == S.SUCCESS, res.message
-    check_contract(smooth_objective(params), x, flat(d), res, c1, c2, strong)
+    value_and_grad = functools.partial(smooth_value_and_grad, params)
+    check_contract(value_and_grad, x, flat(d), res, c1, c2, strong)
 
 
 def nan_beyond(fun, x, radius):
@@ -372,6 +419,13 @@ def hard_solver(params, x, r, t0, radius):
     return d, jaxls.wolfe(fun, tree, d, step_init=t0, c2=0.1, max_evals=5)
 
 
+@jax.jit
+def hard_value_and_grad(params, x, radius, z):
+    """`jax.value_and_grad` of `hard_solver`'s objective (the radius squared in float32, as
+    there), compiled once: the parameters, ``x`` and the radius are data."""
+    return jax.value_and_grad(nan_beyond(smooth_objective(params), x, radius))(z)
+
+
 @given(
     seed=st.integers(0, 2**31 - 1),
     log_t0=st.floats(-3.0, 4.0),
@@ -383,8 +437,8 @@ def test_failures_keep_the_contract(seed, log_t0, log_radius):
     gradient; ``met_nonfinite`` says whether a trial met the NaN."""
     params, x, r = random_problem(seed, 1.0)
     d, res = hard_solver(params, x, r, 10.0**log_t0, 10.0**log_radius)
-    fun = nan_beyond(smooth_objective(params), x, 10.0**log_radius)
-    check_contract(fun, x, flat(d), res, 1e-4, 0.1, True)
+    value_and_grad = functools.partial(hard_value_and_grad, params, x, 10.0**log_radius)
+    check_contract(value_and_grad, x, flat(d), res, 1e-4, 0.1, True)
     assert int(res.num_grads) == int(res.num_evals)
     if not bool(res.met_nonfinite):  # then every trial was within the radius
         assert float(res.step) * np.linalg.norm(flat(d)) <= 10.0**log_radius * (1 + 1e-6)
@@ -415,6 +469,11 @@ def nonfinite_beyond(bad, limit=2.0):
     return lambda x: jnp.where(jnp.sum(x) > limit, bad, quadratic(x))
 
 
+def nonfinite_value(x, bad):
+    """``nonfinite_beyond(bad)(x)``, ``bad`` an argument: one compiled oracle for all."""
+    return nonfinite_beyond(bad)(x)
+
+
 @jax.jit
 def nonfinite_solver(bad, t0, limit=2.0):
     fun = nonfinite_beyond(bad, limit)
@@ -426,7 +485,7 @@ def nonfinite_solver(bad, t0, limit=2.0):
 def test_nonfinite_beyond_a_step_is_too_far(bad, t0):
     res = nonfinite_solver(bad, t0)
     assert int(res.status) == S.SUCCESS and np.isfinite(float(res.value))
-    phi = line(nonfinite_beyond(bad), jnp.zeros(1), jnp.ones(1))
+    phi = line(nonfinite_value, jnp.zeros(1), jnp.ones(1), bad)
     assert float(res.step) <= 2.0
     assert wolfe_holds(phi, float(res.step), 1e-4, 0.5, strong=True)
     assert bool(res.met_nonfinite) or t0 < 2.0  # a start beyond 2 meets the barrier
@@ -595,6 +654,22 @@ def recording(fun):
     return wrapped, points
 
 
+@functools.cache
+def stuck_solver():
+    """The default search on `rosenbrock`, compiled once (``x``, ``d`` and ``step_init``
+    traced): the result and the points evaluated, in order."""
+    fun, points = recording(rosenbrock)
+    solve = jax.jit(lambda x, d, t0: jaxls.wolfe(fun, x, d, step_init=t0))
+
+    def call(x, d, t0):
+        points.clear()
+        res = solve(x, d, t0)
+        jax.effects_barrier()
+        return res, list(points)
+
+    return call
+
+
 @pytest.mark.parametrize("d", STUCK_DIRECTIONS)
 @pytest.mark.parametrize("t0", [1.0, 0.1, 1e-10])
 def test_no_trial_rounds_to_x_and_the_floor_stops_at_once(d, t0):
@@ -606,8 +681,7 @@ def test_no_trial_rounds_to_x_and_the_floor_stops_at_once(d, t0):
     steps = np.geomspace(1e-6, 1e4, 100_000, dtype=np.float32)
     along = np.asarray(x)[None] + steps[:, None] * np.asarray(d)[None]
     assert np.all(np.asarray(jax.vmap(rosenbrock)(jnp.asarray(along))) >= rosenbrock(x))
-    fun, points = recording(rosenbrock)
-    res = jaxls.wolfe(fun, x, d, step_init=t0)
+    res, points = stuck_solver()(x, d, t0)
     assert int(res.status) == S.ROUNDING and float(res.step) == 0.0, res.message
     assert int(res.num_evals) <= 3 and len(points) == int(res.num_evals)
     assert np.array_equal(points[0], np.asarray(x))  # the origin, evaluated once
@@ -619,8 +693,7 @@ def test_a_tiny_start_is_raised_to_the_first_step_that_moves_x():
     """``step_init=1e-10`` along ``d = (1.84e-7, 2.25e-7)`` from ``STUCK_X``: nothing moves
     below ``t = 0.265``; the first trial is that step, not ``x`` again."""
     x, d = jnp.asarray(STUCK_X, jnp.float32), jnp.asarray([1.8395615e-07, 2.247974e-07])
-    fun, points = recording(rosenbrock)
-    res = jaxls.wolfe(fun, x, d, step_init=1e-10)
+    res, points = stuck_solver()(x, d, 1e-10)
     first = points[1]  # only the second entry has moved, by one ulp
     np.testing.assert_array_equal(first, np.array([1.0, 1.0 + 2.0**-22], np.float32))
     t1 = 0.26  # below it, x + t d == x (checked here)
@@ -634,15 +707,19 @@ def test_step_max_below_the_resolution_evaluates_nothing(given):
     may take moves ``x``. ROUNDING at once, no trial (old code: MAX_EVALS after 30 calls at
     ``x``); under `jax.vmap` a member at ``x = 1`` in the same batch still runs."""
     fun = lambda x: -jnp.sum(x)
-    x, d = jnp.full(2, 1e4), jnp.ones(2)
-    known = {"value": fun(x), "grad": -jnp.ones(2)} if given else {}
-    res = jaxls.wolfe(fun, x, d, step_max=1e-4, **known)
+    d = jnp.ones(2)
+
+    def solve(a):
+        x = jnp.full(2, a)
+        known = {"value": fun(x), "grad": -jnp.ones(2)} if given else {}
+        return jaxls.wolfe(fun, x, d, step_max=1e-4, **known)
+
+    res = jax.jit(solve)(1e4)
     assert int(res.status) == S.ROUNDING and float(res.step) == 0.0
     assert int(res.num_evals) == (0 if given else 1)
     if given:
         return  # the batch below gives neither: checked once, with given=False
-    batch = jax.vmap(lambda a: jaxls.wolfe(fun, jnp.full(2, a), d, step_max=1e-4))
-    res = batch(jnp.array([1e4, 1.0]))
+    res = jax.jit(jax.vmap(solve))(jnp.array([1e4, 1.0]))
     assert np.asarray(res.status).tolist() == [S.ROUNDING, S.STEP_LIMIT]
     assert np.asarray(res.num_evals).tolist() == [1, 2]
     assert np.asarray(res.step).tolist() == [0.0, np.float32(1e-4)]
@@ -688,16 +765,24 @@ def test_a_zero_entry_moves_at_once():
     assert float(still) == 0.0 and 0 < float(moves) < 1e-37
 
 
-def test_minimize_at_the_rounding_floor_wastes_no_evaluations():
-    """benchmarks/float32.py's Rosenbrock problem 91 (seed 0), the README's L-BFGS recipe:
-    L-BFGS reaches ``STUCK_X`` after 36 steps, with no lower point along its directions.
-    Old code: each later search spent its 30 evaluations on trials that round to ``x``,
-    13,964 evaluations in 500 steps; now one or two per search."""
+@functools.cache
+def lbfgs_rosenbrock_91():
+    """benchmarks/float32.py's Rosenbrock problem 91 (seed 0) under the README's L-BFGS
+    recipe, run once for the two tests below (as NumPy values)."""
     import optax
 
     opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.wolfe))
     x0 = jnp.asarray([-1.0160631, 0.9399011], jnp.float32)
     res = jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock, x0, opt, max_iterations=500))(x0)
+    return jax.device_get(res)
+
+
+def test_minimize_at_the_rounding_floor_wastes_no_evaluations():
+    """benchmarks/float32.py's Rosenbrock problem 91 (seed 0), the README's L-BFGS recipe:
+    L-BFGS reaches ``STUCK_X`` after 36 steps, with no lower point along its directions.
+    Old code: each later search spent its 30 evaluations on trials that round to ``x``,
+    13,964 evaluations in 500 steps; now one or two per search."""
+    res = lbfgs_rosenbrock_91()
     assert int(res.num_evals) < 2 * 500
     assert int(res.status) in (S.SUCCESS, S.MAX_ITERATIONS)
 
@@ -706,11 +791,7 @@ def test_minimize_leaves_the_rounding_floor_of_rosenbrock():
     """The same run converges as with optax's zoom: once a search reports ROUNDING (nothing
     along ``d`` that float32 resolves is lower), L-BFGS's next directions do have lower
     points, at steps near 1, but not below the 0.1, 0.01, ... the restart shrinks to."""
-    import optax
-
-    opt = optax.lbfgs(linesearch=jaxls.optax.scale_by_line_search(jaxls.wolfe))
-    x0 = jnp.asarray([-1.0160631, 0.9399011], jnp.float32)
-    res = jax.jit(lambda x0: jaxls.optax.minimize(rosenbrock, x0, opt, max_iterations=500))(x0)
+    res = lbfgs_rosenbrock_91()
     assert int(res.status) == S.SUCCESS and int(res.num_iterations) < 60
     assert int(res.num_evals) < 100
 
