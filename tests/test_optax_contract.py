@@ -110,6 +110,11 @@ def objective(w, data: Data):
     return jnp.where(inside, data.scale * (jnp.sum(r**2) + 0.5 * jnp.sum(r**4)), jnp.nan)
 
 
+# The oracles' value and gradient of `objective`, each compiled once for the file: eagerly,
+# every one of its dozen primitives is a dispatch of its own (and a compilation the first time).
+value_at = jax.jit(objective)
+value_and_grad_at = jax.jit(jax.value_and_grad(objective))
+
 W0 = np.array([2.0, -1.0], np.float32)
 CENTRE = np.array([0.5, 0.25], np.float32)
 
@@ -201,13 +206,13 @@ def test_a_descent_direction_is_searched_and_the_state_holds_the_new_point(name)
     assert not bool(state.info.fallback)
     assert_moved_along(out, state, -grad)
     new = W0 + out
-    assert float(objective(new, FINE)) < float(value)
+    new_value, new_grad = value_and_grad_at(new, FINE)
+    assert float(new_value) < float(value)
     if name == "stochastic_armijo":  # a minibatch's value is not the next minibatch's
         assert not hasattr(state, "value")
         return
     # The state's value and gradient are those of the new parameters: reusable by
     # `optax.value_and_grad_from_state` without another evaluation.
-    new_value, new_grad = jax.value_and_grad(objective)(new, FINE)
     np.testing.assert_allclose(state.value, new_value, **F32)
     np.testing.assert_allclose(state.grad, new_grad, **F32)
 
@@ -225,7 +230,7 @@ def test_a_direction_that_does_not_descend_falls_back_to_minus_grad(name, kind):
     assert_moved_along(out, state, -grad)
     t = float(state.info.step)
     armijo = float(value) - 1e-4 * t * float(grad @ grad)
-    assert float(objective(W0 + out, bad)) <= armijo + slack(value)
+    assert float(value_at(W0 + out, bad)) <= armijo + slack(value)
 
 
 @every_rule
@@ -265,7 +270,7 @@ def test_nan_beyond_some_step_is_never_accepted(name):
             assert int(state.info.status) != Status.NONFINITE
             assert_moved_along(out, state, -grad)
             assert bool(jnp.sum((new - W0) ** 2) <= WALL.radius2)  # as `objective` tests it
-            assert float(objective(new, WALL)) < float(value)
+            assert float(value_at(new, WALL)) < float(value)
             moves += 1
         else:
             assert int(state.info.status) != Status.SUCCESS
@@ -309,11 +314,11 @@ def test_a_training_loop_is_traced_once_and_never_goes_uphill(name):
         previous = state
         out, state, value, _ = rule.update(w, state, d)
         new = w + out
-        assert float(objective(new, FINE)) <= reference_of(name, previous, value) + slack(value)
+        assert float(value_at(new, FINE)) <= reference_of(name, previous, value) + slack(value)
         w = new
         assert kinds(state) == before
     assert len(rule.traces) == 1
-    assert float(objective(w, FINE)) < 1e-2 * float(objective(jnp.asarray(W0), FINE))
+    assert float(value_at(w, FINE)) < 1e-2 * float(value_at(W0, FINE))
 
 
 @every_rule
@@ -322,18 +327,22 @@ def test_a_mixed_batch_under_vmap_equals_each_member_alone(name):
     NaN start and an ascent direction: each member is what its update gives alone."""
     rule = compiled(name)
     members = [FINE, WALL, STATIONARY, NOWHERE, NAN_START, UPHILL]
-    batch = jax.tree.map(lambda *leaves: jnp.stack(leaves), *members)
-    ws = jnp.stack([jnp.asarray(W0)] * len(members))
-    states = jax.vmap(rule.opt.init)(ws)
-    batched = rule.batched(ws, states, batch)
+    # The batch is stacked, and read back, in NumPy: no eager JAX operation (each would
+    # compile a program of its own) besides the batched `init` and the two updates.
+    batch = jax.tree.map(lambda *leaves: np.stack(leaves), *members)
+    ws = np.stack([W0] * len(members))
+    states = jax.tree.map(np.asarray, jax.vmap(rule.opt.init)(ws))
+    batched = jax.tree.map(np.asarray, rule.batched(ws, states, batch))
     for i, member in enumerate(members):
+        # The member's own start, from the batch's (the same dtypes and shapes as a state
+        # that `init` makes, so `update` is not traced again).
         alone = rule.update(ws[i], jax.tree.map(lambda s, i=i: s[i], states), member)
         jax.tree.map(
             lambda b, a, i=i: np.testing.assert_allclose(b[i], a, rtol=1e-6, atol=0),
             batched,
             alone,
         )
-    statuses = np.asarray(batched[1].info.status)
+    statuses = batched[1].info.status
     assert statuses[0] in (Status.SUCCESS, Status.ROUNDING) and statuses[3] != Status.SUCCESS
     assert statuses[4] == Status.NONFINITE
 
@@ -345,13 +354,20 @@ def quartic(w):
     return jnp.sum((w - 1.0) ** 2) + 0.5 * jnp.sum(w**4)
 
 
+def mixed_loss(p):
+    """The loss of parameters ``{"a": float32, "b": any float dtype}``."""
+    return quartic(p["a"]) + quartic(p["b"].astype(jnp.float32))
+
+
+mixed_loss_at = jax.jit(mixed_loss)  # the oracle: one compilation per dtype, not per test
+
+
 @one_per_kind
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32, jnp.float64])
 def test_the_state_keeps_its_dtypes_and_the_updates_the_params_dtype(name, dtype):
     """Parameters of one dtype, or a pytree mixing it with float32: the updates have each
     leaf's dtype, the state's dtypes and shapes never change, and the loss decreases."""
     opt = optax.chain(optax.sgd(1.0), RULES[name]())
-    loss = lambda p: quartic(p["a"]) + quartic(p["b"].astype(jnp.float32))
     w = {"a": jnp.array([0.5, -1.0], jnp.float32), "b": jnp.array([2.0, 0.0], dtype)}
     state = opt.init(w)
     kinds = lambda tree: jax.tree.map(lambda a: (jnp.shape(a), jnp.asarray(a).dtype), tree)
@@ -359,15 +375,48 @@ def test_the_state_keeps_its_dtypes_and_the_updates_the_params_dtype(name, dtype
 
     @jax.jit  # one compilation (eagerly, every primitive compiles anew in bfloat16, float64)
     def update(w, state):
-        value, grad = jax.value_and_grad(loss)(w)
-        return value, opt.update(grad, state, w, value=value, grad=grad, value_fn=loss)
+        value, grad = jax.value_and_grad(mixed_loss)(w)
+        return value, opt.update(grad, state, w, value=value, grad=grad, value_fn=mixed_loss)
 
     value, (updates, state) = update(w, state)
     assert kinds(state) == before
     assert jax.tree.map(lambda u: u.dtype, updates) == {"a": jnp.float32, "b": jnp.dtype(dtype)}
-    assert float(loss(optax.apply_updates(w, updates))) < float(value)
-    value, (updates, state) = update(optax.apply_updates(w, updates), state)
+    new = optax.apply_updates(w, updates)
+    assert float(mixed_loss_at(new)) < float(value)
+    value, (updates, state) = update(new, state)
     assert kinds(state) == before
+
+
+META_W = np.array([1.0, -0.5])  # the parameters of the meta-gradient test
+
+
+def meta_loss(w, theta):
+    return theta * jnp.sum((w - 2.0) ** 2) + jnp.sum(w**4)
+
+
+def meta_gradient(step, theta, interval: bool) -> float:
+    """The oracle of `test_a_gradient_through_an_update_follows_the_searchs_rule`, by hand in
+    float64 (JAX's AD is what that test checks): the derivative at ``theta`` of
+    ``sum(t d) + t = t (sum(d) + 1)``, where ``f = meta_loss`` at ``w = META_W``,
+    ``d(theta) = -grad_w f(w, theta) = -(2 theta (w - 2) + 4 w^3)``, ``d' = -2 (w - 2)``, and
+    ``t(theta)`` the search's step: ``t' = 0`` for an inexact search, and for an interval
+    search the implicit function theorem on ``phi_t(t*, theta) = 0``, with
+    ``phi(t, theta) = f(w + t d(theta), theta)`` and ``x = w + t d``:
+    ``t' = -phi_t,theta / phi_tt``,
+    ``phi_tt = sum((2 theta + 12 x^2) d^2)``,
+    ``phi_t,theta = sum((2 (x - 2) + (2 theta + 12 x^2) t d') d + (2 theta (x - 2) + 4 x^3) d')``.
+    """
+    w = META_W
+    d = -(2 * theta * (w - 2) + 4 * w**3)
+    d_theta = -2 * (w - 2)
+    slope = 0.0  # the step's derivative t'
+    if interval:
+        x = w + step * d
+        gradient, curvature = 2 * theta * (x - 2) + 4 * x**3, 2 * theta + 12 * x**2
+        phi_tt = np.sum(curvature * d**2)
+        phi_t_theta = np.sum((2 * (x - 2) + curvature * step * d_theta) * d + gradient * d_theta)
+        slope = -phi_t_theta / phi_tt
+    return float(slope * (np.sum(d) + 1) + step * np.sum(d_theta))
 
 
 @one_per_kind
@@ -375,30 +424,22 @@ def test_a_gradient_through_an_update_follows_the_searchs_rule(name):
     """`jax.grad` through an update (a meta-gradient with respect to a parameter of the
     loss) is that of ``t d`` with the step ``t`` differentiated by the search's own rule:
     a constant for the inexact searches, the implicit derivative ``-phi_t,theta / phi_tt``
-    of the exact minimiser along the line for the interval searches. Under jit and
-    eagerly, forward and reverse mode, and with jaxls.ad: never an error or a NaN.
+    of the exact minimiser along the line for the interval searches (`meta_gradient`). Under
+    jit and eagerly, forward and reverse mode, and with jaxls.ad: never an error or a NaN.
     (Before, the update was under `jax.lax.stop_gradient`: the gradient was silently 0.)"""
     opt = RULES[name]()
-    w = jnp.array([1.0, -0.5])
-    f = lambda w, theta: theta * jnp.sum((w - 2.0) ** 2) + jnp.sum(w**4)
-    direction = lambda theta: -jax.grad(f)(w, theta)
+    w = jnp.asarray(META_W, jnp.float32)
 
     def total(theta):
-        value, grad = jax.value_and_grad(f)(w, theta)
-        loss = lambda v: f(v, theta)
+        value, grad = jax.value_and_grad(meta_loss)(w, theta)
+        loss = lambda v: meta_loss(v, theta)
         out, state = opt.update(-grad, opt.init(w), w, value=value, grad=grad, value_fn=loss)
         return jnp.sum(out) + state.info.step, state.info.step
 
     theta0 = 1.5
     step = float(total(theta0)[1])
     assert step > 0
-    slope = 0.0  # the step's derivative: 0 for an inexact search
-    if name in INTERVAL_RULES:  # the implicit function theorem on phi'(t*) = 0, by hand
-        phi = lambda t, theta: f(w + t * direction(theta), theta)
-        phi_t = jax.grad(phi)
-        slope = float(-jax.grad(phi_t, 1)(step, theta0) / jax.grad(phi_t)(step, theta0))
-    oracle = lambda theta: (step + slope * (theta - theta0)) * (jnp.sum(direction(theta)) + 1)
-    expected = float(jax.grad(oracle)(theta0))
+    expected = meta_gradient(step, theta0, name in INTERVAL_RULES)
     assert expected != 0.0
     value_only = lambda theta: total(theta)[0]
     for got in (
@@ -438,16 +479,18 @@ def test_has_aux_keeps_the_aux_of_the_new_parameters_under_jit_and_vmap(name):
         (w, state), _ = jax.lax.scan(body, (w, state), length=3)
         return w, optax.tree.get(state, "aux")
 
-    w0 = jnp.array([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]])
-    targets = jnp.array([[1.0, 2.0], [0.0, 0.0], [0.5, 0.5]])  # the last: stationary
-    ws, auxes = jax.jit(jax.vmap(train))(w0, targets)
+    # Data and results in NumPy (float32): the checks run no eager JAX operation.
+    w0 = np.array([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]], np.float32)
+    targets = np.array([[1.0, 2.0], [0.0, 0.0], [0.5, 0.5]], np.float32)  # the last: stationary
+    ws, auxes = jax.tree.map(np.asarray, jax.jit(jax.vmap(train))(w0, targets))
+    alone = jax.jit(train)
     for i in range(3):
-        w, aux = jax.jit(train)(w0[i], targets[i])
+        w, aux = jax.tree.map(np.asarray, alone(w0[i], targets[i]))
         np.testing.assert_allclose(ws[i], w, **F32)
         np.testing.assert_allclose(aux["residual"], w - targets[i], **F32)
         np.testing.assert_allclose(auxes["residual"][i], ws[i] - targets[i], **F32)
         assert int(aux["n"]) == 2 and int(auxes["n"][i]) == 2
-    assert float(jnp.abs(ws[0] - targets[0]).max()) < 0.5  # it moved
+    assert float(np.abs(ws[0] - targets[0]).max()) < 0.5  # it moved
 
 
 @every_rule
