@@ -130,6 +130,27 @@ class EvalRecorder:
         self.values.clear()
 
 
+def recording_search(search, fun):
+    """``search(fun, x, d, step_init=t0)`` jitted once (``x``, ``d``, ``t0`` traced) and
+    recording the points ``fun`` is evaluated at: ``call(x, d, t0)`` returns the result and
+    those points (host copies), in order."""
+    points: list = []
+
+    def recording(y):
+        jax.debug.callback(lambda p: points.append(np.asarray(p)), y)
+        return fun(y)
+
+    solve = jax.jit(lambda x, d, t0: search(recording, x, d, step_init=t0))
+
+    def call(x, d, t0):
+        points.clear()
+        res = solve(x, d, t0)
+        jax.effects_barrier()
+        return res, list(points)
+
+    return call
+
+
 def tree_equal_bitwise(a, b) -> bool:
     leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
     return all(

@@ -38,6 +38,7 @@ from tests.helpers import (
     tree_params,
     tree_points,
     EvalCounter,
+    recording_search,
 )
 
 S = jaxls.Status
@@ -607,21 +608,7 @@ def rosenbrock_2(x):
 def stuck_solver():
     """The default search on `rosenbrock_2`, compiled once (``x``, ``d`` and ``step_init``
     traced): the result and the points evaluated, in order (host copies)."""
-    points = []
-
-    def fun(y):
-        jax.debug.callback(lambda p: points.append(np.asarray(p)), y)
-        return rosenbrock_2(y)
-
-    search = jax.jit(lambda x, d, step_init: jaxls.hager_zhang(fun, x, d, step_init=step_init))
-
-    def solve(x, d, step_init):
-        points.clear()
-        res = search(x, d, step_init)
-        jax.effects_barrier()
-        return res, list(points)
-
-    return solve
+    return recording_search(jaxls.hager_zhang, rosenbrock_2)
 
 
 @pytest.mark.parametrize("d", STUCK_DIRECTIONS)

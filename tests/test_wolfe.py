@@ -30,7 +30,12 @@ from hypothesis import strategies as st
 
 import jaxls
 from jaxls import linezoo
-from tests.helpers import lbfgs_logistic_fit, make_logistic, tree_equal_bitwise
+from tests.helpers import (
+    lbfgs_logistic_fit,
+    make_logistic,
+    recording_search,
+    tree_equal_bitwise,
+)
 
 S = jaxls.Status
 F32 = np.finfo(np.float32).eps
@@ -643,31 +648,11 @@ STUCK_X = (1.0, 1.0 + 2.0**-23)
 STUCK_DIRECTIONS = [(6.3841696e-08, 1.8322543e-10), (4.7683716e-05, -2.3841858e-05)]
 
 
-def recording(fun):
-    """``fun``, and the list of the points it was evaluated at (host copies, in order)."""
-    points = []
-
-    def wrapped(x):
-        jax.debug.callback(lambda p: points.append(np.asarray(p)), x)
-        return fun(x)
-
-    return wrapped, points
-
-
 @functools.cache
 def stuck_solver():
     """The default search on `rosenbrock`, compiled once (``x``, ``d`` and ``step_init``
     traced): the result and the points evaluated, in order."""
-    fun, points = recording(rosenbrock)
-    solve = jax.jit(lambda x, d, t0: jaxls.wolfe(fun, x, d, step_init=t0))
-
-    def call(x, d, t0):
-        points.clear()
-        res = solve(x, d, t0)
-        jax.effects_barrier()
-        return res, list(points)
-
-    return call
+    return recording_search(jaxls.wolfe, rosenbrock)
 
 
 @pytest.mark.parametrize("d", STUCK_DIRECTIONS)
