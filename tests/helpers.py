@@ -182,6 +182,26 @@ def guarded(fun, lower, upper):
     return lambda x: jnp.where((x < lower) | (x > upper), jnp.nan, fun(jnp.clip(x, lower, upper)))
 
 
+def zoo_rows(problems, objective=lambda problem: problem.fun):
+    """`zoo_batch`'s objective as a gather: ``fun(x, i)`` computes every problem's
+    ``objective(problem)`` at ``x`` and takes problem ``i``'s.
+
+    Under `jax.vmap` this computes what `zoo_batch`'s `lax.switch` does (a batched
+    ``switch`` is a ``select_n`` of every branch, each evaluated for every member), bit for
+    bit, but compiles 2.5 times faster in a fixed-budget search: XLA copies the chain of
+    ``select``s into the fusion of every problem's evaluation, in each unrolled step.
+    """
+    funs = [objective(problem) for problem in problems]
+    return lambda x, i: jnp.stack([f(x) for f in funs])[i]
+
+
+@functools.cache
+def compiled_value_and_grad(fun):
+    """``jax.jit(jax.value_and_grad(fun))``, compiled once per function (and argument
+    types): for oracles that evaluate ``fun`` at many points."""
+    return jax.jit(jax.value_and_grad(fun))
+
+
 def zoo_batch(problems, objective=lambda problem: problem.fun):
     """Many zoo problems for one compiled, vmapped search: ``(fun, lowers, uppers, indices)``.
 

@@ -14,6 +14,7 @@ import pytest
 import jaxls
 from jaxls import zoo
 from tests.helpers import (
+    zoo_rows,
     EPS,
     EvalCounter,
     assert_members_match,
@@ -26,19 +27,6 @@ from tests.helpers import (
 )
 
 S = jaxls.Status
-
-
-def zoo_rows(problems, objective=lambda problem: problem.fun):
-    """`zoo_batch`'s objective as a gather: ``fun(x, i)`` computes every problem's
-    ``objective(problem)`` at ``x`` and takes problem ``i``'s.
-
-    Under `jax.vmap` this computes what `zoo_batch`'s `lax.switch` does (a batched
-    ``switch`` is a ``select_n`` of every branch, each evaluated for every member), bit for
-    bit, but compiles 2.5 times faster in a fixed-budget search: XLA copies the chain of
-    ``select``s into the fusion of every problem's evaluation, in each unrolled step.
-    """
-    funs = [objective(problem) for problem in problems]
-    return lambda x, i: jnp.stack([f(x) for f in funs])[i]
 
 
 def reference(fun, lower: float, upper: float, num_evals: int):

@@ -19,6 +19,7 @@ from jaxls import zoo
 from jaxls._src.interval.fibonacci import DELTA, fibonacci_numbers
 from jaxls._src.interval.golden import RATIO
 from tests.helpers import (
+    zoo_rows,
     EvalCounter,
     assert_members_match,
     check_fixed_budget_loop,
@@ -30,19 +31,6 @@ from tests.helpers import (
 )
 
 S = jaxls.Status
-
-
-def zoo_rows(problems):
-    """`zoo_batch`'s objective as a gather: ``fun(x, i)`` computes every problem's value at
-    ``x`` and takes problem ``i``'s.
-
-    Under `jax.vmap` this computes what `zoo_batch`'s `lax.switch` does (a batched
-    ``switch`` is a ``select_n`` of every branch, each evaluated for every member), bit for
-    bit, but compiles 2.5 times faster in a fixed-budget search: XLA copies the chain of
-    ``select``s into the fusion of every problem's evaluation, in each unrolled step.
-    """
-    funs = [problem.fun for problem in problems]
-    return lambda x, i: jnp.stack([f(x) for f in funs])[i]
 
 
 def theoretical_golden_evals(width: float, tol: float) -> int:

@@ -29,6 +29,7 @@ import jaxls
 from jaxls._src.step.goldstein import midline_root, model_slope
 from jaxls._src.step.line import LinePoint
 from tests.helpers import (
+    compiled_value_and_grad,
     EvalCounter,
     arrays,
     tree_dot,
@@ -54,13 +55,6 @@ PROBLEMS = {
     "log_cosh": (lambda x: jnp.sum(jnp.log(jnp.cosh(3.0 * x))), [1.0, -2.0, 0.3]),
     "steep": (lambda x: jnp.sum(x**10 / 10.0 - x), [0.0, 0.1]),
 }
-
-
-@functools.cache
-def compiled_value_and_grad(fun):
-    """``jax.jit(jax.value_and_grad(fun))``, compiled once per function (and argument
-    types): the oracles below evaluate it at many points."""
-    return jax.jit(jax.value_and_grad(fun))
 
 
 def directions(fun, x):

@@ -31,6 +31,7 @@ from scipy.optimize import line_search
 import jaxls
 from jaxls import linezoo
 from tests.helpers import (
+    compiled_value_and_grad,
     arrays,
     tree_dot,
     tree_grad,
@@ -63,13 +64,6 @@ PROBLEMS = {
 }
 SCALES = {"-g": 1.0, "-g/4": 0.25, "-10g": 10.0, "tiny": None}
 CASES = [(name, scale) for name in PROBLEMS for scale in SCALES]
-
-
-@functools.cache
-def compiled_value_and_grad(fun):
-    """``jax.jit(jax.value_and_grad(fun))``, compiled once per function (and argument
-    types): the oracles below evaluate it at many points."""
-    return jax.jit(jax.value_and_grad(fun))
 
 
 def direction(fun, x, scale):
