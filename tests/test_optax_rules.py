@@ -54,6 +54,11 @@ def one_update(rule, params, value_fn, updates=None, state=None, **extra_args):
     return out, state, value, grad
 
 
+# `one_update` as one program per rule and objective, for tests that need not run it eagerly
+# (eagerly, every primitive outside the search's loop is a dispatch and a compilation).
+jitted_update = jax.jit(one_update, static_argnums=(0, 2))
+
+
 def slack(*values) -> float:
     """What float32 rounding of the values compared can account for."""
     return 8 * float(np.finfo(np.float32).eps) * max(1.0, *map(abs, map(float, values)))
@@ -158,7 +163,7 @@ def test_sls_step_satisfies_armijo_on_the_minibatch_and_is_the_first_that_does()
     batch = (jnp.asarray(X[:8]), jnp.asarray(y[:8]))
     w = jnp.asarray([2.0, -1.0, 0.5])
     rule = jaxls.optax.stochastic_armijo(step_init=10.0, c1=0.1, shrink=0.9)
-    updates, state, value, grad = one_update(rule, w, logistic_loss, batch=batch)
+    updates, state, value, grad = jitted_update(rule, w, logistic_loss, batch=batch)
     t = float(state.info.step)
     assert state.info.status == S.SUCCESS and 0 < t <= 10.0
     Xn, yn, gn = (
@@ -235,13 +240,13 @@ def test_sls_reset_rule_caps_at_step_max_and_survives_a_zero_gradient():
     rule = jaxls.optax.stochastic_armijo(step_init=1.0, step_max=3.0, grow=2.0)
     w = jnp.array([1.0])
     f = lambda w: 0.5 * jnp.sum(w**2)  # Armijo with c1 = 0.1 holds for t <= 1.8
-    _, state, _, _ = one_update(rule, w, f)
+    _, state, _, _ = jitted_update(rule, w, f)
     assert float(state.info.step) == 1.0 and float(state.start) == 2.0  # 2 * 1
-    _, state, _, _ = one_update(rule, w, f, state=state)
+    _, state, _, _ = jitted_update(rule, w, f, state=state)
     assert 1.6 < float(state.info.step) < 1.81  # 2 * 0.9^k
     assert float(state.start) == 3.0  # min(2 * step, step_max)
     # A zero minibatch gradient: zero update, the start is kept, no failure.
-    out, state2, _, _ = one_update(rule, jnp.zeros(1), f, state=state)
+    out, state2, _, _ = jitted_update(rule, jnp.zeros(1), f, state=state)
     assert float(out[0]) == 0.0 and float(state2.start) == 3.0
     assert bool(state2.info.fallback) and state2.info.status == S.NOT_DESCENT
 
@@ -328,8 +333,9 @@ def test_nonmonotone_with_eta_zero_is_monotone_backtracking_exactly(direction):
     _, xs_zh = jax.jit(lambda x: run_steps(zh, rosenbrock, x, 40))(x0)
     _, xs_mono = jax.jit(lambda x: run_steps(monotone, rosenbrock, x, 40))(x0)
     np.testing.assert_array_equal(np.asarray(xs_zh), np.asarray(xs_mono))
-    res_zh = jaxls.optax.minimize(rosenbrock, x0, zh, grad_tol=1e-8)
-    res_mono = jaxls.optax.minimize(rosenbrock, x0, monotone, grad_tol=1e-8)
+    # Each one program (eagerly, every primitive outside the loop is a dispatch).
+    res_zh = jax.jit(lambda x: jaxls.optax.minimize(rosenbrock, x, zh, grad_tol=1e-8))(x0)
+    res_mono = jax.jit(lambda x: jaxls.optax.minimize(rosenbrock, x, monotone, grad_tol=1e-8))(x0)
     chex.assert_trees_all_equal(
         (res_zh.params, res_zh.value, res_zh.num_iterations, res_zh.num_evals),
         (res_mono.params, res_mono.value, res_mono.num_iterations, res_mono.num_evals),
@@ -354,7 +360,7 @@ def test_nonmonotone_first_update_starts_the_average_from_value():
     f = lambda x: jnp.sum(x**2)
     state = rule.init(x)
     assert np.isinf(float(state.value)) and np.isinf(float(state.reference))
-    out, state, _, _ = one_update(rule, x, f)
+    out, state, _, _ = jitted_update(rule, x, f)
     # x_1 = 3 - t 6 with t = 1/2 (t = 1 goes to -3: no decrease): x_1 = 0, f(x_1) = 0.
     assert float(state.info.step) == 0.5 and float(state.value) == float(f(x + out)) == 0.0
     # C_1 = (eta Q_0 C_0 + f(x_1)) / (eta Q_0 + 1) with Q_0 = 1, C_0 = f(x_0) = 9.
@@ -397,7 +403,7 @@ def test_exhausted_budget_gives_step_zero_then_starts_smaller(name):
     for _ in range(6):
         state = rule.init(x) if state is None else state
         starts.append(float(state.start))
-        out, state, _, _ = one_update(rule, x, f, state=state)
+        out, state, _, _ = jitted_update(rule, x, f, state=state)
         steps.append(float(state.info.step))
         if steps[-1] == 0:
             assert state.info.status == S.MAX_EVALS
