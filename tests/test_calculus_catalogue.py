@@ -95,9 +95,9 @@ def _results(dtype_name: str, names: tuple[str, ...] = tuple(NAMES)) -> dict:
         for start in range(0, len(missing), CHUNK):
             entries = [entry(name) for name in missing[start : start + CHUNK]]
             rows = jnp.asarray([NAMES.index(e.name) for e in entries])
-            outs = fast_jit(functools.partial(run, entries))(z[rows])
+            outs = jax.device_get(fast_jit(functools.partial(run, entries))(z[rows]))
             for e, out in zip(entries, outs, strict=True):
-                _RESULTS[dtype_name, e.name] = jax.tree.map(np.asarray, out)
+                _RESULTS[dtype_name, e.name] = out
     return {name: _RESULTS[dtype_name, name] for name in names}
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import jaxls._src.calculus.derive as derive_module
 from jaxls.calculus import CATALOGUE, DerivationError, Formula, derive, operator_count
+from tests.ad_zoo import fast_jit
 
 
 def _data(dtype=jnp.float32, n=4):
@@ -107,7 +108,7 @@ def test_hessian(fun, spec, want):
     assert formula.text == want
     assert formula.order == 2
     np.testing.assert_allclose(
-        formula.evaluate(*args), jax.hessian(fun)(*args), rtol=2e-4, atol=2e-4
+        formula.evaluate(*args), fast_jit(jax.hessian(fun))(*args), rtol=2e-4, atol=2e-4
     )
 
 
@@ -115,7 +116,9 @@ def test_hessian_of_a_scalar_argument():
     fun = lambda t, a: jnp.sin(a * t) * t
     args = (jnp.float32(0.7), jnp.float32(2.0))
     formula = derive(fun, *args, order=2)
-    np.testing.assert_allclose(formula.evaluate(*args), jax.hessian(fun)(*args), rtol=1e-5)
+    np.testing.assert_allclose(
+        formula.evaluate(*args), fast_jit(jax.hessian(fun))(*args), rtol=1e-5
+    )
 
 
 def test_hessian_in_a_matrix_is_refused():
@@ -173,9 +176,11 @@ def test_evaluate_matches_jax_grad(k, dtype):
     got = formula.evaluate(*args)
     assert got.dtype == dtype
     rtol = 1e-4 if dtype == jnp.float32 else 1e-10
-    np.testing.assert_allclose(got, jax.grad(fun)(*args), rtol=rtol, atol=rtol)
-    # evaluate composes with jit
-    np.testing.assert_allclose(jax.jit(formula.evaluate)(*args), got, rtol=rtol, atol=rtol)
+    # evaluate composes with jit; jax.grad in the same program (eagerly, its operations
+    # would be compiled one by one)
+    jitted, want = fast_jit(lambda *a: (formula.evaluate(*a), jax.grad(fun)(*a)))(*args)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(jitted, got, rtol=rtol, atol=rtol)
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -247,8 +252,13 @@ def _compiled(fun, *args):
 def derived():
     """Every catalogue entry with a gradient, derived once from its function."""
     entries = [e for e in CATALOGUE if e.grad is not None]
-    key = jax.random.key(0)
-    samples = _compiled(lambda k: [e.sample(k, jnp.float32) for e in entries], key)
+    draws = sorted({e.sample.draws for e in entries})
+
+    def sample(key):  # e.sample(key, dtype), the normals of each size drawn once
+        normals = {n: jax.random.normal(key, (n,), jnp.float32) for n in draws}
+        return [e.sample.transform(normals[e.sample.draws]) for e in entries]
+
+    samples = _compiled(sample, jax.random.key(0))
     return {
         e.name: (e, args, derive(e.fun, *args)) for e, args in zip(entries, samples, strict=True)
     }
