@@ -45,7 +45,8 @@ TRI_FLAGS = ("left_side", "lower", "transpose_a", "conjugate_a", "unit_diagonal"
 
 
 # ------------------------------------------------------------------------------------------
-# Random, well-conditioned data.
+# Random, well-conditioned data: made in NumPy, put on the device by `jax.device_put` (an
+# eager `jnp.asarray` of a NumPy array compiles a copy for each shape and dtype).
 
 
 def _normal(rng, shape, dtype):
@@ -68,7 +69,7 @@ def _general(rng, shape, dtype):
     for _ in range(int(np.prod(batch, dtype=int))):
         s = rng.uniform(1.0, 3.0, k)
         mats.append(_unitary(rng, m, dtype)[:, :k] * s @ _unitary(rng, n, dtype)[:k, :])
-    return jnp.asarray(np.reshape(mats, shape).astype(dtype))
+    return jax.device_put(np.reshape(mats, shape).astype(dtype))
 
 
 def _hermitian(rng, shape, dtype):
@@ -79,7 +80,7 @@ def _hermitian(rng, shape, dtype):
         s = np.linspace(1.0, 3.0, n) + rng.uniform(-0.1, 0.1, n)
         q = _unitary(rng, n, dtype)
         mats.append((q * s) @ q.conj().T)
-    return jnp.asarray(np.reshape(mats, shape).astype(dtype))
+    return jax.device_put(np.reshape(mats, shape).astype(dtype))
 
 
 def _triangular(rng, shape, dtype, lower, unit_diagonal):
@@ -92,7 +93,7 @@ def _triangular(rng, shape, dtype, lower, unit_diagonal):
     junk = 100 * _normal(rng, shape, dtype)
     keep = np.tril(np.ones((n, n), bool), -int(unit_diagonal))
     keep = keep if lower else keep.T
-    return jnp.asarray(np.where(keep, x, junk).astype(dtype))
+    return jax.device_put(np.where(keep, x, junk).astype(dtype))
 
 
 # ------------------------------------------------------------------------------------------
@@ -127,8 +128,10 @@ def check_rules(prim, primals, params=None, *, argnums=(0,), seed=0):
     bind = lambda *xs: _as_list(prim.bind(*xs, **params), prim)
     out_avals = jax.eval_shape(bind, *primals)
     floats = [i for i, o in enumerate(out_avals) if jnp.issubdtype(o.dtype, jnp.inexact)]
-    tans = tuple(jnp.asarray(_normal(rng, primals[i].shape, primals[i].dtype)) for i in argnums)
-    cts = tuple(jnp.asarray(_normal(rng, out_avals[i].shape, out_avals[i].dtype)) for i in floats)
+    tans = tuple(jax.device_put(_normal(rng, primals[i].shape, primals[i].dtype)) for i in argnums)
+    cts = tuple(
+        jax.device_put(_normal(rng, out_avals[i].shape, out_avals[i].dtype)) for i in floats
+    )
 
     @fast_jit
     def compute(primals, tans, cts):
@@ -234,7 +237,7 @@ def test_lu_zero_cotangent_and_tangent():
 def test_lu_jvp_finite_differences(shape):
     rng = np.random.default_rng(4)
     a = _general(rng, shape, F64)
-    da = jnp.asarray(_normal(rng, shape, F64))
+    da = jax.device_put(_normal(rng, shape, F64))
     lu = lambda x: lax_linalg.lu_p.bind(x)[0]
     jvp = lambda p, t: jvp_rules["lu"](p, t, list(lax_linalg.lu_p.bind(*p)))[0]
     check_finite_differences(lu, jvp, (a,), (da,))
@@ -247,7 +250,7 @@ def test_lu_log_abs_det(shape):
     is A^{-T} and its derivative along dA is trace(A^{-1} dA)."""
     rng = np.random.default_rng(5)
     a = _general(rng, shape, F64)
-    da = jnp.asarray(_normal(rng, shape, F64))
+    da = jax.device_put(_normal(rng, shape, F64))
 
     @fast_jit
     def grad_and_slope(a, da):
@@ -278,7 +281,7 @@ def _tri_case(shape_a, n_rhs, dtype, flags, seed=0):
     a = _triangular(rng, shape_a, dtype, flags["lower"], flags["unit_diagonal"])
     m = shape_a[-1]
     b_core = (m, n_rhs) if flags["left_side"] else (n_rhs, m)
-    b = jnp.asarray(_normal(rng, (*shape_a[:-2], *b_core), dtype))
+    b = jax.device_put(_normal(rng, (*shape_a[:-2], *b_core), dtype))
     return a, b
 
 
@@ -346,7 +349,7 @@ def test_triangular_solve_jvp_finite_differences():
                  unit_diagonal=True)  # fmt: skip
     rng = np.random.default_rng(6)
     a, b = _tri_case((2, 4, 4), 3, F64, flags, seed=6)
-    da, db = (jnp.asarray(_normal(rng, x.shape, F64)) for x in (a, b))
+    da, db = (jax.device_put(_normal(rng, x.shape, F64)) for x in (a, b))
     solve = lambda a, b: lax_linalg.triangular_solve_p.bind(a, b, **flags)
     jvp = lambda p, t: jvp_rules["triangular_solve"](p, t, solve(*p), **flags)
     check_finite_differences(solve, jvp, (a, b), (da, db))
@@ -374,7 +377,7 @@ def test_cholesky_conventions():
     (A_bar + A_bar^T) / 2; cotangents above the diagonal of the output are ignored."""
     rng = np.random.default_rng(9)
     a = _hermitian(rng, (4, 4), F32)
-    da, l_bar = (jnp.asarray(_normal(rng, (4, 4), F32)) for _ in range(2))
+    da, l_bar = (jax.device_put(_normal(rng, (4, 4), F32)) for _ in range(2))
 
     @fast_jit
     def compute(a, da, l_bar):
@@ -399,7 +402,7 @@ def test_cholesky_jvp_finite_differences():
     rng = np.random.default_rng(10)
     a = _hermitian(rng, (2, 4, 4), F64)
     da = _normal(rng, (2, 4, 4), F64)
-    da = jnp.asarray(da + np.swapaxes(da, -1, -2))
+    da = jax.device_put(da + np.swapaxes(da, -1, -2))
     chol = lambda x: jnp.tril(lax_linalg.cholesky_p.bind(x))
     jvp = lambda p, t: jvp_rules["cholesky"](p, t, lax_linalg.cholesky_p.bind(*p))
     check_finite_differences(chol, jvp, (a,), (da,))
@@ -450,7 +453,7 @@ def _separated(rng, shape, dtype):
     for _ in range(int(np.prod(batch, dtype=int))):
         s = np.linspace(1.0, 3.0, k) + rng.uniform(-0.25, 0.25, k) / k
         mats.append(_unitary(rng, m, dtype)[:, :k] * s @ _unitary(rng, n, dtype)[:k, :])
-    return jnp.asarray(np.reshape(mats, shape).astype(dtype))
+    return jax.device_put(np.reshape(mats, shape).astype(dtype))
 
 
 SVD_SHAPES = [(4, 3), (3, 5), (3, 3), (2, 4, 3)]
@@ -552,7 +555,7 @@ def _tridiagonal(rng, batch, m, n_rhs, dtype):
     dl, du = (np.clip(_normal(rng, shape, dtype), -0.7, 0.7) for _ in range(2))
     dl[..., 0], du[..., -1] = 100, -100
     b = _normal(rng, (*batch, m, n_rhs), dtype)
-    return tuple(jnp.asarray(x.astype(dtype)) for x in (dl, d, du, b))
+    return tuple(jax.device_put(x.astype(dtype)) for x in (dl, d, du, b))
 
 
 @pytest.mark.parametrize(
@@ -590,7 +593,7 @@ def test_tridiagonal_solve_some_arguments(argnums):
 def test_tridiagonal_solve_jvp_finite_differences():
     rng = np.random.default_rng(34)
     primals = _tridiagonal(rng, (2,), 5, 3, F64)
-    tangents = tuple(jnp.asarray(_normal(rng, x.shape, F64)) for x in primals)
+    tangents = tuple(jax.device_put(_normal(rng, x.shape, F64)) for x in primals)
     solve = lambda *xs: lax_linalg.tridiagonal_solve_p.bind(*xs, **TRIDIAGONAL_PARAMS)
     rule = jvp_rules["tridiagonal_solve"]
     jvp = lambda p, t: rule(p, t, solve(*p), **TRIDIAGONAL_PARAMS)
@@ -641,7 +644,7 @@ def _nonsymmetric(rng, shape, dtype):
                 d[k : k + 2, k : k + 2] = [[centres[k], b], [-b, centres[k]]]
         x = np.eye(n) + 0.3 * _normal(rng, (n, n), dtype) / np.sqrt(n)
         mats.append(x @ d @ np.linalg.inv(x))
-    return jnp.asarray(np.reshape(mats, shape).astype(dtype))
+    return jax.device_put(np.reshape(mats, shape).astype(dtype))
 
 
 @pytest.mark.parametrize(
@@ -678,7 +681,7 @@ def test_eig_jvp_finite_differences(dtype):
     rule differentiates, checked on the primitive itself: an oracle independent of jax."""
     rng = np.random.default_rng(43)
     a = _nonsymmetric(rng, (4, 4), dtype)
-    da = jnp.asarray(_normal(rng, (4, 4), dtype))
+    da = jax.device_put(_normal(rng, (4, 4), dtype))
     params = _eig_params(True, True)
     eig = lambda x: jnp.stack(lax_linalg.eig_p.bind(x, **params)[1:])
     jvp = lambda p, t: jnp.stack(
@@ -694,9 +697,9 @@ def test_eigvals_of_a_large_matrix_keep_the_primal_order():
     eigenvalues the interpreter has (jax.jvp returns the recomputed, reordered ones)."""
     rng = np.random.default_rng(44)
     n = 160
-    a = jnp.asarray(rng.standard_normal((n, n)))
-    da = jnp.asarray(rng.standard_normal((n, n)))
-    ct = jnp.asarray(_normal(rng, (n,), C128))
+    a = jax.device_put(rng.standard_normal((n, n)))
+    da = jax.device_put(rng.standard_normal((n, n)))
+    ct = jax.device_put(_normal(rng, (n,), C128))
     params = _eig_params(False, False)
 
     @fast_jit
@@ -806,13 +809,13 @@ def _cases(dtype=F32):
     tri_flags = dict(left_side=True, lower=True, transpose_a=False, conjugate_a=False,
                      unit_diagonal=False)  # fmt: skip
     a_tri, b_tri = _tri_case(shape, 2, dtype, tri_flags)
-    rand = lambda x: jnp.asarray(_normal(rng, x.shape, dtype))
+    rand = lambda x: jax.device_put(_normal(rng, x.shape, dtype))
     general, spd = _general(rng, shape, dtype), _hermitian(rng, shape, dtype)
     tall = _separated(rng, (2, 4, 3), dtype)
     svd_params = SVD_PARAMS | {"compute_uv": True}
-    s_ct = jnp.asarray(rng.standard_normal((2, 3)), jnp.real(tall).dtype)
+    s_ct = jax.device_put(rng.standard_normal((2, 3)).astype(jax.eval_shape(jnp.real, tall).dtype))
     nonsymmetric = _nonsymmetric(rng, shape, dtype)
-    complex_ct = lambda shape: jnp.asarray(_normal(rng, shape, np.complex64))
+    complex_ct = lambda shape: jax.device_put(_normal(rng, shape, np.complex64))
     tri = _tridiagonal(rng, (2,), 4, 3, dtype)
     return {
         "eig": (
@@ -862,11 +865,14 @@ def _rules_fn(name, params):
 
 @pytest.mark.parametrize("name", sorted(PRIMS))
 def test_rules_under_jit_and_vmap(name):
+    """Both rules on a batch of two, eagerly (the reference), under `jax.jit`, and under
+    `jax.vmap` over the batch (in a `fast_jit`: run op by op, it compiled each batched
+    operation)."""
     primals, tangents, cts, params = _cases()[name]
     fn = _rules_fn(name, params)
     eager = fn(primals, tangents, cts)
     jitted = fast_jit(fn)(primals, tangents, cts)
-    vmapped = jax.vmap(fn)(primals, tangents, cts)
+    vmapped = fast_jit(jax.vmap(fn))(primals, tangents, cts)
     for got in (jitted, vmapped):
         jax.tree.map(
             functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-5), got, eager

@@ -40,7 +40,7 @@ def check_against_jax(f, args, argnums=(0,), *, hessian=True, rtol=None):
     """jaxls's ``jvp``, ``vjp`` and (``hessian``) Hessian of ``w . f`` in ``argnums`` against
     jax's, all in one `fast_jit`; the arguments not in ``argnums`` are held fixed. Returns
     jaxls's results, for further checks."""
-    args = tuple(jnp.asarray(a) for a in args)
+    args = tuple(jax.device_put(a) for a in args)  # (`jnp.asarray` compiles a copy per shape)
     dtype = args[argnums[0]].dtype.type
     rtol = RTOL[dtype] if rtol is None else rtol
 
@@ -232,20 +232,20 @@ def test_reduce_argmax_output_is_integer():
     pairwise tree JAX uses, with its tie-breaking by index)."""
     x = jnp.asarray(TIES, F32)
     f = lambda x: _argmax_pair(x, lax.broadcasted_iota(np.int32, x.shape, 1))
-    (_, i), (_, ti) = ad.jvp(f, (x,), (jnp.ones_like(x),))
+    both = lambda x: (ad.jvp(f, (x,), (jnp.ones_like(x),)), ad.grad(lambda x: jnp.sum(f(x)[0]))(x))
+    ((_, i), (_, ti)), grad = fast_jit(both)(x)
     np.testing.assert_array_equal(i, [1, 0, 2])
     assert ti.dtype == jax.dtypes.float0
-    grad = ad.grad(lambda x: jnp.sum(f(x)[0]))(x)
     np.testing.assert_array_equal(grad, np.eye(5)[[1, 0, 2]])
 
 
 def test_reduce_under_vmap_and_eagerly():
     x = jnp.asarray(_rng.uniform(0.5, 1.5, (4, 3, 2, 5)), F32)
     g = lambda x: jnp.sum(_sum_and_product(x)[1])
-    np.testing.assert_allclose(
-        jax.jit(jax.vmap(ad.grad(g)))(x), jax.vmap(jax.grad(g))(x), rtol=RTOL[F32]
-    )
-    np.testing.assert_allclose(ad.grad(g)(x[0]), jax.grad(g)(x[0]), rtol=RTOL[F32])
+    # jax's derivatives (the oracles) in one program; jaxls's under jit of vmap, and eagerly.
+    batched, single = fast_jit(lambda x: (jax.vmap(jax.grad(g))(x), jax.grad(g)(x[0])))(x)
+    np.testing.assert_allclose(jax.jit(jax.vmap(ad.grad(g)))(x), batched, rtol=RTOL[F32])
+    np.testing.assert_allclose(ad.grad(g)(x[0]), single, rtol=RTOL[F32])
 
 
 def test_reduce_with_a_differentiated_initial_value_is_refused_like_jax():
@@ -384,13 +384,17 @@ def test_random_gamma_grad_reverse_mode_eagerly_or_with_a_bound():
     the bounded loops under jit)."""
     a, x = jnp.array([0.5, 3.0]), jnp.array([1.0, 2.0])
     f = lambda a: lax.random_gamma_grad(a, x)
-    ours = ad.jvp(f, (a,), (jnp.ones_like(a),))
-    theirs = jax.jvp(f, (a,), (jnp.ones_like(a),))
-    close(ours, theirs, RTOL[F32])
     loss = lambda a: jnp.sum(f(a))
+    tangent = jnp.ones_like(a)
+
+    @fast_jit  # forward mode, jaxls's and jax's, and jax's forward-mode gradient (the oracle)
+    def forward_mode(a, tangent):
+        return ad.jvp(f, (a,), (tangent,)), jax.jvp(f, (a,), (tangent,)), jax.jacfwd(loss)(a)
+
+    ours, theirs, forward = forward_mode(a, tangent)
+    close(ours, theirs, RTOL[F32])
     with pytest.raises(ValueError, match="Reverse-mode differentiation does not work"):
         jax.grad(loss)(a)
-    forward = jax.jacfwd(loss)(a)  # jax's forward mode: the oracle
     close(ad.grad(loss)(a), forward, 1e-5)
     with pytest.raises(NotImplementedError, match="while_loop"):
         jax.jit(ad.grad(loss))(a)

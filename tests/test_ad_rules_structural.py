@@ -627,8 +627,10 @@ def _equation(case, dtype):
 
 
 def random_like(x, seed):
+    """Standard normal values like ``x``, rounded to its dtype on the host (as XLA would,
+    without compiling a conversion per shape), as a JAX array (the rules run eagerly too)."""
     rng = np.random.default_rng(seed)
-    return jnp.asarray(rng.standard_normal(np.shape(x)), x.dtype)
+    return jax.device_put(rng.standard_normal(np.shape(x)).astype(x.dtype))
 
 
 def random_tangents(eqn, seed=1):
@@ -853,19 +855,25 @@ def test_pad_random_configurations(operands):
 
 
 def _stack(trees):
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+    """The examples stacked on the host (NumPy: an eager `jnp.stack` compiles per shape)."""
+    return jax.tree.map(lambda *xs: np.stack(xs), *jax.device_get(trees))
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.id in _LOW], ids=repr)
 def test_rules_eager_and_under_jit_of_vmap(case):
     """The rules run eagerly on two examples (concrete arrays: no deprecated conversions)
     equal jit(vmap(rules)) over the stacked primals, outputs, tangents and cotangents. (On
-    a case per primitive and the rounding-prone ones: eager runs compile op by op.)"""
+    a case per primitive and the rounding-prone ones: eager runs compile op by op; the
+    examples are made, and the batched results compared, in NumPy.)"""
     eqn = equation(case, F32)
     examples = []
     for k in range(2):
+        # The float32 arithmetic jnp would do, in NumPy (Python floats are weak in both);
+        # `jax.device_put`, not `jnp.asarray`, which compiles a copy per shape.
         primals = tuple(
-            p + 0.01 * k * random_like(p, 50 + i) if is_float(p) else jnp.asarray(p)
+            jax.device_put(np.asarray(p) + 0.01 * k * np.asarray(random_like(p, 50 + i)))
+            if is_float(p)
+            else jax.device_put(p)
             for i, p in enumerate(eqn.primals)
         )
         out = eqn.bind(*primals)
@@ -874,7 +882,7 @@ def test_rules_eager_and_under_jit_of_vmap(case):
     def rules(p, t, o, c):
         return as_list(eqn, call_jvp(eqn, p, t, o)), call_vjp(eqn, c, p, o)
 
-    batched = fast_jit(jax.vmap(rules))(*_stack(examples))
+    batched = jax.device_get(fast_jit(jax.vmap(rules))(*_stack(examples)))
     for k, example in enumerate(examples):
         single = rules(*example)
         flat_batched, tree_batched = jax.tree.flatten(batched, is_leaf=lambda x: x is None)
