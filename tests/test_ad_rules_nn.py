@@ -265,7 +265,9 @@ def test_cnn_trained_with_jaxls_grad_equals_jax_grad():
     images, labels = synthetic_images()
 
     batches = [(images, labels)] * 10
-    ours, theirs = (sgd_losses(g, cnn_loss, params, batches, 0.1) for g in (ad.grad, jax.grad))
+    ours, theirs = (
+        sgd_losses(g, cnn_loss, params, batches, 0.1, jit=fast_jit) for g in (ad.grad, jax.grad)
+    )
     np.testing.assert_allclose(ours, theirs, rtol=1e-4)
     assert ours[-1] < 0.8 * ours[0]
 
@@ -362,7 +364,8 @@ def test_transformer_trained_with_jaxls_grad_equals_jax_grad():
 
     batches = [(tokens, key) for key in jax.random.split(jax.random.key(2), 10)]
     ours, theirs = (
-        sgd_losses(g, transformer_loss, params, batches, 0.3) for g in (ad.grad, jax.grad)
+        sgd_losses(g, transformer_loss, params, batches, 0.3, jit=fast_jit)
+        for g in (ad.grad, jax.grad)
     )
     np.testing.assert_allclose(ours, theirs, rtol=1e-4)
     assert ours[-1] < 0.8 * ours[0]
