@@ -178,19 +178,24 @@ float16 kernels on CPU (`NotImplementedError: Unsupported dtype bfloat16`), in j
 
 
 def cases(dtype=jnp.float32) -> list[Case]:
-    r = _rng(0)
-    a = lambda *shape: jnp.asarray(r.normal(size=shape), dtype)
+    # The data are made in NumPy, in ``dtype``, and put on the device: the values JAX's
+    # eager operations gave (each draw rounded once; exact sums, signs and halvings),
+    # without compiling an operation for each shape.
+    r, dtype = _rng(0), np.dtype(dtype)
+    n = lambda *shape: r.normal(size=shape).astype(dtype)
+    put = jax.device_put
+    a = lambda *shape: put(n(*shape))
     X = a(20, 5)
-    y = jnp.sign(a(20))
+    y = put(np.sign(n(20)))
     labels = jnp.asarray(r.integers(0, 3, size=20))
-    spd = a(4, 4) + 4 * jnp.eye(4, dtype=dtype)
-    mlp_params = [
-        {"w": a(5, 8) / 2, "b": a(8) / 4},
-        {"w": a(8, 8) / 3, "b": a(8) / 4},
-        {"w": a(8, 3) / 3, "b": a(3) / 4},
+    spd = put(n(4, 4) + 4 * np.eye(4, dtype=dtype))
+    mlp_params = [  # a division by 3 on the device, as before: XLA multiplies by 1/3
+        {"w": put(n(5, 8) / 2), "b": put(n(8) / 4)},
+        {"w": a(8, 8) / 3, "b": put(n(8) / 4)},
+        {"w": a(8, 3) / 3, "b": put(n(3) / 4)},
     ]
     return [
-        Case("lecture", lecture, (jnp.asarray(2.0, dtype), jnp.asarray(5.0, dtype))),
+        Case("lecture", lecture, put((np.asarray(2.0, dtype), np.asarray(5.0, dtype)))),
         Case("rosenbrock", rosenbrock, (a(6),)),
         Case("logistic", lambda w: logistic_loss(w, X, y), (a(5),)),
         Case("softmax_xent", lambda W: softmax_xent(W, X, labels), (a(5, 3),)),
@@ -198,13 +203,13 @@ def cases(dtype=jnp.float32) -> list[Case]:
         Case("logdet", logdet, (spd,)),
         Case("solve_inv", solve_inv, (spd, a(4))),
         Case("cholesky", cholesky_logdet, (a(4, 4),)),
-        Case("rnn", rnn, ((a(4, 4) / 2, a(4, 3) / 2), a(6, 3))),
-        Case("kinks", kinks, (jnp.asarray([-1.3, -0.7, 0.2, 0.45, 0.9, 1.6], dtype),)),
+        Case("rnn", rnn, (put((n(4, 4) / 2, n(4, 3) / 2)), a(6, 3))),
+        Case("kinks", kinks, (put(np.asarray([-1.3, -0.7, 0.2, 0.45, 0.9, 1.6], dtype)),)),
         Case("indexing", indexing, (a(8),)),
-        Case("trig", trig, (jnp.asarray(r.uniform(0.1, 1.5, size=7), dtype),)),
+        Case("trig", trig, (put(r.uniform(0.1, 1.5, size=7).astype(dtype)),)),
         Case("pytree_out", pytree_out, ({"w": a(3), "b": a(2)},), scalar=False),
         Case("nested_jit", nested_jit, (a(4),)),
-        Case("cond", cond_fn, (a(3) + 1.0,)),
+        Case("cond", cond_fn, (put(n(3) + 1.0),)),
         Case("checkpoint", checkpointed, (a(4),)),
     ]
 
