@@ -189,7 +189,7 @@ def cases(dtype=jnp.float32) -> list[Case]:
     y = put(np.sign(n(20)))
     labels = jnp.asarray(r.integers(0, 3, size=20))
     spd = put(n(4, 4) + 4 * np.eye(4, dtype=dtype))
-    mlp_params = [  # a division by 3 on the device, as before: XLA multiplies by 1/3
+    mlp_params = [  # divided by 3 on the device, as before: NumPy's differs by an ulp
         {"w": put(n(5, 8) / 2), "b": put(n(8) / 4)},
         {"w": a(8, 8) / 3, "b": put(n(8) / 4)},
         {"w": a(8, 3) / 3, "b": put(n(3) / 4)},
