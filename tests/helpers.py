@@ -189,7 +189,7 @@ def zoo_rows(problems, objective=lambda problem: problem.fun):
     Under `jax.vmap` this computes what `zoo_batch`'s `lax.switch` does (a batched
     ``switch`` is a ``select_n`` of every branch, each evaluated for every member), bit for
     bit, but compiles 2.5 times faster in a fixed-budget search: XLA copies the chain of
-    ``select``s into the fusion of every problem's evaluation, in each unrolled step.
+    ``select``s into the fusion of every problem's evaluation, in each step.
     """
     funs = [objective(problem) for problem in problems]
     return lambda x, i: jnp.stack([f(x) for f in funs])[i]

@@ -6,8 +6,8 @@ same step runs in two drivers:
 
 * `run_while`: a `lax.while_loop` that stops when the tolerance is met or `max_evals` is
   spent (the default; under `vmap`, JAX freezes finished members by selecting their carry);
-* `run_fixed`: a `lax.scan` of a static number of steps (the fixed-budget mode), several
-  steps unrolled per iteration, finished members frozen.
+* `run_fixed`: a `lax.scan` of a static number of steps (the fixed-budget mode), one step
+  per iteration, finished members frozen.
 
 Dtypes: a search works in the floating dtype of its bounds promoted with the dtype of the
 objective's value (an integer or boolean value counts as the bounds' dtype); points, bounds
