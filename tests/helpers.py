@@ -78,10 +78,13 @@ def while_bodies(jaxpr) -> list:
 
 
 def check_fixed_budget_loop(jaxpr, marker: str, length: int) -> None:
-    """A fixed budget is one `scan` of ``length`` steps, one evaluation each, no `while`."""
+    """A fixed budget is one `scan` of ``length`` steps, one evaluation each, no `while`;
+    one step per loop iteration (unrolled, each step is copied into every fusion of the
+    state's fields: 3-4 times the compile time, benchmarks/README.md)."""
     assert while_bodies(jaxpr) == []
     (scan,) = loop_eqns(jaxpr, "scan")
     assert scan.params["length"] == length
+    assert scan.params["unroll"] == 1, scan.params["unroll"]
     assert count_primitive(scan.params["jaxpr"], marker) == 1
     assert count_primitive(jaxpr, marker) == 1
     assert count_primitive(jaxpr, "cond") == 0
