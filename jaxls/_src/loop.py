@@ -50,7 +50,7 @@ def run_fixed(step: Callable, state, length: int, xs=None):
     CPU (golden section and Fibonacci, float64, a budget of 33 steps, the lecture's problem
     of benchmarks/exact.py, JAX's default XLA options): against 4 steps per iteration, one
     step compiles in 0.13-0.20 s instead of 0.43-0.72 s, a single problem runs 2-3.5 times
-    faster and 10^6 problems 10-25% faster (2.1-2.4 million problems/s). A fully unrolled
+    faster and 10^6 problems 6-25% faster (2.1-2.4 million problems/s). A fully unrolled
     Python loop took 15 s to compile at 10 steps, and unrolling with a barrier after each
     step ran 5 times slower than the scan, its fusions growing with the step count.
     """
