@@ -8,7 +8,9 @@ writes one JSON file per process (per xdist worker) into ``$COMPILE_PROFILE_OUT`
         python3 -m pytest -q -p compile_profile tests/test_interval.py
 
 As a script, it reports such a folder, the costliest first, by test, by test function (the
-parametrisations together) or by file::
+parametrisations together), by file, or by program (the name of the function compiled, or of
+the primitive for an operation run eagerly: how many programs of that name, and their
+seconds of tracing, lowering and compiling)::
 
     python3 benchmarks/compile_profile.py /tmp/profile --by file
 
@@ -35,13 +37,22 @@ COLUMNS = ("cpu", "trace", "lower", "compile")
 
 _current = ["<collection>"]
 _stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+# Per test, the programs compiled by name (the jitted function's, or the primitive's for an
+# operation run eagerly): "name" -> number, "name:s" -> seconds of tracing, lowering, compiling.
+_programs: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 
 
-def _record(event: str, duration: float, **_) -> None:
+def _record(event: str, duration: float, fun_name: str = "?", **_) -> None:
     key = EVENTS.get(event)
     if key is not None:
+        # Tracing names the function ``f``, lowering and compiling ``jit(f)``.
+        if fun_name.startswith("jit(") and fun_name.endswith(")"):
+            fun_name = fun_name[4:-1]
         _stats[_current[0]][key] += duration
         _stats[_current[0]][key + "_count"] += 1
+        _programs[_current[0]][f"{fun_name}:s"] += duration
+        if key == "compile":
+            _programs[_current[0]][fun_name] += 1
 
 
 def pytest_configure(config) -> None:
@@ -66,6 +77,7 @@ def pytest_unconfigure(config) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     (folder / f"{worker}.json").write_text(json.dumps(_stats))
+    (folder / f"{worker}.programs").write_text(json.dumps(_programs))
 
 
 def _group(nodeid: str, by: str) -> str:
@@ -100,13 +112,30 @@ def report(folder: str, by: str = "test", rows: int = 40) -> str:
     return "\n".join(lines)
 
 
+def programs(folder: str, rows: int = 40) -> str:
+    """The programs compiled, by name: how many, and their seconds of tracing, lowering and
+    compiling together; then the tests that compiled most."""
+    names: collections.Counter = collections.Counter()
+    for path in sorted(pathlib.Path(folder).glob("*.programs")):
+        for counts in json.loads(path.read_text()).values():
+            names.update(counts)
+    seconds = {k.removesuffix(":s"): v for k, v in names.items() if k.endswith(":s")}
+    lines = [f"{'program':60s} {'compiled':>8s} {'seconds':>8s}"]
+    for name, value in sorted(seconds.items(), key=lambda item: -item[1])[:rows]:
+        lines.append(f"{name[:60]:60s} {names[name]:8d} {value:8.1f}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", help="the COMPILE_PROFILE_OUT of a profiled run")
-    parser.add_argument("--by", choices=("test", "function", "file"), default="test")
+    parser.add_argument("--by", choices=("test", "function", "file", "program"), default="test")
     parser.add_argument("--rows", type=int, default=40)
     args = parser.parse_args()
-    print(report(args.folder, args.by, args.rows))
+    if args.by == "program":
+        print(programs(args.folder, args.rows))
+    else:
+        print(report(args.folder, args.by, args.rows))
 
 
 if __name__ == "__main__":
