@@ -113,8 +113,8 @@ def report(folder: str, by: str = "test", rows: int = 40) -> str:
 
 
 def programs(folder: str, rows: int = 40) -> str:
-    """The programs compiled, by name: how many, and their seconds of tracing, lowering and
-    compiling together; then the tests that compiled most."""
+    """The programs compiled, by name, the costliest first: how many were compiled, and
+    their seconds of tracing, lowering and compiling together."""
     names: collections.Counter = collections.Counter()
     for path in sorted(pathlib.Path(folder).glob("*.programs")):
         for counts in json.loads(path.read_text()).values():
