@@ -23,8 +23,17 @@
   (`pytest_configure`): a program that two tests of a worker compile alike (the same HLO
   from different closures) is compiled once. The executables are the same, so the results
   are too.
+* One MLIR context per process for JAX's lowerings (`_one_mlir_context`): JAX makes a new
+  context, and loads its dialects into it, for each of the suite's ~9,000 programs. The
+  lowered modules are the same, so the programs and results are too
+  (tests/test_suite_settings.py); the suite takes 15% less CPU and half the memory
+  (benchmarks/README.md).
+
+``JAXLS_XLA_DEFAULTS=1`` turns off all three (XLA's options, the cache and the shared MLIR
+context): JAX and XLA as users run them.
 """
 
+import functools
 import os
 import shutil
 import tempfile
@@ -48,6 +57,32 @@ from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_enable_x64", False)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def _one_mlir_context() -> None:
+    """Make JAX lower every program of this process in one MLIR context instead of a new
+    one each: `jax._src.interpreters.mlir.make_ir_context`, which every lowering calls,
+    returns the same context (JAX's own function stays as its ``__wrapped__``;
+    tests/test_suite_settings.py checks that the lowered modules are the same). A JAX
+    without that function keeps its own behaviour, and the suite runs slower."""
+    from jax._src.interpreters import mlir
+
+    make = getattr(mlir, "make_ir_context", None)
+    if make is None:
+        return
+
+    @functools.wraps(make)
+    def the_context():
+        if not made:
+            made.append(make())
+        return made[0]
+
+    made: list = []
+    mlir.make_ir_context = the_context
+
+
+if os.environ.get("JAXLS_XLA_DEFAULTS") != "1":
+    _one_mlir_context()
 
 settings.register_profile(
     "default",
