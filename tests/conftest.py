@@ -64,7 +64,8 @@ def _one_mlir_context() -> None:
     one each: `jax._src.interpreters.mlir.make_ir_context`, which every lowering calls,
     returns the same context (JAX's own function stays as its ``__wrapped__``;
     tests/test_suite_settings.py checks that the lowered modules are the same). A JAX
-    without that function keeps its own behaviour, and the suite runs slower."""
+    without that function keeps its own behaviour: the suite runs, slower, and
+    tests/test_suite_settings.py fails, so that the change is seen."""
     from jax._src.interpreters import mlir
 
     make = getattr(mlir, "make_ir_context", None)
