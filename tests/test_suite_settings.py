@@ -24,8 +24,8 @@ DEFAULTS = os.environ.get("JAXLS_XLA_DEFAULTS") == "1"
 
 
 def _programs():
-    """Programs of the kinds the suite lowers: searches alone and batched, an optimiser's
-    loop, a custom derivative, an eager operation's program."""
+    """Programs of the kinds the suite lowers: a search alone, a search batched, a custom
+    derivative, an eager operation's program."""
     quartic = lambda x: jnp.sum(x**4) / 4 - jnp.sum(x)
     x = jnp.array([0.0, 0.5])
     return {
