@@ -71,6 +71,7 @@ def _one_mlir_context() -> None:
     make = getattr(mlir, "make_ir_context", None)
     if make is None:
         return
+    made: list = []  # the process's context, once made
 
     @functools.wraps(make)
     def the_context():
@@ -78,7 +79,6 @@ def _one_mlir_context() -> None:
             made.append(make())
         return made[0]
 
-    made: list = []
     mlir.make_ir_context = the_context
 
 
